@@ -1,0 +1,35 @@
+"""`python -m devkit COMMAND ...`: run and measure spaceflow off Azure. Never deployed."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# command -> module exposing add_arguments(parser) and main(args) -> int; imported only when chosen so that
+# one command's heavy imports do not slow the others.
+COMMANDS = {
+    "serve": ("devkit.serve", "emulators and the app on loopback until Ctrl-C"),
+    "emulators": ("devkit.emulators.cli", "start only the emulators (Azurite, Cosmos) until Ctrl-C"),
+    "eval-positioning": ("devkit.eval_positioning", "score the positioning engine on a dataset folder"),
+    "bench": ("devkit.bench", "benchmarks that print JSON"),
+    "export-schemas": ("devkit.export_schemas", "write the JSON Schemas of the contracts to docs/schemas"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(prog="python -m devkit", description=__doc__)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_module, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    if not argv or argv[0] not in COMMANDS:
+        parser.print_help()
+        return 0 if not argv or argv[0] in ("-h", "--help") else 2
+    module = importlib.import_module(COMMANDS[argv[0]][0])
+    command_parser = argparse.ArgumentParser(prog=f"python -m devkit {argv[0]}", description=COMMANDS[argv[0]][1])
+    module.add_arguments(command_parser)
+    return int(module.main(command_parser.parse_args(argv[1:])) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
