@@ -333,3 +333,11 @@ def _navigation_problems(site: SiteModel, floors: dict[str, Floor]):
             yield ("navigation", f"navigation graph is disconnected: {shown} cannot be reached from '{start}'")
 
 
+
+
+def site_json_schema() -> dict:
+    """JSON Schema of the `site/v1` model, as published in docs/schemas."""
+    schema = SiteModel.model_json_schema(by_alias=True, mode="validation")
+    schema["$id"] = "https://spaceflow.dev/schemas/site-v1.json"
+    schema["title"] = "site/v1"
+    return schema

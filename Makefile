@@ -1,0 +1,46 @@
+# spaceflow: `make demo` runs the system locally, `make test` runs the tests. Both install what they need.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP_PY := $(VENV)/.installed
+STAMP_NPM := node_modules/.installed
+PORT ?= 7071
+PYTEST_ARGS ?=
+
+.PHONY: setup demo serve test test-unit test-integration schemas clean
+
+setup: $(STAMP_PY) $(STAMP_NPM)
+
+# Re-installs only when the pinned requirements change, so `make setup` is idempotent and quick the second time.
+$(STAMP_PY): requirements.txt requirements-dev.txt
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11) on PATH"; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	@touch $@
+
+$(STAMP_NPM): package.json package-lock.json
+	@command -v npm >/dev/null || { echo "need Node.js 20 and npm on PATH (the emulators are npm packages)"; exit 1; }
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+demo: setup
+	$(PY) -m devkit serve --port $(PORT)
+
+serve: demo
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: setup
+	$(PY) -m pytest tests/unit tests/functions $(PYTEST_ARGS)
+
+test-integration: setup
+	$(PY) -m pytest tests/integration tests/e2e $(PYTEST_ARGS)
+
+schemas: setup
+	$(PY) -m devkit export-schemas
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache .hypothesis

@@ -1,0 +1,79 @@
+"""`python -m devkit serve`: the emulators, the app on loopback, in-process Event Hubs and the timers, until Ctrl-C."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+import time
+
+from devkit.emulators.launcher import LOOPBACK, EmulatorStartError, running_emulators
+from devkit.local_settings import blob_port, cosmos_port, devkit_environment, load_local_settings
+
+logger = logging.getLogger("devkit.serve")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--port", type=int, default=7071, help="HTTP port of the app on 127.0.0.1 (default 7071)")
+    parser.add_argument("--azurite-port", type=int, help="default: the port in local.settings.json")
+    parser.add_argument("--cosmos-port", type=int, help="default: the port in local.settings.json")
+
+
+def main(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The Azure SDKs log every request and response at INFO: far too loud for a console.
+    logging.getLogger("azure").setLevel(logging.WARNING)
+    values = load_local_settings()
+    started = time.perf_counter()
+    try:
+        with running_emulators(args.azurite_port or blob_port(values), args.cosmos_port or cosmos_port(values)) as (
+            azurite, cosmos,
+        ):
+            logger.info("azurite ready on %s:%s in %.2f s; cosmos ready on %s:%s in %.2f s", LOOPBACK, azurite.port,
+                        azurite.started_in_s, LOOPBACK, cosmos.port, cosmos.started_in_s)
+            os.environ.update(devkit_environment(values, azurite.port, cosmos.port))
+            try:
+                asyncio.run(_serve(args.port, started))
+            except KeyboardInterrupt:
+                pass
+    except EmulatorStartError as exc:
+        print(f"devkit serve: {exc}", file=sys.stderr)
+        return 1
+    logger.info("stopped; emulators shut down")
+    return 0
+
+
+async def _serve(port: int, started: float) -> None:
+    import uvicorn
+
+    from devkit.timer_runner import run_timers
+    from functions.http_api import create_api
+    from functions.timers import TIMER_SCHEDULE_SETTINGS
+    from shared.settings import load_settings
+    from shared.wiring import build_context, set_context
+
+    settings = load_settings()
+    context = await build_context(settings, bootstrap=True)
+    set_context(context)
+    timers = asyncio.create_task(
+        run_timers(context.scheduled, {job: os.environ[setting] for job, setting in TIMER_SCHEDULE_SETTINGS.items()})
+    )
+    server = uvicorn.Server(uvicorn.Config(create_api(), host=LOOPBACK, port=port, log_level="warning"))
+    ready = asyncio.create_task(_announce(server, port, started))
+    try:
+        await server.serve()
+    finally:
+        for task in (timers, ready):
+            task.cancel()
+        await asyncio.gather(timers, ready, return_exceptions=True)
+        await context.close()
+        set_context(None)
+
+
+async def _announce(server, port: int, started: float) -> None:
+    while not server.started:
+        await asyncio.sleep(0.05)
+    print(f"spaceflow is serving on http://{LOOPBACK}:{port} (ready in {time.perf_counter() - started:.1f} s)\n"
+          f"  health:  http://{LOOPBACK}:{port}/api/health\n  docs:    http://{LOOPBACK}:{port}/api/docs\n"
+          "Ctrl-C stops the app and the emulators.", flush=True)

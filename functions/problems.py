@@ -1,0 +1,74 @@
+"""RFC 9457 problem+json for every error the HTTP API returns, including FastAPI's own."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from shared.domain.errors import ContractViolation, json_path
+from shared.domain.ports import DependencyUnavailable, PreconditionFailed
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_BASE = "https://spaceflow.dev/problems/"
+
+
+def problem(status: int, title: str, detail: str | None = None, *, type_: str = "about:blank",
+            headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
+    body: dict[str, Any] = {"type": type_, "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    body.update(extra)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ContractViolation)
+    async def _contract(request: Request, exc: ContractViolation) -> JSONResponse:
+        return problem(400, exc.title, f"{len(exc.errors)} field(s) are invalid",
+                       type_=PROBLEM_BASE + "invalid-body", errors=[e.as_dict() for e in exc.errors])
+
+    @app.exception_handler(RequestValidationError)
+    async def _request_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = []
+        for err in exc.errors():
+            loc = tuple(err.get("loc", ()))
+            # FastAPI prefixes the location with where the value came from: body, query, path, header.
+            where, rest = (loc[0], loc[1:]) if loc and loc[0] in ("body", "query", "path", "header", "cookie") else ("body", loc)
+            field = json_path(rest) if where == "body" else f"{where}.{json_path(rest)}"
+            errors.append({"field": field, "message": str(err.get("msg", "invalid")).removeprefix("Value error, ")})
+        return problem(400, "The request is invalid", f"{len(errors)} field(s) are invalid",
+                       type_=PROBLEM_BASE + "invalid-request", errors=errors)
+
+    @app.exception_handler(PreconditionFailed)
+    async def _precondition(request: Request, exc: PreconditionFailed) -> JSONResponse:
+        return problem(412, "Precondition failed", str(exc), type_=PROBLEM_BASE + "stale-version")
+
+    @app.exception_handler(DependencyUnavailable)
+    async def _unavailable(request: Request, exc: DependencyUnavailable) -> JSONResponse:
+        return problem(503, "Service unavailable", str(exc), type_=PROBLEM_BASE + "dependency-unavailable",
+                       headers={"Retry-After": str(exc.retry_after_s)})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail if isinstance(exc.detail, str) else None
+        return problem(exc.status_code, _reason(exc.status_code), detail, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem(500, "Internal server error", "an unexpected error occurred; it has been logged")
+
+
+def _reason(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"

@@ -1,0 +1,42 @@
+"""Timer triggers. Schedules come from app settings (%NAME%), so Azure, local.settings.json and the devkit timer
+runner share one value."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import azure.functions as func
+
+from shared.services import ScheduledJobs
+from shared.wiring import get_context
+
+bp = func.Blueprint()
+
+# job name -> the setting that holds its NCRONTAB schedule; the devkit timer runner reads this table too.
+TIMER_SCHEDULE_SETTINGS = {
+    ScheduledJobs.PRESENCE_SWEEP: "PRESENCE_SWEEP_SCHEDULE",
+    ScheduledJobs.HOURLY_ROLLUP: "ROLLUP_HOURLY_SCHEDULE",
+    ScheduledJobs.DAILY_ROLLUP: "ROLLUP_DAILY_SCHEDULE",
+}
+
+
+async def _run(job: str) -> None:
+    context = await get_context()
+    await context.scheduled.run(job, datetime.now(timezone.utc))
+
+
+@bp.function_name("presence_sweep")
+@bp.timer_trigger(arg_name="timer", schedule="%PRESENCE_SWEEP_SCHEDULE%", run_on_startup=False, use_monitor=False)
+async def presence_sweep(timer: func.TimerRequest) -> None:
+    await _run(ScheduledJobs.PRESENCE_SWEEP)
+
+
+@bp.function_name("hourly_rollup")
+@bp.timer_trigger(arg_name="timer", schedule="%ROLLUP_HOURLY_SCHEDULE%", run_on_startup=False, use_monitor=True)
+async def hourly_rollup(timer: func.TimerRequest) -> None:
+    await _run(ScheduledJobs.HOURLY_ROLLUP)
+
+
+@bp.function_name("daily_rollup")
+@bp.timer_trigger(arg_name="timer", schedule="%ROLLUP_DAILY_SCHEDULE%", run_on_startup=False, use_monitor=True)
+async def daily_rollup(timer: func.TimerRequest) -> None:
+    await _run(ScheduledJobs.DAILY_ROLLUP)

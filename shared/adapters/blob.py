@@ -1,0 +1,72 @@
+"""Blob storage adapters: the service client factory, container bootstrap and the BlobStore."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
+from azure.storage.blob import ContentSettings
+from azure.storage.blob.aio import BlobServiceClient
+
+from shared.domain.ports import DependencyUnavailable
+from shared.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def create_blob_service(settings: Settings, credential: Any | None = None) -> BlobServiceClient:
+    """Service client from a connection string (local) or the service URI + managed identity (Azure)."""
+    if settings.analytics_storage_connection_string:
+        return BlobServiceClient.from_connection_string(settings.analytics_storage_connection_string)
+    if credential is None:
+        raise ValueError("a credential is needed to connect to Blob storage by service URI")
+    return BlobServiceClient(settings.analytics_storage_service_uri, credential=credential)
+
+
+async def ensure_blob_containers(service: BlobServiceClient, names: list[str]) -> None:
+    """Create the containers when missing; existing containers and their blobs are left alone."""
+    for name in names:
+        try:
+            await service.create_container(name)
+        except ResourceExistsError:
+            pass
+    logger.info("blob containers ready: %s", ", ".join(names))
+
+
+class AzureBlobStore:
+    def __init__(self, service: BlobServiceClient) -> None:
+        self._service = service
+
+    async def put(self, container: str, name: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+        try:
+            await self._service.get_blob_client(container, name).upload_blob(
+                data, overwrite=True, content_settings=ContentSettings(content_type=content_type)
+            )
+        except ResourceNotFoundError:
+            raise
+        except AzureError as exc:
+            raise DependencyUnavailable("blob", type(exc).__name__) from exc
+
+    async def get(self, container: str, name: str) -> bytes | None:
+        try:
+            downloader = await self._service.get_blob_client(container, name).download_blob()
+            return await downloader.readall()
+        except ResourceNotFoundError:
+            return None
+        except AzureError as exc:
+            raise DependencyUnavailable("blob", type(exc).__name__) from exc
+
+    async def list_names(self, container: str, prefix: str = "") -> list[str]:
+        client = self._service.get_container_client(container)
+        try:
+            return sorted([blob.name async for blob in client.list_blobs(name_starts_with=prefix or None)])
+        except ResourceNotFoundError:
+            return []
+        except AzureError as exc:
+            raise DependencyUnavailable("blob", type(exc).__name__) from exc
+
+    async def check(self) -> None:
+        try:
+            await self._service.get_account_information()
+        except AzureError as exc:
+            raise DependencyUnavailable("blob", type(exc).__name__) from exc

@@ -1,0 +1,170 @@
+"""Cosmos DB (NoSQL) adapters: the client factory, the container layout, the bootstrap and the stores."""
+from __future__ import annotations
+
+import ipaddress
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlparse
+
+from azure.core.exceptions import AzureError, ServiceRequestError, ServiceResponseError
+from azure.cosmos import PartitionKey
+from azure.cosmos.aio import CosmosClient, DatabaseProxy
+from azure.cosmos.exceptions import CosmosAccessConditionFailedError, CosmosHttpResponseError, CosmosResourceNotFoundError
+
+from shared.domain.ports import DependencyUnavailable, PreconditionFailed, VersionedSite
+from shared.domain.site import SiteModel
+from shared.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """One Cosmos container: its partition key and the paths it indexes (everything else is excluded)."""
+
+    name: str
+    partition_key: str
+    indexed_paths: tuple[str, ...] = ()
+    default_ttl_s: int | None = None
+    description: str = ""
+
+    def indexing_policy(self) -> dict[str, Any]:
+        return {
+            "indexingMode": "consistent",
+            "automatic": True,
+            "includedPaths": [{"path": path} for path in self.indexed_paths],
+            "excludedPaths": [{"path": "/*"}, {"path": '/"_etag"/?'}],
+        }
+
+
+# The containers the app needs. Bicep (infra/bicep) declares the same set; a test holds the two together.
+# Every container excludes all paths from the index except the ones a query filters or sorts on: writes cost
+# ~5.5 RU instead of ~19 RU for a 1 KB document (docs/data-model.md).
+COSMOS_CONTAINERS: tuple[ContainerSpec, ...] = (
+    ContainerSpec("tenants", "/tenantId", ("/tenantId/?", "/kind/?"), description="tenants and their API key hashes"),
+    ContainerSpec("buildings", "/tenantId", ("/tenantId/?",), description="site models, versioned by ETag"),
+    ContainerSpec("devices", "/buildingId", ("/buildingId/?", "/lastSeen/?", "/spaceId/?", "/userId/?"),
+                  description="each phone's position, floor, space and filter state"),
+    ContainerSpec("spaces", "/buildingId", ("/buildingId/?", "/status/?", "/floor/?", "/kind/?"),
+                  description="each space's live state: status, headcount, since"),
+    ContainerSpec("visits", "/buildingId", ("/buildingId/?", "/end/?", "/start/?"),
+                  description="closed visits (device, space, start, end) for the analytics rollups"),
+    ContainerSpec("beacons", "/buildingId", ("/buildingId/?", "/lastHeard/?"),
+                  description="beacon fleet health from the SDK's telemetry"),
+)
+
+
+@dataclass(frozen=True)
+class CosmosConnection:
+    endpoint: str
+    key: str | None = None
+    local: bool = False
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_cosmos_connection(settings: Settings) -> CosmosConnection:
+    """Where and how to connect: a connection string locally, the endpoint + managed identity in Azure."""
+    if settings.cosmos_connection_string:
+        parts = dict(
+            part.split("=", 1) for part in settings.cosmos_connection_string.strip().split(";") if "=" in part
+        )
+        endpoint, key = parts.get("AccountEndpoint"), parts.get("AccountKey")
+        if not endpoint or not key:
+            raise ValueError("COSMOS must look like AccountEndpoint=https://...;AccountKey=...;")
+    else:
+        endpoint, key = settings.cosmos_endpoint, None
+    local = _is_loopback(endpoint)
+    # The local emulators serve a self-signed, expired certificate and know no regions: trust them only on loopback.
+    options = {"connection_verify": False, "enable_endpoint_discovery": False} if local else {}
+    return CosmosConnection(endpoint=endpoint, key=key, local=local, options=options)
+
+
+def create_cosmos_client(settings: Settings, credential: Any | None = None) -> CosmosClient:
+    connection = parse_cosmos_connection(settings)
+    if connection.key is not None:
+        return CosmosClient(connection.endpoint, credential=connection.key, **connection.options)
+    if credential is None:
+        raise ValueError("a credential is needed to connect to Cosmos DB by endpoint")
+    return CosmosClient(connection.endpoint, credential=credential, **connection.options)
+
+
+def _is_loopback(url: str) -> bool:
+    host = urlparse(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+async def ensure_cosmos_schema(client: CosmosClient, database_name: str,
+                               containers: tuple[ContainerSpec, ...] = COSMOS_CONTAINERS) -> DatabaseProxy:
+    """Create the database and containers when missing; leaves existing ones (and their data) as they are."""
+    database = await client.create_database_if_not_exists(database_name)
+    for spec in containers:
+        kwargs: dict[str, Any] = {"indexing_policy": spec.indexing_policy()}
+        if spec.default_ttl_s is not None:
+            kwargs["default_ttl"] = spec.default_ttl_s
+        await database.create_container_if_not_exists(spec.name, partition_key=PartitionKey(spec.partition_key), **kwargs)
+    logger.info("cosmos schema ready: database %s, %d containers", database_name, len(containers))
+    return database
+
+
+def unavailable(exc: Exception) -> DependencyUnavailable:
+    return DependencyUnavailable("cosmos", type(exc).__name__)
+
+
+class CosmosSiteModelStore:
+    """Site models in the `buildings` container: id = buildingId, partition key = tenantId."""
+
+    def __init__(self, database: DatabaseProxy, container_name: str = "buildings") -> None:
+        self._database = database
+        self._container = database.get_container_client(container_name)
+
+    async def get(self, tenant_id: str, building_id: str) -> VersionedSite | None:
+        try:
+            item = await self._container.read_item(building_id, partition_key=tenant_id)
+        except CosmosResourceNotFoundError:
+            return None
+        except (ServiceRequestError, ServiceResponseError) as exc:
+            raise unavailable(exc) from exc
+        return VersionedSite(SiteModel.model_validate(item["site"]), item["_etag"])
+
+    async def put(self, tenant_id: str, site: SiteModel, if_match: str | None = None) -> str:
+        document = {
+            "id": site.building_id,
+            "tenantId": tenant_id,
+            "site": site.model_dump(mode="json", by_alias=True),
+        }
+        try:
+            if if_match is None:
+                result = await self._container.upsert_item(document)
+            else:
+                from azure.core import MatchConditions
+
+                result = await self._container.replace_item(
+                    site.building_id, document, etag=if_match, match_condition=MatchConditions.IfNotModified
+                )
+        except (CosmosAccessConditionFailedError, CosmosResourceNotFoundError):
+            raise PreconditionFailed(f"building '{site.building_id}' is not at version {if_match}") from None
+        except CosmosHttpResponseError as exc:
+            if exc.status_code == 412:
+                raise PreconditionFailed(f"building '{site.building_id}' is not at version {if_match}") from None
+            raise
+        except (ServiceRequestError, ServiceResponseError) as exc:
+            raise unavailable(exc) from exc
+        return result["_etag"]
+
+    async def list_building_ids(self, tenant_id: str) -> list[str]:
+        query = "SELECT c.id FROM c WHERE c.tenantId = @tenantId"
+        items = self._container.query_items(query, parameters=[{"name": "@tenantId", "value": tenant_id}],
+                                            partition_key=tenant_id)
+        return sorted([item["id"] async for item in items])
+
+    async def check(self) -> None:
+        try:
+            await self._database.read()
+        except AzureError as exc:
+            raise unavailable(exc) from exc

@@ -1,0 +1,92 @@
+"""Ports: the small interfaces the services need from the outside world, named by role.
+
+Adapters in shared/adapters implement them by technology (Cosmos, Blob, Event Hubs) and in memory (tests, devkit);
+one contract test suite runs against both so the fakes stay honest.
+"""
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from shared.domain.errors import DomainError
+from shared.domain.site import SiteModel
+
+
+class PreconditionFailed(DomainError):
+    """A write carried a version (ETag) that is no longer current."""
+
+
+class DependencyUnavailable(DomainError):
+    """A backing service (Event Hubs, Cosmos, Blob) cannot be reached now; the caller may retry later."""
+
+    def __init__(self, dependency: str, detail: str, retry_after_s: int = 5):
+        self.dependency = dependency
+        self.retry_after_s = retry_after_s
+        super().__init__(f"{dependency} is unavailable: {detail}")
+
+
+@dataclass(frozen=True)
+class OutboundEvent:
+    """One event for the hub: one SDK batch, keyed by device so a device's batches stay in order."""
+
+    partition_key: str
+    body: bytes
+    properties: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class InboundEvent:
+    """An event as the processing side receives it (from the Event Hub trigger or the in-process adapter)."""
+
+    body: bytes
+    partition_key: str | None
+    sequence_number: int
+    enqueued_time: datetime | None
+    partition_id: str = "0"
+    properties: dict[str, str] = field(default_factory=dict)
+
+
+EventBatchHandler = Callable[[Sequence[InboundEvent]], Awaitable[None]]
+
+
+class EventPublisher(Protocol):
+    async def publish(self, events: Sequence[OutboundEvent]) -> None:
+        """Send the events; raises DependencyUnavailable when the hub cannot take them now."""
+
+    async def check(self) -> None:
+        """Raise when the hub cannot be reached (health endpoint)."""
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class VersionedSite:
+    site: SiteModel
+    etag: str
+
+
+class SiteModelStore(Protocol):
+    """Site models per tenant, versioned by ETag for optimistic concurrency."""
+
+    async def get(self, tenant_id: str, building_id: str) -> VersionedSite | None: ...
+
+    async def put(self, tenant_id: str, site: SiteModel, if_match: str | None = None) -> str:
+        """Create or replace; with `if_match`, only over that version (else PreconditionFailed). Returns the new ETag."""
+
+    async def list_building_ids(self, tenant_id: str) -> list[str]: ...
+
+    async def check(self) -> None: ...
+
+
+class BlobStore(Protocol):
+    """Immutable-ish files: dead letters and analytics output."""
+
+    async def put(self, container: str, name: str, data: bytes, content_type: str = "application/octet-stream") -> None: ...
+
+    async def get(self, container: str, name: str) -> bytes | None: ...
+
+    async def list_names(self, container: str, prefix: str = "") -> list[str]: ...
+
+    async def check(self) -> None: ...

@@ -1,0 +1,110 @@
+"""The app's settings, read once from the environment (Azure app settings, local.settings.json, devkit).
+
+Connection settings follow the Azure Functions identity convention, so the triggers' `connection=` names and
+our own clients read the same keys: in Azure `<PREFIX>__fullyQualifiedNamespace` / `__accountEndpoint` /
+`__serviceUri` with a managed identity; locally `<PREFIX>` holds an emulator connection string.
+"""
+from __future__ import annotations
+
+from enum import Enum
+from functools import lru_cache
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.domain.ncrontab import parse_ncrontab
+
+COSMOS_PREFIX = "COSMOS"
+EVENTHUB_PREFIX = "EVENTHUB"
+ANALYTICS_STORAGE_PREFIX = "ANALYTICS_STORAGE"
+
+Name = Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[a-z0-9][a-z0-9\-]*$")]
+
+
+class PublisherKind(str, Enum):
+    eventhub = "eventhub"
+    inprocess = "inprocess"
+
+
+class SettingsError(RuntimeError):
+    """Missing or malformed settings; the message names each setting."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(case_sensitive=True, extra="ignore", frozen=True, populate_by_name=True)
+
+    cosmos_connection_string: str | None = Field(default=None, alias=COSMOS_PREFIX)
+    cosmos_endpoint: str | None = Field(default=None, alias=f"{COSMOS_PREFIX}__accountEndpoint")
+    cosmos_database: Name = Field(default="spaceflow", alias="COSMOS_DATABASE")
+
+    analytics_storage_connection_string: str | None = Field(default=None, alias=ANALYTICS_STORAGE_PREFIX)
+    analytics_storage_service_uri: str | None = Field(default=None, alias=f"{ANALYTICS_STORAGE_PREFIX}__serviceUri")
+    analytics_container: Name = Field(default="analytics", alias="ANALYTICS_CONTAINER")
+    deadletter_container: Name = Field(default="deadletter", alias="DEADLETTER_CONTAINER")
+
+    event_publisher: PublisherKind = Field(default=PublisherKind.eventhub, alias="EVENT_PUBLISHER")
+    eventhub_connection_string: str | None = Field(default=None, alias=EVENTHUB_PREFIX)
+    eventhub_namespace: str | None = Field(default=None, alias=f"{EVENTHUB_PREFIX}__fullyQualifiedNamespace")
+    eventhub_name: Name = Field(default="sightings", alias="EVENTHUB_NAME")
+    eventhub_consumer_group: str = Field(default="spaceflow-processor", alias="EVENTHUB_CONSUMER_GROUP", min_length=1)
+
+    presence_sweep_schedule: str = Field(alias="PRESENCE_SWEEP_SCHEDULE", min_length=11)
+    rollup_hourly_schedule: str = Field(alias="ROLLUP_HOURLY_SCHEDULE", min_length=11)
+    rollup_daily_schedule: str = Field(alias="ROLLUP_DAILY_SCHEDULE", min_length=11)
+
+    managed_identity_client_id: str | None = Field(
+        default=None, alias="AZURE_CLIENT_ID", description="client id of the user-assigned identity in Azure"
+    )
+    applicationinsights_connection_string: str | None = Field(
+        default=None, alias=AliasChoices("APPLICATIONINSIGHTS_CONNECTION_STRING")
+    )
+
+    @field_validator("presence_sweep_schedule", "rollup_hourly_schedule", "rollup_daily_schedule")
+    @classmethod
+    def _valid_schedule(cls, value: str) -> str:
+        parse_ncrontab(value)
+        return value
+
+    @model_validator(mode="after")
+    def _one_way_to_connect(self) -> Settings:
+        missing = []
+        if not (self.cosmos_connection_string or self.cosmos_endpoint):
+            missing.append(f"{COSMOS_PREFIX}__accountEndpoint (or {COSMOS_PREFIX} as a connection string)")
+        if not (self.analytics_storage_connection_string or self.analytics_storage_service_uri):
+            missing.append(
+                f"{ANALYTICS_STORAGE_PREFIX}__serviceUri (or {ANALYTICS_STORAGE_PREFIX} as a connection string)"
+            )
+        if self.event_publisher is PublisherKind.eventhub and not (
+            self.eventhub_connection_string or self.eventhub_namespace
+        ):
+            missing.append(f"{EVENTHUB_PREFIX}__fullyQualifiedNamespace (or {EVENTHUB_PREFIX} as a connection string)")
+        if missing:
+            raise ValueError("missing settings: " + ", ".join(missing))
+        return self
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    """Settings from `environ` (default: the process environment); SettingsError names what is missing or bad."""
+    try:
+        if environ is None:
+            return Settings()  # type: ignore[call-arg]
+        return Settings.model_validate(dict(environ))
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors(include_url=False):
+            name = ".".join(str(p) for p in err["loc"]) or "settings"
+            message = err["msg"].removeprefix("Value error, ")
+            if not err["loc"]:
+                problems.append(message)
+            elif err["type"] == "missing":
+                problems.append(f"missing setting {name}")
+            else:
+                problems.append(f"{name}: {message}")
+        raise SettingsError("; ".join(problems)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read on first use (never at import time)."""
+    return load_settings()
