@@ -72,7 +72,7 @@ async def build_context(settings: Settings, *, bootstrap: bool = True) -> AppCon
         await ensure_blob_containers(blob_service, [settings.analytics_container, settings.deadletter_container])
     else:
         database = cosmos.get_database_client(settings.cosmos_database)
-    blobs = AzureBlobStore(blob_service)
+    blobs = AzureBlobStore(blob_service, probe_container=settings.deadletter_container)
     site_models = CosmosSiteModelStore(database)
     processing = EventProcessingService(blobs, settings.deadletter_container, _accept_valid_batches)
 

@@ -34,8 +34,11 @@ async def ensure_blob_containers(service: BlobServiceClient, names: list[str]) -
 
 
 class AzureBlobStore:
-    def __init__(self, service: BlobServiceClient) -> None:
+    def __init__(self, service: BlobServiceClient, probe_container: str | None = None) -> None:
         self._service = service
+        # Health reads this container's properties: allowed by the data roles the app's identity holds, unlike
+        # account-level calls.
+        self._probe_container = probe_container
 
     async def put(self, container: str, name: str, data: bytes, content_type: str = "application/octet-stream") -> None:
         try:
@@ -67,6 +70,9 @@ class AzureBlobStore:
 
     async def check(self) -> None:
         try:
-            await self._service.get_account_information()
+            if self._probe_container:
+                await self._service.get_container_client(self._probe_container).get_container_properties()
+            else:
+                await self._service.get_account_information()
         except AzureError as exc:
             raise DependencyUnavailable("blob", type(exc).__name__) from exc

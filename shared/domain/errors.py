@@ -1,6 +1,8 @@
 """Domain errors that the HTTP layer maps to problem+json, each naming the fields at fault."""
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -35,14 +37,22 @@ class ContractViolation(DomainError):
         super().__init__("; ".join(f"{e.field}: {e.message}" for e in errors))
 
 
+_PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
 def json_path(loc: tuple[int | str, ...], prefix: str = "") -> str:
-    """Render a pydantic error location as a JSON path: ('sightings', 3, 'rssi') -> 'sightings[3].rssi'."""
+    """Render a pydantic error location as a JSON path: ('sightings', 3, 'rssi') -> 'sightings[3].rssi'.
+
+    Keys that are not plain names are quoted (`["a.b"]`) so every path points at exactly one place.
+    """
     path = prefix
     for part in loc:
         if isinstance(part, int):
             path += f"[{part}]"
+        elif _PLAIN_KEY.match(part):
+            path += f".{part}" if path else part
         else:
-            path += f".{part}" if path else str(part)
+            path += f"[{json.dumps(part)}]"
     return path or "$"
 
 

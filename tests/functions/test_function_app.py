@@ -1,0 +1,141 @@
+"""The function app's bindings, read once from the decorated functions, and each trigger called directly."""
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import azure.functions as func
+from azure.functions.timer import TimerRequest
+
+from functions.timers import TIMER_SCHEDULE_SETTINGS
+from shared.domain.ports import DependencyUnavailable
+from tests.functions.conftest import LOCAL_VALUES, REPO
+
+
+def bindings(function) -> list[dict]:
+    return json.loads(function.get_function_json())["bindings"]
+
+
+def setting_name(value: str) -> str:
+    assert value.startswith("%") and value.endswith("%"), f"{value} should come from an app setting"
+    return value.strip("%")
+
+
+def test_the_app_has_exactly_the_expected_functions(functions_by_name):
+    assert set(functions_by_name) == {"http_app_func", "process_sightings", "presence_sweep", "hourly_rollup",
+                                      "daily_rollup"}
+
+
+def test_http_is_one_anonymous_catch_all_route_for_fastapi(functions_by_name):
+    trigger = bindings(functions_by_name["http_app_func"])[0]
+    assert trigger["type"] == "httpTrigger"
+    assert trigger["route"] == "/{*route}"
+    assert trigger["authLevel"] == "ANONYMOUS"  # our API keys are checked by FastAPI, not the host's keys
+    assert {"GET", "POST", "PUT", "DELETE"} <= set(trigger["methods"])
+
+
+def test_event_hub_trigger_reads_batches_with_names_from_settings(functions_by_name):
+    [trigger] = bindings(functions_by_name["process_sightings"])
+    assert trigger["type"] == "eventHubTrigger"
+    assert trigger["cardinality"].lower() == "many"
+    assert trigger["connection"] == "EVENTHUB"
+    assert LOCAL_VALUES[setting_name(trigger["eventHubName"])] == "sightings"
+    assert LOCAL_VALUES[setting_name(trigger["consumerGroup"])] == "spaceflow-processor"
+
+
+def test_timer_schedules_come_from_settings(functions_by_name):
+    from shared.domain.ncrontab import parse_ncrontab
+
+    for name, job in (("presence_sweep", "presence-sweep"), ("hourly_rollup", "hourly-rollup"),
+                      ("daily_rollup", "daily-rollup")):
+        [trigger] = bindings(functions_by_name[name])
+        assert trigger["type"] == "timerTrigger"
+        setting = setting_name(trigger["schedule"])
+        assert setting == TIMER_SCHEDULE_SETTINGS[job]
+        parse_ncrontab(LOCAL_VALUES[setting])
+
+
+def test_host_json_fits_the_asgi_app_and_the_event_hub_limits():
+    host = json.loads((REPO / "host.json").read_text())
+    assert host["version"] == "2.0"
+    assert host["extensionBundle"]["version"].startswith("[4.")
+    assert host["extensions"]["http"]["routePrefix"] == ""  # FastAPI's routes carry /api themselves
+    assert host["extensions"]["eventHubs"]["maxEventBatchSize"] == 100
+    assert host["extensions"]["eventHubs"]["prefetchCount"] >= host["extensions"]["eventHubs"]["maxEventBatchSize"]
+    assert host["telemetryMode"] == "OpenTelemetry"
+
+
+async def call_http(functions_by_name, method: str, url: str, body: bytes = b"", headers=None) -> func.HttpResponse:
+    handler = functions_by_name["http_app_func"].get_user_function()
+    request = func.HttpRequest(method=method, url=url, headers=headers or {}, body=body,
+                               route_params={"route": url.split("/", 3)[-1]})
+    return await handler(request, None)
+
+
+async def test_health_through_the_functions_http_trigger(functions_by_name, memory_context):
+    response = await call_http(functions_by_name, "GET", "http://localhost/api/health")
+    assert response.status_code == 200
+    body = json.loads(response.get_body())
+    assert body["status"] == "ok"
+    assert set(body["dependencies"]) == {"cosmos", "blob", "eventHub"}
+
+
+async def test_health_is_503_naming_the_dependency_that_is_down(functions_by_name, memory_context):
+    memory_context.publisher.fail_with = DependencyUnavailable("event hub", "ConnectError")
+    response = await call_http(functions_by_name, "GET", "http://localhost/api/health")
+    assert response.status_code == 503
+    body = json.loads(response.get_body())
+    assert body["dependencies"]["eventHub"]["status"] == "down"
+    assert "ConnectError" in body["dependencies"]["eventHub"]["detail"]
+    assert body["dependencies"]["cosmos"]["status"] == "ok"
+
+
+async def test_unknown_routes_answer_problem_json(functions_by_name, memory_context):
+    response = await call_http(functions_by_name, "GET", "http://localhost/api/nowhere")
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert json.loads(response.get_body())["status"] == 404
+
+
+async def test_event_hub_trigger_processes_and_dead_letters(functions_by_name, memory_context):
+    now = datetime.now(timezone.utc)
+    good = json.dumps({
+        "schema": "sightings/v1", "batchId": str(uuid.uuid4()), "deviceId": "install-0001",
+        "sentAt": now.isoformat(), "platform": "ios", "model": "iPhone15,2", "sdkVersion": "2.3.1",
+        "sightings": [{"beacon": "f7826da6-4fa2-4e98-8024-bc5b71e0893e:1:1", "rssi": -70,
+                       "ts": (now - timedelta(seconds=1)).isoformat()}],
+    }).encode()
+    events = [
+        func.EventHubEvent(body=good, enqueued_time=now, sequence_number=10, offset="100", partition_key="install-0001"),
+        func.EventHubEvent(body=b"garbage", enqueued_time=now, sequence_number=11, offset="200", partition_key="x"),
+    ]
+    await functions_by_name["process_sightings"].get_user_function()(events)
+    assert len(memory_context.valid_batches) == 1
+    [letter_name] = await memory_context.blobs.list_names("deadletter")
+    letter = json.loads(await memory_context.blobs.get("deadletter", letter_name))
+    assert letter["sequenceNumber"] == 11 and letter["partitionKey"] == "x"
+
+
+async def test_timer_trigger_runs_its_job(functions_by_name, memory_context):
+    runs = []
+
+    async def job(now):
+        runs.append(now)
+
+    memory_context.scheduled.register("hourly-rollup", job)
+    timer = TimerRequest(past_due=False)
+    await functions_by_name["hourly_rollup"].get_user_function()(timer)
+    await functions_by_name["daily_rollup"].get_user_function()(timer)  # nothing registered: runs nothing
+    assert len(runs) == 1 and runs[0].tzinfo is not None
+
+
+def test_importing_the_app_connects_to_nothing():
+    # Importing in a fresh interpreter with no settings at all must succeed: clients are built on first use.
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", "import function_app; print(len(function_app.app.get_functions()))"],
+                            cwd=REPO, env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "5"

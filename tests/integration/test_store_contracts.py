@@ -1,0 +1,110 @@
+"""One contract suite per port, run against the in-memory fake and the real adapter on the emulator."""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from azure.cosmos.aio import CosmosClient
+from azure.storage.blob.aio import BlobServiceClient
+
+from devkit.emulators.launcher import COSMOS_EMULATOR_KEY
+from shared.adapters.blob import AzureBlobStore, ensure_blob_containers
+from shared.adapters.cosmos import CosmosSiteModelStore, ensure_cosmos_schema
+from shared.adapters.memory import InMemoryBlobStore, InMemorySiteModelStore
+from shared.domain.ports import PreconditionFailed
+from shared.domain.site import parse_site_model
+from tests.conftest import unique_name
+from tests.support.sites import small_site
+
+
+@pytest.fixture(params=["memory", "cosmos"])
+async def site_store(request):
+    if request.param == "memory":
+        yield InMemorySiteModelStore()
+        return
+    emulator = request.getfixturevalue("cosmos")  # sync session fixture: fine to fetch lazily
+    async with CosmosClient(f"https://127.0.0.1:{emulator.port}/", credential=COSMOS_EMULATOR_KEY,
+                            connection_verify=False) as client:
+        name = unique_name("contract")
+        database = await ensure_cosmos_schema(client, name)
+        yield CosmosSiteModelStore(database)
+        await client.delete_database(name)
+
+
+async def test_site_store_round_trips_a_site(site_store):
+    site = parse_site_model(small_site("hq"))
+    etag = await site_store.put("tenant-a", site)
+    stored = await site_store.get("tenant-a", "hq")
+    assert stored is not None and stored.etag == etag
+    assert stored.site == site
+
+
+async def test_site_store_missing_and_other_tenants_are_none(site_store):
+    await site_store.put("tenant-a", parse_site_model(small_site("hq")))
+    assert await site_store.get("tenant-a", "annex") is None
+    assert await site_store.get("tenant-b", "hq") is None
+    assert await site_store.list_building_ids("tenant-b") == []
+
+
+async def test_site_store_if_match_guards_against_stale_writes(site_store):
+    first = await site_store.put("tenant-a", parse_site_model(small_site("hq")))
+    changed = small_site("hq")
+    changed["name"] = "Headquarters (renovated)"
+    second = await site_store.put("tenant-a", parse_site_model(changed), if_match=first)
+    assert second != first
+    with pytest.raises(PreconditionFailed):
+        await site_store.put("tenant-a", parse_site_model(small_site("hq")), if_match=first)
+    with pytest.raises(PreconditionFailed):
+        await site_store.put("tenant-a", parse_site_model(small_site("new")), if_match=first)
+    assert (await site_store.get("tenant-a", "hq")).site.name == "Headquarters (renovated)"
+
+
+async def test_site_store_concurrent_writers_with_the_same_etag_only_one_wins(site_store):
+    etag = await site_store.put("tenant-a", parse_site_model(small_site("hq")))
+    variants = []
+    for i in range(5):
+        data = small_site("hq")
+        data["name"] = f"variant {i}"
+        variants.append(parse_site_model(data))
+    results = await asyncio.gather(*(site_store.put("tenant-a", v, if_match=etag) for v in variants),
+                                   return_exceptions=True)
+    winners = [r for r in results if isinstance(r, str)]
+    assert len(winners) == 1
+    assert all(isinstance(r, PreconditionFailed) for r in results if not isinstance(r, str))
+
+
+async def test_site_store_lists_a_tenants_buildings(site_store):
+    for building in ("b2", "b1"):
+        await site_store.put("tenant-a", parse_site_model(small_site(building)))
+    await site_store.put("tenant-b", parse_site_model(small_site("b3")))
+    assert await site_store.list_building_ids("tenant-a") == ["b1", "b2"]
+
+
+@pytest.fixture(params=["memory", "azurite"])
+async def blob_store(request):
+    container = unique_name("contract")
+    if request.param == "memory":
+        yield InMemoryBlobStore(), container
+        return
+    emulator = request.getfixturevalue("azurite")
+    async with BlobServiceClient.from_connection_string(emulator.connection_string) as service:
+        await ensure_blob_containers(service, [container])
+        yield AzureBlobStore(service), container
+        await service.delete_container(container)
+
+
+async def test_blob_store_put_get_overwrite(blob_store):
+    store, container = blob_store
+    await store.put(container, "a/1.json", b"{}", "application/json")
+    await store.put(container, "a/1.json", b'{"v": 2}', "application/json")
+    assert await store.get(container, "a/1.json") == b'{"v": 2}'
+    assert await store.get(container, "a/missing.json") is None
+
+
+async def test_blob_store_lists_by_prefix_in_name_order(blob_store):
+    store, container = blob_store
+    for name in ("day=2/x", "day=1/b", "day=1/a", "other"):
+        await store.put(container, name, b"x")
+    assert await store.list_names(container, "day=1/") == ["day=1/a", "day=1/b"]
+    assert await store.list_names(container) == ["day=1/a", "day=1/b", "day=2/x", "other"]
+    assert await store.list_names(unique_name("absent")) == []

@@ -1,0 +1,62 @@
+"""Event processing: bad events go to a dead-letter blob with their reason; good ones go on, in order."""
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from datetime import datetime, timedelta, timezone
+
+from shared.adapters.memory import InMemoryBlobStore
+from shared.domain.ports import InboundEvent
+from shared.services import EventProcessingService
+
+NOW = datetime(2026, 11, 26, 9, 0, tzinfo=timezone.utc)
+
+
+def sdk_batch(device: str = "install-0001", rssi: int = -70) -> bytes:
+    return json.dumps({
+        "schema": "sightings/v1", "batchId": str(uuid.uuid4()), "deviceId": device, "sentAt": NOW.isoformat(),
+        "platform": "android", "model": "Pixel 8", "sdkVersion": "2.3.1",
+        "sightings": [{"beacon": "f7826da6-4fa2-4e98-8024-bc5b71e0893e:1:1", "rssi": rssi,
+                       "ts": (NOW - timedelta(seconds=2)).isoformat()}],
+    }).encode()
+
+
+def event(body: bytes, sequence: int) -> InboundEvent:
+    return InboundEvent(body=body, partition_key="install-0001", sequence_number=sequence, enqueued_time=NOW,
+                        partition_id="3")
+
+
+async def test_bad_events_are_dead_lettered_and_good_ones_passed_on_in_order():
+    blobs = InMemoryBlobStore()
+    passed = []
+
+    async def on_valid(batches):
+        passed.extend(batches)
+
+    service = EventProcessingService(blobs, "deadletter", on_valid, clock=lambda: NOW)
+    events = [event(sdk_batch(rssi=-60), 1), event(b"\xff\xfe not json", 2),
+              event(json.dumps({"schema": "sightings/v1"}).encode(), 3), event(sdk_batch(rssi=-61), 4)]
+    report = await service.process(events)
+
+    assert (report.events, report.valid, report.dead_lettered) == (4, 2, 2)
+    assert [parsed.batch.sightings[0].rssi for _, parsed in passed] == [-60, -61]
+    names = await blobs.list_names("deadletter")
+    assert len(names) == 2 and all(name.startswith("2026/11/26/partition=3/") for name in names)
+    letters = [json.loads(await blobs.get("deadletter", name)) for name in names]
+    by_sequence = {letter["sequenceNumber"]: letter for letter in letters}
+    assert "not JSON" in by_sequence[2]["errors"][0]["message"]
+    assert base64.b64decode(by_sequence[2]["bodyBase64"]) == b"\xff\xfe not json"
+    assert {e["field"] for e in by_sequence[3]["errors"]} >= {"batchId", "deviceId", "sentAt"}
+
+
+async def test_a_redelivered_bad_event_overwrites_its_own_dead_letter():
+    blobs = InMemoryBlobStore()
+
+    async def on_valid(batches):
+        raise AssertionError("no valid batch expected")
+
+    service = EventProcessingService(blobs, "deadletter", on_valid, clock=lambda: NOW)
+    await service.process([event(b"{", 7)])
+    await service.process([event(b"{", 7)])
+    assert len(await blobs.list_names("deadletter")) == 1
