@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shared.domain.errors import ContractViolation, json_path
+from shared.domain.errors import ContractViolation, Forbidden, NotFound, Unauthenticated, json_path
 from shared.domain.ports import DependencyUnavailable, PreconditionFailed
 
 logger = logging.getLogger(__name__)
@@ -44,6 +44,19 @@ def install_problem_handlers(app: FastAPI) -> None:
             errors.append({"field": field, "message": str(err.get("msg", "invalid")).removeprefix("Value error, ")})
         return problem(400, "The request is invalid", f"{len(errors)} field(s) are invalid",
                        type_=PROBLEM_BASE + "invalid-request", errors=errors)
+
+    @app.exception_handler(Unauthenticated)
+    async def _unauthenticated(request: Request, exc: Unauthenticated) -> JSONResponse:
+        return problem(401, "Unauthorized", str(exc), type_=PROBLEM_BASE + "unauthenticated",
+                       headers={"WWW-Authenticate": 'ApiKey header="x-api-key"'})
+
+    @app.exception_handler(Forbidden)
+    async def _forbidden(request: Request, exc: Forbidden) -> JSONResponse:
+        return problem(403, "Forbidden", str(exc), type_=PROBLEM_BASE + "missing-scope")
+
+    @app.exception_handler(NotFound)
+    async def _not_found(request: Request, exc: NotFound) -> JSONResponse:
+        return problem(404, "Not found", str(exc), type_=PROBLEM_BASE + "not-found")
 
     @app.exception_handler(PreconditionFailed)
     async def _precondition(request: Request, exc: PreconditionFailed) -> JSONResponse:

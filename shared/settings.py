@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     rollup_hourly_schedule: str = Field(alias="ROLLUP_HOURLY_SCHEDULE", min_length=11)
     rollup_daily_schedule: str = Field(alias="ROLLUP_DAILY_SCHEDULE", min_length=11)
 
+    admin_api_key: str | None = Field(
+        default=None, alias="ADMIN_API_KEY", min_length=24,
+        description="bootstrap admin key (a Key Vault reference in Azure); unset disables it",
+    )
     managed_identity_client_id: str | None = Field(
         default=None, alias="AZURE_CLIENT_ID", description="client id of the user-assigned identity in Azure"
     )

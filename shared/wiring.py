@@ -7,9 +7,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.domain.ports import BlobStore, EventPublisher, InboundEvent, SiteModelStore
-from shared.domain.sightings import ParsedBatch
+from shared.domain.ports import ApiKeyStore, BlobStore, EventPublisher, InboundEvent, SiteModelStore
+from shared.domain.ingest_event import IngestEvent
 from shared.services import EventProcessingService, HealthService, ScheduledJobs
+from shared.services.auth import AuthService
+from shared.services.ingest import IngestService
 from shared.settings import PublisherKind, Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -26,6 +28,9 @@ class AppContext:
     health: HealthService
     processing: EventProcessingService
     scheduled: ScheduledJobs
+    api_keys: ApiKeyStore
+    auth: AuthService
+    ingest: IngestService
     closers: list[Any] = field(default_factory=list)
 
     async def close(self) -> None:
@@ -37,7 +42,7 @@ class AppContext:
         self.closers.clear()
 
 
-async def _accept_valid_batches(batches: Sequence[tuple[InboundEvent, ParsedBatch]]) -> None:
+async def _accept_valid_batches(batches: Sequence[tuple[InboundEvent, IngestEvent]]) -> None:
     # Positioning and live state arrive with the processing issue; until then valid batches are only counted.
     logger.info("processed %d valid batches", len(batches))
 
@@ -52,7 +57,12 @@ async def build_context(settings: Settings, *, bootstrap: bool = True) -> AppCon
     """Real adapters from the settings. With `bootstrap`, creates the database, containers and blob containers
     that are missing (in Azure they exist already, so this only reads them)."""
     from shared.adapters.blob import AzureBlobStore, create_blob_service, ensure_blob_containers
-    from shared.adapters.cosmos import CosmosSiteModelStore, create_cosmos_client, ensure_cosmos_schema
+    from shared.adapters.cosmos import (
+        CosmosApiKeyStore,
+        CosmosSiteModelStore,
+        create_cosmos_client,
+        ensure_cosmos_schema,
+    )
 
     needs_credential = not (
         settings.cosmos_connection_string
@@ -92,7 +102,12 @@ async def build_context(settings: Settings, *, bootstrap: bool = True) -> AppCon
     health = HealthService({"cosmos": site_models, "blob": blobs, "eventHub": publisher})
     # Presence sweep and rollups register here as the processing and analytics work lands.
     scheduled = ScheduledJobs()
-    return AppContext(settings, publisher, site_models, blobs, health, processing, scheduled, closers)
+    api_keys = CosmosApiKeyStore(database)
+    return AppContext(
+        settings=settings, publisher=publisher, site_models=site_models, blobs=blobs, health=health,
+        processing=processing, scheduled=scheduled, api_keys=api_keys,
+        auth=AuthService(api_keys, settings.admin_api_key), ingest=IngestService(publisher), closers=closers,
+    )
 
 
 _context: AppContext | None = None

@@ -14,6 +14,7 @@ from azure.cosmos.exceptions import CosmosAccessConditionFailedError, CosmosHttp
 
 from shared.domain.ports import DependencyUnavailable, PreconditionFailed, VersionedSite
 from shared.domain.site import SiteModel
+from shared.domain.tenancy import ApiKeyRecord, Scope
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -42,7 +43,9 @@ class ContainerSpec:
 # Every container excludes all paths from the index except the ones a query filters or sorts on: writes cost
 # ~5.5 RU instead of ~19 RU for a 1 KB document (docs/data-model.md).
 COSMOS_CONTAINERS: tuple[ContainerSpec, ...] = (
-    ContainerSpec("tenants", "/tenantId", ("/tenantId/?", "/kind/?"), description="tenants and their API key hashes"),
+    ContainerSpec("tenants", "/tenantId", ("/tenantId/?",), description="tenants and their settings"),
+    ContainerSpec("apikeys", "/id", ("/tenantId/?",),
+                  description="API keys by SHA-256 of the key (id = partition key: one 1 RU point read a lookup)"),
     ContainerSpec("buildings", "/tenantId", ("/tenantId/?",), description="site models, versioned by ETag"),
     ContainerSpec("devices", "/buildingId", ("/buildingId/?", "/lastSeen/?", "/spaceId/?", "/userId/?"),
                   description="each phone's position, floor, space and filter state"),
@@ -168,3 +171,43 @@ class CosmosSiteModelStore:
             await self._database.read()
         except AzureError as exc:
             raise unavailable(exc) from exc
+
+
+class CosmosApiKeyStore:
+    """API keys in the `apikeys` container: id = partition key = the key's hash."""
+
+    def __init__(self, database: DatabaseProxy, container_name: str = "apikeys") -> None:
+        self._container = database.get_container_client(container_name)
+
+    async def get(self, key_hash: str) -> ApiKeyRecord | None:
+        try:
+            item = await self._container.read_item(key_hash, partition_key=key_hash)
+        except CosmosResourceNotFoundError:
+            return None
+        except (ServiceRequestError, ServiceResponseError) as exc:
+            raise unavailable(exc) from exc
+        return _key_from_item(item)
+
+    async def put(self, record: ApiKeyRecord) -> None:
+        await self._container.upsert_item({
+            "id": record.key_hash, "keyId": record.key_id, "tenantId": record.tenant_id,
+            "scopes": sorted(s.value for s in record.scopes), "createdAt": record.created_at.isoformat(),
+            "revoked": record.revoked, "name": record.name,
+        })
+
+    async def list_for_tenant(self, tenant_id: str) -> list[ApiKeyRecord]:
+        items = self._container.query_items(
+            "SELECT * FROM c WHERE c.tenantId = @tenantId", parameters=[{"name": "@tenantId", "value": tenant_id}]
+        )
+        records = [_key_from_item(item) async for item in items]
+        return sorted(records, key=lambda r: r.created_at)
+
+
+def _key_from_item(item: dict[str, Any]) -> ApiKeyRecord:
+    from datetime import datetime
+
+    return ApiKeyRecord(
+        key_hash=item["id"], key_id=item["keyId"], tenant_id=item["tenantId"],
+        scopes=frozenset(Scope(s) for s in item["scopes"]), created_at=datetime.fromisoformat(item["createdAt"]),
+        revoked=bool(item.get("revoked")), name=item.get("name", ""),
+    )

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from shared.domain.ports import OutboundEvent, PreconditionFailed, VersionedSite
 from shared.domain.site import SiteModel
+from shared.domain.tenancy import ApiKeyRecord
 
 
 class InMemorySiteModelStore:
@@ -69,3 +70,17 @@ class RecordingEventPublisher:
 
     async def close(self) -> None:
         return None
+
+
+class InMemoryApiKeyStore:
+    def __init__(self) -> None:
+        self._keys: dict[str, ApiKeyRecord] = {}
+
+    async def get(self, key_hash: str) -> ApiKeyRecord | None:
+        return self._keys.get(key_hash)
+
+    async def put(self, record: ApiKeyRecord) -> None:
+        self._keys[record.key_hash] = record
+
+    async def list_for_tenant(self, tenant_id: str) -> list[ApiKeyRecord]:
+        return sorted((r for r in self._keys.values() if r.tenant_id == tenant_id), key=lambda r: r.created_at)

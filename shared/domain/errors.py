@@ -73,3 +73,15 @@ def validate_model(model: type[ModelT], data: object, *, context: dict[str, Any]
         return model.model_validate(data, context=context)
     except ValidationError as exc:
         raise ContractViolation(field_errors(exc)) from None
+
+
+class Unauthenticated(DomainError):
+    """No API key, or one that is unknown or revoked (401)."""
+
+
+class Forbidden(DomainError):
+    """A valid key without the scope the operation needs (403)."""
+
+
+class NotFound(DomainError):
+    """Nothing there for this caller: also what another tenant's resource looks like (404)."""

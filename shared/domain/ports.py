@@ -12,6 +12,7 @@ from typing import Protocol
 
 from shared.domain.errors import DomainError
 from shared.domain.site import SiteModel
+from shared.domain.tenancy import ApiKeyRecord
 
 
 class PreconditionFailed(DomainError):
@@ -90,3 +91,13 @@ class BlobStore(Protocol):
     async def list_names(self, container: str, prefix: str = "") -> list[str]: ...
 
     async def check(self) -> None: ...
+
+
+class ApiKeyStore(Protocol):
+    """API keys by the hash of the key: one point read per lookup."""
+
+    async def get(self, key_hash: str) -> ApiKeyRecord | None: ...
+
+    async def put(self, record: ApiKeyRecord) -> None: ...
+
+    async def list_for_tenant(self, tenant_id: str) -> list[ApiKeyRecord]: ...

@@ -7,8 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from shared.adapters.memory import InMemoryBlobStore, InMemorySiteModelStore, RecordingEventPublisher
+from shared.adapters.memory import (
+    InMemoryApiKeyStore,
+    InMemoryBlobStore,
+    InMemorySiteModelStore,
+    RecordingEventPublisher,
+)
 from shared.services import EventProcessingService, HealthService, ScheduledJobs
+from shared.services.auth import AuthService
+from shared.services.ingest import IngestService
 from shared.settings import load_settings
 from shared.wiring import AppContext, set_context
 
@@ -37,6 +44,8 @@ def memory_context():
         settings=load_settings(LOCAL_VALUES), publisher=publisher, site_models=sites, blobs=blobs,
         health=HealthService({"cosmos": sites, "blob": blobs, "eventHub": publisher}, timeout_s=0.5),
         processing=EventProcessingService(blobs, "deadletter", on_valid), scheduled=ScheduledJobs(),
+        api_keys=(keys := InMemoryApiKeyStore()), auth=AuthService(keys, LOCAL_VALUES["ADMIN_API_KEY"]),
+        ingest=IngestService(publisher),
     )
     context.valid_batches = passed  # type: ignore[attr-defined]
     set_context(context)

@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 import json
-import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import azure.functions as func
 from azure.functions.timer import TimerRequest
@@ -11,6 +10,7 @@ from azure.functions.timer import TimerRequest
 from functions.timers import TIMER_SCHEDULE_SETTINGS
 from shared.domain.ports import DependencyUnavailable
 from tests.functions.conftest import LOCAL_VALUES, REPO
+from tests.support.batches import ingest_event_body
 
 
 def bindings(function) -> list[dict]:
@@ -100,12 +100,7 @@ async def test_unknown_routes_answer_problem_json(functions_by_name, memory_cont
 
 async def test_event_hub_trigger_processes_and_dead_letters(functions_by_name, memory_context):
     now = datetime.now(timezone.utc)
-    good = json.dumps({
-        "schema": "sightings/v1", "batchId": str(uuid.uuid4()), "deviceId": "install-0001",
-        "sentAt": now.isoformat(), "platform": "ios", "model": "iPhone15,2", "sdkVersion": "2.3.1",
-        "sightings": [{"beacon": "f7826da6-4fa2-4e98-8024-bc5b71e0893e:1:1", "rssi": -70,
-                       "ts": (now - timedelta(seconds=1)).isoformat()}],
-    }).encode()
+    good = ingest_event_body(now)
     events = [
         func.EventHubEvent(body=good, enqueued_time=now, sequence_number=10, offset="100", partition_key="install-0001"),
         func.EventHubEvent(body=b"garbage", enqueued_time=now, sequence_number=11, offset="200", partition_key="x"),

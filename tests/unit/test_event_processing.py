@@ -3,23 +3,18 @@ from __future__ import annotations
 
 import base64
 import json
-import uuid
 from datetime import datetime, timedelta, timezone
 
 from shared.adapters.memory import InMemoryBlobStore
 from shared.domain.ports import InboundEvent
 from shared.services import EventProcessingService
+from tests.support.batches import BEACON_A, ingest_event_body
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=timezone.utc)
 
 
-def sdk_batch(device: str = "install-0001", rssi: int = -70) -> bytes:
-    return json.dumps({
-        "schema": "sightings/v1", "batchId": str(uuid.uuid4()), "deviceId": device, "sentAt": NOW.isoformat(),
-        "platform": "android", "model": "Pixel 8", "sdkVersion": "2.3.1",
-        "sightings": [{"beacon": "f7826da6-4fa2-4e98-8024-bc5b71e0893e:1:1", "rssi": rssi,
-                       "ts": (NOW - timedelta(seconds=2)).isoformat()}],
-    }).encode()
+def good(rssi: int) -> bytes:
+    return ingest_event_body(NOW, readings=[(BEACON_A, rssi)])
 
 
 def event(body: bytes, sequence: int) -> InboundEvent:
@@ -35,19 +30,25 @@ async def test_bad_events_are_dead_lettered_and_good_ones_passed_on_in_order():
         passed.extend(batches)
 
     service = EventProcessingService(blobs, "deadletter", on_valid, clock=lambda: NOW)
-    events = [event(sdk_batch(rssi=-60), 1), event(b"\xff\xfe not json", 2),
-              event(json.dumps({"schema": "sightings/v1"}).encode(), 3), event(sdk_batch(rssi=-61), 4)]
+    stale_batch = json.loads(good(-62))
+    stale_batch["batch"]["sentAt"] = (NOW - timedelta(days=2)).isoformat()
+    events = [event(good(-60), 1), event(b"\xff\xfe not json", 2),
+              event(json.dumps({"schema": "ingest/v1", "tenantId": "t", "receivedAt": NOW.isoformat(),
+                                "batch": {"schema": "sightings/v1"}}).encode(), 3),
+              event(good(-61), 4), event(json.dumps(stale_batch).encode(), 5)]
     report = await service.process(events)
 
-    assert (report.events, report.valid, report.dead_lettered) == (4, 2, 2)
-    assert [parsed.batch.sightings[0].rssi for _, parsed in passed] == [-60, -61]
+    assert (report.events, report.valid, report.dead_lettered) == (5, 2, 3)
+    assert [decoded.parsed.batch.sightings[0].rssi for _, decoded in passed] == [-60, -61]
+    assert {decoded.tenant_id for _, decoded in passed} == {"tenant-a"}
     names = await blobs.list_names("deadletter")
-    assert len(names) == 2 and all(name.startswith("2026/11/26/partition=3/") for name in names)
+    assert len(names) == 3 and all(name.startswith("2026/11/26/partition=3/") for name in names)
     letters = [json.loads(await blobs.get("deadletter", name)) for name in names]
     by_sequence = {letter["sequenceNumber"]: letter for letter in letters}
     assert "not JSON" in by_sequence[2]["errors"][0]["message"]
     assert base64.b64decode(by_sequence[2]["bodyBase64"]) == b"\xff\xfe not json"
-    assert {e["field"] for e in by_sequence[3]["errors"]} >= {"batchId", "deviceId", "sentAt"}
+    assert {e["field"] for e in by_sequence[3]["errors"]} >= {"batch.batchId", "batch.deviceId", "batch.sentAt"}
+    assert by_sequence[5]["errors"][0]["field"] == "batch.sentAt"
 
 
 async def test_a_redelivered_bad_event_overwrites_its_own_dead_letter():

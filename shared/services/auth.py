@@ -1,0 +1,68 @@
+"""Who is calling: an API key in, a Principal (tenant + scopes) out."""
+from __future__ import annotations
+
+import logging
+import time
+
+
+from shared.domain.errors import Forbidden, Unauthenticated
+from shared.domain.ports import ApiKeyStore
+from shared.domain.tenancy import ApiKeyRecord, Principal, Scope, hash_key, looks_like_key, new_key, same_secret
+from shared.services.common import Clock, utc_now
+
+logger = logging.getLogger(__name__)
+
+
+class AuthService:
+    """Checks keys against their stored hashes. Verified keys are cached per instance for `cache_ttl_s`, so a
+    revocation takes effect within that time on every instance (and a busy ingest path costs no RU a request)."""
+
+    def __init__(self, keys: ApiKeyStore, admin_key: str | None = None, cache_ttl_s: float = 60.0,
+                 clock: Clock = utc_now, monotonic=time.monotonic) -> None:
+        self._keys = keys
+        self._admin_hash = hash_key(admin_key) if admin_key else None
+        self._cache_ttl_s = cache_ttl_s
+        self._cache: dict[str, tuple[float, ApiKeyRecord | None]] = {}
+        self._clock = clock
+        self._monotonic = monotonic
+
+    async def authenticate(self, presented: str | None) -> Principal:
+        if not presented:
+            raise Unauthenticated("an API key is required in the x-api-key header")
+        presented_hash = hash_key(presented)
+        if self._admin_hash is not None and same_secret(presented_hash, self._admin_hash):
+            return Principal(tenant_id=None, key_id="bootstrap-admin", scopes=frozenset({Scope.admin}))
+        if not looks_like_key(presented):
+            raise Unauthenticated("the API key is not valid")
+        record = await self._lookup(presented_hash)
+        # The store is addressed by the hash; comparing again in constant time keeps timing flat if it ever is not.
+        if record is None or record.revoked or not same_secret(record.key_hash, presented_hash):
+            raise Unauthenticated("the API key is not valid")
+        return Principal(tenant_id=record.tenant_id, key_id=record.key_id, scopes=record.scopes)
+
+    @staticmethod
+    def require(principal: Principal, scope: Scope) -> None:
+        if not principal.allows(scope):
+            raise Forbidden(f"this key does not have the '{scope.value}' scope")
+
+    async def mint_key(self, tenant_id: str, scopes: set[Scope], name: str = "") -> tuple[str, ApiKeyRecord]:
+        """A new key for the tenant; the plain key is returned once and never stored."""
+        key, key_id = new_key()
+        record = ApiKeyRecord(key_hash=hash_key(key), key_id=key_id, tenant_id=tenant_id, scopes=frozenset(scopes),
+                              created_at=self._clock(), name=name)
+        await self._keys.put(record)
+        logger.info("minted key %s for tenant %s with scopes %s", key_id, tenant_id, sorted(s.value for s in scopes))
+        return key, record
+
+    async def _lookup(self, key_hash: str) -> ApiKeyRecord | None:
+        now = self._monotonic()
+        cached = self._cache.get(key_hash)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        record = await self._keys.get(key_hash)
+        if len(self._cache) > 10_000:  # bounded: unknown keys must not grow it without limit
+            self._cache.clear()
+        self._cache[key_hash] = (now + self._cache_ttl_s, record)
+        return record
+
+

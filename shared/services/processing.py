@@ -1,0 +1,79 @@
+"""The Event Hub side of the pipeline: decode, validate, dead-letter what cannot be processed."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from shared.domain.errors import ContractViolation
+from shared.domain.ingest_event import IngestEvent, decode_ingest_event
+from shared.domain.ports import BlobStore, InboundEvent
+from shared.services.common import Clock, utc_now
+
+logger = logging.getLogger(__name__)
+
+
+class ValidBatchHandler(Protocol):
+    async def __call__(self, batches: Sequence[tuple[InboundEvent, IngestEvent]]) -> None: ...
+
+
+@dataclass
+class ProcessingReport:
+    events: int = 0
+    valid: int = 0
+    dead_lettered: int = 0
+
+
+class EventProcessingService:
+    """The Event Hub side: decode and validate each event; what cannot be processed goes to a dead-letter blob.
+
+    A bad event never blocks its partition and is never dropped silently. Valid batches go to `on_valid`, in the
+    order they arrived.
+    """
+
+    def __init__(self, dead_letters: BlobStore, dead_letter_container: str, on_valid: ValidBatchHandler,
+                 clock: Clock = utc_now) -> None:
+        self._dead_letters = dead_letters
+        self._container = dead_letter_container
+        self._on_valid = on_valid
+        self._clock = clock
+
+    async def process(self, events: Sequence[InboundEvent]) -> ProcessingReport:
+        report = ProcessingReport(events=len(events))
+        valid: list[tuple[InboundEvent, IngestEvent]] = []
+        now = self._clock()
+        for event in events:
+            try:
+                decoded = decode_ingest_event(event.body)
+            except ContractViolation as exc:
+                await self._dead_letter(event, "invalid", [e.as_dict() for e in exc.errors], now)
+                report.dead_lettered += 1
+                continue
+            valid.append((event, decoded))
+        report.valid = len(valid)
+        if valid:
+            await self._on_valid(valid)
+        return report
+
+    async def _dead_letter(self, event: InboundEvent, reason: str, errors: list[dict[str, str]], now: datetime) -> None:
+        # Named by the event itself, so a redelivered bad event overwrites its own dead letter instead of adding one.
+        name = (f"{now:%Y/%m/%d}/partition={event.partition_id}/"
+                f"{event.sequence_number:020d}-{hashlib.sha256(event.body).hexdigest()[:16]}.json")
+        document = {
+            "reason": reason,
+            "errors": errors,
+            "partitionId": event.partition_id,
+            "partitionKey": event.partition_key,
+            "sequenceNumber": event.sequence_number,
+            "enqueuedTime": event.enqueued_time.isoformat() if event.enqueued_time else None,
+            "deadLetteredAt": now.isoformat(),
+            "bodyBase64": base64.b64encode(event.body).decode(),
+        }
+        await self._dead_letters.put(self._container, name, json.dumps(document).encode(), "application/json")
+        logger.warning("dead-lettered event: partition %s sequence %s (%s, %d errors)",
+                       event.partition_id, event.sequence_number, reason, len(errors))
