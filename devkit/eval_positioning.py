@@ -1,0 +1,129 @@
+"""`python -m devkit eval-positioning DATASET_DIR [--method model|fingerprint|auto] [--json]`
+
+Scores the positioning engine on the test split of a dataset in the neutral format (../shared/datasets/README.md)
+and prints one JSON object: dataset, method, n, mean_m, median_m, p90_m and, when the data has them,
+zone_accuracy and floor_accuracy. Only the train split is used for fitting or choosing (methods fingerprint and
+auto). Scans with timestamps are replayed per device through the tracker (what the processing function runs),
+unless --mode snapshot; scans without timestamps are scored one by one.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from collections import defaultdict
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dataset_dir", help="folder with site.json and scans.jsonl")
+    parser.add_argument("--method", choices=("model", "fingerprint", "auto"), default="model")
+    parser.add_argument(
+        "--mode",
+        choices=("auto", "snapshot", "tracking"),
+        default="auto",
+        help="tracking replays time-stamped scans per device; auto = tracking when every scan has a timestamp",
+    )
+    parser.add_argument("--json", action="store_true", help="compact JSON on one line")
+
+
+def evaluate(dataset_dir: str, method: str = "model", mode: str = "auto") -> dict:
+    """Score a dataset's test split; the dict that the command prints."""
+    import numpy as np
+
+    from devkit.datasets import load_dataset, measured_power_of, site_index
+    from shared.domain.positioning.calibration import Fingerprint, calibrate
+
+    started = time.perf_counter()
+    dataset = load_dataset(dataset_dir)
+    index = site_index(dataset)
+
+    def fingerprint(scan) -> Fingerprint:
+        t = scan.truth
+        return Fingerprint(scan.rssi, t.x, t.y, t.floor, t.zone, measured_power_of(scan))
+
+    train = [fingerprint(s) for s in dataset.split("train")]
+    if method != "model" and not train:
+        raise SystemExit(f"{dataset_dir}: method {method} needs labelled scans with split 'train'")
+    locator = calibrate(index, train, method)
+    test = dataset.split("test")
+    timed = all(s.ts is not None for s in test)
+    if mode == "tracking" and not timed:
+        raise SystemExit(f"{dataset_dir}: --mode tracking needs a timestamp on every test scan")
+    use_tracking = locator.tracks and (mode == "tracking" or (mode == "auto" and timed))
+    if use_tracking:
+        estimates = _tracked(index, locator, test)
+    else:
+        estimates = locator.locate_many([fingerprint(s) for s in test])
+
+    errors, zone_hits, floor_hits, unlocated = [], [], [], 0
+    for scan, est in zip(test, estimates):
+        if est is None:
+            unlocated += 1
+            continue
+        t = scan.truth
+        if t.x is not None and not math.isnan(est.x):
+            errors.append(math.hypot(est.x - t.x, est.y - t.y))
+        if t.zone is not None and dataset.site.zones:
+            zone_hits.append(est.space_id == t.zone)
+        if t.floor is not None:
+            floor_hits.append(est.floor == t.floor)
+    result: dict = {
+        "dataset": dataset.name,
+        "method": method,
+        "n": len(test) - unlocated,
+    }
+    if errors:
+        e = np.array(errors)
+        result.update(
+            mean_m=round(float(e.mean()), 3),
+            median_m=round(float(np.median(e)), 3),
+            p90_m=round(float(np.percentile(e, 90)), 3),
+        )
+    if zone_hits:
+        result["zone_accuracy"] = round(float(np.mean(zone_hits)), 4)
+    if floor_hits and dataset.multi_floor:
+        result["floor_accuracy"] = round(float(np.mean(floor_hits)), 4)
+    result["mode"] = "tracking" if use_tracking else "snapshot"
+    result["engine"] = locator.method
+    if locator.scores:
+        result["cv_loss"] = locator.scores
+    result["unlocated"] = unlocated
+    result["seconds"] = round(time.perf_counter() - started, 2)
+    return result
+
+
+def _tracked(index, locator, scans) -> list:
+    """Replay each device's scans in time order through `track`; one estimate per scan, in input order."""
+    from devkit.datasets import measured_power_of
+    from shared.domain.positioning.tracking import Sighting, track
+
+    by_device: dict[str, list[int]] = defaultdict(list)
+    for i, scan in enumerate(scans):
+        by_device[scan.device].append(i)
+    out: list = [None] * len(scans)
+    for positions in by_device.values():
+        positions.sort(key=lambda i: scans[i].timestamp)
+        state = None
+        for i in positions:
+            scan = scans[i]
+            ts = scan.timestamp
+            powers = locator.batch_powers(measured_power_of(scan))
+            sightings = [
+                Sighting(b, r, ts, powers.get(b) if isinstance(powers, dict) else powers) for b, r in scan.rssi.items()
+            ]
+            state, out[i] = track(state, sightings, index, ts, signal=locator.signal)
+    return out
+
+
+def main(args: argparse.Namespace) -> int:
+    from devkit.datasets import DatasetError
+
+    try:
+        result = evaluate(args.dataset_dir, args.method, args.mode)
+    except DatasetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(result, indent=None if args.json else 2))
+    return 0

@@ -1,0 +1,255 @@
+"""Calibration from labelled fingerprints (a calibration walk, or a dataset's train split).
+
+* `fit_path_loss`: least-squares path loss, per site (exponent, measured-power offset) or per beacon (P1m).
+* `KnnFingerprints`: distance-weighted kNN on RSSI relative to measured power; position, floor and zone votes.
+* `calibrate(..., method="auto")`: picks among the default model, the fitted models and kNN by cross-validation
+  over folds grouped by location (a fold never holds a place seen in training), so kNN is not flattered.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from shared.domain.positioning.estimator import Estimate, locate
+from shared.domain.positioning.signal import SignalModel
+from shared.domain.positioning.site_index import SiteIndex
+
+METHODS = ("model", "fingerprint", "auto")
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """A labelled scan: readings (beacon id -> dBm), the batch's measured power, where it was taken."""
+
+    rssi: Mapping[str, float]
+    x: float | None
+    y: float | None
+    floor: str | None = None
+    zone: str | None = None
+    measured_power: float | None = None
+
+
+@dataclass(frozen=True)
+class PathLossFit:
+    """Fitted path loss: exponent, P1m relative to the batch's power (site-wide and per beacon)."""
+
+    exponent: float
+    offset_db: float
+    beacon_offset_db: dict[str, float] = field(default_factory=dict)
+
+    def signal(self, base: SignalModel) -> SignalModel:
+        return base.model_copy(update={"path_loss_exponent": self.exponent})
+
+    def powers(self, index: SiteIndex, batch_power: float) -> dict[str, float]:
+        """Measured power at 1 m of every beacon for a batch sent with `batch_power`."""
+        return {b: batch_power + self.beacon_offset_db.get(b, self.offset_db) for b in index.beacon_index}
+
+
+def fit_path_loss(
+    index: SiteIndex, samples: Sequence[Fingerprint], base: SignalModel, *, per_beacon: bool, min_readings: int = 20
+) -> PathLossFit | None:
+    """Least-squares path loss from labelled scans: exponent and offset per site, P1m per beacon if asked
+    (shrunk towards the site value when a beacon has few readings). None with fewer than 10 readings."""
+    rows: list[tuple[int, float, float]] = []  # (beacon, rssi - batch power, 10 log10 slant distance)
+    h2 = base.height_m**2 + 0.09
+    for s in samples:
+        if s.x is None or s.y is None:
+            continue
+        p = base.default_measured_power_dbm if s.measured_power is None else s.measured_power
+        for beacon, rssi in s.rssi.items():
+            i = index.beacon_index.get(beacon)
+            if i is None or (s.floor is not None and index.beacons[i].floor != s.floor):
+                continue
+            d2 = (index.beacons[i].x - s.x) ** 2 + (index.beacons[i].y - s.y) ** 2
+            rows.append((i, rssi - p, 5.0 * math.log10(d2 + h2)))
+    if len(rows) < 10:
+        return None
+    b = np.array([r[0] for r in rows])
+    y = np.array([r[1] for r in rows])
+    ld = np.array([r[2] for r in rows])
+    design = np.c_[np.ones_like(ld), -ld]
+    (_offset, exponent), *_ = np.linalg.lstsq(design, y, rcond=None)
+    exponent = float(np.clip(exponent, 1.2, 5.0))
+    offset = float(np.mean(y + exponent * ld))
+    beacon_offsets: dict[str, float] = {}
+    if per_beacon:
+        for i in np.unique(b):
+            mask = b == i
+            if mask.sum() < min_readings:
+                continue
+            weight = mask.sum() / (mask.sum() + 30.0)
+            value = weight * np.mean(y[mask] + exponent * ld[mask]) + (1 - weight) * offset
+            beacon_offsets[index.beacons[i].id] = float(value)
+    return PathLossFit(exponent, offset, beacon_offsets)
+
+
+class KnnFingerprints:
+    """Distance-weighted kNN over RSSI relative to each scan's measured power (missing = below sensitivity)."""
+
+    def __init__(self, index: SiteIndex, samples: Sequence[Fingerprint], k: int = 7, default_power: float = -59.0):
+        self.index = index
+        self.k = k
+        self.default_power = default_power
+        usable = [s for s in samples if s.rssi]
+        if not usable:
+            raise ValueError("kNN fingerprinting needs at least one labelled scan with readings")
+        self.features = self._matrix(usable)
+        self.xy = np.array([(np.nan if s.x is None else s.x, np.nan if s.y is None else s.y) for s in usable])
+        self.floors = [s.floor for s in usable]
+        self.zones = [s.zone for s in usable]
+
+    def _matrix(self, samples: Sequence[Fingerprint]) -> np.ndarray:
+        out = np.full((len(samples), len(self.index.beacons)), -50.0)
+        for row, s in enumerate(samples):
+            p = self.default_power if s.measured_power is None else s.measured_power
+            for beacon, rssi in s.rssi.items():
+                i = self.index.beacon_index.get(beacon)
+                if i is not None:
+                    out[row, i] = max(rssi - p, -50.0)
+        return out
+
+    def predict(self, queries: Sequence[Fingerprint]) -> list[Estimate | None]:
+        """Estimates for many scans at once (None for a scan with no reading of a known beacon)."""
+        q = self._matrix(queries)
+        d2 = (q * q).sum(1)[:, None] + (self.features**2).sum(1)[None, :] - 2 * q @ self.features.T
+        dist = np.sqrt(np.maximum(d2, 0.0))
+        k = min(self.k, len(self.features))
+        nearest = np.argpartition(dist, k - 1, axis=1)[:, :k]
+        out: list[Estimate | None] = []
+        for row, s in enumerate(queries):
+            if not any(b in self.index.beacon_index for b in s.rssi):
+                out.append(None)
+                continue
+            nn = nearest[row]
+            w = 1.0 / (dist[row, nn] + 1.0)
+            w /= w.sum()
+            xy = self.xy[nn]
+            ok = ~np.isnan(xy[:, 0])
+            if ok.any():
+                ww = w[ok] / w[ok].sum()
+                mean = ww @ xy[ok]
+                unc = float(math.sqrt(max(ww @ ((xy[ok] - mean) ** 2).sum(1), 0.0)))
+            else:
+                mean, unc = np.array([math.nan, math.nan]), math.inf
+            floor = _vote([self.floors[j] for j in nn], w) or self.index.floor_ids[0]
+            zone_votes = [(self.zones[j], w[i]) for i, j in enumerate(nn) if self.floors[j] == floor]
+            zone = _vote([z for z, _ in zone_votes], np.array([v for _, v in zone_votes]))
+            zone_conf = sum(v for z, v in zone_votes if z == zone) if zone else 0.0
+            out.append(Estimate(float(mean[0]), float(mean[1]), floor, unc, zone, float(zone_conf), len(s.rssi)))
+        return out
+
+
+def _vote(labels: list[str | None], weights: np.ndarray) -> str | None:
+    tally: dict[str, float] = {}
+    for label, w in zip(labels, weights):
+        if label is not None:
+            tally[label] = tally.get(label, 0.0) + float(w)
+    return max(tally.items(), key=lambda kv: kv[1])[0] if tally else None
+
+
+@dataclass
+class CalibratedLocator:
+    """A single-scan locator after calibration: the chosen method and what it needs."""
+
+    method: str
+    index: SiteIndex
+    signal: SignalModel
+    knn: KnnFingerprints | None = None
+    fit: PathLossFit | None = None
+    scores: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def tracks(self) -> bool:
+        """True when the method is model-based and so also works in tracking mode."""
+        return self.knn is None
+
+    def locate_many(self, scans: Sequence[Fingerprint]) -> list[Estimate | None]:
+        if self.knn is not None:
+            return self.knn.predict(scans)
+        return [self.locate_one(s) for s in scans]
+
+    def locate_one(self, scan: Fingerprint) -> Estimate | None:
+        if self.knn is not None:
+            return self.knn.predict([scan])[0]
+        return locate(self.index, self.signal, scan.rssi, tx_power=self.batch_powers(scan.measured_power))
+
+    def batch_powers(self, measured_power: float | None) -> Mapping[str, float] | float | None:
+        """Measured power to use for a batch: the fitted per-beacon values, else the batch's own."""
+        if self.fit is None:
+            return measured_power
+        base = self.signal.default_measured_power_dbm if measured_power is None else measured_power
+        return self.fit.powers(self.index, base)
+
+
+def cross_validation_loss(locator_factory, samples: Sequence[Fingerprint], folds: int = 4) -> float:
+    """Mean error (m) plus 10 m per floor miss, over folds grouped by location."""
+    groups = [_place(s) for s in samples]
+    places = sorted(set(groups), key=str)
+    if len(places) < 2:
+        return math.inf
+    fold_of = {p: i % folds for i, p in enumerate(places)}
+    errors: list[float] = []
+    for f in range(min(folds, len(places))):
+        train = [s for s, g in zip(samples, groups) if fold_of[g] != f]
+        held = [s for s, g in zip(samples, groups) if fold_of[g] == f]
+        locator = locator_factory(train)
+        for s, est in zip(held, locator.locate_many(held)):
+            if est is None:
+                continue
+            loss = 0.0
+            if s.x is not None and not math.isnan(est.x):
+                loss += math.hypot(est.x - s.x, est.y - s.y)
+            if s.floor is not None and est.floor != s.floor:
+                loss += 10.0
+            errors.append(loss)
+    return float(np.mean(errors)) if errors else math.inf
+
+
+def _place(s: Fingerprint):
+    if s.zone is not None:
+        return (s.floor, s.zone)
+    if s.x is not None:
+        return (s.floor, round(s.x, 1), round(s.y, 1))
+    return (s.floor,)
+
+
+def calibrate(
+    index: SiteIndex,
+    samples: Sequence[Fingerprint],
+    method: str = "auto",
+    *,
+    base: SignalModel | None = None,
+    k: int = 7,
+) -> CalibratedLocator:
+    """A locator for the site: `model` (no training), `fingerprint` (kNN), or `auto` (cross-validated choice
+    among model, model-site, model-beacon and fingerprint, then refitted on all samples)."""
+    base = base or SignalModel()
+    if method not in METHODS:
+        raise ValueError(f"unknown method '{method}': use one of {', '.join(METHODS)}")
+    if method == "model":
+        return CalibratedLocator("model", index, base)
+    labelled = [s for s in samples if s.rssi]
+    if method == "fingerprint":
+        return CalibratedLocator("fingerprint", index, base, KnnFingerprints(index, labelled, k=k))
+    scores = {
+        name: cross_validation_loss(lambda tr, name=name: _candidates_one(name, index, tr, base, k), labelled)
+        for name in ("model", "model-site", "model-beacon", "fingerprint")
+    }
+    best = min(scores, key=lambda n: scores[n])
+    chosen = _candidates_one(best, index, labelled, base, k)
+    chosen.scores = {n: round(v, 3) for n, v in scores.items()}
+    return chosen
+
+
+def _candidates_one(name, index, train, base, k) -> CalibratedLocator:
+    if name == "model":
+        return CalibratedLocator("model", index, base)
+    if name == "fingerprint":
+        return CalibratedLocator("fingerprint", index, base, KnnFingerprints(index, train, k=k))
+    fit = fit_path_loss(index, train, base, per_beacon=name == "model-beacon")
+    if fit is None:
+        return CalibratedLocator("model", index, base)
+    return CalibratedLocator(name, index, fit.signal(base), fit=fit)

@@ -1,0 +1,288 @@
+"""Per-building structures precomputed once and cached: beacon arrays, a grid of candidate positions per floor
+(inside the floor's spaces, else its outline), which space each grid point lies in, and where floors connect.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from shared.domain import geometry
+
+Point = tuple[float, float]
+
+# IMDF unit kinds a phone cannot be in: the grid leaves them out.
+NOT_OCCUPIABLE = frozenset({"column", "structure", "opentobelow", "vegetation", "road", "brick", "concrete",
+                            "drywall", "glass"})
+TRANSITION_KINDS = frozenset({"stairs", "elevator", "escalator", "steps"})
+# kinds whose outline is not a wall (open areas, or zones of unknown construction)
+OPEN_KINDS = frozenset({"walkway", "walkway.island", "lobby", "unenclosedarea", "unspecified", "opentobelow",
+                        "footbridge", "movingwalkway", "platform", "terrace", "fieldofplay", "parking", "road",
+                        "ramp", "wheelchairramp", "vegetation", "steps"})
+
+
+@dataclass(frozen=True)
+class FloorSpec:
+    id: str
+    ordinal: int = 0
+    outline: tuple[Point, ...] | None = None
+
+
+@dataclass(frozen=True)
+class BeaconSpec:
+    id: str
+    x: float
+    y: float
+    floor: str
+    measured_power: float | None = None
+
+
+@dataclass(frozen=True)
+class SpaceSpec:
+    id: str
+    floor: str
+    polygon: tuple[Point, ...]
+    kind: str = "unspecified"
+
+
+@dataclass
+class FloorGrid:
+    """Candidate positions of one floor and their geometry against the floor's beacons."""
+
+    floor: str
+    points: np.ndarray  # (M, 2)
+    beacons: np.ndarray  # (Bf,) site-wide beacon indices on this floor
+    dist2: np.ndarray  # (M, Bf) squared horizontal distances, float32
+    space_of_point: np.ndarray  # (M,) index into SiteIndex.spaces, -1 when none
+    near_points: list[np.ndarray]  # per local beacon: grid rows within reach
+    near_beacons: list[np.ndarray]  # per local beacon: local beacons whose silence is informative
+    transitions: np.ndarray  # (T, 2) stairs/elevator positions on this floor
+    walls: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))  # (W, 4) x1, y1, x2, y2
+    beacon_xy: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
+    _log_dist: dict[float, np.ndarray] = field(default_factory=dict)
+    _walls_between: np.ndarray | None = None
+
+    def walls_between(self) -> np.ndarray:
+        """(M, Bf) number of walls between each candidate point and each beacon (computed once, lazily)."""
+        if self._walls_between is None:
+            counts = np.zeros(self.dist2.shape, dtype=np.float32)
+            if len(self.walls):
+                a, b = self.walls[:, :2], self.walls[:, 2:]
+                for j, q in enumerate(self.beacon_xy):
+                    rows = self.near_points[j]
+                    p = self.points[rows]
+                    d1 = _orient(a[None], b[None], p[:, None, :])
+                    d2 = _orient(a, b, q[None, :])[None, :]
+                    d3 = _orient(p[:, None, :], q[None, None, :], a[None])
+                    d4 = _orient(p[:, None, :], q[None, None, :], b[None])
+                    counts[rows, j] = ((d1 * d2 < 0) & (d3 * d4 < 0)).sum(axis=1)
+            self._walls_between = counts
+        return self._walls_between
+
+    def log_distance(self, height_m: float) -> np.ndarray:
+        """10*log10(slant distance) for every (point, beacon), cached per beacon height."""
+        cached = self._log_dist.get(height_m)
+        if cached is None:
+            cached = (5.0 * np.log10(self.dist2 + np.float32(height_m * height_m + 0.09))).astype(np.float32)
+            self._log_dist[height_m] = cached
+        return cached
+
+
+class SiteIndex:
+    """Everything the positioning engine needs about one building, as numpy arrays. Build once, cache per site."""
+
+    def __init__(self, floors, beacons, spaces, grids, beacon_index, step_m, reach_m):
+        self.floors: list[FloorSpec] = floors
+        self.beacons: list[BeaconSpec] = beacons
+        self.spaces: list[SpaceSpec] = spaces
+        self.grids: dict[str, FloorGrid] = grids
+        self.beacon_index: dict[str, int] = beacon_index
+        self.step_m = step_m
+        self.reach_m = reach_m
+        self.floor_ids = [f.id for f in floors]
+        self.floor_of_beacon = np.array([self.floor_ids.index(b.floor) for b in beacons], dtype=np.int64)
+        self.beacon_xy = np.array([(b.x, b.y) for b in beacons], dtype=np.float64).reshape(-1, 2)
+        self.beacon_measured_power = np.array(
+            [np.nan if b.measured_power is None else b.measured_power for b in beacons], dtype=np.float64
+        )
+        self.local_of_beacon = np.zeros(len(beacons), dtype=np.int64)
+        for grid in grids.values():
+            self.local_of_beacon[grid.beacons] = np.arange(len(grid.beacons))
+        self.space_ids = [s.id for s in spaces]
+        self.space_position = {s.id: i for i, s in enumerate(spaces)}
+        self._space_centroids = np.array([geometry.polygon_centroid(s.polygon) for s in spaces]).reshape(-1, 2)
+
+    @classmethod
+    def build(
+        cls,
+        floors: Sequence[FloorSpec],
+        beacons: Sequence[BeaconSpec],
+        spaces: Sequence[SpaceSpec] = (),
+        transitions: Iterable[tuple[str, float, float]] = (),
+        *,
+        grid_step_m: float | None = None,
+        reach_m: float = 30.0,
+        margin_m: float = 1.0,
+    ) -> SiteIndex:
+        """Precompute a site from plain specs. `transitions` are (floor, x, y) of stairs and elevators besides
+        the spaces of those kinds. Raises ValueError for a beacon or space on an unknown floor."""
+        floors = sorted(floors, key=lambda f: f.ordinal)
+        floor_ids = {f.id for f in floors}
+        if not floors:
+            raise ValueError("a site needs at least one floor")
+        if not beacons:
+            raise ValueError("a site needs at least one beacon to position phones")
+        for b in beacons:
+            if b.floor not in floor_ids:
+                raise ValueError(f"beacon '{b.id}' is on unknown floor '{b.floor}'")
+        for s in spaces:
+            if s.floor not in floor_ids:
+                raise ValueError(f"space '{s.id}' is on unknown floor '{s.floor}'")
+        beacons = list(beacons)
+        spaces = list(spaces)
+        beacon_index = {b.id: i for i, b in enumerate(beacons)}
+        if len(beacon_index) != len(beacons):
+            raise ValueError("beacon ids must be unique")
+        transitions = list(transitions)
+        grids: dict[str, FloorGrid] = {}
+        steps: list[float] = []
+        for floor in floors:
+            floor_beacons = np.array([i for i, b in enumerate(beacons) if b.floor == floor.id], dtype=np.int64)
+            floor_spaces = [(i, s) for i, s in enumerate(spaces) if s.floor == floor.id]
+            occupiable = [(i, s) for i, s in floor_spaces if s.kind not in NOT_OCCUPIABLE]
+            outline = floor.outline or _bounding_outline(
+                [(beacons[i].x, beacons[i].y) for i in floor_beacons]
+                + [p for _i, s in floor_spaces for p in s.polygon],
+                margin_m,
+            )
+            if outline is None:
+                continue  # a floor with neither beacons nor spaces: nothing to position on
+            area = abs(geometry.polygon_area(outline))
+            step = grid_step_m or min(1.0, max(0.5, math.sqrt(area / 2000.0)))
+            steps.append(step)
+            points, space_of = _grid_points(outline, occupiable, step)
+            bxy = np.array([(beacons[i].x, beacons[i].y) for i in floor_beacons]).reshape(-1, 2)
+            dist2 = ((points[:, None, :] - bxy[None, :, :]) ** 2).sum(axis=2).astype(np.float32)
+            near_points = [np.flatnonzero(dist2[:, j] <= reach_m * reach_m) for j in range(len(floor_beacons))]
+            bb = ((bxy[:, None, :] - bxy[None, :, :]) ** 2).sum(axis=2)
+            near_beacons = [np.flatnonzero(bb[j] <= (2 * reach_m) ** 2) for j in range(len(floor_beacons))]
+            gates = [geometry.polygon_centroid(s.polygon) for _i, s in floor_spaces if s.kind in TRANSITION_KINDS]
+            gates += [(x, y) for f, x, y in transitions if f == floor.id]
+            walls = sorted({
+                tuple(round(v, 3) for v in (min(p, q) + max(p, q)))
+                for _i, sp in floor_spaces
+                if sp.kind not in OPEN_KINDS
+                for p, q in zip(sp.polygon, sp.polygon[1:] + sp.polygon[:1])
+            })
+            grids[floor.id] = FloorGrid(
+                floor=floor.id,
+                points=points,
+                beacons=floor_beacons,
+                dist2=dist2,
+                space_of_point=space_of,
+                near_points=near_points,
+                near_beacons=near_beacons,
+                transitions=np.array(gates, dtype=np.float64).reshape(-1, 2),
+                walls=np.array(walls, dtype=np.float64).reshape(-1, 4),
+                beacon_xy=bxy,
+            )
+        return cls(list(floors), beacons, spaces, grids, beacon_index, min(steps) if steps else 1.0, reach_m)
+
+    @classmethod
+    def from_site_model(cls, site, *, grid_step_m: float | None = None) -> SiteIndex:
+        """Precompute a validated `shared.domain.site.SiteModel`."""
+        floors = [FloorSpec(f.id, f.ordinal, tuple(map(tuple, f.outline))) for f in site.floors]
+        beacons = [BeaconSpec(b.id, b.x, b.y, b.floor, float(b.measured_power)) for b in site.beacons]
+        spaces = [SpaceSpec(s.id, s.floor, tuple(map(tuple, s.polygon)), s.kind.value) for s in site.spaces]
+        transitions = [
+            (n.floor, n.x, n.y) for n in site.navigation.nodes if n.kind.value in ("stairs", "elevator")
+        ]
+        return cls.build(floors, beacons, spaces, transitions, grid_step_m=grid_step_m)
+
+    def space_containing(self, floor: str, point: Point, max_distance_m: float = 0.0) -> tuple[str | None, float]:
+        """The space of `floor` containing `point`, else the nearest within `max_distance_m`; (id, distance)."""
+        best: tuple[str | None, float] = (None, math.inf)
+        for space in self.spaces:
+            if space.floor != floor or space.kind in NOT_OCCUPIABLE:
+                continue
+            d = geometry.distance_to_polygon(point, space.polygon)
+            if d < best[1]:
+                best = (space.id, d)
+                if d == 0.0:
+                    break
+        if best[1] <= max_distance_m:
+            return best
+        return (None, best[1])
+
+    def distance_to_transition(self, floor: str, point: Point) -> float:
+        """Distance to the nearest stairs/elevator on `floor`; inf when the floor has none."""
+        grid = self.grids.get(floor)
+        if grid is None or len(grid.transitions) == 0:
+            return math.inf
+        return float(np.sqrt(((grid.transitions - np.asarray(point)) ** 2).sum(axis=1)).min())
+
+    @property
+    def has_transitions(self) -> bool:
+        return any(len(g.transitions) for g in self.grids.values())
+
+
+def _orient(o, u, v):
+    return (u[..., 0] - o[..., 0]) * (v[..., 1] - o[..., 1]) - (u[..., 1] - o[..., 1]) * (v[..., 0] - o[..., 0])
+
+
+def _bounding_outline(points: list[Point], margin: float) -> tuple[Point, ...] | None:
+    if not points:
+        return None
+    xs = [p[0] for p in points]
+    ys = [p[1] for p in points]
+    x0, x1, y0, y1 = min(xs) - margin, max(xs) + margin, min(ys) - margin, max(ys) + margin
+    return ((x0, y0), (x1, y0), (x1, y1), (x0, y1))
+
+
+def points_in_polygon(points: np.ndarray, polygon: Sequence[Point]) -> np.ndarray:
+    """Vectorised even-odd test of many points against one polygon (boundary points may go either way)."""
+    poly = np.asarray(polygon, dtype=np.float64)
+    x, y = points[:, 0], points[:, 1]
+    inside = np.zeros(len(points), dtype=bool)
+    x1, y1 = poly[:, 0], poly[:, 1]
+    x2, y2 = np.roll(x1, -1), np.roll(y1, -1)
+    for i in range(len(poly)):
+        crosses = (y1[i] > y) != (y2[i] > y)
+        if not crosses.any():
+            continue
+        x_cross = x1[i] + (y - y1[i]) * (x2[i] - x1[i]) / (y2[i] - y1[i] + (y2[i] == y1[i]))
+        inside ^= crosses & (x < x_cross)
+    return inside
+
+
+def _grid_points(outline, spaces: list[tuple[int, SpaceSpec]], step: float) -> tuple[np.ndarray, np.ndarray]:
+    poly = np.asarray(outline)
+    if spaces:
+        allpts = np.concatenate([np.asarray(s.polygon) for _i, s in spaces])
+        lo, hi = allpts.min(axis=0), allpts.max(axis=0)
+    else:
+        lo, hi = poly.min(axis=0), poly.max(axis=0)
+    xs = np.arange(lo[0] + step / 2, hi[0], step)
+    ys = np.arange(lo[1] + step / 2, hi[1], step)
+    lattice = np.array([(x, y) for x in xs for y in ys], dtype=np.float64).reshape(-1, 2)
+    if not spaces:
+        keep = points_in_polygon(lattice, outline)
+        pts = lattice[keep] if keep.any() else np.array([geometry.polygon_centroid(outline)])
+        return pts, np.full(len(pts), -1, dtype=np.int64)
+    space_of = np.full(len(lattice), -1, dtype=np.int64)
+    extra_pts: list[Point] = []
+    extra_space: list[int] = []
+    # smaller spaces claim their points first, so a room drawn over a walkway wins
+    for i, s in sorted(spaces, key=lambda item: abs(geometry.polygon_area(item[1].polygon))):
+        inside = points_in_polygon(lattice, s.polygon) & (space_of == -1)
+        if inside.any():
+            space_of[inside] = i
+        else:
+            extra_pts.append(geometry.polygon_centroid(s.polygon))
+            extra_space.append(i)
+    keep = space_of >= 0
+    pts = np.concatenate([lattice[keep], np.array(extra_pts).reshape(-1, 2)])
+    owner = np.concatenate([space_of[keep], np.array(extra_space, dtype=np.int64)])
+    return pts, owner

@@ -1,0 +1,58 @@
+"""Space decision with hysteresis: a still phone near a wall must not flap, a walking phone must follow.
+
+A challenger space collects evidence, the sum over updates of how far its probability leads the current
+space's; it takes over once the evidence reaches `evidence_needed` and it has led for `dwell_s`. A clear lead
+(walking into a room) switches in a couple of updates; a marginal, noisy lead (still phone near a wall)
+rarely does, and a single update where the current space is ahead again resets the challenge.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SpacePolicy:
+    margin: float = 0.2
+    dwell_s: float = 3.0
+    evidence_needed: float = 1.5
+    confidence_smoothing: float = 0.5
+
+
+@dataclass(frozen=True)
+class SpaceDecision:
+    space: str | None
+    confidence: float
+    candidate: str | None
+    candidate_since: float | None
+    evidence: float = 0.0
+
+
+def decide_space(
+    probabilities: Mapping[str, float],
+    now: float,
+    *,
+    current: str | None,
+    confidence: float,
+    candidate: str | None,
+    candidate_since: float | None,
+    evidence: float = 0.0,
+    policy: SpacePolicy = SpacePolicy(),
+) -> SpaceDecision:
+    """The space to report and a confidence (0..1), given this update's probability of each space."""
+    if not probabilities:
+        return SpaceDecision(current, confidence * policy.confidence_smoothing, None, None)
+    best, p_best = max(probabilities.items(), key=lambda kv: kv[1])
+    if current is None:
+        return SpaceDecision(best, p_best, None, None)
+    p_current = probabilities.get(current, 0.0)
+    smoothed = policy.confidence_smoothing * confidence + (1 - policy.confidence_smoothing) * p_current
+    lead = p_best - p_current
+    if best == current or lead < policy.margin:
+        return SpaceDecision(current, smoothed, None, None)
+    if candidate != best or candidate_since is None:
+        candidate, candidate_since, evidence = best, now, 0.0
+    evidence += lead
+    if evidence >= policy.evidence_needed and now - candidate_since >= policy.dwell_s:
+        return SpaceDecision(best, p_best, None, None)
+    return SpaceDecision(current, smoothed, candidate, candidate_since, evidence)

@@ -1,0 +1,214 @@
+"""Tracking one device over a stream of batches: what the processing function calls once per batch.
+
+    state, estimate = track(state, sightings, index, now)
+
+`TrackingState` is small and JSON-serialisable (`state.model_dump(mode="json")`, a few hundred bytes): the
+smoothed RSSI of the beacons heard lately, the last position, floor and space, and the pending switches.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.domain.positioning.estimator import Estimate, Readings, choose_space, floor_scores, posterior
+from shared.domain.positioning.floor import FloorPolicy, decide_floor
+from shared.domain.positioning.signal import RssiFilter, SignalModel, SmoothedRssi
+from shared.domain.positioning.site_index import SiteIndex
+from shared.domain.positioning.space import SpacePolicy, decide_space
+
+TRACKING_SCHEMA = "tracking/v1"
+
+
+@dataclass(frozen=True)
+class Sighting:
+    """One beacon reading: beacon id, RSSI (dBm), time (epoch seconds or datetime), the batch's txPower."""
+
+    beacon: str
+    rssi: float
+    ts: float | datetime
+    tx_power: float | None = None
+
+
+@dataclass(frozen=True)
+class TrackingPolicy:
+    """Tuning of tracking mode (see docs/positioning.md for the measurements behind the defaults)."""
+
+    filter: RssiFilter = field(default_factory=lambda: RssiFilter(drift_db_per_s=1.5, reading_noise_db=4.0))
+    shadowing_db: float = 3.0
+    walking_speed_mps: float = 1.0
+    max_speed_mps: float = 2.5
+    max_beacons: int = 12
+    future_tolerance_s: float = 5.0
+    floor: FloorPolicy = field(default_factory=FloorPolicy)
+    space: SpacePolicy = field(default_factory=SpacePolicy)
+
+
+class TrackingState(BaseModel):
+    """Per-device state between batches (stored with the device; keep it small)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    schema_: Literal["tracking/v1"] = Field(default=TRACKING_SCHEMA, alias="schema")
+    ts: float | None = Field(default=None, description="time of the last estimate, epoch seconds")
+    beacons: dict[str, tuple[float, float, float, float]] = Field(
+        default_factory=dict, description="beacon id -> (smoothed rssi, variance, time, measured power)"
+    )
+    x: float | None = None
+    y: float | None = None
+    floor: str | None = None
+    uncertainty_m: float | None = None
+    floor_candidate: str | None = None
+    floor_candidate_since: float | None = None
+    space: str | None = None
+    space_confidence: float = 0.0
+    space_candidate: str | None = None
+    space_candidate_since: float | None = None
+    space_evidence: float = 0.0
+
+
+def _seconds(ts: float | datetime) -> float:
+    return ts.timestamp() if isinstance(ts, datetime) else float(ts)
+
+
+def _field(item: Any, name: str, alt: str | None = None):
+    if isinstance(item, dict):
+        return item.get(name, item.get(alt) if alt else None)
+    value = getattr(item, name, None)
+    if value is None and alt:
+        value = getattr(item, alt, None)
+    return value
+
+
+def track(
+    state: TrackingState | None,
+    sightings: Iterable[Sighting | Any],
+    index: SiteIndex,
+    now: float | datetime,
+    *,
+    signal: SignalModel | None = None,
+    policy: TrackingPolicy | None = None,
+    phone_model: str | None = None,
+) -> tuple[TrackingState, Estimate | None]:
+    """Fold one batch of sightings into a device's state; return the new state and the current estimate
+    (None while nothing of this site was heard within the RSSI filter's memory)."""
+    signal = signal or SignalModel()
+    policy = policy or TrackingPolicy()
+    state = state or TrackingState()
+    now_s = _seconds(now)
+    flt = policy.filter
+    smoothed = {b: SmoothedRssi(v[0], v[1], v[2]) for b, v in state.beacons.items()}
+    powers = {b: v[3] for b, v in state.beacons.items()}
+    ordered = sorted(
+        ((_field(s, "beacon"), float(_field(s, "rssi")), _seconds(_field(s, "ts")), _field(s, "tx_power", "txPower"))
+         for s in sightings),
+        key=lambda r: r[2],
+    )
+    for beacon, rssi, ts, tx_power in ordered:
+        if beacon not in index.beacon_index or not math.isfinite(rssi):
+            continue
+        if ts > now_s + policy.future_tolerance_s or now_s - ts > flt.expire_s:
+            continue
+        smoothed[beacon] = flt.update(smoothed.get(beacon), rssi, min(ts, now_s))
+        if tx_power is not None or beacon not in powers:
+            powers[beacon] = _power(index, signal, beacon, tx_power) + signal.phone_offset(phone_model)
+    live = {b: s for b, s in smoothed.items() if not flt.expired(s, now_s)}
+    live = dict(sorted(live.items(), key=lambda kv: -kv[1].value)[: policy.max_beacons])
+    new_state = state.model_copy()
+    new_state.beacons = {
+        b: (round(s.value, 2), round(s.variance, 2), round(s.ts, 3), round(powers[b], 1)) for b, s in live.items()
+    }
+    if not live:
+        return new_state, None
+    ids = list(live)
+    fast_var = np.array([flt.variance_at(live[b], now_s) for b in ids])
+    readings = Readings(
+        beacons=np.array([index.beacon_index[b] for b in ids], dtype=np.int64),
+        rssi=np.array([live[b].value for b in ids]),
+        measured_power=np.array([powers[b] for b in ids]),
+        variance=policy.shadowing_db**2 + fast_var,
+    )
+    last_xy = (state.x, state.y) if state.x is not None and state.y is not None else None
+    decision = decide_floor(
+        index,
+        floor_scores(index, readings),
+        now_s,
+        current=state.floor,
+        candidate=state.floor_candidate,
+        candidate_since=state.floor_candidate_since,
+        last_xy=last_xy,
+        last_seen=state.ts,
+        policy=policy.floor,
+    )
+    floor = decision.floor
+    same_floor = floor == state.floor and last_xy is not None and state.ts is not None
+    dt = max(now_s - state.ts, 0.0) if state.ts is not None else math.inf
+    prior_sigma = None
+    if same_floor and math.isfinite(dt):
+        prior_sigma = math.hypot(state.uncertainty_m or 1.0, policy.walking_speed_mps * dt)
+    post = posterior(index, signal, readings, floor, prior_xy=last_xy if same_floor else None,
+                     prior_sigma_m=prior_sigma)
+    if post is None:
+        # none of the decided floor's beacons is live any more: fall back to the loudest floor
+        floor = index.floor_ids[int(np.argmax(floor_scores(index, readings)))]
+        same_floor = False
+        post = posterior(index, signal, readings, floor)
+        if post is None:
+            return new_state, None
+    x, y = post.mean
+    if same_floor and math.isfinite(dt):
+        reach = policy.max_speed_mps * dt + (state.uncertainty_m or 0.0)
+        moved = math.hypot(x - last_xy[0], y - last_xy[1])
+        if moved > reach > 0:
+            x = last_xy[0] + (x - last_xy[0]) * reach / moved
+            y = last_xy[1] + (y - last_xy[1]) * reach / moved
+    probabilities = {index.spaces[i].id: p for i, p in post.space_probabilities.items()}
+    if not probabilities:
+        space, confidence = choose_space(index, post)
+        if space is not None:
+            probabilities = {space: confidence}
+    if floor != state.floor:
+        space_decision = decide_space(probabilities, now_s, current=None, confidence=0.0, candidate=None,
+                                      candidate_since=None, policy=policy.space)
+    else:
+        space_decision = decide_space(
+            probabilities,
+            now_s,
+            current=state.space,
+            confidence=state.space_confidence,
+            candidate=state.space_candidate,
+            candidate_since=state.space_candidate_since,
+            evidence=state.space_evidence,
+            policy=policy.space,
+        )
+    new_state.ts = now_s
+    new_state.x, new_state.y = round(x, 2), round(y, 2)
+    new_state.floor = floor
+    new_state.uncertainty_m = round(post.uncertainty_m, 2)
+    new_state.floor_candidate = decision.candidate
+    new_state.floor_candidate_since = decision.candidate_since
+    new_state.space = space_decision.space
+    new_state.space_confidence = round(space_decision.confidence, 3)
+    new_state.space_candidate = space_decision.candidate
+    new_state.space_candidate_since = space_decision.candidate_since
+    new_state.space_evidence = round(space_decision.evidence, 3)
+    estimate = Estimate(x, y, floor, post.uncertainty_m, space_decision.space, space_decision.confidence,
+                        post.beacons_used)
+    return new_state, estimate
+
+
+def _power(index: SiteIndex, signal: SignalModel, beacon: str, tx_power: float | None) -> float:
+    fitted = signal.beacon_measured_power_dbm.get(beacon)
+    if fitted is not None:
+        return fitted
+    site_value = index.beacon_measured_power[index.beacon_index[beacon]]
+    if not math.isnan(site_value):
+        return float(site_value)
+    if tx_power is not None:
+        return float(tx_power)
+    return signal.default_measured_power_dbm
