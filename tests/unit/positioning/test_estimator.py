@@ -8,7 +8,7 @@ import pytest
 from shared.domain.positioning import SignalModel, floor_scores, locate, resolve_readings
 from shared.domain.positioning.signal import DEFAULT_MEASURED_POWER_DBM
 
-NOISELESS = SignalModel(path_loss_exponent=2.0, noise_db=2.0, detect_max=0.0)
+NOISELESS = SignalModel(path_loss_exponent=2.0, noise_db=2.0, detect_max=0.0, wall_loss_db=0.0)
 
 
 def _readings_at(index, model, x, y):

@@ -5,16 +5,16 @@ import numpy as np
 from shared.domain.positioning.floor import FloorPolicy, decide_floor
 from shared.domain.positioning.space import SpacePolicy, decide_space
 
-POLICY = SpacePolicy(margin=0.2, dwell_s=5.0)
+POLICY = SpacePolicy(margin=0.2, dwell_s=5.0, evidence_needed=1.5)
 
 
-def _run_space(sequence, step_s=1.0, start=None):
-    current, conf, cand, since = start, 0.0, None, None
+def _run_space(sequence, step_s=1.0, start=None, policy=POLICY):
+    current, conf, cand, since, evidence = start, 0.0, None, None, 0.0
     reported = []
     for i, probs in enumerate(sequence):
         d = decide_space(probs, i * step_s, current=current, confidence=conf, candidate=cand, candidate_since=since,
-                         policy=POLICY)
-        current, conf, cand, since = d.space, d.confidence, d.candidate, d.candidate_since
+                         evidence=evidence, policy=policy)
+        current, conf, cand, since, evidence = d.space, d.confidence, d.candidate, d.candidate_since, d.evidence
         reported.append(current)
     return reported
 
@@ -36,6 +36,13 @@ def test_walking_phone_changes_room_within_a_few_seconds():
     first_b = reported.index("B")
     assert 10 <= first_b <= 10 + POLICY.dwell_s + 1
     assert all(r == "B" for r in reported[first_b:])
+
+
+def test_a_clear_lead_needs_less_time_than_a_marginal_one():
+    clear = [{"A": 0.9, "B": 0.1}] * 5 + [{"A": 0.05, "B": 0.95}] * 30
+    marginal = [{"A": 0.9, "B": 0.1}] * 5 + [{"A": 0.35, "B": 0.65}] * 30
+    quick = SpacePolicy(margin=0.2, dwell_s=1.0, evidence_needed=1.5)
+    assert _run_space(clear, policy=quick).index("B") < _run_space(marginal, policy=quick).index("B")
 
 
 def test_a_brief_glitch_does_not_switch_room():
