@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     eventhub_name: Name = Field(default="sightings", alias="EVENTHUB_NAME")
     eventhub_consumer_group: str = Field(default="spaceflow-processor", alias="EVENTHUB_CONSUMER_GROUP", min_length=1)
 
+    presence_timeout_seconds: int = Field(
+        default=300, alias="PRESENCE_TIMEOUT_SECONDS", ge=30, le=86_400,
+        description="a phone not heard for this long leaves its space (closed by the presence sweep)",
+    )
     presence_sweep_schedule: str = Field(alias="PRESENCE_SWEEP_SCHEDULE", min_length=11)
     rollup_hourly_schedule: str = Field(alias="ROLLUP_HOURLY_SCHEDULE", min_length=11)
     rollup_daily_schedule: str = Field(alias="ROLLUP_DAILY_SCHEDULE", min_length=11)

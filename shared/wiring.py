@@ -4,14 +4,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from datetime import timedelta
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.domain.ports import ApiKeyStore, BlobStore, EventPublisher, InboundEvent, SiteModelStore
-from shared.domain.ingest_event import IngestEvent
+from shared.domain.ports import ApiKeyStore, BlobStore, EventPublisher, InboundEvent, LiveStateStore, SiteModelStore
 from shared.services import EventProcessingService, HealthService, ScheduledJobs
 from shared.services.auth import AuthService
 from shared.services.ingest import IngestService
+from shared.services.pipeline import PipelineService, PresenceSweepService
+from shared.services.sites import SiteDirectory
 from shared.settings import PublisherKind, Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -31,6 +33,9 @@ class AppContext:
     api_keys: ApiKeyStore
     auth: AuthService
     ingest: IngestService
+    live_state: LiveStateStore
+    sites: SiteDirectory
+    pipeline: PipelineService
     closers: list[Any] = field(default_factory=list)
 
     async def close(self) -> None:
@@ -40,11 +45,6 @@ class AppContext:
             except Exception:  # shutdown goes on even if one client fails to close
                 logger.exception("closing a client failed")
         self.closers.clear()
-
-
-async def _accept_valid_batches(batches: Sequence[tuple[InboundEvent, IngestEvent]]) -> None:
-    # Positioning and live state arrive with the processing issue; until then valid batches are only counted.
-    logger.info("processed %d valid batches", len(batches))
 
 
 def _credential(settings: Settings) -> Any:
@@ -57,6 +57,7 @@ async def build_context(settings: Settings, *, bootstrap: bool = True) -> AppCon
     """Real adapters from the settings. With `bootstrap`, creates the database, containers and blob containers
     that are missing (in Azure they exist already, so this only reads them)."""
     from shared.adapters.blob import AzureBlobStore, create_blob_service, ensure_blob_containers
+    from shared.adapters.cosmos_live_state import CosmosLiveStateStore
     from shared.adapters.cosmos import (
         CosmosApiKeyStore,
         CosmosSiteModelStore,
@@ -84,7 +85,10 @@ async def build_context(settings: Settings, *, bootstrap: bool = True) -> AppCon
         database = cosmos.get_database_client(settings.cosmos_database)
     blobs = AzureBlobStore(blob_service, probe_container=settings.deadletter_container)
     site_models = CosmosSiteModelStore(database)
-    processing = EventProcessingService(blobs, settings.deadletter_container, _accept_valid_batches)
+    live_state = CosmosLiveStateStore(database)
+    sites = SiteDirectory(site_models)
+    pipeline = PipelineService(sites, live_state)
+    processing = EventProcessingService(blobs, settings.deadletter_container, pipeline.process)
 
     publisher: EventPublisher
     if settings.event_publisher is PublisherKind.inprocess:
@@ -100,13 +104,15 @@ async def build_context(settings: Settings, *, bootstrap: bool = True) -> AppCon
         publisher = EventHubEventPublisher(create_eventhub_producer(settings, credential))
     closers.insert(0, publisher.close)  # stop delivering before the stores close
     health = HealthService({"cosmos": site_models, "blob": blobs, "eventHub": publisher})
-    # Presence sweep and rollups register here as the processing and analytics work lands.
-    scheduled = ScheduledJobs()
+    sweep = PresenceSweepService(live_state, timedelta(seconds=settings.presence_timeout_seconds))
+    # The rollups register here when the analytics work lands.
+    scheduled = ScheduledJobs({ScheduledJobs.PRESENCE_SWEEP: sweep.sweep})
     api_keys = CosmosApiKeyStore(database)
     return AppContext(
         settings=settings, publisher=publisher, site_models=site_models, blobs=blobs, health=health,
         processing=processing, scheduled=scheduled, api_keys=api_keys,
-        auth=AuthService(api_keys, settings.admin_api_key), ingest=IngestService(publisher), closers=closers,
+        auth=AuthService(api_keys, settings.admin_api_key), ingest=IngestService(publisher), live_state=live_state,
+        sites=sites, pipeline=pipeline, closers=closers,
     )
 
 
@@ -132,3 +138,32 @@ def set_context(context: AppContext | None) -> None:
     global _context, _lock
     _context = context
     _lock = None
+
+
+def build_in_memory_context(settings: Settings, publisher: EventPublisher | None = None) -> AppContext:
+    """The same services over the in-memory adapters: unit and function tests, and the in-memory benchmarks."""
+    from shared.adapters.memory import (
+        InMemoryApiKeyStore,
+        InMemoryBlobStore,
+        InMemoryLiveStateStore,
+        InMemorySiteModelStore,
+        RecordingEventPublisher,
+    )
+
+    blobs = InMemoryBlobStore()
+    site_models = InMemorySiteModelStore()
+    live_state = InMemoryLiveStateStore()
+    api_keys = InMemoryApiKeyStore()
+    sites = SiteDirectory(site_models)
+    pipeline = PipelineService(sites, live_state)
+    processing = EventProcessingService(blobs, settings.deadletter_container, pipeline.process)
+    if publisher is None:
+        publisher = RecordingEventPublisher()
+    sweep = PresenceSweepService(live_state, timedelta(seconds=settings.presence_timeout_seconds))
+    return AppContext(
+        settings=settings, publisher=publisher, site_models=site_models, blobs=blobs,
+        health=HealthService({"cosmos": site_models, "blob": blobs, "eventHub": publisher}, timeout_s=0.5),
+        processing=processing, scheduled=ScheduledJobs({ScheduledJobs.PRESENCE_SWEEP: sweep.sweep}),
+        api_keys=api_keys, auth=AuthService(api_keys, settings.admin_api_key), ingest=IngestService(publisher),
+        live_state=live_state, sites=sites, pipeline=pipeline,
+    )

@@ -2,11 +2,17 @@
 from __future__ import annotations
 
 import asyncio
+import copy
+import json
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
+from datetime import datetime
+
+from shared.adapters import documents
 
 from shared.domain.ports import OutboundEvent, PreconditionFailed, VersionedSite
+from shared.domain.presence import BeaconHealth, DeviceState, SpaceState, Visit
 from shared.domain.site import SiteModel
 from shared.domain.tenancy import ApiKeyRecord
 
@@ -84,3 +90,76 @@ class InMemoryApiKeyStore:
 
     async def list_for_tenant(self, tenant_id: str) -> list[ApiKeyRecord]:
         return sorted((r for r in self._keys.values() if r.tenant_id == tenant_id), key=lambda r: r.created_at)
+
+
+class InMemoryLiveStateStore:
+    """Keeps the same JSON documents as the Cosmos store, with etags, so both behave alike under the contract tests.
+
+    `writes` counts document writes by container (the pipeline benchmark's write budget)."""
+
+    def __init__(self) -> None:
+        self._docs: dict[str, dict[tuple[str, str], dict]] = defaultdict(dict)
+        self.writes: dict[str, int] = defaultdict(int)
+        self.written_bytes: dict[str, int] = defaultdict(int)
+        self.reads: dict[str, int] = defaultdict(int)
+
+    def _get(self, container: str, partition: str, item_id: str) -> dict | None:
+        self.reads[container] += 1
+        doc = self._docs[container].get((partition, item_id))
+        return copy.deepcopy(doc) if doc is not None else None
+
+    def _save(self, container: str, partition: str, doc: dict, etag: str | None, upsert: bool = False) -> dict:
+        key = (partition, doc["id"])
+        current = self._docs[container].get(key)
+        if not upsert:
+            if etag is None and current is not None:
+                raise PreconditionFailed(f"{container}/{doc['id']} already exists")
+            if etag is not None and (current is None or current["_etag"] != etag):
+                raise PreconditionFailed(f"{container}/{doc['id']} changed since it was read")
+        stored = {**copy.deepcopy(doc), "_etag": f'"{uuid.uuid4()}"'}
+        self._docs[container][key] = stored
+        self.writes[container] += 1
+        self.written_bytes[container] += len(json.dumps(doc, separators=(",", ":")))
+        return copy.deepcopy(stored)
+
+    async def get_device(self, building_id: str, device_id: str) -> DeviceState | None:
+        doc = self._get("devices", building_id, device_id)
+        return documents.device_from_doc(doc) if doc else None
+
+    async def save_device(self, device: DeviceState) -> DeviceState:
+        return documents.device_from_doc(
+            self._save("devices", device.building_id, documents.device_to_doc(device), device.etag))
+
+    async def get_space(self, building_id: str, space_id: str) -> SpaceState | None:
+        doc = self._get("spaces", building_id, space_id)
+        return documents.space_from_doc(doc) if doc else None
+
+    async def save_space(self, space: SpaceState) -> SpaceState:
+        return documents.space_from_doc(
+            self._save("spaces", space.building_id, documents.space_to_doc(space), space.etag))
+
+    async def list_spaces(self, building_id: str) -> list[SpaceState]:
+        docs = [d for (p, _), d in self._docs["spaces"].items() if p == building_id]
+        return sorted((documents.space_from_doc(d) for d in docs), key=lambda s: s.space_id)
+
+    async def save_visit(self, visit: Visit) -> None:
+        self._save("visits", visit.building_id, documents.visit_to_doc(visit), None, upsert=True)
+
+    async def list_visits(self, building_id: str, ended_from: datetime, ended_before: datetime) -> list[Visit]:
+        low, high = documents.iso(ended_from), documents.iso(ended_before)
+        docs = [d for (p, _), d in self._docs["visits"].items() if p == building_id and low <= d["end"] < high]
+        return sorted((documents.visit_from_doc(d) for d in docs), key=lambda v: (v.end, v.id))
+
+    async def list_silent_devices(self, seen_before: datetime, limit: int = 1000) -> list[DeviceState]:
+        cutoff = documents.iso(seen_before)
+        docs = [d for d in self._docs["devices"].values()
+                if d["lastSeen"] < cutoff and (d.get("spaceId") or d.get("leavingSpaceId"))]
+        docs.sort(key=lambda d: d["lastSeen"])
+        return [documents.device_from_doc(copy.deepcopy(d)) for d in docs[:limit]]
+
+    async def save_beacon_health(self, health: BeaconHealth) -> None:
+        self._save("beacons", health.building_id, documents.beacon_to_doc(health), None, upsert=True)
+
+    async def list_beacon_health(self, building_id: str) -> list[BeaconHealth]:
+        docs = [d for (p, _), d in self._docs["beacons"].items() if p == building_id]
+        return sorted((documents.beacon_from_doc(d) for d in docs), key=lambda b: b.beacon_id)

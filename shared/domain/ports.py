@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Protocol
 
 from shared.domain.errors import DomainError
+from shared.domain.presence import BeaconHealth, DeviceState, SpaceState, Visit
 from shared.domain.site import SiteModel
 from shared.domain.tenancy import ApiKeyRecord
 
@@ -101,3 +102,34 @@ class ApiKeyStore(Protocol):
     async def put(self, record: ApiKeyRecord) -> None: ...
 
     async def list_for_tenant(self, tenant_id: str) -> list[ApiKeyRecord]: ...
+
+
+class LiveStateStore(Protocol):
+    """Devices, spaces, visits and beacon health of the buildings, partitioned by building.
+
+    `save_*` with an object whose `etag` is set writes only over that version (else PreconditionFailed); with
+    `etag` None it creates (PreconditionFailed when the document already exists). Both return the saved object
+    with its new etag.
+    """
+
+    async def get_device(self, building_id: str, device_id: str) -> DeviceState | None: ...
+
+    async def save_device(self, device: DeviceState) -> DeviceState: ...
+
+    async def get_space(self, building_id: str, space_id: str) -> SpaceState | None: ...
+
+    async def save_space(self, space: SpaceState) -> SpaceState: ...
+
+    async def list_spaces(self, building_id: str) -> list[SpaceState]: ...
+
+    async def save_visit(self, visit: Visit) -> None:
+        """Upsert by the visit's deterministic id."""
+
+    async def list_visits(self, building_id: str, ended_from: datetime, ended_before: datetime) -> list[Visit]: ...
+
+    async def list_silent_devices(self, seen_before: datetime, limit: int = 1000) -> list[DeviceState]:
+        """Devices (of every building) last seen before the cutoff that are still in a space or mid-leave."""
+
+    async def save_beacon_health(self, health: BeaconHealth) -> None: ...
+
+    async def list_beacon_health(self, building_id: str) -> list[BeaconHealth]: ...

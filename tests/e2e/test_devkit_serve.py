@@ -44,7 +44,10 @@ def test_serve_answers_health_and_stops_cleanly_on_ctrl_c(tmp_path):
         assert status == 200, (tmp_path / "serve.log").read_text()
         assert {name: dep["status"] for name, dep in body["dependencies"].items()} == {
             "cosmos": "ok", "blob": "ok", "eventHub": "ok"}
-        assert "spaceflow is serving" in (tmp_path / "serve.log").read_text()
+        banner_deadline = time.monotonic() + 10  # printed just after uvicorn starts answering
+        while "spaceflow is serving" not in (tmp_path / "serve.log").read_text():
+            assert time.monotonic() < banner_deadline, (tmp_path / "serve.log").read_text()
+            time.sleep(0.05)
 
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 0, (tmp_path / "serve.log").read_text()

@@ -1,5 +1,5 @@
 """Triggers are called directly (Core Tools cannot run here): the function app is imported once and its
-functions looked up once; the wiring context is an in-memory one."""
+functions looked up once; the wiring context is the in-memory one."""
 from __future__ import annotations
 
 import json
@@ -7,17 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.adapters.memory import (
-    InMemoryApiKeyStore,
-    InMemoryBlobStore,
-    InMemorySiteModelStore,
-    RecordingEventPublisher,
-)
-from shared.services import EventProcessingService, HealthService, ScheduledJobs
-from shared.services.auth import AuthService
-from shared.services.ingest import IngestService
 from shared.settings import load_settings
-from shared.wiring import AppContext, set_context
+from shared.wiring import build_in_memory_context, set_context
 
 REPO = Path(__file__).resolve().parents[2]
 LOCAL_VALUES = json.loads((REPO / "local.settings.json").read_text())["Values"]
@@ -32,22 +23,7 @@ def functions_by_name():
 
 @pytest.fixture
 def memory_context():
-    blobs = InMemoryBlobStore()
-    passed: list = []
-
-    async def on_valid(batches):
-        passed.extend(batches)
-
-    publisher = RecordingEventPublisher()
-    sites = InMemorySiteModelStore()
-    context = AppContext(
-        settings=load_settings(LOCAL_VALUES), publisher=publisher, site_models=sites, blobs=blobs,
-        health=HealthService({"cosmos": sites, "blob": blobs, "eventHub": publisher}, timeout_s=0.5),
-        processing=EventProcessingService(blobs, "deadletter", on_valid), scheduled=ScheduledJobs(),
-        api_keys=(keys := InMemoryApiKeyStore()), auth=AuthService(keys, LOCAL_VALUES["ADMIN_API_KEY"]),
-        ingest=IngestService(publisher),
-    )
-    context.valid_batches = passed  # type: ignore[attr-defined]
+    context = build_in_memory_context(load_settings(LOCAL_VALUES))
     set_context(context)
     yield context
     set_context(None)

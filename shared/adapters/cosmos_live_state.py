@@ -1,0 +1,125 @@
+"""Live state in Cosmos DB: devices, spaces, visits and beacons, each container partitioned by /buildingId."""
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ServiceRequestError, ServiceResponseError
+from azure.cosmos.aio import DatabaseProxy
+from azure.cosmos.exceptions import CosmosHttpResponseError, CosmosResourceNotFoundError
+
+from shared.adapters import documents
+from shared.adapters.cosmos import unavailable
+from shared.domain.ports import PreconditionFailed
+from shared.domain.presence import BeaconHealth, DeviceState, SpaceState, Visit
+
+logger = logging.getLogger(__name__)
+
+_CONFLICTS = {409, 412, 404}  # exists already / changed since read / deleted since read
+
+
+class CosmosLiveStateStore:
+    def __init__(self, database: DatabaseProxy) -> None:
+        self._devices = database.get_container_client("devices")
+        self._spaces = database.get_container_client("spaces")
+        self._visits = database.get_container_client("visits")
+        self._beacons = database.get_container_client("beacons")
+        # What this instance wrote and read: the pipeline benchmark turns it into RU per sighting.
+        self.writes: dict[str, int] = defaultdict(int)
+        self.written_bytes: dict[str, int] = defaultdict(int)
+        self.reads: dict[str, int] = defaultdict(int)
+
+    async def _read(self, container, name: str, item_id: str, partition: str) -> dict[str, Any] | None:
+        self.reads[name] += 1
+        try:
+            return await container.read_item(item_id, partition_key=partition)
+        except CosmosResourceNotFoundError:
+            return None
+        except (ServiceRequestError, ServiceResponseError) as exc:
+            raise unavailable(exc) from exc
+
+    async def _write(self, container, name: str, doc: dict[str, Any], etag: str | None, *,
+                     upsert: bool = False) -> dict[str, Any]:
+        try:
+            if upsert:
+                saved = await container.upsert_item(doc)
+            elif etag is None:
+                saved = await container.create_item(doc)
+            else:
+                saved = await container.replace_item(doc["id"], doc, etag=etag,
+                                                     match_condition=MatchConditions.IfNotModified)
+        except CosmosHttpResponseError as exc:
+            if exc.status_code in _CONFLICTS and not upsert:
+                raise PreconditionFailed(f"{name}/{doc['id']}: {exc.status_code}") from None
+            raise
+        except (ServiceRequestError, ServiceResponseError) as exc:
+            raise unavailable(exc) from exc
+        self.writes[name] += 1
+        self.written_bytes[name] += len(json.dumps(doc, separators=(",", ":")))
+        return saved
+
+    async def get_device(self, building_id: str, device_id: str) -> DeviceState | None:
+        doc = await self._read(self._devices, "devices", device_id, building_id)
+        return documents.device_from_doc(doc) if doc else None
+
+    async def save_device(self, device: DeviceState) -> DeviceState:
+        saved = await self._write(self._devices, "devices", documents.device_to_doc(device), device.etag)
+        return documents.device_from_doc(saved)
+
+    async def get_space(self, building_id: str, space_id: str) -> SpaceState | None:
+        doc = await self._read(self._spaces, "spaces", space_id, building_id)
+        return documents.space_from_doc(doc) if doc else None
+
+    async def save_space(self, space: SpaceState) -> SpaceState:
+        saved = await self._write(self._spaces, "spaces", documents.space_to_doc(space), space.etag)
+        return documents.space_from_doc(saved)
+
+    async def list_spaces(self, building_id: str) -> list[SpaceState]:
+        docs = await self._query(self._spaces, "SELECT * FROM c WHERE c.buildingId = @b", {"@b": building_id},
+                                 partition=building_id)
+        return sorted((documents.space_from_doc(d) for d in docs), key=lambda s: s.space_id)
+
+    async def save_visit(self, visit: Visit) -> None:
+        await self._write(self._visits, "visits", documents.visit_to_doc(visit), None, upsert=True)
+
+    async def list_visits(self, building_id: str, ended_from: datetime, ended_before: datetime) -> list[Visit]:
+        docs = await self._query(
+            self._visits, "SELECT * FROM c WHERE c.buildingId = @b AND c['end'] >= @from AND c['end'] < @to",
+            {"@b": building_id, "@from": documents.iso(ended_from), "@to": documents.iso(ended_before)},
+            partition=building_id,
+        )
+        return sorted((documents.visit_from_doc(d) for d in docs), key=lambda v: (v.end, v.id))
+
+    async def list_silent_devices(self, seen_before: datetime, limit: int = 1000) -> list[DeviceState]:
+        # Cross-partition on purpose: one sweep covers every building; lastSeen and spaceId are indexed.
+        docs = await self._query(
+            self._devices,
+            "SELECT * FROM c WHERE c.lastSeen < @cutoff AND (IS_STRING(c.spaceId) OR IS_STRING(c.leavingSpaceId))",
+            {"@cutoff": documents.iso(seen_before)},
+        )
+        docs.sort(key=lambda d: d["lastSeen"])
+        return [documents.device_from_doc(d) for d in docs[:limit]]
+
+    async def save_beacon_health(self, health: BeaconHealth) -> None:
+        await self._write(self._beacons, "beacons", documents.beacon_to_doc(health), None, upsert=True)
+
+    async def list_beacon_health(self, building_id: str) -> list[BeaconHealth]:
+        docs = await self._query(self._beacons, "SELECT * FROM c WHERE c.buildingId = @b", {"@b": building_id},
+                                 partition=building_id)
+        return sorted((documents.beacon_from_doc(d) for d in docs), key=lambda b: b.beacon_id)
+
+    async def _query(self, container, query: str, parameters: dict[str, Any],
+                     partition: str | None = None) -> list[dict[str, Any]]:
+        params = [{"name": k, "value": v} for k, v in parameters.items()]
+        try:
+            if partition is None:
+                items = container.query_items(query, parameters=params)
+            else:
+                items = container.query_items(query, parameters=params, partition_key=partition)
+            return [item async for item in items]
+        except (ServiceRequestError, ServiceResponseError) as exc:
+            raise unavailable(exc) from exc

@@ -1,0 +1,77 @@
+"""Presence objects <-> the JSON documents both live-state stores keep, so the fake stores what Cosmos stores."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from shared.domain.presence import BeaconHealth, DeviceState, SpaceState, Visit
+
+
+def iso(moment: datetime | None) -> str | None:
+    """UTC with fixed precision, so stored times compare correctly as strings in queries."""
+    if moment is None:
+        return None
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def device_to_doc(d: DeviceState) -> dict[str, Any]:
+    return {
+        "id": d.device_id, "buildingId": d.building_id, "tenantId": d.tenant_id, "lastSeen": iso(d.last_seen),
+        "tracking": d.tracking, "x": d.x, "y": d.y, "floor": d.floor, "uncertaintyM": d.uncertainty_m,
+        "spaceId": d.space_id, "spaceSince": iso(d.space_since), "spaceConfidence": d.space_confidence,
+        "userId": d.user_id, "model": d.model, "recentBatches": list(d.recent_batches),
+        "leavingSpaceId": d.leaving_space_id, "leavingSince": iso(d.leaving_since),
+    }
+
+
+def device_from_doc(doc: dict[str, Any]) -> DeviceState:
+    return DeviceState(
+        tenant_id=doc["tenantId"], building_id=doc["buildingId"], device_id=doc["id"],
+        last_seen=parse_time(doc["lastSeen"]), tracking=doc.get("tracking") or {}, x=doc.get("x"), y=doc.get("y"),
+        floor=doc.get("floor"), uncertainty_m=doc.get("uncertaintyM"), space_id=doc.get("spaceId"),
+        space_since=parse_time(doc.get("spaceSince")), space_confidence=doc.get("spaceConfidence") or 0.0,
+        user_id=doc.get("userId"), model=doc.get("model"), recent_batches=tuple(doc.get("recentBatches") or ()),
+        leaving_space_id=doc.get("leavingSpaceId"), leaving_since=parse_time(doc.get("leavingSince")),
+        etag=doc.get("_etag"),
+    )
+
+
+def space_to_doc(s: SpaceState) -> dict[str, Any]:
+    # headcount and status are stored as well as derived: queries filter on them (free rooms, occupancy).
+    return {"id": s.space_id, "buildingId": s.building_id, "occupants": s.occupants, "headcount": s.headcount,
+            "status": s.status, "since": iso(s.since), "lastChange": iso(s.last_change)}
+
+
+def space_from_doc(doc: dict[str, Any]) -> SpaceState:
+    return SpaceState(building_id=doc["buildingId"], space_id=doc["id"], occupants=dict(doc.get("occupants") or {}),
+                      since=parse_time(doc.get("since")), last_change=parse_time(doc.get("lastChange")),
+                      etag=doc.get("_etag"))
+
+
+def visit_to_doc(v: Visit) -> dict[str, Any]:
+    return {"id": v.id, "tenantId": v.tenant_id, "buildingId": v.building_id, "spaceId": v.space_id,
+            "deviceId": v.device_id, "start": iso(v.start), "end": iso(v.end), "durationS": round(v.duration_s, 3),
+            "userId": v.user_id}
+
+
+def visit_from_doc(doc: dict[str, Any]) -> Visit:
+    return Visit(tenant_id=doc["tenantId"], building_id=doc["buildingId"], space_id=doc["spaceId"],
+                 device_id=doc["deviceId"], start=parse_time(doc["start"]), end=parse_time(doc["end"]),
+                 user_id=doc.get("userId"))
+
+
+def beacon_to_doc(b: BeaconHealth) -> dict[str, Any]:
+    return {"id": b.beacon_id, "buildingId": b.building_id, "tenantId": b.tenant_id, "lastHeard": iso(b.last_heard),
+            "batteryMv": b.battery_mv, "solarLux": b.solar_lux, "temperatureC": b.temperature_c,
+            "telemetryAt": iso(b.telemetry_at)}
+
+
+def beacon_from_doc(doc: dict[str, Any]) -> BeaconHealth:
+    return BeaconHealth(tenant_id=doc["tenantId"], building_id=doc["buildingId"], beacon_id=doc["id"],
+                        last_heard=parse_time(doc["lastHeard"]), battery_mv=doc.get("batteryMv"),
+                        solar_lux=doc.get("solarLux"), temperature_c=doc.get("temperatureC"),
+                        telemetry_at=parse_time(doc.get("telemetryAt")))

@@ -1,0 +1,170 @@
+"""Live presence: each device's tracked state, each space's occupants, and the visits they leave behind.
+
+Pure rules the pipeline and the presence sweep apply. Every change to a space is a set operation on its
+occupants keyed by device, so applying the same change twice (a redelivered event, a retried write) is harmless
+and two processors changing one space at once cannot lose a count as long as the store writes with etags.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+RECENT_BATCHES_KEPT = 16
+
+
+@dataclass(frozen=True)
+class DeviceState:
+    """What the pipeline keeps per device and building (document `devices/<deviceId>`, partition buildingId)."""
+
+    tenant_id: str
+    building_id: str
+    device_id: str
+    last_seen: datetime
+    tracking: dict[str, Any] = field(default_factory=dict)  # positioning TrackingState, as JSON
+    x: float | None = None
+    y: float | None = None
+    floor: str | None = None
+    uncertainty_m: float | None = None
+    space_id: str | None = None
+    space_since: datetime | None = None
+    space_confidence: float = 0.0
+    user_id: str | None = None  # only when the person opted in to sharing
+    model: str | None = None
+    recent_batches: tuple[str, ...] = ()
+    leaving_space_id: str | None = None  # set while a leave is written in two steps (see presence sweep)
+    leaving_since: datetime | None = None
+    etag: str | None = None
+
+    def has_seen(self, batch_id: str) -> bool:
+        return batch_id in self.recent_batches
+
+    def remember(self, batch_id: str) -> DeviceState:
+        kept = (self.recent_batches + (batch_id,))[-RECENT_BATCHES_KEPT:]
+        return replace(self, recent_batches=kept)
+
+
+@dataclass(frozen=True)
+class OccupancyChange:
+    """Put a device into a space or take it out, as of `at`."""
+
+    building_id: str
+    space_id: str
+    device_id: str
+    kind: Literal["enter", "leave"]
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Visit:
+    """A closed stay of one device in one space: the unit the analytics rollups count."""
+
+    tenant_id: str
+    building_id: str
+    space_id: str
+    device_id: str
+    start: datetime
+    end: datetime
+    user_id: str | None = None
+
+    @property
+    def id(self) -> str:
+        """Deterministic, so writing the same visit again (redelivery, retry) replaces it instead of adding one."""
+        key = f"{self.building_id}|{self.device_id}|{self.space_id}|{self.start.isoformat()}"
+        return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+    @property
+    def duration_s(self) -> float:
+        return (self.end - self.start).total_seconds()
+
+
+@dataclass(frozen=True)
+class SpaceState:
+    """A space's live state (document `spaces/<spaceId>`, partition buildingId)."""
+
+    building_id: str
+    space_id: str
+    occupants: dict[str, str] = field(default_factory=dict)  # device id -> since (RFC 3339)
+    since: datetime | None = None  # when the status last changed
+    last_change: datetime | None = None
+    etag: str | None = None
+
+    @property
+    def headcount(self) -> int:
+        return len(self.occupants)
+
+    @property
+    def status(self) -> Literal["free", "occupied"]:
+        return "occupied" if self.occupants else "free"
+
+
+def apply_occupancy(space: SpaceState, change: OccupancyChange) -> SpaceState | None:
+    """The space after the change, or None when the change is already applied (nothing to write)."""
+    present = change.device_id in space.occupants
+    if (change.kind == "enter") == present:
+        return None
+    occupants = dict(space.occupants)
+    if change.kind == "enter":
+        occupants[change.device_id] = change.at.isoformat()
+    else:
+        del occupants[change.device_id]
+    status_changed = bool(occupants) != bool(space.occupants)
+    since = change.at if status_changed or space.since is None else space.since
+    last_change = max(change.at, space.last_change) if space.last_change else change.at
+    return replace(space, occupants=occupants, since=since, last_change=last_change)
+
+
+@dataclass(frozen=True)
+class Transition:
+    """What moving a device from one space to another (either may be None) means for the store."""
+
+    changes: tuple[OccupancyChange, ...]
+    visit: Visit | None
+
+
+def transition(before: DeviceState | None, after: DeviceState, at: datetime) -> Transition:
+    """Occupancy changes and the closed visit when `after` is in another space than `before`."""
+    old_space = before.space_id if before else None
+    if old_space == after.space_id:
+        return Transition((), None)
+    changes: list[OccupancyChange] = []
+    visit = None
+    if old_space is not None and before is not None:
+        changes.append(OccupancyChange(after.building_id, old_space, after.device_id, "leave", at))
+        if before.space_since is not None and at > before.space_since:
+            visit = Visit(after.tenant_id, after.building_id, old_space, after.device_id, before.space_since, at,
+                          before.user_id)
+    if after.space_id is not None:
+        changes.append(OccupancyChange(after.building_id, after.space_id, after.device_id, "enter", at))
+    return Transition(tuple(changes), visit)
+
+
+def silent_leave(device: DeviceState, timeout: timedelta) -> tuple[DeviceState, Transition]:
+    """A device not heard for `timeout` leaves its space as of when it was last heard."""
+    left = replace(device, space_id=None, space_since=None, space_confidence=0.0)
+    return left, transition(device, left, max(device.last_seen, device.space_since or device.last_seen))
+
+
+@dataclass(frozen=True)
+class BeaconHealth:
+    """A beacon's latest life signs, from the SDK's `beaconTelemetry` and from being heard at all."""
+
+    tenant_id: str
+    building_id: str
+    beacon_id: str
+    last_heard: datetime
+    battery_mv: int | None = None
+    solar_lux: float | None = None
+    temperature_c: float | None = None
+    telemetry_at: datetime | None = None
+
+    def merged(self, newer: BeaconHealth) -> BeaconHealth:
+        """Keep the latest of each signal: readings can arrive out of order from different phones."""
+        take_telemetry = newer.telemetry_at is not None and (
+            self.telemetry_at is None or newer.telemetry_at > self.telemetry_at)
+        source = newer if take_telemetry else self
+        return replace(
+            self, last_heard=max(self.last_heard, newer.last_heard), battery_mv=source.battery_mv,
+            solar_lux=source.solar_lux, temperature_c=source.temperature_c, telemetry_at=source.telemetry_at,
+        )

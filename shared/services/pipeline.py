@@ -1,0 +1,330 @@
+"""The processing pipeline: validated SDK batches in, device positions, room occupancy and visits out.
+
+Per device, batches are folded in arrival order through the positioning engine in tracking mode; devices are
+worked concurrently. Writes are ordered so that a crash at any point followed by redelivery ends in the same
+state: visits and occupancy first (idempotent set operations), the device document last (guarded by its etag).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict, defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+from shared.domain.ingest_event import IngestEvent
+from shared.domain.ports import InboundEvent, LiveStateStore, PreconditionFailed
+from shared.domain.positioning.tracking import Sighting, TrackingState, track
+from shared.domain.presence import (
+    BeaconHealth,
+    DeviceState,
+    OccupancyChange,
+    Transition,
+    Visit,
+    apply_occupancy,
+    transition,
+)
+from shared.services.sites import Building, SiteDirectory
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PipelinePolicy:
+    persist_interval_s: float = 60.0  # a device document is rewritten at least this often while it is heard
+    device_concurrency: int = 64
+    max_write_retries: int = 8
+    beacon_health_interval_s: float = 300.0
+
+
+@dataclass
+class PipelineStats:
+    batches: int = 0
+    sightings: int = 0
+    duplicates: int = 0
+    unknown_building: int = 0
+    transitions: int = 0
+    device_writes_skipped: int = 0
+    conflicts_retried: int = 0
+    late_sightings: int = 0
+
+
+@dataclass
+class _CachedDevice:
+    state: DeviceState
+    loaded_at: float
+    persisted_last_seen: datetime
+    persisted_space: str | None
+    persisted_floor: str | None
+
+
+class OccupancyWriter:
+    """Applies an occupancy change to a space document: read, apply the pure rule, write over that etag; retry
+    when another writer got there first. Exact headcounts under concurrent processors."""
+
+    def __init__(self, store: LiveStateStore, max_retries: int = 8) -> None:
+        self._store = store
+        self._max_retries = max_retries
+        self.retries = 0
+
+    async def apply(self, change: OccupancyChange) -> None:
+        from shared.domain.presence import SpaceState
+
+        for _attempt in range(self._max_retries):
+            space = await self._store.get_space(change.building_id, change.space_id)
+            updated = apply_occupancy(space or SpaceState(change.building_id, change.space_id), change)
+            if updated is None:
+                return  # already applied: a redelivery or a retry
+            try:
+                await self._store.save_space(updated)
+                return
+            except PreconditionFailed:
+                self.retries += 1
+                await asyncio.sleep(0.005 * (_attempt + 1))
+        raise RuntimeError(f"space {change.space_id}: gave up after {self._max_retries} conflicting writes")
+
+    async def apply_transition(self, item: Transition) -> None:
+        if item.visit is not None:
+            await self._store.save_visit(item.visit)
+        for change in item.changes:
+            await self.apply(change)
+
+
+class PipelineService:
+    def __init__(self, sites: SiteDirectory, store: LiveStateStore, policy: PipelinePolicy = PipelinePolicy(),
+                 monotonic: Callable[[], float] = time.monotonic, cache_size: int = 50_000) -> None:
+        self._sites = sites
+        self._store = store
+        self._policy = policy
+        self._monotonic = monotonic
+        self._occupancy = OccupancyWriter(store, policy.max_write_retries)
+        self._devices: OrderedDict[tuple[str, str], _CachedDevice] = OrderedDict()
+        self._cache_size = cache_size
+        self._beacons_written: dict[tuple[str, str], tuple[float, BeaconHealth]] = {}
+        self.stats = PipelineStats()
+
+    async def process(self, batches: Sequence[tuple[InboundEvent, IngestEvent]]) -> None:
+        """Fold the events into live state. Each device's events are handled in the order given."""
+        per_device: dict[tuple[str, str], list[IngestEvent]] = defaultdict(list)
+        for _event, decoded in batches:
+            per_device[(decoded.tenant_id, decoded.parsed.batch.device_id)].append(decoded)
+        limit = asyncio.Semaphore(self._policy.device_concurrency)
+
+        async def one(key: tuple[str, str], events: list[IngestEvent]) -> None:
+            async with limit:
+                await self._process_device(key[0], events)
+
+        await asyncio.gather(*(one(key, events) for key, events in per_device.items()))
+        await self._write_beacon_health(batches)
+
+    async def _process_device(self, tenant_id: str, events: list[IngestEvent]) -> None:
+        # Consecutive batches heard in the same building are folded together (one device write for them).
+        groups: list[tuple[Building, list[IngestEvent]]] = []
+        for decoded in events:
+            batch = decoded.parsed.batch
+            self.stats.batches += 1
+            self.stats.sightings += len(batch.sightings)
+            building = await self._sites.building_for(tenant_id, (s.beacon for s in batch.sightings))
+            if building is None:
+                self.stats.unknown_building += 1
+                continue
+            if groups and groups[-1][0].building_id == building.building_id:
+                groups[-1][1].append(decoded)
+            else:
+                groups.append((building, [decoded]))
+        for building, group in groups:
+            device_id = group[0].parsed.batch.device_id
+            for _attempt in range(self._policy.max_write_retries):
+                try:
+                    await self._fold(building, group)
+                    break
+                except PreconditionFailed:
+                    # Someone else (the presence sweep, another instance after a rebalance) wrote this device:
+                    # start again from the stored version. Everything already written is idempotent.
+                    self.stats.conflicts_retried += 1
+                    self._devices.pop((building.building_id, device_id), None)
+            else:
+                raise RuntimeError(f"device in building {building.building_id}: gave up after repeated conflicts")
+
+    async def _fold(self, building: Building, events: list[IngestEvent]) -> None:
+        device_id = events[0].parsed.batch.device_id
+        cached = await self._load(building, device_id)
+        state = cached.state if cached else None
+        transitions: list[Transition] = []
+        if state is not None and state.leaving_space_id is not None:
+            transitions.append(_finish_leave(state))
+            state = replace(state, leaving_space_id=None, leaving_since=None)
+        changed = bool(transitions)
+        for decoded in events:
+            batch_id = str(decoded.parsed.batch.batch_id)
+            if state is not None and state.has_seen(batch_id):
+                self.stats.duplicates += 1
+                continue
+            new_state = self._track(building, state, decoded)
+            step = transition(state, new_state, new_state.space_since or new_state.last_seen) \
+                if state is None or state.space_id != new_state.space_id else Transition((), None)
+            if step.changes:
+                transitions.append(step)
+                self.stats.transitions += 1
+            state = new_state.remember(batch_id)
+            changed = True
+        if state is None or not changed:
+            return
+        for item in transitions:
+            await self._occupancy.apply_transition(item)
+        await self._persist(building, cached, state, force=bool(transitions))
+
+    def _track(self, building: Building, state: DeviceState | None, decoded: IngestEvent) -> DeviceState:
+        batch = decoded.parsed.batch
+        # Phones' clocks drift: shift the readings by how far the phone's clock was from ours when it sent the
+        # batch, so last-seen times, visits and the presence timeout are all on the server's clock.
+        skew = decoded.received_at - batch.sent_at
+        if abs(skew) < _IGNORED_SKEW:
+            skew = timedelta(0)
+        sightings = [Sighting(s.beacon, float(s.rssi), s.ts + skew, s.tx_power) for s in batch.sightings]
+        if state is not None:
+            # A batch that arrives late (an SDK retry, a reordered delivery) is history: the device has moved on
+            # since, so its older readings must not pull the estimate back.
+            fresh = [s for s in sightings if s.ts > state.last_seen]
+            self.stats.late_sightings += len(sightings) - len(fresh)
+            sightings = fresh
+            if not sightings:
+                return state
+        event_time = max((s.ts for s in sightings), default=decoded.received_at)
+        tracking = TrackingState.model_validate(state.tracking) if state and state.tracking else None
+        new_tracking, estimate = track(tracking, sightings, building.index, event_time, phone_model=batch.model)
+        if state is None:
+            state = DeviceState(tenant_id=building.tenant_id, building_id=building.building_id,
+                                device_id=batch.device_id, last_seen=event_time)
+        updated = replace(state, last_seen=event_time, tracking=new_tracking.model_dump(mode="json", by_alias=True),
+                          user_id=batch.user_id, model=batch.model)
+        if estimate is None:
+            return updated
+        space_since = updated.space_since if estimate.space_id == state.space_id else event_time
+        return replace(updated, x=round(estimate.x, 2), y=round(estimate.y, 2), floor=estimate.floor,
+                       uncertainty_m=round(estimate.uncertainty_m, 2), space_id=estimate.space_id,
+                       space_since=space_since if estimate.space_id else None,
+                       space_confidence=round(estimate.space_confidence, 3))
+
+    async def _load(self, building: Building, device_id: str) -> _CachedDevice | None:
+        key = (building.building_id, device_id)
+        cached = self._devices.get(key)
+        now = self._monotonic()
+        if cached is not None and now - cached.loaded_at < self._policy.persist_interval_s:
+            self._devices.move_to_end(key)
+            return cached
+        stored = await self._store.get_device(building.building_id, device_id)
+        if stored is None:
+            self._devices.pop(key, None)
+            return None
+        cached = _CachedDevice(stored, now, stored.last_seen, stored.space_id, stored.floor)
+        self._remember(key, cached)
+        return cached
+
+    async def _persist(self, building: Building, cached: _CachedDevice | None, state: DeviceState,
+                       force: bool) -> None:
+        key = (building.building_id, state.device_id)
+        due = (
+            force or cached is None or state.etag is None
+            or state.space_id != cached.persisted_space or state.floor != cached.persisted_floor
+            or (state.last_seen - cached.persisted_last_seen).total_seconds() >= self._policy.persist_interval_s
+        )
+        if not due:
+            # Heard, nothing changed that anyone reads: keep it in memory and write it within persist_interval_s.
+            self.stats.device_writes_skipped += 1
+            self._remember(key, replace(cached, state=state))
+            return
+        saved = await self._store.save_device(state)
+        self._remember(key, _CachedDevice(saved, self._monotonic(), saved.last_seen, saved.space_id, saved.floor))
+
+    def _remember(self, key: tuple[str, str], cached: _CachedDevice) -> None:
+        self._devices[key] = cached
+        self._devices.move_to_end(key)
+        while len(self._devices) > self._cache_size:
+            self._devices.popitem(last=False)
+
+    async def _write_beacon_health(self, batches: Sequence[tuple[InboundEvent, IngestEvent]]) -> None:
+        latest: dict[tuple[str, str], BeaconHealth] = {}
+        for _event, decoded in batches:
+            batch = decoded.parsed.batch
+            heard = list(batch.sightings) + list(batch.beacon_telemetry)
+            if not heard:
+                continue
+            building = await self._sites.building_for(decoded.tenant_id, (s.beacon for s in heard))
+            if building is None:
+                continue
+            known = building.index.beacon_index
+            for s in batch.sightings:
+                if s.beacon in known:
+                    _merge(latest, BeaconHealth(decoded.tenant_id, building.building_id, s.beacon, s.ts))
+            for t in batch.beacon_telemetry:
+                if t.beacon in known:
+                    _merge(latest, BeaconHealth(decoded.tenant_id, building.building_id, t.beacon, t.ts, t.battery_mv,
+                                                t.solar_lux, t.temperature_c, t.ts))
+        now = self._monotonic()
+        writes = []
+        for key, health in latest.items():
+            written = self._beacons_written.get(key)
+            if written is not None:
+                health = written[1].merged(health)
+                fresh_telemetry = health.telemetry_at != written[1].telemetry_at
+                if not fresh_telemetry and now - written[0] < self._policy.beacon_health_interval_s:
+                    continue  # beacon health is coarse (silent for a day?): no need to write every sighting
+            self._beacons_written[key] = (now, health)
+            writes.append(self._store.save_beacon_health(health))
+        await asyncio.gather(*writes)
+
+
+_IGNORED_SKEW = timedelta(seconds=2)  # network and queueing delay, not a wrong clock
+
+
+def _merge(latest: dict[tuple[str, str], BeaconHealth], health: BeaconHealth) -> None:
+    key = (health.building_id, health.beacon_id)
+    latest[key] = latest[key].merged(health) if key in latest else health
+
+
+def _finish_leave(state: DeviceState) -> Transition:
+    """Complete a leave the presence sweep started but did not finish (see PresenceSweepService)."""
+    at = state.last_seen
+    change = OccupancyChange(state.building_id, state.leaving_space_id, state.device_id, "leave", at)
+    visit = None
+    if state.leaving_since is not None and at > state.leaving_since:
+        visit = Visit(state.tenant_id, state.building_id, state.leaving_space_id, state.device_id, state.leaving_since,
+                      at, state.user_id)
+    return Transition((change,), visit)
+
+
+class PresenceSweepService:
+    """Takes phones that went silent out of their spaces: the timer's job, never TTL.
+
+    A leave is written in three steps so a crash anywhere is finished by the next sweep or by the pipeline:
+    1. the device records `leavingSpaceId` (over its etag: a device heard meanwhile is left alone),
+    2. the visit and the occupancy change are written (idempotent),
+    3. the device clears `leavingSpaceId`.
+    """
+
+    def __init__(self, store: LiveStateStore, timeout: timedelta, max_write_retries: int = 8) -> None:
+        self._store = store
+        self._timeout = timeout
+        self._occupancy = OccupancyWriter(store, max_write_retries)
+
+    async def sweep(self, now: datetime) -> int:
+        """Close the presence of every device not heard for the timeout; returns how many left a space."""
+        left = 0
+        for device in await self._store.list_silent_devices(now - self._timeout):
+            try:
+                if device.space_id is not None:
+                    device = await self._store.save_device(replace(
+                        device, space_id=None, space_since=None, space_confidence=0.0,
+                        leaving_space_id=device.space_id, leaving_since=device.space_since or device.last_seen))
+                await self._occupancy.apply_transition(_finish_leave(device))
+                await self._store.save_device(replace(device, leaving_space_id=None, leaving_since=None))
+                left += 1
+            except PreconditionFailed:
+                # heard again meanwhile: the pipeline owns it now (and finishes any leave it finds)
+                logger.info("presence sweep: device in building %s changed meanwhile, skipped", device.building_id)
+        if left:
+            logger.info("presence sweep: %d silent devices left their spaces", left)
+        return left
