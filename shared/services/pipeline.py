@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Sequence
@@ -22,6 +23,7 @@ from shared.domain.presence import (
     DeviceState,
     OccupancyChange,
     Transition,
+    SpaceState,
     Visit,
     apply_occupancy,
     transition,
@@ -35,7 +37,7 @@ logger = logging.getLogger(__name__)
 class PipelinePolicy:
     persist_interval_s: float = 60.0  # a device document is rewritten at least this often while it is heard
     device_concurrency: int = 64
-    max_write_retries: int = 8
+    max_write_retries: int = 20
     beacon_health_interval_s: float = 300.0
 
 
@@ -52,6 +54,25 @@ class PipelineStats:
 
 
 @dataclass
+class _DeviceWork:
+    """One device's batches in one building during one invocation, and what folding them produced."""
+
+    building: Building
+    events: list[IngestEvent]
+    cached: _CachedDevice | None = None
+    state: DeviceState | None = None
+    transitions: list[Transition] = field(default_factory=list)
+    changed: bool = False
+
+    @property
+    def device_id(self) -> str:
+        return self.events[0].parsed.batch.device_id
+
+    def reset(self) -> None:
+        self.cached, self.state, self.transitions, self.changed = None, None, [], False
+
+
+@dataclass
 class _CachedDevice:
     state: DeviceState
     loaded_at: float
@@ -61,35 +82,41 @@ class _CachedDevice:
 
 
 class OccupancyWriter:
-    """Applies an occupancy change to a space document: read, apply the pure rule, write over that etag; retry
-    when another writer got there first. Exact headcounts under concurrent processors."""
+    """Applies occupancy changes to space documents: read, apply the pure rule, write over that etag; retry with
+    backoff when another writer got there first. All changes to one space go in one write."""
 
-    def __init__(self, store: LiveStateStore, max_retries: int = 8) -> None:
+    def __init__(self, store: LiveStateStore, max_retries: int = 20) -> None:
         self._store = store
         self._max_retries = max_retries
         self.retries = 0
 
-    async def apply(self, change: OccupancyChange) -> None:
-        from shared.domain.presence import SpaceState
+    async def apply(self, changes: Sequence[OccupancyChange]) -> None:
+        """Apply the changes (in their order per space); spaces are written concurrently."""
+        per_space: dict[tuple[str, str], list[OccupancyChange]] = defaultdict(list)
+        for change in changes:
+            per_space[(change.building_id, change.space_id)].append(change)
+        await asyncio.gather(*(self._apply_to_space(key, items) for key, items in per_space.items()))
 
-        for _attempt in range(self._max_retries):
-            space = await self._store.get_space(change.building_id, change.space_id)
-            updated = apply_occupancy(space or SpaceState(change.building_id, change.space_id), change)
-            if updated is None:
+    async def apply_transitions(self, transitions: Sequence[Transition]) -> None:
+        """Visits first, then occupancy: both idempotent, so a crash after either is repaired by a retry."""
+        await asyncio.gather(*(self._store.save_visit(t.visit) for t in transitions if t.visit is not None))
+        await self.apply([change for t in transitions for change in t.changes])
+
+    async def _apply_to_space(self, key: tuple[str, str], changes: list[OccupancyChange]) -> None:
+        for attempt in range(self._max_retries):
+            current = await self._store.get_space(*key) or SpaceState(*key)
+            updated = current
+            for change in changes:
+                updated = apply_occupancy(updated, change) or updated
+            if updated is current:
                 return  # already applied: a redelivery or a retry
             try:
                 await self._store.save_space(updated)
                 return
             except PreconditionFailed:
                 self.retries += 1
-                await asyncio.sleep(0.005 * (_attempt + 1))
-        raise RuntimeError(f"space {change.space_id}: gave up after {self._max_retries} conflicting writes")
-
-    async def apply_transition(self, item: Transition) -> None:
-        if item.visit is not None:
-            await self._store.save_visit(item.visit)
-        for change in item.changes:
-            await self.apply(change)
+                await asyncio.sleep(random.uniform(0, min(0.5, 0.01 * 2**attempt)))  # jittered backoff
+        raise RuntimeError(f"space {key[1]}: gave up after {self._max_retries} conflicting writes")
 
 
 class PipelineService:
@@ -106,20 +133,56 @@ class PipelineService:
         self.stats = PipelineStats()
 
     async def process(self, batches: Sequence[tuple[InboundEvent, IngestEvent]]) -> None:
-        """Fold the events into live state. Each device's events are handled in the order given."""
+        """Fold the events into live state. Each device's events are handled in the order given.
+
+        Three phases: fold every device (reads only), write visits and occupancy (one write per space for the
+        whole invocation), then the devices. A device another writer changed meanwhile is redone on its own.
+        """
         per_device: dict[tuple[str, str], list[IngestEvent]] = defaultdict(list)
         for _event, decoded in batches:
             per_device[(decoded.tenant_id, decoded.parsed.batch.device_id)].append(decoded)
+        work: list[_DeviceWork] = []
+        for (tenant_id, _device), events in per_device.items():
+            for building, group in await self._group_by_building(tenant_id, events):
+                work.append(_DeviceWork(building, group))
         limit = asyncio.Semaphore(self._policy.device_concurrency)
 
-        async def one(key: tuple[str, str], events: list[IngestEvent]) -> None:
+        async def fold(item: _DeviceWork) -> None:
             async with limit:
-                await self._process_device(key[0], events)
+                await self._fold(item)
 
-        await asyncio.gather(*(one(key, events) for key, events in per_device.items()))
+        await asyncio.gather(*(fold(item) for item in work))
+        await self._occupancy.apply_transitions([t for item in work for t in item.transitions])
+
+        async def persist(item: _DeviceWork) -> None:
+            async with limit:
+                try:
+                    await self._persist(item)
+                except PreconditionFailed:
+                    await self._redo(item)
+
+        await asyncio.gather(*(persist(item) for item in work if item.state is not None and item.changed))
         await self._write_beacon_health(batches)
 
-    async def _process_device(self, tenant_id: str, events: list[IngestEvent]) -> None:
+    async def _redo(self, item: _DeviceWork) -> None:
+        """Fold, write and persist one device again from its stored version (someone else wrote it)."""
+        for _attempt in range(self._policy.max_write_retries):
+            self.stats.conflicts_retried += 1
+            self._devices.pop((item.building.building_id, item.device_id), None)
+            item.reset()
+            await self._fold(item, count=False)
+            await self._occupancy.apply_transitions(item.transitions)
+            if item.state is None or not item.changed:
+                return
+            try:
+                await self._persist(item)
+                return
+            except PreconditionFailed:
+                continue
+        raise RuntimeError(f"device in building {item.building.building_id}: gave up after repeated conflicts")
+
+    async def _group_by_building(self, tenant_id: str,
+                                 events: list[IngestEvent]) -> list[tuple[Building, list[IngestEvent]]]:
         # Consecutive batches heard in the same building are folded together (one device write for them).
         groups: list[tuple[Building, list[IngestEvent]]] = []
         for decoded in events:
@@ -134,47 +197,33 @@ class PipelineService:
                 groups[-1][1].append(decoded)
             else:
                 groups.append((building, [decoded]))
-        for building, group in groups:
-            device_id = group[0].parsed.batch.device_id
-            for _attempt in range(self._policy.max_write_retries):
-                try:
-                    await self._fold(building, group)
-                    break
-                except PreconditionFailed:
-                    # Someone else (the presence sweep, another instance after a rebalance) wrote this device:
-                    # start again from the stored version. Everything already written is idempotent.
-                    self.stats.conflicts_retried += 1
-                    self._devices.pop((building.building_id, device_id), None)
-            else:
-                raise RuntimeError(f"device in building {building.building_id}: gave up after repeated conflicts")
+        return groups
 
-    async def _fold(self, building: Building, events: list[IngestEvent]) -> None:
-        device_id = events[0].parsed.batch.device_id
-        cached = await self._load(building, device_id)
-        state = cached.state if cached else None
-        transitions: list[Transition] = []
+    async def _fold(self, item: _DeviceWork, count: bool = True) -> None:
+        """Run the device's batches through the tracker; no writes, only `item` is filled in."""
+        building = item.building
+        item.cached = await self._load(building, item.device_id)
+        state = item.cached.state if item.cached else None
         if state is not None and state.leaving_space_id is not None:
-            transitions.append(_finish_leave(state))
+            item.transitions.append(_finish_leave(state))
             state = replace(state, leaving_space_id=None, leaving_since=None)
-        changed = bool(transitions)
-        for decoded in events:
+            item.changed = True
+        for decoded in item.events:
             batch_id = str(decoded.parsed.batch.batch_id)
             if state is not None and state.has_seen(batch_id):
-                self.stats.duplicates += 1
+                if count:
+                    self.stats.duplicates += 1
                 continue
             new_state = self._track(building, state, decoded)
-            step = transition(state, new_state, new_state.space_since or new_state.last_seen) \
-                if state is None or state.space_id != new_state.space_id else Transition((), None)
-            if step.changes:
-                transitions.append(step)
-                self.stats.transitions += 1
+            if state is None or state.space_id != new_state.space_id:
+                step = transition(state, new_state, new_state.space_since or new_state.last_seen)
+                if step.changes:
+                    item.transitions.append(step)
+                    if count:
+                        self.stats.transitions += 1
             state = new_state.remember(batch_id)
-            changed = True
-        if state is None or not changed:
-            return
-        for item in transitions:
-            await self._occupancy.apply_transition(item)
-        await self._persist(building, cached, state, force=bool(transitions))
+            item.changed = True
+        item.state = state
 
     def _track(self, building: Building, state: DeviceState | None, decoded: IngestEvent) -> DeviceState:
         batch = decoded.parsed.batch
@@ -223,11 +272,11 @@ class PipelineService:
         self._remember(key, cached)
         return cached
 
-    async def _persist(self, building: Building, cached: _CachedDevice | None, state: DeviceState,
-                       force: bool) -> None:
+    async def _persist(self, item: _DeviceWork) -> None:
+        building, cached, state = item.building, item.cached, item.state
         key = (building.building_id, state.device_id)
         due = (
-            force or cached is None or state.etag is None
+            bool(item.transitions) or cached is None or state.etag is None
             or state.space_id != cached.persisted_space or state.floor != cached.persisted_floor
             or (state.last_seen - cached.persisted_last_seen).total_seconds() >= self._policy.persist_interval_s
         )
@@ -305,7 +354,7 @@ class PresenceSweepService:
     3. the device clears `leavingSpaceId`.
     """
 
-    def __init__(self, store: LiveStateStore, timeout: timedelta, max_write_retries: int = 8) -> None:
+    def __init__(self, store: LiveStateStore, timeout: timedelta, max_write_retries: int = 20) -> None:
         self._store = store
         self._timeout = timeout
         self._occupancy = OccupancyWriter(store, max_write_retries)
@@ -319,7 +368,7 @@ class PresenceSweepService:
                     device = await self._store.save_device(replace(
                         device, space_id=None, space_since=None, space_confidence=0.0,
                         leaving_space_id=device.space_id, leaving_since=device.space_since or device.last_seen))
-                await self._occupancy.apply_transition(_finish_leave(device))
+                await self._occupancy.apply_transitions([_finish_leave(device)])
                 await self._store.save_device(replace(device, leaving_space_id=None, leaving_since=None))
                 left += 1
             except PreconditionFailed:

@@ -1,0 +1,125 @@
+"""Issue #4's correctness guarantees, proven against the Cosmos emulator with real concurrent writers."""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from azure.cosmos.aio import CosmosClient
+
+from devkit.emulators.launcher import COSMOS_EMULATOR_KEY
+from shared.adapters.cosmos import CosmosSiteModelStore, ensure_cosmos_schema
+from shared.adapters.cosmos_live_state import CosmosLiveStateStore
+from shared.services.pipeline import PipelineService, PresenceSweepService
+from shared.services.sites import SiteDirectory
+from tests.conftest import unique_name
+from tests.support.pipeline import add_small_site, walk
+
+T0 = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=1)
+
+
+@pytest.fixture
+async def database_name(cosmos):
+    name = unique_name("pipeline")
+    async with CosmosClient(f"https://127.0.0.1:{cosmos.port}/", credential=COSMOS_EMULATOR_KEY,
+                            connection_verify=False) as client:
+        database = await ensure_cosmos_schema(client, name)
+        await add_small_site(CosmosSiteModelStore(database))
+        yield name
+        await client.delete_database(name)
+
+
+async def processor(cosmos, database_name: str):
+    """One processing instance: its own client, store and caches, like one Functions worker."""
+    client = CosmosClient(f"https://127.0.0.1:{cosmos.port}/", credential=COSMOS_EMULATOR_KEY,
+                          connection_verify=False)
+    database = client.get_database_client(database_name)
+    store = CosmosLiveStateStore(database)
+    return client, store, PipelineService(SiteDirectory(CosmosSiteModelStore(database)), store)
+
+
+async def headcounts(store) -> dict[str, int]:
+    return {s.space_id: s.headcount for s in await store.list_spaces("hq")}
+
+
+async def test_redelivery_and_reordering_give_the_same_state(cosmos, database_name):
+    client, store, pipeline = await processor(cosmos, database_name)
+    try:
+        events = walk(T0, [("r-oak", 3), ("k-0", 3)], device="install-a")
+        await pipeline.process(events)
+        await pipeline.process(events)  # redelivered as a whole
+        late = walk(T0, [("k-0", 2), ("r-oak", 3), ("k-0", 3)], device="install-b")
+        await pipeline.process(late[:4] + late[5:] + [late[4]])  # one batch arrives late
+        assert await headcounts(store) == {"r-oak": 0, "k-0": 2}
+        visits = await store.list_visits("hq", T0, T0 + timedelta(hours=1))
+        assert sorted((v.device_id, v.space_id) for v in visits) == [
+            ("install-a", "r-oak"), ("install-b", "k-0"), ("install-b", "r-oak")]
+        assert pipeline.stats.duplicates == len(events)
+    finally:
+        await client.close()
+
+
+async def test_two_processors_racing_on_the_same_rooms_count_exactly(cosmos, database_name):
+    first, second = await processor(cosmos, database_name), await processor(cosmos, database_name)
+    try:
+        # different phones (as on different partitions), all moving between the same two rooms at the same time
+        plans = {f"install-{n:03d}": [("r-oak", 2), ("k-0" if n % 4 else "r-oak", 3)] for n in range(24)}
+        work = [(first if n % 2 else second, walk(T0 + timedelta(milliseconds=n), plan, device=device))
+                for n, (device, plan) in enumerate(plans.items())]
+        await asyncio.gather(*(proc[2].process(events) for proc, events in work))
+        store = first[1]
+        assert await headcounts(store) == {"r-oak": 6, "k-0": 18}
+        retries = first[2]._occupancy.retries + second[2]._occupancy.retries
+        assert retries > 0, "the writers never collided: the race was not exercised"
+    finally:
+        await first[0].close()
+        await second[0].close()
+
+
+async def test_a_crash_between_the_space_and_device_writes_is_repaired_by_redelivery(cosmos, database_name):
+    client, store, pipeline = await processor(cosmos, database_name)
+    try:
+        events = walk(T0, [("r-oak", 3), ("k-0", 3)], device="install-c")
+        original = store.save_device
+
+        async def dies_on_kitchen(device):
+            if device.space_id == "k-0":
+                raise RuntimeError("the instance died here")
+            return await original(device)
+
+        store.save_device = dies_on_kitchen
+        with pytest.raises(RuntimeError):
+            await pipeline.process(events)
+        assert await headcounts(store) == {"r-oak": 0, "k-0": 1}  # spaces written, device not
+        store.save_device = original
+        _, _, restarted = await processor(cosmos, database_name)  # the redelivery lands on a fresh instance
+        await restarted.process(events)
+        await restarted.process(events)
+        assert await headcounts(store) == {"r-oak": 0, "k-0": 1}
+        assert (await store.get_device("hq", "install-c")).space_id == "k-0"
+        assert len(await store.list_visits("hq", T0, T0 + timedelta(hours=1))) == 1
+    finally:
+        await client.close()
+
+
+async def test_a_silent_phone_leaves_its_room_after_the_timeout(cosmos, database_name):
+    client, store, pipeline = await processor(cosmos, database_name)
+    try:
+        await pipeline.process(walk(T0, [("r-oak", 3)], device="install-d"))
+        await pipeline.process(walk(T0, [("r-oak", 3)], device="install-e"))
+        device = await store.get_device("hq", "install-d")
+        sweep = PresenceSweepService(store, timedelta(seconds=300))
+        assert await sweep.sweep(device.last_seen + timedelta(seconds=299)) == 0
+        assert await sweep.sweep(device.last_seen + timedelta(seconds=301)) == 2
+        assert await headcounts(store) == {"r-oak": 0}
+        assert {v.device_id for v in await store.list_visits("hq", T0, T0 + timedelta(hours=1))} == {
+            "install-d", "install-e"}
+        # a sweep racing a phone that is heard again leaves it alone
+        await pipeline.process(walk(device.last_seen + timedelta(seconds=400), [("k-0", 3)], device="install-d"))
+        stale = await store.get_device("hq", "install-d")
+        await store.save_device(replace(stale, tracking={**stale.tracking}))  # the phone's newer write lands first
+        assert await sweep.sweep(device.last_seen + timedelta(seconds=401)) == 0
+        assert await headcounts(store) == {"r-oak": 0, "k-0": 1}
+    finally:
+        await client.close()
