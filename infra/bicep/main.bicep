@@ -1,0 +1,396 @@
+// spaceflow on Azure: one resource group with the Function App (Flex Consumption), Event Hubs, Cosmos DB,
+// two storage accounts, Key Vault, Application Insights and one user-assigned identity with least-privilege roles.
+// `azd up` deploys it with main.parameters.json; `az deployment sub create` works with the same parameters.
+// Secure by default: no service accepts keys or SAS (Entra ID only), and no setting or output holds a secret.
+targetScope = 'subscription'
+
+// ---------------------------------------------------------------- where
+@minLength(1)
+@maxLength(64)
+@description('Environment name (azd): names the resource group and seeds the unique resource names.')
+param environmentName string
+
+@minLength(1)
+@description('Region for every resource; it must offer the Flex Consumption plan.')
+@metadata({
+  azd: {
+    type: 'location'
+  }
+})
+param location string
+
+@description('Resource group to create or reuse; empty for rg-<environmentName>.')
+param resourceGroupName string = ''
+
+@description('Object id of the deploying user or pipeline principal: it gets the app\'s data roles (and can read the admin key). Empty for none.')
+param principalId string = ''
+
+@allowed([
+  'User'
+  'ServicePrincipal'
+])
+param principalType string = 'User'
+
+// ---------------------------------------------------------------- Function App (Flex Consumption)
+@allowed([
+  512
+  2048
+  4096
+])
+@description('Memory of each instance (MB); execution is billed per GB-second of it.')
+param instanceMemoryMB int = 2048
+
+@minValue(1)
+@maxValue(1000)
+@description('Scale-out ceiling of the app.')
+param maximumInstanceCount int = 100
+
+@minValue(0)
+@description('Always-ready instances for the HTTP API (billed while idle; 0 allows cold starts).')
+param alwaysReadyHttpInstances int = 0
+
+@minValue(0)
+@description('Always-ready instances for the Event Hub processing function.')
+param alwaysReadyProcessorInstances int = 0
+
+// ---------------------------------------------------------------- Event Hubs
+@minValue(1)
+@maxValue(32)
+@description('Partitions of the sightings hub (fixed after creation on Standard): the processing parallelism.')
+param eventHubPartitionCount int = 8
+
+@minValue(1)
+@maxValue(7)
+param eventHubRetentionDays int = 1
+
+@minValue(1)
+@maxValue(20)
+@description('Throughput units: each takes 1 MB/s or 1,000 events/s in.')
+param eventHubThroughputUnits int = 1
+
+@minValue(0)
+@maxValue(20)
+@description('Auto-inflate ceiling in throughput units; 0 for no auto-inflate.')
+param eventHubMaxThroughputUnits int = 4
+
+@description('Capture every event to Blob storage (container "capture" of the analytics account) as Avro; billed per throughput unit-hour.')
+param eventHubCaptureEnabled bool = false
+
+// ---------------------------------------------------------------- Cosmos DB
+@allowed([
+  'serverless'
+  'autoscale'
+])
+@description('serverless: billed per RU used (pilots, small tenants); autoscale: provisioned RU/s shared by the database.')
+param cosmosCapacityMode string = 'serverless'
+
+@minValue(1000)
+@maxValue(1000000)
+@description('Autoscale ceiling in RU/s (autoscale only); billed for the highest RU/s reached each hour, at least 10% of it.')
+param cosmosAutoscaleMaxThroughput int = 4000
+
+@minValue(0)
+@description('Days closed visits are kept in Cosmos DB (container TTL); the Parquet rollups keep the history. 0 keeps them forever.')
+param visitsRetentionDays int = 0
+
+// ---------------------------------------------------------------- storage, monitoring, Key Vault
+@minValue(1)
+@description('Days after which analytics Parquet files move to the cool tier.')
+param analyticsCoolAfterDays int = 30
+
+@minValue(30)
+@maxValue(730)
+param logRetentionDays int = 30
+
+@description('Daily ingestion cap of the Log Analytics workspace in GB; -1 for none.')
+param logDailyCapGb int = 2
+
+@minValue(1)
+@maxValue(100)
+@description('Application Insights ingestion sampling (percent of request and dependency telemetry kept).')
+param appInsightsSamplingPercentage int = 25
+
+@description('Accept telemetry only with an Entra token (the identity has Monitoring Metrics Publisher).')
+param appInsightsDisableLocalAuth bool = true
+
+@description('Key Vault purge protection (cannot be turned off again; the vault name stays taken 90 days after deletion).')
+param keyVaultPurgeProtection bool = false
+
+@secure()
+@description('The admin API key to store in Key Vault (admin-api-key). azd passes the stored one back on every run; on the first run (or when shorter than 24 characters) a random key is generated instead.')
+param adminApiKey string = ''
+
+@secure()
+@description('Do not set: the random admin key used when adminApiKey is shorter than 24 characters.')
+param generatedAdminApiKey string = '${replace(newGuid(), '-', '')}${replace(newGuid(), '-', '')}'
+
+// ---------------------------------------------------------------- values of the app settings (local.settings.json has the same)
+@description('COSMOS_DATABASE')
+param cosmosDatabaseName string = 'spaceflow'
+
+@description('ANALYTICS_CONTAINER')
+param analyticsContainerName string = 'analytics'
+
+@description('DEADLETTER_CONTAINER')
+param deadletterContainerName string = 'deadletter'
+
+@description('EVENTHUB_NAME')
+param eventHubName string = 'sightings'
+
+@description('EVENTHUB_CONSUMER_GROUP')
+param eventHubConsumerGroupName string = 'spaceflow-processor'
+
+@minValue(30)
+@maxValue(86400)
+@description('PRESENCE_TIMEOUT_SECONDS: a phone not heard for this long leaves its space')
+param presenceTimeoutSeconds int = 300
+
+@description('PRESENCE_SWEEP_SCHEDULE (NCRONTAB, six fields)')
+param presenceSweepSchedule string = '*/30 * * * * *'
+
+@description('ROLLUP_HOURLY_SCHEDULE (NCRONTAB, six fields)')
+param rollupHourlySchedule string = '0 5 * * * *'
+
+@description('ROLLUP_DAILY_SCHEDULE (NCRONTAB, six fields)')
+param rollupDailySchedule string = '0 20 * * * *'
+
+// ---------------------------------------------------------------- names
+var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+var tags = {
+  'azd-env-name': environmentName
+  app: 'spaceflow'
+}
+var names = {
+  resourceGroup: !empty(resourceGroupName) ? resourceGroupName : 'rg-${environmentName}'
+  identity: 'id-spaceflow-${resourceToken}'
+  logAnalytics: 'log-${resourceToken}'
+  applicationInsights: 'appi-${resourceToken}'
+  hostStorage: 'sthost${resourceToken}'
+  analyticsStorage: 'stdata${resourceToken}'
+  eventHubNamespace: 'evhns-spaceflow-${resourceToken}'
+  cosmos: 'cosno-spaceflow-${resourceToken}'
+  keyVault: 'kv-${resourceToken}'
+  plan: 'plan-spaceflow-${resourceToken}'
+  functionApp: 'func-spaceflow-${resourceToken}'
+}
+var deploymentContainerName = 'app-package'
+var captureContainerName = 'capture'
+
+resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: names.resourceGroup
+  location: location
+  tags: tags
+}
+
+module identity 'modules/identity.bicep' = {
+  name: 'identity'
+  scope: rg
+  params: {
+    name: names.identity
+    location: location
+    tags: tags
+  }
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'monitoring'
+  scope: rg
+  params: {
+    logAnalyticsName: names.logAnalytics
+    applicationInsightsName: names.applicationInsights
+    location: location
+    tags: tags
+    retentionInDays: logRetentionDays
+    dailyCapGb: logDailyCapGb
+    samplingPercentage: appInsightsSamplingPercentage
+    disableLocalAuth: appInsightsDisableLocalAuth
+  }
+}
+
+// The Functions host's storage: deployment package, Event Hubs checkpoints, timer locks.
+module hostStorage 'modules/storage.bicep' = {
+  name: 'host-storage'
+  scope: rg
+  params: {
+    name: names.hostStorage
+    location: location
+    tags: tags
+    containerNames: [
+      deploymentContainerName
+    ]
+  }
+}
+
+// The app's data: Parquet rollups (cool after analyticsCoolAfterDays), dead letters, optional Event Hubs Capture.
+module analyticsStorage 'modules/storage.bicep' = {
+  name: 'analytics-storage'
+  scope: rg
+  params: {
+    name: names.analyticsStorage
+    location: location
+    tags: tags
+    containerNames: concat([
+      analyticsContainerName
+      deadletterContainerName
+    ], eventHubCaptureEnabled ? [
+      captureContainerName
+    ] : [])
+    coolTierPrefix: '${analyticsContainerName}/'
+    coolAfterDays: analyticsCoolAfterDays
+  }
+}
+
+module eventHubs 'modules/eventhubs.bicep' = {
+  name: 'eventhubs'
+  scope: rg
+  params: {
+    namespaceName: names.eventHubNamespace
+    location: location
+    tags: tags
+    eventHubName: eventHubName
+    consumerGroupName: eventHubConsumerGroupName
+    partitionCount: eventHubPartitionCount
+    messageRetentionInDays: eventHubRetentionDays
+    throughputUnits: eventHubThroughputUnits
+    maximumThroughputUnits: eventHubMaxThroughputUnits
+    captureEnabled: eventHubCaptureEnabled
+    captureStorageAccountName: analyticsStorage.outputs.name
+    captureContainerName: captureContainerName
+  }
+}
+
+module cosmos 'modules/cosmos.bicep' = {
+  name: 'cosmos'
+  scope: rg
+  params: {
+    accountName: names.cosmos
+    location: location
+    tags: tags
+    databaseName: cosmosDatabaseName
+    capacityMode: cosmosCapacityMode
+    autoscaleMaxThroughput: cosmosAutoscaleMaxThroughput
+    visitsRetentionDays: visitsRetentionDays
+  }
+}
+
+module keyVault 'modules/keyvault.bicep' = {
+  name: 'keyvault'
+  scope: rg
+  params: {
+    name: names.keyVault
+    location: location
+    tags: tags
+    adminApiKey: adminApiKey
+    generatedAdminApiKey: generatedAdminApiKey
+    enablePurgeProtection: keyVaultPurgeProtection
+  }
+}
+
+module appRoles 'modules/roles.bicep' = {
+  name: 'roles-app'
+  scope: rg
+  params: {
+    principalId: identity.outputs.principalId
+    principalType: 'ServicePrincipal'
+    hostStorageAccountName: hostStorage.outputs.name
+    analyticsStorageAccountName: analyticsStorage.outputs.name
+    eventHubNamespaceName: eventHubs.outputs.namespaceName
+    eventHubName: eventHubs.outputs.eventHubName
+    cosmosAccountName: cosmos.outputs.accountName
+    keyVaultName: keyVault.outputs.name
+    adminApiKeySecretName: keyVault.outputs.adminApiKeySecretName
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+  }
+}
+
+module userRoles 'modules/roles.bicep' = if (!empty(principalId)) {
+  name: 'roles-user'
+  scope: rg
+  params: {
+    principalId: principalId
+    principalType: principalType
+    hostStorageAccountName: hostStorage.outputs.name
+    analyticsStorageAccountName: analyticsStorage.outputs.name
+    eventHubNamespaceName: eventHubs.outputs.namespaceName
+    eventHubName: eventHubs.outputs.eventHubName
+    cosmosAccountName: cosmos.outputs.accountName
+    keyVaultName: keyVault.outputs.name
+    adminApiKeySecretName: keyVault.outputs.adminApiKeySecretName
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+  }
+}
+
+// The app settings: the names shared/settings.py reads (identity-based forms) plus the Functions host's own
+// identity settings. tests/unit/test_infra.py compares them with Settings and local.settings.json.
+var appSettings = {
+  AzureWebJobsStorage__accountName: hostStorage.outputs.name
+  AzureWebJobsStorage__credential: 'managedidentity'
+  AzureWebJobsStorage__clientId: identity.outputs.clientId
+  AZURE_CLIENT_ID: identity.outputs.clientId
+  APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identity.outputs.clientId};Authorization=AAD'
+  COSMOS__accountEndpoint: cosmos.outputs.endpoint
+  COSMOS_DATABASE: cosmos.outputs.databaseName
+  ANALYTICS_STORAGE__serviceUri: analyticsStorage.outputs.blobEndpoint
+  ANALYTICS_CONTAINER: analyticsContainerName
+  DEADLETTER_CONTAINER: deadletterContainerName
+  EVENT_PUBLISHER: 'eventhub'
+  EVENTHUB__fullyQualifiedNamespace: eventHubs.outputs.fullyQualifiedNamespace
+  EVENTHUB__credential: 'managedidentity'
+  EVENTHUB__clientId: identity.outputs.clientId
+  EVENTHUB_NAME: eventHubs.outputs.eventHubName
+  EVENTHUB_CONSUMER_GROUP: eventHubs.outputs.consumerGroupName
+  PRESENCE_TIMEOUT_SECONDS: string(presenceTimeoutSeconds)
+  PRESENCE_SWEEP_SCHEDULE: presenceSweepSchedule
+  ROLLUP_HOURLY_SCHEDULE: rollupHourlySchedule
+  ROLLUP_DAILY_SCHEDULE: rollupDailySchedule
+  ADMIN_API_KEY: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.adminApiKeySecretUri})'
+}
+
+module functionApp 'modules/functionapp.bicep' = {
+  name: 'functionapp'
+  scope: rg
+  params: {
+    planName: names.plan
+    appName: names.functionApp
+    location: location
+    tags: tags
+    serviceName: 'api'
+    identityId: identity.outputs.id
+    hostStorageBlobEndpoint: hostStorage.outputs.blobEndpoint
+    deploymentContainerName: deploymentContainerName
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    appSettings: appSettings
+    instanceMemoryMB: instanceMemoryMB
+    maximumInstanceCount: maximumInstanceCount
+    alwaysReadyHttpInstances: alwaysReadyHttpInstances
+    alwaysReadyProcessorInstances: alwaysReadyProcessorInstances
+  }
+  // The identity must hold its roles before the host starts (storage, Key Vault reference, Event Hubs).
+  dependsOn: [
+    appRoles
+  ]
+}
+
+// ---------------------------------------------------------------- outputs (azd writes them to .azure/<env>/.env)
+// Named like the app settings they feed, so the devkit can run against Azure with `azd env get-values`.
+// None is a secret. AZURE_CLIENT_ID is deliberately not an output: azd and the deploy workflow use that name for
+// the pipeline's own identity.
+output COSMOS__accountEndpoint string = cosmos.outputs.endpoint
+output COSMOS_DATABASE string = cosmos.outputs.databaseName
+output ANALYTICS_STORAGE__serviceUri string = analyticsStorage.outputs.blobEndpoint
+output ANALYTICS_CONTAINER string = analyticsContainerName
+output DEADLETTER_CONTAINER string = deadletterContainerName
+output EVENTHUB__fullyQualifiedNamespace string = eventHubs.outputs.fullyQualifiedNamespace
+output EVENTHUB_NAME string = eventHubs.outputs.eventHubName
+output EVENTHUB_CONSUMER_GROUP string = eventHubs.outputs.consumerGroupName
+output PRESENCE_TIMEOUT_SECONDS string = string(presenceTimeoutSeconds)
+output PRESENCE_SWEEP_SCHEDULE string = presenceSweepSchedule
+output ROLLUP_HOURLY_SCHEDULE string = rollupHourlySchedule
+output ROLLUP_DAILY_SCHEDULE string = rollupDailySchedule
+// azd's own
+output AZURE_LOCATION string = location
+output AZURE_TENANT_ID string = tenant().tenantId
+output AZURE_RESOURCE_GROUP string = rg.name
+output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
+output AZURE_FUNCTION_APP_URL string = 'https://${functionApp.outputs.defaultHostName}'
+output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name

@@ -1,0 +1,177 @@
+// Cosmos DB for NoSQL: Entra ID only (no keys), serverless or autoscale, and the database and containers the app
+// uses. The containers, partition keys and indexed paths mirror shared/adapters/cosmos.py COSMOS_CONTAINERS
+// (tests/unit/test_infra.py holds the two together): every path not listed is excluded from the index.
+param accountName string
+param location string
+param tags object
+param databaseName string
+
+@allowed([
+  'serverless'
+  'autoscale'
+])
+param capacityMode string
+
+@minValue(1000)
+@maxValue(1000000)
+@description('Autoscale ceiling (RU/s) shared by the database\'s containers; it scales between 10% and 100% of it.')
+param autoscaleMaxThroughput int
+
+@minValue(0)
+@description('Days a closed visit is kept (container TTL); 0 keeps visits forever.')
+param visitsRetentionDays int
+
+var visitsTtl = visitsRetentionDays > 0 ? visitsRetentionDays * 86400 : null
+
+var cosmosContainers = [
+  {
+    name: 'tenants'
+    partitionKey: '/tenantId'
+    indexedPaths: [
+      '/tenantId/?'
+    ]
+    defaultTtl: null
+  }
+  {
+    // id = SHA-256 of the key, also the partition key: a lookup is one point read
+    name: 'apikeys'
+    partitionKey: '/id'
+    indexedPaths: [
+      '/tenantId/?'
+    ]
+    defaultTtl: null
+  }
+  {
+    name: 'buildings'
+    partitionKey: '/tenantId'
+    indexedPaths: [
+      '/tenantId/?'
+    ]
+    defaultTtl: null
+  }
+  {
+    name: 'devices'
+    partitionKey: '/buildingId'
+    indexedPaths: [
+      '/buildingId/?'
+      '/lastSeen/?'
+      '/spaceId/?'
+      '/userId/?'
+    ]
+    defaultTtl: null
+  }
+  {
+    name: 'spaces'
+    partitionKey: '/buildingId'
+    indexedPaths: [
+      '/buildingId/?'
+      '/status/?'
+      '/floor/?'
+      '/kind/?'
+    ]
+    defaultTtl: null
+  }
+  {
+    name: 'visits'
+    partitionKey: '/buildingId'
+    indexedPaths: [
+      '/buildingId/?'
+      '/end/?'
+      '/start/?'
+    ]
+    defaultTtl: visitsTtl
+  }
+  {
+    name: 'beacons'
+    partitionKey: '/buildingId'
+    indexedPaths: [
+      '/buildingId/?'
+      '/lastHeard/?'
+    ]
+    defaultTtl: null
+  }
+]
+
+resource account 'Microsoft.DocumentDB/databaseAccounts@2024-11-15' = {
+  name: accountName
+  location: location
+  tags: tags
+  kind: 'GlobalDocumentDB'
+  properties: {
+    databaseAccountOfferType: 'Standard'
+    locations: [
+      {
+        locationName: location
+        failoverPriority: 0
+        isZoneRedundant: false
+      }
+    ]
+    consistencyPolicy: {
+      defaultConsistencyLevel: 'Session'
+    }
+    capabilities: capacityMode == 'serverless' ? [
+      {
+        name: 'EnableServerless'
+      }
+    ] : []
+    disableLocalAuth: true
+    disableKeyBasedMetadataWriteAccess: true
+    minimalTlsVersion: 'Tls12'
+    publicNetworkAccess: 'Enabled'
+    enableAutomaticFailover: false
+    enableMultipleWriteLocations: false
+  }
+}
+
+resource database 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases@2024-11-15' = {
+  parent: account
+  name: databaseName
+  properties: {
+    resource: {
+      id: databaseName
+    }
+    options: capacityMode == 'autoscale' ? {
+      autoscaleSettings: {
+        maxThroughput: autoscaleMaxThroughput
+      }
+    } : {}
+  }
+}
+
+resource containers 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers@2024-11-15' = [for container in cosmosContainers: {
+  parent: database
+  name: container.name
+  properties: {
+    resource: union({
+      id: container.name
+      partitionKey: {
+        paths: [
+          container.partitionKey
+        ]
+        kind: 'Hash'
+        version: 2
+      }
+      indexingPolicy: {
+        indexingMode: 'consistent'
+        automatic: true
+        includedPaths: map(container.indexedPaths, path => {
+          path: path
+        })
+        excludedPaths: [
+          {
+            path: '/*'
+          }
+          {
+            path: '/"_etag"/?'
+          }
+        ]
+      }
+    }, container.defaultTtl == null ? {} : {
+      defaultTtl: container.defaultTtl
+    })
+  }
+}]
+
+output accountName string = account.name
+output endpoint string = account.properties.documentEndpoint
+output databaseName string = database.name
