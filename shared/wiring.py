@@ -3,14 +3,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
-from datetime import timedelta
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
-from shared.domain.ports import ApiKeyStore, BlobStore, EventPublisher, InboundEvent, LiveStateStore, SiteModelStore
+from shared.domain.ports import (
+    ApiKeyStore,
+    BlobStore,
+    EventPublisher,
+    InboundEvent,
+    LiveStateStore,
+    SiteModelStore,
+)
 from shared.services import EventProcessingService, HealthService, ScheduledJobs
 from shared.services.auth import AuthService
+from shared.services.common import Clock, utc_now
 from shared.services.ingest import IngestService
 from shared.services.pipeline import PipelineService, PresenceSweepService
 from shared.services.sites import SiteDirectory
@@ -27,13 +35,13 @@ class AppContext:
     publisher: EventPublisher
     site_models: SiteModelStore
     blobs: BlobStore
+    live_state: LiveStateStore
+    api_keys: ApiKeyStore
     health: HealthService
     processing: EventProcessingService
     scheduled: ScheduledJobs
-    api_keys: ApiKeyStore
     auth: AuthService
     ingest: IngestService
-    live_state: LiveStateStore
     sites: SiteDirectory
     pipeline: PipelineService
     closers: list[Any] = field(default_factory=list)
@@ -47,23 +55,51 @@ class AppContext:
         self.closers.clear()
 
 
+PublisherFactory = Callable[[Callable[[Sequence[InboundEvent]], Any]], EventPublisher]
+
+
+def _assemble(settings: Settings, *, site_models: SiteModelStore, blobs: BlobStore, live_state: LiveStateStore,
+              api_keys: ApiKeyStore, publisher_factory: PublisherFactory, clock: Clock,
+              closers: list[Any]) -> AppContext:
+    """The services over whichever adapters: the same graph for Azure, the devkit and the tests."""
+    sites = SiteDirectory(site_models)
+    pipeline = PipelineService(sites, live_state)
+    processing = EventProcessingService(blobs, settings.deadletter_container, pipeline.process, clock=clock)
+
+    async def deliver(events: Sequence[InboundEvent]) -> None:
+        await processing.process(events)
+
+    publisher = publisher_factory(deliver)
+    closers.insert(0, publisher.close)  # stop delivering before the stores close
+    sweep = PresenceSweepService(live_state, timedelta(seconds=settings.presence_timeout_seconds))
+    # The rollups register here when the analytics work lands.
+    scheduled = ScheduledJobs({ScheduledJobs.PRESENCE_SWEEP: sweep.sweep})
+    return AppContext(
+        settings=settings, publisher=publisher, site_models=site_models, blobs=blobs, live_state=live_state,
+        api_keys=api_keys, health=HealthService({"cosmos": site_models, "blob": blobs, "eventHub": publisher}),
+        processing=processing, scheduled=scheduled, auth=AuthService(api_keys, settings.admin_api_key, clock=clock),
+        ingest=IngestService(publisher, clock=clock), sites=sites, pipeline=pipeline, closers=closers,
+    )
+
+
 def _credential(settings: Settings) -> Any:
     from azure.identity.aio import DefaultAzureCredential
 
     return DefaultAzureCredential(managed_identity_client_id=settings.managed_identity_client_id)
 
 
-async def build_context(settings: Settings, *, bootstrap: bool = True) -> AppContext:
+async def build_context(settings: Settings, *, bootstrap: bool = True, clock: Clock = utc_now) -> AppContext:
     """Real adapters from the settings. With `bootstrap`, creates the database, containers and blob containers
-    that are missing (in Azure they exist already, so this only reads them)."""
+    that are missing (in Azure they exist already, so this only reads them). `clock` is the app's notion of
+    now (the devkit demo runs the app on a simulated clock)."""
     from shared.adapters.blob import AzureBlobStore, create_blob_service, ensure_blob_containers
-    from shared.adapters.cosmos_live_state import CosmosLiveStateStore
     from shared.adapters.cosmos import (
         CosmosApiKeyStore,
         CosmosSiteModelStore,
         create_cosmos_client,
         ensure_cosmos_schema,
     )
+    from shared.adapters.cosmos_live_state import CosmosLiveStateStore
 
     needs_credential = not (
         settings.cosmos_connection_string
@@ -83,36 +119,40 @@ async def build_context(settings: Settings, *, bootstrap: bool = True) -> AppCon
         await ensure_blob_containers(blob_service, [settings.analytics_container, settings.deadletter_container])
     else:
         database = cosmos.get_database_client(settings.cosmos_database)
-    blobs = AzureBlobStore(blob_service, probe_container=settings.deadletter_container)
-    site_models = CosmosSiteModelStore(database)
-    live_state = CosmosLiveStateStore(database)
-    sites = SiteDirectory(site_models)
-    pipeline = PipelineService(sites, live_state)
-    processing = EventProcessingService(blobs, settings.deadletter_container, pipeline.process)
 
-    publisher: EventPublisher
-    if settings.event_publisher is PublisherKind.inprocess:
-        from shared.adapters.inprocess_events import InProcessEventPublisher
+    def publisher_factory(deliver) -> EventPublisher:
+        if settings.event_publisher is PublisherKind.inprocess:
+            from shared.adapters.inprocess_events import InProcessEventPublisher
 
-        async def deliver(events: Sequence[InboundEvent]) -> None:
-            await processing.process(events)
-
-        publisher = InProcessEventPublisher(deliver)
-    else:
+            return InProcessEventPublisher(deliver)
         from shared.adapters.eventhub import EventHubEventPublisher, create_eventhub_producer
 
-        publisher = EventHubEventPublisher(create_eventhub_producer(settings, credential))
-    closers.insert(0, publisher.close)  # stop delivering before the stores close
-    health = HealthService({"cosmos": site_models, "blob": blobs, "eventHub": publisher})
-    sweep = PresenceSweepService(live_state, timedelta(seconds=settings.presence_timeout_seconds))
-    # The rollups register here when the analytics work lands.
-    scheduled = ScheduledJobs({ScheduledJobs.PRESENCE_SWEEP: sweep.sweep})
-    api_keys = CosmosApiKeyStore(database)
-    return AppContext(
-        settings=settings, publisher=publisher, site_models=site_models, blobs=blobs, health=health,
-        processing=processing, scheduled=scheduled, api_keys=api_keys,
-        auth=AuthService(api_keys, settings.admin_api_key), ingest=IngestService(publisher), live_state=live_state,
-        sites=sites, pipeline=pipeline, closers=closers,
+        return EventHubEventPublisher(create_eventhub_producer(settings, credential))
+
+    return _assemble(
+        settings, site_models=CosmosSiteModelStore(database),
+        blobs=AzureBlobStore(blob_service, probe_container=settings.deadletter_container),
+        live_state=CosmosLiveStateStore(database), api_keys=CosmosApiKeyStore(database),
+        publisher_factory=publisher_factory, clock=clock, closers=closers,
+    )
+
+
+def build_in_memory_context(settings: Settings, publisher: EventPublisher | None = None,
+                            clock: Clock = utc_now) -> AppContext:
+    """The same services over the in-memory adapters: unit and function tests, and the in-memory benchmarks.
+    Without a publisher, published events are recorded (not delivered)."""
+    from shared.adapters.memory import (
+        InMemoryApiKeyStore,
+        InMemoryBlobStore,
+        InMemoryLiveStateStore,
+        InMemorySiteModelStore,
+        RecordingEventPublisher,
+    )
+
+    return _assemble(
+        settings, site_models=InMemorySiteModelStore(), blobs=InMemoryBlobStore(),
+        live_state=InMemoryLiveStateStore(), api_keys=InMemoryApiKeyStore(),
+        publisher_factory=lambda deliver: publisher or RecordingEventPublisher(), clock=clock, closers=[],
     )
 
 
@@ -138,32 +178,3 @@ def set_context(context: AppContext | None) -> None:
     global _context, _lock
     _context = context
     _lock = None
-
-
-def build_in_memory_context(settings: Settings, publisher: EventPublisher | None = None) -> AppContext:
-    """The same services over the in-memory adapters: unit and function tests, and the in-memory benchmarks."""
-    from shared.adapters.memory import (
-        InMemoryApiKeyStore,
-        InMemoryBlobStore,
-        InMemoryLiveStateStore,
-        InMemorySiteModelStore,
-        RecordingEventPublisher,
-    )
-
-    blobs = InMemoryBlobStore()
-    site_models = InMemorySiteModelStore()
-    live_state = InMemoryLiveStateStore()
-    api_keys = InMemoryApiKeyStore()
-    sites = SiteDirectory(site_models)
-    pipeline = PipelineService(sites, live_state)
-    processing = EventProcessingService(blobs, settings.deadletter_container, pipeline.process)
-    if publisher is None:
-        publisher = RecordingEventPublisher()
-    sweep = PresenceSweepService(live_state, timedelta(seconds=settings.presence_timeout_seconds))
-    return AppContext(
-        settings=settings, publisher=publisher, site_models=site_models, blobs=blobs,
-        health=HealthService({"cosmos": site_models, "blob": blobs, "eventHub": publisher}, timeout_s=0.5),
-        processing=processing, scheduled=ScheduledJobs({ScheduledJobs.PRESENCE_SWEEP: sweep.sweep}),
-        api_keys=api_keys, auth=AuthService(api_keys, settings.admin_api_key), ingest=IngestService(publisher),
-        live_state=live_state, sites=sites, pipeline=pipeline,
-    )
