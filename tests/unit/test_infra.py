@@ -843,8 +843,8 @@ def test_deploy_doc_commands_use_real_parameters():
     doc = (REPO / "docs" / "deploy.md").read_text()
     for needed in ("azd up", "az deployment sub create", "admin-api-key", "Roll back", "Prerequisites"):
         assert needed in doc, needed
-    command = doc[doc.index("az deployment sub create"):]
-    command = command[:command.index("```")]
+    blocks = re.findall(r"```(?:bash)?\n(.*?)```", doc, flags=re.S)
+    [command] = [block for block in blocks if "az deployment sub create" in block]
     given = set(re.findall(r"\b(\w+)=", command))
     params = declared(MAIN, "param")
     assert given <= set(params), sorted(given - set(params))
