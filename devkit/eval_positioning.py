@@ -3,8 +3,8 @@
 Scores the positioning engine on the test split of a dataset in the neutral format (../shared/datasets/README.md)
 and prints one JSON object: dataset, method, n, mean_m, median_m, p90_m and, when the data has them,
 zone_accuracy and floor_accuracy. Only the train split is used for fitting or choosing (methods fingerprint and
-auto). Scans with timestamps are replayed per device through the tracker (what the processing function runs),
-unless --mode snapshot; scans without timestamps are scored one by one.
+auto). Every scan is scored on its own (the datasets' protocol); --mode tracking instead replays time-stamped scans
+per device through the tracker that the processing function runs.
 """
 from __future__ import annotations
 
@@ -21,14 +21,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", choices=("model", "fingerprint", "auto"), default="model")
     parser.add_argument(
         "--mode",
-        choices=("auto", "snapshot", "tracking"),
-        default="auto",
-        help="tracking replays time-stamped scans per device; auto = tracking when every scan has a timestamp",
+        choices=("snapshot", "tracking"),
+        default="snapshot",
+        help="snapshot scores every scan on its own (the datasets' protocol); tracking replays time-stamped scans "
+        "per device through the tracker (model-based methods only)",
     )
     parser.add_argument("--json", action="store_true", help="compact JSON on one line")
 
 
-def evaluate(dataset_dir: str, method: str = "model", mode: str = "auto") -> dict:
+def evaluate(dataset_dir: str, method: str = "model", mode: str = "snapshot") -> dict:
     """Score a dataset's test split; the dict that the command prints."""
     import numpy as np
 
@@ -51,9 +52,14 @@ def evaluate(dataset_dir: str, method: str = "model", mode: str = "auto") -> dic
     timed = all(s.ts is not None for s in test)
     if mode == "tracking" and not timed:
         raise SystemExit(f"{dataset_dir}: --mode tracking needs a timestamp on every test scan")
-    use_tracking = locator.tracks and (mode == "tracking" or (mode == "auto" and timed))
+    use_tracking = locator.tracks and mode == "tracking"
     if use_tracking:
         estimates = _tracked(index, locator, test)
+    elif locator.method == "model":
+        from shared.domain.positioning.estimator import locate_many
+
+        estimates = locate_many(index, locator.signal, [s.rssi for s in test],
+                                tx_power=[measured_power_of(s) for s in test])
     else:
         estimates = locator.locate_many([fingerprint(s) for s in test])
 

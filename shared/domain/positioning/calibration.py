@@ -18,6 +18,9 @@ from shared.domain.positioning.signal import SignalModel
 from shared.domain.positioning.site_index import SiteIndex
 
 METHODS = ("model", "fingerprint", "auto")
+MISSING_DBM = -105.0
+POWER_WEIGHT = 3.0
+DEFAULT_K = 11
 
 
 @dataclass(frozen=True)
@@ -87,9 +90,10 @@ def fit_path_loss(
 
 
 class KnnFingerprints:
-    """Distance-weighted kNN over RSSI relative to each scan's measured power (missing = below sensitivity)."""
+    """Distance-weighted kNN over RSSI vectors (missing = below sensitivity) and the batch's measured power."""
 
-    def __init__(self, index: SiteIndex, samples: Sequence[Fingerprint], k: int = 7, default_power: float = -59.0):
+    def __init__(self, index: SiteIndex, samples: Sequence[Fingerprint], k: int = DEFAULT_K,
+                 default_power: float = -59.0):
         self.index = index
         self.k = k
         self.default_power = default_power
@@ -102,13 +106,16 @@ class KnnFingerprints:
         self.zones = [s.zone for s in usable]
 
     def _matrix(self, samples: Sequence[Fingerprint]) -> np.ndarray:
-        out = np.full((len(samples), len(self.index.beacons)), -50.0)
+        """RSSI per beacon (missing = MISSING_DBM) plus the batch's measured power, weighted, as one more column:
+        a fingerprint taken at another transmit power is a different fingerprint."""
+        out = np.full((len(samples), len(self.index.beacons) + 1), MISSING_DBM)
         for row, s in enumerate(samples):
             p = self.default_power if s.measured_power is None else s.measured_power
+            out[row, -1] = POWER_WEIGHT * p
             for beacon, rssi in s.rssi.items():
                 i = self.index.beacon_index.get(beacon)
                 if i is not None:
-                    out[row, i] = max(rssi - p, -50.0)
+                    out[row, i] = max(rssi, MISSING_DBM)
         return out
 
     def predict(self, queries: Sequence[Fingerprint]) -> list[Estimate | None]:
@@ -167,14 +174,36 @@ class CalibratedLocator:
         return self.knn is None
 
     def locate_many(self, scans: Sequence[Fingerprint]) -> list[Estimate | None]:
-        if self.knn is not None:
-            return self.knn.predict(scans)
-        return [self.locate_one(s) for s in scans]
+        if self.knn is None:
+            return [self.locate_one(s) for s in scans]
+        knn = self.knn.predict(scans)
+        if self.method != "hybrid":
+            return knn
+        return [self._blend(s, k) for s, k in zip(scans, knn)]
 
     def locate_one(self, scan: Fingerprint) -> Estimate | None:
         if self.knn is not None:
-            return self.knn.predict([scan])[0]
+            return self.locate_many([scan])[0]
         return locate(self.index, self.signal, scan.rssi, tx_power=self.batch_powers(scan.measured_power))
+
+    def _blend(self, scan: Fingerprint, knn: Estimate | None) -> Estimate | None:
+        """Hybrid: kNN decides the floor; the position is the inverse-variance mean of kNN and the model."""
+        if knn is None or math.isnan(knn.x):
+            return knn
+        model = locate(self.index, self.signal, scan.rssi, tx_power=self.batch_powers(scan.measured_power),
+                       floor=knn.floor)
+        if model is None:
+            return knn
+        wk = 1.0 / max(knn.uncertainty_m, 0.5) ** 2
+        wm = 1.0 / max(model.uncertainty_m, 0.5) ** 2
+        x = (wk * knn.x + wm * model.x) / (wk + wm)
+        y = (wk * knn.y + wm * model.y) / (wk + wm)
+        space = knn.space_id
+        confidence = knn.space_confidence
+        if space is None:
+            space, distance = self.index.space_containing(knn.floor, (x, y), 3.0)
+            confidence = 0.0 if space is None else max(0.0, 1.0 - distance / 3.0) * 0.5
+        return Estimate(x, y, knn.floor, math.sqrt(1.0 / (wk + wm)), space, confidence, model.beacons_used)
 
     def batch_powers(self, measured_power: float | None) -> Mapping[str, float] | float | None:
         """Measured power to use for a batch: the fitted per-beacon values, else the batch's own."""
@@ -222,10 +251,10 @@ def calibrate(
     method: str = "auto",
     *,
     base: SignalModel | None = None,
-    k: int = 7,
+    k: int = DEFAULT_K,
 ) -> CalibratedLocator:
     """A locator for the site: `model` (no training), `fingerprint` (kNN), or `auto` (cross-validated choice
-    among model, model-site, model-beacon and fingerprint, then refitted on all samples)."""
+    among model, model-site, model-beacon, fingerprint and hybrid, then refitted on all samples)."""
     base = base or SignalModel()
     if method not in METHODS:
         raise ValueError(f"unknown method '{method}': use one of {', '.join(METHODS)}")
@@ -236,7 +265,7 @@ def calibrate(
         return CalibratedLocator("fingerprint", index, base, KnnFingerprints(index, labelled, k=k))
     scores = {
         name: cross_validation_loss(lambda tr, name=name: _candidates_one(name, index, tr, base, k), labelled)
-        for name in ("model", "model-site", "model-beacon", "fingerprint")
+        for name in ("model", "model-site", "model-beacon", "fingerprint", "hybrid")
     }
     best = min(scores, key=lambda n: scores[n])
     chosen = _candidates_one(best, index, labelled, base, k)
@@ -249,7 +278,10 @@ def _candidates_one(name, index, train, base, k) -> CalibratedLocator:
         return CalibratedLocator("model", index, base)
     if name == "fingerprint":
         return CalibratedLocator("fingerprint", index, base, KnnFingerprints(index, train, k=k))
-    fit = fit_path_loss(index, train, base, per_beacon=name == "model-beacon")
+    fit = fit_path_loss(index, train, base, per_beacon=name in ("model-beacon", "hybrid"))
+    if name == "hybrid":
+        signal = base if fit is None else fit.signal(base)
+        return CalibratedLocator("hybrid", index, signal, KnnFingerprints(index, train, k=k), fit=fit)
     if fit is None:
         return CalibratedLocator("model", index, base)
     return CalibratedLocator(name, index, fit.signal(base), fit=fit)

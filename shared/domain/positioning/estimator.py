@@ -8,7 +8,7 @@ uncertainty is the posterior RMS spread in metres; space probabilities are the p
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -128,12 +128,12 @@ def posterior(
     rows = grid.near_points[local[0]]
     if len(rows) == 0:
         rows = np.arange(len(grid.points))
-    log_dist = grid.log_distance(signal.height_m)
-    exponent = _exponents(index, signal, beacons)
-    predicted = power - exponent * log_dist[np.ix_(rows, local)]  # (M, K)
-    walled = signal.wall_loss_db > 0 and len(grid.walls) > 0
-    if walled:
-        predicted = predicted - signal.wall_loss_db * grid.walls_between()[np.ix_(rows, local)]
+    uniform = not signal.beacon_path_loss_exponent
+    if uniform:
+        loss = grid.path_loss(signal.path_loss_exponent, signal.height_m, signal.wall_loss_db)
+    else:
+        loss = _mixed_path_loss(index, grid, signal)
+    predicted = power - loss[np.ix_(rows, local)]  # (M, K)
     error = rssi - predicted
     noise_var = np.where(np.isnan(var), signal.noise_db**2, var)
     a = 1.0 / noise_var
@@ -145,18 +145,9 @@ def posterior(
         heard = set(local.tolist())
         silent_local = np.array([j for j in grid.near_beacons[local[0]] if j not in heard], dtype=np.int64)
         if len(silent_local):
-            silent = grid.beacons[silent_local]
-            silent_power = _silent_power(index, signal, silent, power, default_unheard_power)
-            offset = shrink * s1
-            silent_pred = silent_power - _exponents(index, signal, silent) * log_dist[np.ix_(rows, silent_local)]
-            if walled:
-                silent_pred = silent_pred - signal.wall_loss_db * grid.walls_between()[np.ix_(rows, silent_local)]
-            sensitivity = signal.sensitivity_dbm
-            if signal.adaptive_sensitivity_db is not None:
-                sensitivity = float(readings.rssi.min()) - signal.adaptive_sensitivity_db
-            z = (silent_pred + offset[:, None] - sensitivity) / signal.detect_spread_db
-            detect = signal.detect_max / (1.0 + np.exp(-1.702 * z))
-            loglik = loglik + np.log1p(-detect).sum(axis=1)
+            fallback = default_unheard_power if default_unheard_power is not None else float(np.median(power))
+            silence = _silence(index, grid, signal, loss, fallback, uniform)
+            loglik = loglik + silence[np.ix_(rows, silent_local)].sum(axis=1)
     points = grid.points[rows]
     if prior_xy is not None and prior_sigma_m is not None:
         d2 = ((points - np.asarray(prior_xy)) ** 2).sum(axis=1)
@@ -176,23 +167,31 @@ def posterior(
     return Posterior(floor, (float(mean[0]), float(mean[1])), uncertainty, space_probabilities, len(beacons))
 
 
-def _exponents(index: SiteIndex, signal: SignalModel, beacons: np.ndarray) -> np.ndarray | float:
-    if not signal.beacon_path_loss_exponent:
-        return signal.path_loss_exponent
-    return np.array(
-        [signal.beacon_path_loss_exponent.get(index.beacons[b].id, signal.path_loss_exponent) for b in beacons]
+def _mixed_path_loss(index: SiteIndex, grid, signal: SignalModel) -> np.ndarray:
+    """Path loss with a fitted exponent per beacon (not cached: calibration experiments only)."""
+    exponents = np.array(
+        [signal.beacon_path_loss_exponent.get(index.beacons[b].id, signal.path_loss_exponent) for b in grid.beacons],
+        dtype=np.float32,
     )
+    loss = exponents[None, :] * grid.log_distance(signal.height_m)
+    if signal.wall_loss_db > 0 and len(grid.walls):
+        loss = loss + np.float32(signal.wall_loss_db) * grid.walls_between()
+    return loss
 
 
-def _silent_power(index, signal, silent, heard_power, default_unheard_power) -> np.ndarray:
-    site = index.beacon_measured_power[silent]
-    fallback = default_unheard_power if default_unheard_power is not None else float(np.median(heard_power))
-    out = np.where(np.isnan(site), fallback, site)
+def _silence(index: SiteIndex, grid, signal: SignalModel, loss: np.ndarray, fallback: float, cacheable: bool):
+    """Log-probability of not hearing each of the floor's beacons at each point (their 1 m level: fitted, else
+    site model, else `fallback`). The scan's common offset is not applied to silent beacons."""
+    power = index.beacon_measured_power[grid.beacons].copy()
+    power[np.isnan(power)] = fallback
     if signal.beacon_measured_power_dbm:
-        out = np.array(
-            [signal.beacon_measured_power_dbm.get(index.beacons[b].id, v) for b, v in zip(silent, out)]
-        )
-    return out
+        ids = [index.beacons[b].id for b in grid.beacons]
+        power = np.array([signal.beacon_measured_power_dbm.get(i, v) for i, v in zip(ids, power)])
+    key = (signal.path_loss_exponent, signal.height_m, signal.wall_loss_db) if cacheable else None
+    if key is None:
+        z = (power[None, :] - loss - signal.sensitivity_dbm) * (1.702 / signal.detect_spread_db)
+        return np.log1p(-signal.detect_max / (1.0 + np.exp(-z)))
+    return grid.silence_loglik(loss, key, power, signal.sensitivity_dbm, signal.detect_spread_db, signal.detect_max)
 
 
 def choose_space(index: SiteIndex, post: Posterior, max_distance_m: float = 3.0) -> tuple[str | None, float]:
@@ -229,3 +228,128 @@ def locate(
         return None
     space, confidence = choose_space(index, post)
     return Estimate(post.mean[0], post.mean[1], floor, post.uncertainty_m, space, confidence, post.beacons_used)
+
+
+def locate_many(
+    index: SiteIndex,
+    signal: SignalModel,
+    scans: Sequence[Mapping[str, float]],
+    *,
+    tx_power: Sequence[float | None] | None = None,
+    phone_model: str | None = None,
+) -> list[Estimate | None]:
+    """`locate` for many scans at once (same answers), vectorised over the scans that share a floor and a
+    loudest beacon: what the eval and the benchmark run."""
+    if signal.beacon_path_loss_exponent:
+        return [
+            locate(index, signal, s, tx_power=None if tx_power is None else tx_power[i], phone_model=phone_model)
+            for i, s in enumerate(scans)
+        ]
+    out: list[Estimate | None] = [None] * len(scans)
+    groups: dict[tuple[str, int], list] = {}
+    offset = signal.phone_offset(phone_model)
+    beacon_index = index.beacon_index
+    floor_of = index.floor_of_beacon
+    local_of = index.local_of_beacon
+    site_power = index.beacon_measured_power
+    fitted = signal.beacon_measured_power_dbm
+    for i, rssi in enumerate(scans):
+        tx = None if tx_power is None else tx_power[i]
+        heard = [(v, beacon_index[b], b) for b, v in rssi.items() if b in beacon_index]
+        if not heard:
+            continue
+        heard.sort(key=lambda h: -h[0])
+        loudest = heard[0][0]
+        shares: dict[int, float] = {}
+        for v, b, _id in heard[:MAX_BEACONS_PER_ESTIMATE]:
+            f = int(floor_of[b])
+            shares[f] = shares.get(f, 0.0) + 10 ** ((v - loudest) / 10)
+        floor_i = max(sorted(shares), key=lambda f: shares[f])
+        chosen = [h for h in heard if floor_of[h[1]] == floor_i][:MAX_BEACONS_PER_ESTIMATE]
+        local = local_of[[h[1] for h in chosen]]
+        power = np.array([_power_of(h[2], h[1], site_power, fitted, tx, signal) for h in chosen]) + offset
+        if tx is not None and not isinstance(tx, Mapping):
+            fallback = float(tx) + offset
+        else:
+            fallback = float(np.median(power))
+        groups.setdefault((index.floor_ids[floor_i], int(local[0])), []).append(
+            (i, local, np.array([h[0] for h in chosen], dtype=np.float64), power, fallback)
+        )
+    for (floor, strongest), items in groups.items():
+        _locate_group(index, signal, floor, strongest, items, out)
+    return out
+
+
+def _power_of(beacon_id, b, site_power, fitted, tx, signal) -> float:
+    value = fitted.get(beacon_id) if fitted else None
+    if value is not None:
+        return value
+    value = site_power[b]
+    if value == value:  # not NaN
+        return float(value)
+    if isinstance(tx, Mapping):
+        tx = tx.get(beacon_id)
+    return signal.default_measured_power_dbm if tx is None else float(tx)
+
+
+def _locate_group(index, signal, floor, strongest, items, out) -> None:
+    grid = index.grids[floor]
+    rows = grid.near_points[strongest]
+    if len(rows) == 0:
+        rows = np.arange(len(grid.points))
+    loss = grid.path_loss(signal.path_loss_exponent, signal.height_m, signal.wall_loss_db)[rows]  # (M, Bf)
+    n = len(items)
+    k = max(len(it[1]) for it in items)
+    cols = np.zeros((n, k), dtype=np.int64)
+    level = np.zeros((n, k), dtype=np.float32)  # rssi - measured power
+    mask = np.zeros((n, k), dtype=np.float32)
+    for r, (_i, local, rssi, power, _fb) in enumerate(items):
+        cols[r, : len(local)] = local
+        level[r, : len(local)] = rssi - power
+        mask[r, : len(local)] = 1.0
+    a = 1.0 / signal.noise_db**2
+    error = (level[None, :, :] + loss[:, cols]) * mask[None]  # (M, N, K)
+    s1 = error.sum(axis=2) * a
+    s2 = (error * error).sum(axis=2) * a
+    shrink = 1.0 / (1.0 / max(signal.offset_prior_db, 1e-3) ** 2 + mask.sum(axis=1) * a)  # (N,)
+    loglik = -0.5 * (s2 - shrink * s1 * s1)
+    if signal.detect_max > 0:
+        near = grid.near_beacons[strongest]
+        full_loss = grid.path_loss(signal.path_loss_exponent, signal.height_m, signal.wall_loss_db)
+        by_fallback: dict[float, list[int]] = {}
+        for r, item in enumerate(items):
+            by_fallback.setdefault(item[4], []).append(r)
+        for fallback, members in by_fallback.items():
+            silence = _silence(index, grid, signal, full_loss, fallback, True)[rows]  # (M, Bf)
+            sets = []
+            for r in members:
+                heard_set = set(items[r][1].tolist())
+                sets.append(np.array([j for j in near.tolist() if j not in heard_set], dtype=np.int64))
+            u = max(len(x) for x in sets)
+            if not u:
+                continue
+            scols = np.zeros((len(members), u), dtype=np.int64)
+            smask = np.zeros((len(members), u), dtype=np.float32)
+            for j, silent in enumerate(sets):
+                scols[j, : len(silent)] = silent
+                smask[j, : len(silent)] = 1.0
+            loglik[:, members] += (silence[:, scols] * smask[None]).sum(axis=2)
+    weights = np.exp(loglik - loglik.max(axis=0))
+    weights /= weights.sum(axis=0)
+    points = grid.points[rows]
+    mean = weights.T @ points  # (N, 2)
+    second = weights.T @ (points * points).sum(axis=1)
+    spread = np.maximum(second - (mean * mean).sum(axis=1), 0.0) + index.step_m**2 / 6.0
+    owners = grid.space_of_point[rows]
+    present = np.unique(owners[owners >= 0])
+    if len(present):
+        onehot = (owners[:, None] == present[None, :]).astype(np.float64)
+        mass = weights.T @ onehot  # (N, S)
+        best = mass.argmax(axis=1)
+    for r, (i, local, _rssi, _power, _fb) in enumerate(items):
+        x, y = float(mean[r, 0]), float(mean[r, 1])
+        if len(present) and mass[r, best[r]] > 1e-4:
+            space, confidence = index.spaces[int(present[best[r]])].id, float(mass[r, best[r]])
+        else:
+            space, confidence = choose_space(index, Posterior(floor, (x, y), 0.0, {}, len(local)))
+        out[i] = Estimate(x, y, floor, math.sqrt(float(spread[r])), space, confidence, len(local))

@@ -23,17 +23,14 @@ class SignalModel(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    path_loss_exponent: float = Field(default=2.5, ge=1.0, le=6.0)
+    path_loss_exponent: float = Field(default=3.0, ge=1.0, le=6.0)
     default_measured_power_dbm: float = Field(default=DEFAULT_MEASURED_POWER_DBM, ge=-100, le=0)
     height_m: float = Field(default=1.5, ge=0, le=20, description="beacon height above the phone")
     wall_loss_db: float = Field(default=3.0, ge=0, le=20, description="loss per wall of an enclosed space")
     noise_db: float = Field(default=5.0, gt=0, le=30, description="spread of one reading around the model")
     offset_prior_db: float = Field(default=6.0, ge=0, le=40, description="spread of a scan's common offset")
     sensitivity_dbm: float = Field(default=-92.0, ge=-130, le=-30)
-    adaptive_sensitivity_db: float | None = Field(
-        default=None, ge=0, le=30, description="if set, a scan's sensitivity is its weakest reading minus this"
-    )
-    detect_max: float = Field(default=0.5, ge=0, lt=1, description="chance a beacon in range is reported")
+    detect_max: float = Field(default=0.3, ge=0, lt=1, description="chance a beacon in range is reported")
     detect_spread_db: float = Field(default=5.0, gt=0, le=30)
     phone_offsets_db: dict[str, float] = Field(default_factory=dict, description="per phone model, added to P1m")
     beacon_measured_power_dbm: dict[str, float] = Field(
@@ -103,3 +100,10 @@ class RssiFilter:
 
     def expired(self, current: SmoothedRssi, now: float) -> bool:
         return now - current.ts > self.expire_s
+
+
+def signal_for_site(site, base: SignalModel | None = None) -> SignalModel:
+    """The signal model for a `SiteModel`: its site-level path-loss exponent when it declares one."""
+    base = base or SignalModel()
+    exponent = getattr(site, "path_loss_exponent", None)
+    return base if exponent is None else base.model_copy(update={"path_loss_exponent": float(exponent)})

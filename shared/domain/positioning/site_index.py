@@ -63,6 +63,34 @@ class FloorGrid:
     beacon_xy: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
     _log_dist: dict[float, np.ndarray] = field(default_factory=dict)
     _walls_between: np.ndarray | None = None
+    _path_loss: dict[tuple[float, float, float], np.ndarray] = field(default_factory=dict)
+    _silence: dict[tuple, np.ndarray] = field(default_factory=dict)
+
+    def silence_loglik(self, loss: np.ndarray, loss_key: tuple, power: np.ndarray, sensitivity_dbm: float,
+                       spread_db: float, detect_max: float) -> np.ndarray:
+        """(M, Bf) log-probability that each beacon goes unheard at each point: its expected level at the point
+        (`power` at 1 m per beacon minus `loss`) against the phone's sensitivity; cached per parameters."""
+        key = (loss_key, tuple(np.round(power, 1).tolist()), sensitivity_dbm, spread_db, detect_max)
+        cached = self._silence.get(key)
+        if cached is None:
+            z = (power[None, :] - loss - sensitivity_dbm) * (1.702 / spread_db)
+            cached = np.log1p(-detect_max / (1.0 + np.exp(-z))).astype(np.float32)
+            if len(self._silence) > 64:
+                self._silence.clear()
+            self._silence[key] = cached
+        return cached
+
+    def path_loss(self, exponent: float, height_m: float, wall_loss_db: float) -> np.ndarray:
+        """(M, Bf) modelled loss in dB from each beacon's 1 m level to each point, cached per parameters."""
+        key = (exponent, height_m, wall_loss_db)
+        cached = self._path_loss.get(key)
+        if cached is None:
+            cached = exponent * self.log_distance(height_m)
+            if wall_loss_db > 0 and len(self.walls):
+                cached = cached + np.float32(wall_loss_db) * self.walls_between()
+            cached = cached.astype(np.float32)
+            self._path_loss[key] = cached
+        return cached
 
     def walls_between(self) -> np.ndarray:
         """(M, Bf) number of walls between each candidate point and each beacon (computed once, lazily)."""
@@ -123,7 +151,8 @@ class SiteIndex:
         transitions: Iterable[tuple[str, float, float]] = (),
         *,
         grid_step_m: float | None = None,
-        reach_m: float = 30.0,
+        reach_m: float = 16.0,  # candidate points: within this of the loudest beacon heard
+        silence_reach_m: float = 40.0,  # silent beacons this close to the loudest one count as evidence
         margin_m: float = 1.0,
     ) -> SiteIndex:
         """Precompute a site from plain specs. `transitions` are (floor, x, y) of stairs and elevators besides
@@ -160,14 +189,14 @@ class SiteIndex:
             if outline is None:
                 continue  # a floor with neither beacons nor spaces: nothing to position on
             area = abs(geometry.polygon_area(outline))
-            step = grid_step_m or min(1.0, max(0.5, math.sqrt(area / 2000.0)))
+            step = grid_step_m or min(1.5, max(0.5, math.sqrt(area / 1000.0)))
             steps.append(step)
             points, space_of = _grid_points(outline, occupiable, step)
             bxy = np.array([(beacons[i].x, beacons[i].y) for i in floor_beacons]).reshape(-1, 2)
             dist2 = ((points[:, None, :] - bxy[None, :, :]) ** 2).sum(axis=2).astype(np.float32)
             near_points = [np.flatnonzero(dist2[:, j] <= reach_m * reach_m) for j in range(len(floor_beacons))]
             bb = ((bxy[:, None, :] - bxy[None, :, :]) ** 2).sum(axis=2)
-            near_beacons = [np.flatnonzero(bb[j] <= (2 * reach_m) ** 2) for j in range(len(floor_beacons))]
+            near_beacons = [np.flatnonzero(bb[j] <= silence_reach_m**2) for j in range(len(floor_beacons))]
             gates = [geometry.polygon_centroid(s.polygon) for _i, s in floor_spaces if s.kind in TRANSITION_KINDS]
             gates += [(x, y) for f, x, y in transitions if f == floor.id]
             walls = sorted({
