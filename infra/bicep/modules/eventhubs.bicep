@@ -56,7 +56,7 @@ resource namespace 'Microsoft.EventHub/namespaces@2024-01-01' = {
   }
 }
 
-resource captureContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' existing = if (captureEnabled) {
+resource captureContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' existing = {
   name: '${captureStorageAccountName}/default/${captureContainerName}'
 }
 
