@@ -1,9 +1,10 @@
 """Space decision with hysteresis: a still phone near a wall must not flap, a walking phone must follow.
 
-A challenger space collects evidence, the sum over updates of how far its probability leads the current
-space's; it takes over once the evidence reaches `evidence_needed` and it has led for `dwell_s`. A clear lead
-(walking into a room) switches in a couple of updates; a marginal, noisy lead (still phone near a wall)
-rarely does, and a single update where the current space is ahead again resets the challenge.
+A challenger space collects evidence: its lead in probability over the current space, times the seconds since
+the previous update (at most `max_step_s`, so a sparse stream is not over-trusted). It takes over once the
+evidence reaches `evidence_needed` (probability-seconds) and it has led for `dwell_s`. A clear lead (walking
+into a room) switches in a few seconds whatever the batch cadence; a marginal, noisy lead (a still phone near a
+wall) rarely does, and one update where the challenger falls below the margin resets the challenge.
 """
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from dataclasses import dataclass
 class SpacePolicy:
     margin: float = 0.2
     dwell_s: float = 3.0
-    evidence_needed: float = 1.5
+    evidence_needed: float = 4.0
+    max_step_s: float = 5.0
     confidence_smoothing: float = 0.5
 
 
@@ -37,6 +39,7 @@ def decide_space(
     candidate: str | None,
     candidate_since: float | None,
     evidence: float = 0.0,
+    elapsed_s: float = 1.0,
     policy: SpacePolicy = SpacePolicy(),
 ) -> SpaceDecision:
     """The space to report and a confidence (0..1), given this update's probability of each space."""
@@ -52,7 +55,7 @@ def decide_space(
         return SpaceDecision(current, smoothed, None, None)
     if candidate != best or candidate_since is None:
         candidate, candidate_since, evidence = best, now, 0.0
-    evidence += lead
+    evidence += lead * min(max(elapsed_s, 0.0), policy.max_step_s)
     if evidence >= policy.evidence_needed and now - candidate_since >= policy.dwell_s:
         return SpaceDecision(best, p_best, None, None)
     return SpaceDecision(current, smoothed, candidate, candidate_since, evidence)

@@ -17,7 +17,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.domain.positioning.estimator import Estimate, Readings, choose_space, floor_scores, posterior
-from shared.domain.positioning.floor import FloorPolicy, decide_floor
+from shared.domain.positioning.floor import FloorPolicy, decide_floor, may_change_floor
 from shared.domain.positioning.signal import RssiFilter, SignalModel, SmoothedRssi
 from shared.domain.positioning.site_index import SiteIndex
 from shared.domain.positioning.space import SpacePolicy, decide_space
@@ -43,7 +43,7 @@ class TrackingPolicy:
     shadowing_db: float = 3.0
     walking_speed_mps: float = 1.0
     max_speed_mps: float = 2.5
-    max_beacons: int = 12
+    max_beacons: int = 10
     future_tolerance_s: float = 5.0
     floor: FloorPolicy = field(default_factory=FloorPolicy)
     space: SpacePolicy = field(default_factory=SpacePolicy)
@@ -154,8 +154,17 @@ def track(
     post = posterior(index, signal, readings, floor, prior_xy=last_xy if same_floor else None,
                      prior_sigma_m=prior_sigma)
     if post is None:
-        # none of the decided floor's beacons is live any more: fall back to the loudest floor
-        floor = index.floor_ids[int(np.argmax(floor_scores(index, readings)))]
+        # none of the decided floor's beacons is live any more: move to the loudest floor if that is possible
+        # from where the phone was (stairs, elevator, or not seen for long), else hold the last estimate
+        loudest = index.floor_ids[int(np.argmax(floor_scores(index, readings)))]
+        lost = state.ts is None or now_s - state.ts > policy.floor.lost_after_s
+        if state.floor is not None and last_xy is not None and not lost and not may_change_floor(
+            index, state.floor, last_xy, policy.floor
+        ):
+            held = math.hypot(state.uncertainty_m or 1.0, policy.walking_speed_mps * min(dt, 60.0))
+            return new_state, Estimate(last_xy[0], last_xy[1], state.floor, held, state.space,
+                                       state.space_confidence * 0.5, 0)
+        floor = loudest
         same_floor = False
         post = posterior(index, signal, readings, floor)
         if post is None:
@@ -184,9 +193,10 @@ def track(
             candidate=state.space_candidate,
             candidate_since=state.space_candidate_since,
             evidence=state.space_evidence,
+            elapsed_s=dt if math.isfinite(dt) else policy.space.max_step_s,
             policy=policy.space,
         )
-    new_state.ts = now_s
+    new_state.ts = now_s if state.ts is None else max(state.ts, now_s)
     new_state.x, new_state.y = round(x, 2), round(y, 2)
     new_state.floor = floor
     new_state.uncertainty_m = round(post.uncertainty_m, 2)

@@ -5,7 +5,7 @@ import numpy as np
 from shared.domain.positioning.floor import FloorPolicy, decide_floor
 from shared.domain.positioning.space import SpacePolicy, decide_space
 
-POLICY = SpacePolicy(margin=0.2, dwell_s=5.0, evidence_needed=1.5)
+POLICY = SpacePolicy(margin=0.2, dwell_s=5.0, evidence_needed=4.0)
 
 
 def _run_space(sequence, step_s=1.0, start=None, policy=POLICY):
@@ -13,7 +13,7 @@ def _run_space(sequence, step_s=1.0, start=None, policy=POLICY):
     reported = []
     for i, probs in enumerate(sequence):
         d = decide_space(probs, i * step_s, current=current, confidence=conf, candidate=cand, candidate_since=since,
-                         evidence=evidence, policy=policy)
+                         evidence=evidence, elapsed_s=step_s, policy=policy)
         current, conf, cand, since, evidence = d.space, d.confidence, d.candidate, d.candidate_since, d.evidence
         reported.append(current)
     return reported
@@ -41,8 +41,18 @@ def test_walking_phone_changes_room_within_a_few_seconds():
 def test_a_clear_lead_needs_less_time_than_a_marginal_one():
     clear = [{"A": 0.9, "B": 0.1}] * 5 + [{"A": 0.05, "B": 0.95}] * 30
     marginal = [{"A": 0.9, "B": 0.1}] * 5 + [{"A": 0.35, "B": 0.65}] * 30
-    quick = SpacePolicy(margin=0.2, dwell_s=1.0, evidence_needed=1.5)
+    quick = SpacePolicy(margin=0.2, dwell_s=1.0, evidence_needed=4.0)
     assert _run_space(clear, policy=quick).index("B") < _run_space(marginal, policy=quick).index("B")
+
+
+def test_switching_takes_about_the_same_time_at_any_cadence():
+    def switch_time(step_s):
+        n_before, n_after = int(20 / step_s), int(60 / step_s)
+        seq = [{"A": 0.9, "B": 0.1}] * n_before + [{"A": 0.1, "B": 0.9}] * n_after
+        return _run_space(seq, step_s=step_s).index("B") * step_s - n_before * step_s
+
+    fast, slow = switch_time(1.0), switch_time(4.0)
+    assert fast <= 6 and slow <= 8
 
 
 def test_a_brief_glitch_does_not_switch_room():
