@@ -25,10 +25,13 @@ $(STAMP_NPM): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-demo: setup
-	$(PY) -m devkit serve --port $(PORT)
+DEMO_ARGS ?=
 
-serve: demo
+demo: setup
+	$(PY) -m devkit demo --port $(PORT) $(DEMO_ARGS)
+
+serve: setup
+	$(PY) -m devkit serve --port $(PORT)
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)

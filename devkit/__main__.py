@@ -8,6 +8,7 @@ import sys
 # command -> module exposing add_arguments(parser) and main(args) -> int; imported only when chosen so that
 # one command's heavy imports do not slow the others.
 COMMANDS = {
+    "demo": ("devkit.demo", "the whole system on a simulated office (what `make demo` runs)"),
     "serve": ("devkit.serve", "emulators and the app on loopback until Ctrl-C"),
     "emulators": ("devkit.emulators.cli", "start only the emulators (Azurite, Cosmos) until Ctrl-C"),
     "eval-positioning": ("devkit.eval_positioning", "score the positioning engine on a dataset folder"),

@@ -74,6 +74,15 @@ class Settings(BaseSettings):
         parse_ncrontab(value)
         return value
 
+    @field_validator("admin_api_key")
+    @classmethod
+    def _resolved_secret(cls, value: str | None) -> str | None:
+        # App Service passes the reference through verbatim when Key Vault cannot be reached: never accept that
+        # literal (public, guessable) text as the admin key.
+        if value is not None and value.startswith("@Microsoft.KeyVault("):
+            raise ValueError("the Key Vault reference was not resolved (check the identity's access to the vault)")
+        return value
+
     @model_validator(mode="after")
     def _one_way_to_connect(self) -> Settings:
         missing = []

@@ -13,6 +13,13 @@ def configure_telemetry() -> bool:
         return False
     from azure.monitor.opentelemetry import configure_azure_monitor
 
-    configure_azure_monitor(logger_name="shared")
+    options = {}
+    client_id = os.environ.get("AZURE_CLIENT_ID")
+    if client_id:
+        # Application Insights is deployed with local auth off: telemetry must carry the identity's token.
+        from azure.identity import ManagedIdentityCredential
+
+        options["credential"] = ManagedIdentityCredential(client_id=client_id)
+    configure_azure_monitor(logger_name="shared", **options)
     logger.info("telemetry: Azure Monitor OpenTelemetry configured")
     return True

@@ -70,6 +70,11 @@ class CosmosLiveStateStore:
         saved = await self._write(self._devices, "devices", documents.device_to_doc(device), device.etag)
         return documents.device_from_doc(saved)
 
+    async def list_devices(self, building_id: str) -> list[DeviceState]:
+        docs = await self._query(self._devices, "SELECT * FROM c WHERE c.buildingId = @b", {"@b": building_id},
+                                 partition=building_id)
+        return sorted((documents.device_from_doc(d) for d in docs), key=lambda d: d.device_id)
+
     async def get_space(self, building_id: str, space_id: str) -> SpaceState | None:
         doc = await self._read(self._spaces, "spaces", space_id, building_id)
         return documents.space_from_doc(doc) if doc else None

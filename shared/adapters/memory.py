@@ -130,6 +130,10 @@ class InMemoryLiveStateStore:
         return documents.device_from_doc(
             self._save("devices", device.building_id, documents.device_to_doc(device), device.etag))
 
+    async def list_devices(self, building_id: str) -> list[DeviceState]:
+        docs = [d for (p, _), d in self._docs["devices"].items() if p == building_id]
+        return sorted((documents.device_from_doc(copy.deepcopy(d)) for d in docs), key=lambda d: d.device_id)
+
     async def get_space(self, building_id: str, space_id: str) -> SpaceState | None:
         doc = self._get("spaces", building_id, space_id)
         return documents.space_from_doc(doc) if doc else None

@@ -42,6 +42,7 @@ class EventProcessingService:
         self._container = dead_letter_container
         self._on_valid = on_valid
         self._clock = clock
+        self.last_lag_s = 0.0  # from ingest to processing, of the newest event processed (a health signal)
 
     async def process(self, events: Sequence[InboundEvent]) -> ProcessingReport:
         report = ProcessingReport(events=len(events))
@@ -56,6 +57,8 @@ class EventProcessingService:
                 continue
             valid.append((event, decoded))
         report.valid = len(valid)
+        if valid:
+            self.last_lag_s = max(0.0, (now - max(decoded.received_at for _e, decoded in valid)).total_seconds())
         if valid:
             await self._on_valid(valid)
         return report

@@ -52,6 +52,8 @@ async def test_device_create_read_and_guarded_replace(store):
         await store.save_device(replace(read, space_id="o-1"))  # stale etag
     assert (await store.get_device("hq", "install-1")).space_id == "k-0"
     assert moved.etag != read.etag
+    await store.save_device(device(device_id="install-2", building_id="annex"))
+    assert [d.device_id for d in await store.list_devices("hq")] == ["install-1"]
     assert await store.get_device("annex", "install-1") is None
 
 

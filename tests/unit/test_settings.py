@@ -73,3 +73,9 @@ def test_only_loopback_cosmos_skips_tls_verification():
     assert parse_cosmos_connection(remote).options == {}
     local = load_settings({**AZURE, "COSMOS": "AccountEndpoint=https://localhost:8081/;AccountKey=abc;"})
     assert parse_cosmos_connection(local).options["connection_verify"] is False
+
+
+def test_an_unresolved_key_vault_reference_is_not_an_admin_key():
+    reference = "@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/admin-api-key/)"
+    with pytest.raises(SettingsError, match="ADMIN_API_KEY: .*not resolved"):
+        load_settings({**AZURE, "ADMIN_API_KEY": reference})
