@@ -9,6 +9,7 @@ import json
 # light: every target's module is imported to build the parser.
 TARGETS = {
     "positioning": "devkit.benchmarks.positioning",
+    "pipeline": "devkit.benchmarks.pipeline",
 }
 
 

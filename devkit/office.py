@@ -101,28 +101,30 @@ class OfficeDay:
         for i in range(count):
             model, platform, offset = PHONE_MODELS[int(rng.integers(len(PHONE_MODELS)))]
             phone = Phone(f"sim-{self.seed}-{i:05d}", model=model, offset_db=offset + float(rng.normal(0, 2)))
-            arrive = float(rng.uniform(0, 0.12 * w))
-            leave = float(rng.uniform(0.88 * w, w))
+            spread = min(0.12 * w, 1200.0)
+            arrive = float(rng.uniform(0, spread))
+            leave = w - float(rng.uniform(0, spread))
             people.append(Person(i, phone.device_id, phone, platform, arrive, leave,
                                  user_id=f"user{i:05d}@example.com" if rng.random() < 0.3 else None))
         # Meetings: groups of 2-6 in one room at one time; each person joins at most one.
         agenda: dict[int, list[tuple[float, float, str]]] = defaultdict(list)
         order = list(rng.permutation(count))
-        while order and meeting_rooms:
+        full_day = w >= 2700  # a short window (a benchmark's) is a slice of the morning: everyone at their desk
+        while order and meeting_rooms and full_day:
             size = min(len(order), int(rng.integers(2, 7)))
             group, order = order[:size], order[size:]
             if rng.random() < 0.3:
                 continue  # not everyone meets
-            start = float(rng.uniform(0.2 * w, 0.65 * w))
-            length = float(rng.uniform(0.06 * w, 0.14 * w))
+            start = float(rng.uniform(0.15 * w, 0.75 * w))
+            length = min(float(rng.uniform(480, 1500)), 0.25 * w)
             room = str(rng.choice(meeting_rooms))
             for p in group:
                 agenda[int(p)].append((start, start + length, room))
         for person in people:
             lunch_start = float(rng.uniform(0.45 * w, 0.55 * w))
-            if rng.random() < 0.6:
-                agenda[person.index].append((lunch_start, lunch_start + float(rng.uniform(0.05, 0.09)) * w,
-                                             str(rng.choice(kitchens))))
+            if full_day and rng.random() < 0.6:
+                lunch = min(float(rng.uniform(600, 1500)), 0.15 * w)
+                agenda[person.index].append((lunch_start, lunch_start + lunch, str(rng.choice(kitchens))))
             self._build_trajectory(person, str(rng.choice(desks)), sorted(agenda[person.index]), spaces)
         return people
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
@@ -29,18 +28,18 @@ class CosmosLiveStateStore:
         self._visits = database.get_container_client("visits")
         self._beacons = database.get_container_client("beacons")
         # What this instance wrote and read: the pipeline benchmark turns it into RU per sighting.
-        self.writes: dict[str, int] = defaultdict(int)
-        self.written_bytes: dict[str, int] = defaultdict(int)
-        self.reads: dict[str, int] = defaultdict(int)
+        self.meter = documents.StoreMeter()
 
     async def _read(self, container, name: str, item_id: str, partition: str) -> dict[str, Any] | None:
-        self.reads[name] += 1
         try:
-            return await container.read_item(item_id, partition_key=partition)
+            doc = await container.read_item(item_id, partition_key=partition)
         except CosmosResourceNotFoundError:
+            self.meter.read(name, 0)
             return None
         except (ServiceRequestError, ServiceResponseError) as exc:
             raise unavailable(exc) from exc
+        self.meter.read(name, len(json.dumps(doc, separators=(",", ":"))))
+        return doc
 
     async def _write(self, container, name: str, doc: dict[str, Any], etag: str | None, *,
                      upsert: bool = False) -> dict[str, Any]:
@@ -58,8 +57,7 @@ class CosmosLiveStateStore:
             raise
         except (ServiceRequestError, ServiceResponseError) as exc:
             raise unavailable(exc) from exc
-        self.writes[name] += 1
-        self.written_bytes[name] += len(json.dumps(doc, separators=(",", ":")))
+        self.meter.write(name, len(json.dumps(doc, separators=(",", ":"))))
         return saved
 
     async def get_device(self, building_id: str, device_id: str) -> DeviceState | None:

@@ -95,17 +95,15 @@ class InMemoryApiKeyStore:
 class InMemoryLiveStateStore:
     """Keeps the same JSON documents as the Cosmos store, with etags, so both behave alike under the contract tests.
 
-    `writes` counts document writes by container (the pipeline benchmark's write budget)."""
+    `meter` counts reads and writes by container with their estimated RU (the pipeline benchmark's budget)."""
 
     def __init__(self) -> None:
         self._docs: dict[str, dict[tuple[str, str], dict]] = defaultdict(dict)
-        self.writes: dict[str, int] = defaultdict(int)
-        self.written_bytes: dict[str, int] = defaultdict(int)
-        self.reads: dict[str, int] = defaultdict(int)
+        self.meter = documents.StoreMeter()
 
     def _get(self, container: str, partition: str, item_id: str) -> dict | None:
-        self.reads[container] += 1
         doc = self._docs[container].get((partition, item_id))
+        self.meter.read(container, len(json.dumps(doc, separators=(",", ":"))) if doc else 0)
         return copy.deepcopy(doc) if doc is not None else None
 
     def _save(self, container: str, partition: str, doc: dict, etag: str | None, upsert: bool = False) -> dict:
@@ -118,8 +116,7 @@ class InMemoryLiveStateStore:
                 raise PreconditionFailed(f"{container}/{doc['id']} changed since it was read")
         stored = {**copy.deepcopy(doc), "_etag": f'"{uuid.uuid4()}"'}
         self._docs[container][key] = stored
-        self.writes[container] += 1
-        self.written_bytes[container] += len(json.dumps(doc, separators=(",", ":")))
+        self.meter.write(container, len(json.dumps(doc, separators=(",", ":"))))
         return copy.deepcopy(stored)
 
     async def get_device(self, building_id: str, device_id: str) -> DeviceState | None:

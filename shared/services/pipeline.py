@@ -295,26 +295,38 @@ class PipelineService:
             self._devices.popitem(last=False)
 
     async def _write_beacon_health(self, batches: Sequence[tuple[InboundEvent, IngestEvent]]) -> None:
-        latest: dict[tuple[str, str], BeaconHealth] = {}
+        # Per beacon only the latest time heard and the latest telemetry: one pass, no object per sighting.
+        heard: dict[tuple[str, str], tuple[str, datetime]] = {}
+        telemetry: dict[tuple[str, str], tuple[str, object]] = {}
         for _event, decoded in batches:
             batch = decoded.parsed.batch
-            heard = list(batch.sightings) + list(batch.beacon_telemetry)
-            if not heard:
+            if not batch.sightings and not batch.beacon_telemetry:
                 continue
-            building = await self._sites.building_for(decoded.tenant_id, (s.beacon for s in heard))
+            beacons = [s.beacon for s in batch.sightings] or [t.beacon for t in batch.beacon_telemetry]
+            building = await self._sites.building_for(decoded.tenant_id, beacons)
             if building is None:
                 continue
             known = building.index.beacon_index
             for s in batch.sightings:
                 if s.beacon in known:
-                    _merge(latest, BeaconHealth(decoded.tenant_id, building.building_id, s.beacon, s.ts))
+                    key = (building.building_id, s.beacon)
+                    seen = heard.get(key)
+                    if seen is None or s.ts > seen[1]:
+                        heard[key] = (decoded.tenant_id, s.ts)
             for t in batch.beacon_telemetry:
                 if t.beacon in known:
-                    _merge(latest, BeaconHealth(decoded.tenant_id, building.building_id, t.beacon, t.ts, t.battery_mv,
-                                                t.solar_lux, t.temperature_c, t.ts))
+                    key = (building.building_id, t.beacon)
+                    if key not in telemetry or t.ts > telemetry[key][1].ts:
+                        telemetry[key] = (decoded.tenant_id, t)
         now = self._monotonic()
         writes = []
-        for key, health in latest.items():
+        for key in heard.keys() | telemetry.keys():
+            tenant_id = (heard.get(key) or telemetry[key])[0]
+            health = BeaconHealth(tenant_id, key[0], key[1], heard[key][1] if key in heard else telemetry[key][1].ts)
+            if key in telemetry:
+                t = telemetry[key][1]
+                health = health.merged(BeaconHealth(tenant_id, key[0], key[1], t.ts, t.battery_mv, t.solar_lux,
+                                                    t.temperature_c, t.ts))
             written = self._beacons_written.get(key)
             if written is not None:
                 health = written[1].merged(health)
@@ -327,11 +339,6 @@ class PipelineService:
 
 
 _IGNORED_SKEW = timedelta(seconds=2)  # network and queueing delay, not a wrong clock
-
-
-def _merge(latest: dict[tuple[str, str], BeaconHealth], health: BeaconHealth) -> None:
-    key = (health.building_id, health.beacon_id)
-    latest[key] = latest[key].merged(health) if key in latest else health
 
 
 def _finish_leave(state: DeviceState) -> Transition:

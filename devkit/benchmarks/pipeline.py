@@ -1,0 +1,193 @@
+"""`python -m devkit bench pipeline [--json]`: the processing pipeline on a simulated office.
+
+Phones of the office simulator post batches (20+ sightings each); the events are delivered the way the Event Hub
+trigger does (per partition, in order, up to 100 a call) through decode, validation, positioning and the state
+store. Measured:
+- `sightings_per_s`: the whole path over the in-memory store, one core;
+- `decode_only_sightings_per_s`: JSON decode and validation alone (the floor the pipeline cannot beat);
+- `cosmos_writes_per_1k_sightings`, `est_ru_per_sighting`: a run of the first events against the Cosmos emulator,
+  with RU estimated from document sizes and Azure's documented costs (shared/adapters/documents.py);
+- `wrong_headcounts`: spaces whose stored headcount differs from the number of devices the store places there;
+- `room_accuracy` and `headcount_abs_error_vs_simulator`: agreement with the simulator's ground truth.
+"""
+from __future__ import annotations
+
+import argparse
+
+TENANT = "bench-tenant"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--phones", type=int, default=500)
+    parser.add_argument("--minutes", type=float, default=12.0, help="simulated minutes of traffic")
+    parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--cosmos-events", type=int, default=4000,
+                        help="events replayed against the Cosmos emulator (0 skips the Cosmos run)")
+
+
+def run(args: argparse.Namespace) -> dict:
+    import asyncio
+
+    return asyncio.run(_run(args))
+
+
+def _events(day, cutoff_s: float):
+    """(event, decoded) of every batch sent before the cutoff, as the ingest route would have published them."""
+    from shared.domain.ingest_event import encode_ingest_event
+    from shared.domain.sightings import parse_sightings_batch
+
+    bodies = []
+    for batch in day.batches():
+        if batch.sent_s > cutoff_s:
+            break
+        received = day.at(batch.sent_s)
+        parsed = parse_sightings_batch(batch.body, received)
+        bodies.append((batch.body["deviceId"], encode_ingest_event(TENANT, received, parsed.batch), received))
+    return bodies
+
+
+def _trigger_calls(bodies, partitions: int = 8, max_batch: int = 100):
+    """Group events like the Event Hub trigger: per partition in order, up to `max_batch` a call, calls in time order."""
+    import zlib
+
+    from shared.domain.ports import InboundEvent
+
+    per_partition: dict[int, list] = {}
+    for sequence, (device, body, received) in enumerate(bodies):
+        partition = zlib.crc32(device.encode()) % partitions
+        per_partition.setdefault(partition, []).append(
+            InboundEvent(body, device, sequence, received, partition_id=str(partition)))
+    calls = []
+    for events in per_partition.values():
+        # a call takes what arrived within 10 simulated seconds, at most max_batch events
+        chunk: list = []
+        for event in events:
+            if chunk and (len(chunk) == max_batch
+                          or (event.enqueued_time - chunk[0].enqueued_time).total_seconds() > 10):
+                calls.append(chunk)
+                chunk = []
+            chunk.append(event)
+        if chunk:
+            calls.append(chunk)
+    calls.sort(key=lambda c: c[0].enqueued_time)
+    return calls
+
+
+async def _process_all(calls, site, live_state, clock):
+    from shared.adapters.memory import InMemoryBlobStore, InMemorySiteModelStore
+    from shared.services.pipeline import PipelineService
+    from shared.services.processing import EventProcessingService
+    from shared.services.sites import SiteDirectory
+
+    sites = InMemorySiteModelStore()
+    await sites.put(TENANT, site)
+    pipeline = PipelineService(SiteDirectory(sites), live_state)
+    processing = EventProcessingService(InMemoryBlobStore(), "deadletter", pipeline.process, clock=clock)
+    await pipeline._sites.building_for(TENANT, [site.beacons[0].id])  # build the site index before timing
+    import time
+
+    started = time.perf_counter()
+    for call in calls:
+        await processing.process(call)
+    return time.perf_counter() - started, pipeline
+
+
+async def _consistency(live_state, building_id: str) -> int:
+    devices = await live_state.list_devices(building_id)
+    placed: dict[str, int] = {}
+    for device in devices:
+        if device.space_id:
+            placed[device.space_id] = placed.get(device.space_id, 0) + 1
+    spaces = {s.space_id: s.headcount for s in await live_state.list_spaces(building_id)}
+    return sum(1 for space in set(placed) | set(spaces) if placed.get(space, 0) != spaces.get(space, 0))
+
+
+async def _run(args: argparse.Namespace) -> dict:
+    import time
+
+    from devkit.office import OfficeDay
+    from shared.adapters.memory import InMemoryLiveStateStore
+    from shared.domain.ingest_event import decode_ingest_event
+
+    day = OfficeDay(people=args.phones, minutes=args.minutes, seed=args.seed, floors=3)
+    # before anyone starts walking out, so ground truth still has people in rooms
+    cutoff = day.window_s - min(0.12 * day.window_s, 1200.0) - 120.0
+    generated = time.perf_counter()
+    bodies = _events(day, cutoff)
+    generate_s = time.perf_counter() - generated
+    calls = _trigger_calls(bodies)
+    sightings = sum(len(decode_ingest_event(body).parsed.batch.sightings) for _d, body, _r in bodies)
+
+    started = time.perf_counter()
+    for _device, body, _received in bodies:
+        decode_ingest_event(body)
+    decode_s = time.perf_counter() - started
+
+    memory = InMemoryLiveStateStore()
+    last_event = day.at(cutoff)
+    elapsed, pipeline = await _process_all(calls, day.site, memory, clock=lambda: last_event)
+    building = day.site.building_id
+    wrong = await _consistency(memory, building)
+    truth = day.occupancy(cutoff)
+    stored = {s.space_id: s.headcount for s in await memory.list_spaces(building)}
+    abs_error = sum(abs(stored.get(s, 0) - truth.get(s, 0)) for s in set(stored) | set(truth))
+    settled = day.settled(cutoff)
+    placed = {d.device_id: d.space_id for d in await memory.list_devices(building)}
+    accuracy = sum(placed.get(device) == room for device, room in settled.items()) / max(1, len(settled))
+    memory_writes = sum(memory.meter.writes.values())
+
+    result = {
+        "phones": args.phones, "simulated_minutes": round(cutoff / 60, 1), "batches": len(bodies),
+        "sightings": sightings, "sightings_per_batch": round(sightings / max(1, len(bodies)), 1),
+        "trigger_calls": len(calls),
+        "sightings_per_s": round(sightings / elapsed),
+        "decode_only_sightings_per_s": round(sightings / decode_s),
+        "processing_vs_decode_floor": round((sightings / decode_s) / (sightings / elapsed), 2),
+        "memory_writes_per_1k_sightings": round(1000 * memory_writes / sightings, 1),
+        "memory_est_ru_per_sighting": round(sum(memory.meter.ru.values()) / sightings, 3),
+        "wrong_headcounts": wrong,
+        "room_accuracy": round(accuracy, 4),
+        "headcount_abs_error_vs_simulator": abs_error,
+        "people_in_rooms_by_simulator": sum(truth.values()),
+        "transitions": pipeline.stats.transitions,
+        "generate_s": round(generate_s, 1),
+    }
+    if args.cosmos_events > 0:
+        result.update(await _cosmos_run(day, bodies[: args.cosmos_events]))
+    return result
+
+
+async def _cosmos_run(day, bodies) -> dict:
+    import time
+
+    from azure.cosmos.aio import CosmosClient
+
+    from devkit.emulators.launcher import COSMOS_EMULATOR_KEY, start_cosmos
+    from shared.adapters.cosmos import ensure_cosmos_schema
+    from shared.adapters.cosmos_live_state import CosmosLiveStateStore
+    from shared.domain.ingest_event import decode_ingest_event
+
+    emulator = start_cosmos()
+    try:
+        async with CosmosClient(f"https://127.0.0.1:{emulator.port}/", credential=COSMOS_EMULATOR_KEY,
+                                connection_verify=False, enable_endpoint_discovery=False) as client:
+            database = await ensure_cosmos_schema(client, "bench")
+            store = CosmosLiveStateStore(database)
+            calls = _trigger_calls(bodies)
+            last = max(received for _d, _b, received in bodies)
+            started = time.perf_counter()
+            elapsed, _pipeline = await _process_all(calls, day.site, store, clock=lambda: last)
+            wall = time.perf_counter() - started
+            sightings = sum(len(decode_ingest_event(body).parsed.batch.sightings) for _d, body, _r in bodies)
+            writes = sum(store.meter.writes.values())
+            return {
+                "cosmos_events": len(bodies), "cosmos_sightings": sightings,
+                "cosmos_writes_per_1k_sightings": round(1000 * writes / sightings, 1),
+                "cosmos_writes_by_container": dict(store.meter.writes),
+                "cosmos_reads_per_1k_sightings": round(1000 * sum(store.meter.reads.values()) / sightings, 1),
+                "est_ru_per_sighting": round(sum(store.meter.ru.values()) / sightings, 3),
+                "cosmos_sightings_per_s": round(sightings / wall),
+                "cosmos_wrong_headcounts": await _consistency(store, day.site.building_id),
+            }
+    finally:
+        emulator.stop()
