@@ -110,6 +110,7 @@ def posterior(
     prior_xy: tuple[float, float] | None = None,
     prior_sigma_m: float | None = None,
     default_unheard_power: float | None = None,
+    wide: bool = False,
 ) -> Posterior | None:
     """Grid posterior of the position on `floor` given the readings of that floor's beacons (None if none)."""
     grid = index.grids.get(floor)
@@ -125,7 +126,7 @@ def posterior(
     power = readings.measured_power[on_floor][order]
     var = readings.variance[on_floor][order]
     local = index.local_of_beacon[beacons]
-    rows = grid.near_points[local[0]]
+    rows = (grid.near_points_wide if wide else grid.near_points)[local[0]]
     if len(rows) == 0:
         rows = np.arange(len(grid.points))
     uniform = not signal.beacon_path_loss_exponent

@@ -16,6 +16,7 @@ Point = tuple[float, float]
 # IMDF unit kinds a phone cannot be in: the grid leaves them out.
 NOT_OCCUPIABLE = frozenset({"column", "structure", "opentobelow", "vegetation", "road", "brick", "concrete",
                             "drywall", "glass"})
+WALL_REACH_M = 60.0  # walls are counted between a beacon and the points this close to it
 TRANSITION_KINDS = frozenset({"stairs", "elevator", "escalator", "steps"})
 # kinds whose outline is not a wall (open areas, or zones of unknown construction)
 OPEN_KINDS = frozenset({"walkway", "walkway.island", "lobby", "unenclosedarea", "unspecified", "opentobelow",
@@ -56,7 +57,8 @@ class FloorGrid:
     beacons: np.ndarray  # (Bf,) site-wide beacon indices on this floor
     dist2: np.ndarray  # (M, Bf) squared horizontal distances, float32
     space_of_point: np.ndarray  # (M,) index into SiteIndex.spaces, -1 when none
-    near_points: list[np.ndarray]  # per local beacon: grid rows within reach
+    near_points: list[np.ndarray]  # per local beacon: grid rows within reach (single scans)
+    near_points_wide: list[np.ndarray]  # per local beacon: grid rows within the tracking reach
     near_beacons: list[np.ndarray]  # per local beacon: local beacons whose silence is informative
     transitions: np.ndarray  # (T, 2) stairs/elevator positions on this floor
     walls: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))  # (W, 4) x1, y1, x2, y2
@@ -99,7 +101,7 @@ class FloorGrid:
             if len(self.walls):
                 a, b = self.walls[:, :2], self.walls[:, 2:]
                 for j, q in enumerate(self.beacon_xy):
-                    rows = self.near_points[j]
+                    rows = np.flatnonzero(self.dist2[:, j] <= WALL_REACH_M**2)
                     p = self.points[rows]
                     d1 = _orient(a[None], b[None], p[:, None, :])
                     d2 = _orient(a, b, q[None, :])[None, :]
@@ -152,7 +154,8 @@ class SiteIndex:
         *,
         grid_step_m: float | None = None,
         reach_m: float = 16.0,  # candidate points: within this of the loudest beacon heard
-        silence_reach_m: float = 40.0,  # silent beacons this close to the loudest one count as evidence
+        silence_reach_m: float = 40.0,
+        tracking_reach_m: float = 30.0,  # the tracker looks wider: its smoothed readings are worth the time  # silent beacons this close to the loudest one count as evidence
         margin_m: float = 1.0,
     ) -> SiteIndex:
         """Precompute a site from plain specs. `transitions` are (floor, x, y) of stairs and elevators besides
@@ -195,6 +198,8 @@ class SiteIndex:
             bxy = np.array([(beacons[i].x, beacons[i].y) for i in floor_beacons]).reshape(-1, 2)
             dist2 = ((points[:, None, :] - bxy[None, :, :]) ** 2).sum(axis=2).astype(np.float32)
             near_points = [np.flatnonzero(dist2[:, j] <= reach_m * reach_m) for j in range(len(floor_beacons))]
+            wide = max(reach_m, tracking_reach_m) ** 2
+            near_wide = [np.flatnonzero(dist2[:, j] <= wide) for j in range(len(floor_beacons))]
             bb = ((bxy[:, None, :] - bxy[None, :, :]) ** 2).sum(axis=2)
             near_beacons = [np.flatnonzero(bb[j] <= silence_reach_m**2) for j in range(len(floor_beacons))]
             gates = [geometry.polygon_centroid(s.polygon) for _i, s in floor_spaces if s.kind in TRANSITION_KINDS]
@@ -212,6 +217,7 @@ class SiteIndex:
                 dist2=dist2,
                 space_of_point=space_of,
                 near_points=near_points,
+                near_points_wide=near_wide,
                 near_beacons=near_beacons,
                 transitions=np.array(gates, dtype=np.float64).reshape(-1, 2),
                 walls=np.array(walls, dtype=np.float64).reshape(-1, 4),
@@ -220,7 +226,7 @@ class SiteIndex:
         return cls(list(floors), beacons, spaces, grids, beacon_index, min(steps) if steps else 1.0, reach_m)
 
     @classmethod
-    def from_site_model(cls, site, *, grid_step_m: float | None = None) -> SiteIndex:
+    def from_site_model(cls, site, *, grid_step_m: float | None = None, **options) -> SiteIndex:
         """Precompute a validated `shared.domain.site.SiteModel`."""
         floors = [FloorSpec(f.id, f.ordinal, tuple(map(tuple, f.outline))) for f in site.floors]
         beacons = [BeaconSpec(b.id, b.x, b.y, b.floor, float(b.measured_power)) for b in site.beacons]
@@ -228,7 +234,7 @@ class SiteIndex:
         transitions = [
             (n.floor, n.x, n.y) for n in site.navigation.nodes if n.kind.value in ("stairs", "elevator")
         ]
-        return cls.build(floors, beacons, spaces, transitions, grid_step_m=grid_step_m)
+        return cls.build(floors, beacons, spaces, transitions, grid_step_m=grid_step_m, **options)
 
     def space_containing(self, floor: str, point: Point, max_distance_m: float = 0.0) -> tuple[str | None, float]:
         """The space of `floor` containing `point`, else the nearest within `max_distance_m`; (id, distance)."""

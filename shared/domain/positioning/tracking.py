@@ -23,6 +23,7 @@ from shared.domain.positioning.site_index import SiteIndex
 from shared.domain.positioning.space import SpacePolicy, decide_space
 
 TRACKING_SCHEMA = "tracking/v1"
+PASSAGES = frozenset({"walkway", "walkway.island", "lobby", "stairs", "elevator", "escalator", "steps", "ramp"})
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,8 @@ class TrackingPolicy:
     walking_speed_mps: float = 1.0
     max_speed_mps: float = 2.5
     max_beacons: int = 10
+    still_m: float = 1.0
+    passage_weight_when_still: float = 0.5
     future_tolerance_s: float = 5.0
     floor: FloorPolicy = field(default_factory=FloorPolicy)
     space: SpacePolicy = field(default_factory=SpacePolicy)
@@ -152,7 +155,7 @@ def track(
     if same_floor and math.isfinite(dt):
         prior_sigma = math.hypot(state.uncertainty_m or 1.0, policy.walking_speed_mps * dt)
     post = posterior(index, signal, readings, floor, prior_xy=last_xy if same_floor else None,
-                     prior_sigma_m=prior_sigma)
+                     prior_sigma_m=prior_sigma, wide=True)
     if post is None:
         # none of the decided floor's beacons is live any more: move to the loudest floor if that is possible
         # from where the phone was (stairs, elevator, or not seen for long), else hold the last estimate
@@ -166,7 +169,7 @@ def track(
                                        state.space_confidence * 0.5, 0)
         floor = loudest
         same_floor = False
-        post = posterior(index, signal, readings, floor)
+        post = posterior(index, signal, readings, floor, wide=True)
         if post is None:
             return new_state, None
     x, y = post.mean
@@ -177,6 +180,14 @@ def track(
             x = last_xy[0] + (x - last_xy[0]) * reach / moved
             y = last_xy[1] + (y - last_xy[1]) * reach / moved
     probabilities = {index.spaces[i].id: p for i, p in post.space_probabilities.items()}
+    if same_floor and math.hypot(x - last_xy[0], y - last_xy[1]) < policy.still_m and probabilities:
+        # a phone that stays put is more likely in a room than standing in a corridor
+        probabilities = {
+            sid: p * (policy.passage_weight_when_still if index.spaces[index.space_position[sid]].kind in PASSAGES else 1)
+            for sid, p in probabilities.items()
+        }
+        total = sum(probabilities.values())
+        probabilities = {sid: p / total for sid, p in probabilities.items()}
     if not probabilities:
         space, confidence = choose_space(index, post)
         if space is not None:
