@@ -1,10 +1,28 @@
 """Positioning engine: RSSI sightings -> position, floor and space, per scan or tracked per device.
 
-Pure domain code (stdlib, numpy, pydantic). Build a `SiteIndex` once per building and reuse it.
+Pure domain code (stdlib, numpy, pydantic). Build a `SiteIndex` once per building (site model version) and reuse it:
+
+    index = SiteIndex.from_site_model(site)            # cache per building
+    signal = signal_for_site(site)                     # site-level path-loss exponent, if the site declares one
+    state, estimate = track(state, sightings, index, now, signal=signal, phone_model=batch_model)
+    # state: TrackingState (JSON, ~1 KB) stored per device; estimate: x, y, floor, uncertainty_m, space_id,
+    # space_confidence (None while nothing of the site was heard lately)
+
+Single scans (eval, benchmarks): `locate(index, signal, {beacon: rssi})`, `locate_many(index, signal, scans)`.
+See docs/positioning.md for the method and its measurements.
 """
-from shared.domain.positioning.estimator import Estimate, Readings, floor_scores, locate, posterior, resolve_readings
-from shared.domain.positioning.signal import RssiFilter, SignalModel
+from shared.domain.positioning.estimator import (
+    Estimate,
+    Readings,
+    floor_scores,
+    locate,
+    locate_many,
+    posterior,
+    resolve_readings,
+)
+from shared.domain.positioning.signal import RssiFilter, SignalModel, signal_for_site
 from shared.domain.positioning.site_index import BeaconSpec, FloorSpec, SiteIndex, SpaceSpec
+from shared.domain.positioning.tracking import Sighting, TrackingPolicy, TrackingState, track
 
 __all__ = [
     "BeaconSpec",
@@ -12,11 +30,17 @@ __all__ = [
     "FloorSpec",
     "Readings",
     "RssiFilter",
+    "Sighting",
     "SignalModel",
     "SiteIndex",
     "SpaceSpec",
+    "TrackingPolicy",
+    "TrackingState",
     "floor_scores",
     "locate",
+    "locate_many",
     "posterior",
     "resolve_readings",
+    "signal_for_site",
+    "track",
 ]

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class SpacePolicy:
     margin: float = 0.2
-    dwell_s: float = 3.0
-    evidence_needed: float = 4.0
+    dwell_s: float = 5.0
+    evidence_needed: float = 6.0
     max_step_s: float = 5.0
     confidence_smoothing: float = 0.5
 

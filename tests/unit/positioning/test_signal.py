@@ -61,3 +61,11 @@ def test_kalman_filter_forgets_with_time_and_expires():
     assert after_gap.value == pytest.approx(-70 + 10 * 36 / 52)
     assert not flt.expired(est, 10.0)
     assert flt.expired(est, 10.5)
+
+
+def test_site_level_exponent_overrides_the_default(sim_site):
+    from shared.domain.positioning import signal_for_site
+
+    assert signal_for_site(sim_site).path_loss_exponent == SignalModel().path_loss_exponent
+    declared = sim_site.model_copy(update={"path_loss_exponent": 2.2})
+    assert signal_for_site(declared).path_loss_exponent == 2.2
