@@ -10,6 +10,7 @@ import json
 TARGETS = {
     "positioning": "devkit.benchmarks.positioning",
     "pipeline": "devkit.benchmarks.pipeline",
+    "ingest": "devkit.benchmarks.ingest",
 }
 
 

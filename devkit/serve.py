@@ -18,14 +18,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=7071, help="HTTP port of the app on 127.0.0.1 (default 7071)")
     parser.add_argument("--azurite-port", type=int, help="default: the port in local.settings.json")
     parser.add_argument("--cosmos-port", type=int, help="default: the port in local.settings.json")
+    parser.add_argument("--attach", action="store_true",
+                        help="start no emulators: use the COSMOS and ANALYTICS_STORAGE settings of the environment")
+    parser.add_argument("--hub-capacity", type=int, default=50,
+                        help="events the in-process hub queues per partition before ingest answers 503 (default 50)")
 
 
 def main(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # The Azure SDKs log every request and response at INFO: far too loud for a console.
     logging.getLogger("azure").setLevel(logging.WARNING)
-    values = load_local_settings()
     started = time.perf_counter()
+    if args.attach:
+        os.environ["EVENT_PUBLISHER"] = "inprocess"
+        return _run(args, started)
+    values = load_local_settings()
     try:
         with running_emulators(args.azurite_port or blob_port(values), args.cosmos_port or cosmos_port(values)) as (
             azurite, cosmos,
@@ -33,33 +40,41 @@ def main(args: argparse.Namespace) -> int:
             logger.info("azurite ready on %s:%s in %.2f s; cosmos ready on %s:%s in %.2f s", LOOPBACK, azurite.port,
                         azurite.started_in_s, LOOPBACK, cosmos.port, cosmos.started_in_s)
             os.environ.update(devkit_environment(values, azurite.port, cosmos.port))
-            try:
-                asyncio.run(_serve(args.port, started))
-            except KeyboardInterrupt:
-                pass
+            return _run(args, started)
     except EmulatorStartError as exc:
         print(f"devkit serve: {exc}", file=sys.stderr)
         return 1
-    logger.info("stopped; emulators shut down")
+
+
+def _run(args: argparse.Namespace, started: float) -> int:
+    try:
+        asyncio.run(_serve(args.port, args.hub_capacity, started))
+    except KeyboardInterrupt:
+        pass
+    logger.info("stopped")
     return 0
 
 
-async def _serve(port: int, started: float) -> None:
+async def _serve(port: int, hub_capacity: int, started: float) -> None:
     import uvicorn
 
     from devkit.timer_runner import run_timers
     from functions.http_api import create_api
     from functions.timers import TIMER_SCHEDULE_SETTINGS
+    from shared.adapters.inprocess_events import InProcessEventPublisher
     from shared.settings import load_settings
     from shared.wiring import build_context, set_context
 
     settings = load_settings()
     context = await build_context(settings, bootstrap=True)
+    if isinstance(context.publisher, InProcessEventPublisher):
+        context.publisher.max_queued_per_partition = hub_capacity
     set_context(context)
     timers = asyncio.create_task(
         run_timers(context.scheduled, {job: os.environ[setting] for job, setting in TIMER_SCHEDULE_SETTINGS.items()})
     )
-    server = uvicorn.Server(uvicorn.Config(create_api(), host=LOOPBACK, port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(create_api(), host=LOOPBACK, port=port, log_level="warning",
+                                           backlog=4096))
     ready = asyncio.create_task(_announce(server, port, started))
     try:
         await server.serve()

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from functions.overload import InFlightLimit
 from functions.problems import install_problem_handlers
-from functions.routes import health, ingest
+from functions.routes import health, ingest, ops
 
 API_PREFIX = "/api"
+MAX_IN_FLIGHT = 256  # per instance; beyond it requests get 503 + Retry-After at once
 
 
 def create_api() -> FastAPI:
@@ -20,6 +22,8 @@ def create_api() -> FastAPI:
         redoc_url=None,
     )
     install_problem_handlers(api)
+    api.add_middleware(InFlightLimit, max_in_flight=MAX_IN_FLIGHT)
     api.include_router(health.router, prefix=API_PREFIX)
     api.include_router(ingest.router, prefix=API_PREFIX)
+    api.include_router(ops.router, prefix=API_PREFIX)
     return api

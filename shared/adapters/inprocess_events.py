@@ -34,7 +34,9 @@ class InProcessEventPublisher:
         self._partition_count = partition_count
         self._max_batch_size = max_batch_size
         self._batch_wait_s = batch_wait_s
-        self._queues = [asyncio.Queue[InboundEvent](max_queued_per_partition) for _ in range(partition_count)]
+        # Unbounded queues with our own bound: the bound can then be tuned while running (devkit serve).
+        self.max_queued_per_partition = max_queued_per_partition
+        self._queues = [asyncio.Queue[InboundEvent]() for _ in range(partition_count)]
         self._sequence = [0] * partition_count
         self._consumers: list[asyncio.Task] = []
         self._closed = False
@@ -48,9 +50,11 @@ class InProcessEventPublisher:
         if self._closed:
             raise DependencyUnavailable("event hub", "the in-process hub is closed")
         self._ensure_consumers()
-        full = [self.partition_of(e.partition_key) for e in events if self._queues[self.partition_of(e.partition_key)].full()]
+        # Like Event Hubs throttling: a partition that is too far behind refuses more, the caller retries later.
+        full = [p for p in {self.partition_of(e.partition_key) for e in events}
+                if self._queues[p].qsize() >= self.max_queued_per_partition]
         if full:
-            raise DependencyUnavailable("event hub", f"partition {full[0]} is full", retry_after_s=1)
+            raise DependencyUnavailable("event hub", f"partition {full[0]} is behind", retry_after_s=1)
         now = datetime.now(timezone.utc)
         for event in events:
             partition = self.partition_of(event.partition_key)

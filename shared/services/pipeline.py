@@ -243,7 +243,8 @@ class PipelineService:
                 return state
         event_time = max((s.ts for s in sightings), default=decoded.received_at)
         tracking = TrackingState.model_validate(state.tracking) if state and state.tracking else None
-        new_tracking, estimate = track(tracking, sightings, building.index, event_time, phone_model=batch.model)
+        new_tracking, estimate = track(tracking, sightings, building.index, event_time, signal=building.signal,
+                                       phone_model=batch.model)
         if state is None:
             state = DeviceState(tenant_id=building.tenant_id, building_id=building.building_id,
                                 device_id=batch.device_id, last_seen=event_time)

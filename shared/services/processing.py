@@ -43,6 +43,7 @@ class EventProcessingService:
         self._on_valid = on_valid
         self._clock = clock
         self.last_lag_s = 0.0  # from ingest to processing, of the newest event processed (a health signal)
+        self.dead_lettered = 0
 
     async def process(self, events: Sequence[InboundEvent]) -> ProcessingReport:
         report = ProcessingReport(events=len(events))
@@ -54,6 +55,7 @@ class EventProcessingService:
             except ContractViolation as exc:
                 await self._dead_letter(event, "invalid", [e.as_dict() for e in exc.errors], now)
                 report.dead_lettered += 1
+                self.dead_lettered += 1
                 continue
             valid.append((event, decoded))
         report.valid = len(valid)

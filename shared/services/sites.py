@@ -9,7 +9,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from shared.domain.ports import SiteModelStore
-from shared.domain.positioning import SiteIndex
+from shared.domain.positioning import SignalModel, SiteIndex
+from shared.domain.positioning.signal import signal_for_site
 from shared.domain.site import SiteModel
 
 logger = logging.getLogger(__name__)
@@ -21,6 +22,7 @@ class Building:
     site: SiteModel
     index: SiteIndex
     etag: str
+    signal: SignalModel
 
     @property
     def building_id(self) -> str:
@@ -86,7 +88,8 @@ class SiteDirectory:
                 continue
             # Building the index is CPU work (a grid per floor): off the event loop.
             index = await asyncio.to_thread(SiteIndex.from_site_model, versioned.site)
-            buildings[building_id] = Building(tenant_id, versioned.site, index, versioned.etag)
+            buildings[building_id] = Building(tenant_id, versioned.site, index, versioned.etag,
+                                              signal_for_site(versioned.site))
             logger.info("site index built: tenant %s building %s version %s", tenant_id, building_id, versioned.etag)
         owner: dict[str, str] = {}
         for building_id in sorted(buildings):

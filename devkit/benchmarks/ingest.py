@@ -1,0 +1,282 @@
+"""`python -m devkit bench ingest [--json]`: simulated phones posting over real HTTP to a local server.
+
+The server (`python -m devkit serve --attach`, its own process) runs against emulators this benchmark starts;
+the load stays on loopback and is bounded in count and time. Three phases:
+1. ramp: open-loop rates doubling from `--start-rps` until a step sheds more than 1 % or its p95 passes
+   500 ms; the last rate that passed is the sustainable rate;
+2. sustainable: open loop at that rate, while probes measure freshness: from a new phone's POST to its floor
+   and room in Cosmos (what the queries read);
+3. overload: open loop at twice the sustainable rate: the server must shed with 429/503 + Retry-After, never 500;
+then every accepted batch must be processed (the server's /api/ops/stats counts the batches processed).
+Phones post their own batches in order (the office simulator's day, replayed); each freshness probe is a new
+phone, so its first batch must appear as a device document with its room.
+"""
+from __future__ import annotations
+
+import argparse
+
+TENANT = "bench-ingest"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--start-rps", type=float, default=100.0, help="first rate of the ramp")
+    parser.add_argument("--max-rps", type=float, default=3200.0, help="the ramp stops here at the latest")
+    parser.add_argument("--ramp-seconds", type=float, default=4.0, help="length of each ramp step")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of the sustainable and overload phases")
+    parser.add_argument("--probes", type=int, default=20, help="freshness probes during the sustainable phase")
+    parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument("--people", type=int, default=300, help="phones of the simulated office whose day is replayed")
+
+
+def run(args: argparse.Namespace) -> dict:
+    import asyncio
+
+    return asyncio.run(_run(args))
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+async def _run(args: argparse.Namespace) -> dict:
+    import asyncio
+    import os
+    import subprocess
+    import sys
+    import tempfile
+    import time
+    from datetime import datetime, timedelta, timezone
+
+    import httpx
+    from azure.cosmos.aio import CosmosClient
+
+    from devkit.emulators.launcher import COSMOS_EMULATOR_KEY, REPO_ROOT, free_port, running_emulators
+    from devkit.local_settings import devkit_environment, load_local_settings
+    from devkit.office import OfficeDay
+    from shared.adapters.cosmos import CosmosApiKeyStore, CosmosSiteModelStore, ensure_cosmos_schema
+    from shared.domain.tenancy import Scope
+    from shared.services.auth import AuthService
+
+    window_min = 30.0
+    day = OfficeDay(people=args.people, minutes=window_min, seed=args.seed, floors=3,
+                    start=datetime.now(timezone.utc) - timedelta(minutes=window_min + 1))
+    bodies = [b.body for b in day.batches()]
+    if not bodies:
+        raise RuntimeError("the office simulator produced no batches")
+
+    with running_emulators() as (azurite, cosmos):
+        env = devkit_environment(load_local_settings(), azurite.port, cosmos.port)
+        async with CosmosClient(f"https://127.0.0.1:{cosmos.port}/", credential=COSMOS_EMULATOR_KEY,
+                                connection_verify=False, enable_endpoint_discovery=False) as client:
+            database = await ensure_cosmos_schema(client, env["COSMOS_DATABASE"])
+            await CosmosSiteModelStore(database).put(TENANT, day.site)
+            key, _ = await AuthService(CosmosApiKeyStore(database)).mint_key(TENANT, {Scope.ingest}, "bench")
+            devices = database.get_container_client("devices")
+
+            port = free_port()
+            log = tempfile.NamedTemporaryFile(prefix="bench-ingest-server-", suffix=".log", delete=False)
+            server = subprocess.Popen(
+                [sys.executable, "-m", "devkit", "serve", "--attach", "--port", str(port)],
+                cwd=REPO_ROOT, env={**os.environ, **env, "PYTHONUNBUFFERED": "1"}, stdout=log, stderr=subprocess.STDOUT,
+            )
+            try:
+                async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30,
+                                             limits=httpx.Limits(max_connections=64)) as http:
+                    await _wait_ready(http, server, log.name)
+                    return await _measure(args, http, key, env["ADMIN_API_KEY"], bodies, day, devices, time, asyncio)
+            finally:
+                server.terminate()
+                try:
+                    server.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    server.kill()
+                log.close()
+
+
+async def _wait_ready(http, server, log_name: str) -> None:
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"the server exited; its log: {open(log_name).read()[-2000:]}")
+        try:
+            if (await http.get("/api/health")).status_code == 200:
+                return
+        except Exception:  # not listening yet
+            pass
+        await asyncio.sleep(0.2)
+    raise RuntimeError("the server did not become healthy in 60 s")
+
+
+async def _measure(args, http, key, admin_key, bodies, day, devices, time, asyncio) -> dict:
+    import json
+    import uuid
+
+    from devkit.loadclient import LoadClient
+
+    headers = {"x-api-key": key}
+    admin_headers = {"x-api-key": admin_key}
+    port = http.base_url.port
+    accepted_ids: set[str] = set()
+    # Phones past their arrival (a steady working morning), in send order; serialised before any clock starts,
+    # so the client costs as little CPU as possible. Each batch is posted once (retries aside).
+    steady = [b for b in bodies if b["sentAt"] >= day.iso(min(0.12 * day.window_s, 1200.0) + 120)]
+    queue = [(b["batchId"], LoadClient.request("POST", "/api/v1/sightings", json.dumps(b).encode(), headers))
+             for b in steady]
+    cursor = 0
+
+    def next_request():
+        nonlocal cursor
+        if cursor >= len(queue):
+            raise RuntimeError("the simulated day ran out of batches: raise --people")
+        cursor += 1
+        return queue[cursor - 1]
+
+    async def post(item, client) -> tuple[int, float, bool]:
+        batch_id, raw = item
+        started = time.perf_counter()
+        try:
+            reply = await client.send(raw)
+        except Exception:  # a connection error is an error, not a crash of the benchmark
+            return 0, time.perf_counter() - started, False
+        if reply.status == 202:
+            accepted_ids.add(batch_id)
+        return reply.status, time.perf_counter() - started, reply.retry_after
+
+    # ---- phase 1: find the sustainable rate: double an open-loop rate until a step sheds or slows ---------------
+    ramp = []
+    rate, sustainable_rps = args.start_rps, 0.0
+    while rate <= args.max_rps:
+        step = await _open_loop(rate, args.ramp_seconds, next_request, post, port, asyncio, time)
+        await _drain(http, admin_headers, len(accepted_ids), asyncio, time)
+        step.pop("freshness")
+        ramp.append({k: step[k] for k in ("offered_rps", "accepted_rps", "p95_ms", "shed_429_503", "status_500")})
+        if step["shed_429_503"] > 0.01 * step["requests"] or (step["p95_ms"] or 0) > 500 or step["status_500"]:
+            break
+        sustainable_rps = rate
+        rate *= 2
+    if sustainable_rps == 0:
+        sustainable_rps = args.start_rps / 2
+
+    # ---- phase 2: the sustainable rate, open loop, with freshness probes ---------------------------------------
+    steady_stats = await _open_loop(sustainable_rps, args.seconds, next_request, post, port, asyncio, time,
+                                    probes=[_probe(n, args, http, headers, day, devices, accepted_ids, asyncio, time)
+                                            for n in range(args.probes)])
+    await _drain(http, admin_headers, len(accepted_ids), asyncio, time)
+
+    # ---- phase 3: twice the sustainable rate: shed with 429/503 + Retry-After, never 500 -----------------------
+    over = await _open_loop(2 * sustainable_rps, args.seconds, next_request, post, port, asyncio, time)
+
+    # ---- every accepted batch is processed ---------------------------------------------------------------------
+    await _drain(http, admin_headers, len(accepted_ids), asyncio, time, timeout_s=120)
+    processed = await _processed(http, admin_headers)
+    freshness = steady_stats.pop("freshness")
+    over.pop("freshness")
+    return {
+        "phase_seconds": args.seconds, "sightings_per_batch": round(
+            sum(len(b["sightings"]) for b in steady) / len(steady), 1),
+        "ramp": ramp, "sustainable_rps": sustainable_rps,
+        "sustainable": steady_stats,
+        "freshness_p50_s": _round(_percentile(freshness, 0.5)), "freshness_p95_s": _round(_percentile(freshness, 0.95)),
+        "freshness_probes": len(freshness),
+        "overload": over,
+        "accepted_total": len(accepted_ids), "processed_total": processed,
+        "all_accepted_processed": processed >= len(accepted_ids),
+    }
+
+
+async def _open_loop(rate: float, seconds: float, next_request, post, port: int, asyncio, time, probes=()) -> dict:
+    """Requests at `rate` a second whatever the answers (the client may open up to 1,000 connections)."""
+    from devkit.loadclient import LoadClient
+
+    client = LoadClient("127.0.0.1", port, 1000)
+    results: list[tuple[int, float, bool]] = []
+
+    async def one(item) -> None:
+        results.append(await post(item, client))
+
+    tasks, sent = [], 0
+    probe_tasks = [asyncio.create_task(p) for p in probes]
+    began = time.monotonic()
+    while time.monotonic() - began < seconds:
+        due = int((time.monotonic() - began) * rate)
+        while sent < due:
+            tasks.append(asyncio.create_task(one(next_request())))
+            sent += 1
+        await asyncio.sleep(0.002)
+    await asyncio.gather(*tasks)
+    freshness = [f for f in await asyncio.gather(*probe_tasks) if f is not None]
+    elapsed = time.monotonic() - began
+    await client.close()
+    statuses: dict[int, int] = {}
+    for status, _s, _r in results:
+        statuses[status] = statuses.get(status, 0) + 1
+    latencies = [s for _st, s, _r in results]
+    shed = [r for r in results if r[0] in (429, 503)]
+    return {
+        "offered_rps": round(rate, 1), "requests": sent, "accepted_rps": round(statuses.get(202, 0) / elapsed, 1),
+        "p50_ms": _ms(_percentile(latencies, 0.5)), "p95_ms": _ms(_percentile(latencies, 0.95)),
+        "p99_ms": _ms(_percentile(latencies, 0.99)),
+        "accepted": statuses.get(202, 0), "shed_429_503": len(shed),
+        "shed_with_retry_after": sum(1 for r in shed if r[2]),
+        "status_500": sum(v for k, v in statuses.items() if k >= 500 and k != 503),
+        "other": {str(k): v for k, v in statuses.items() if k not in (202, 429, 503)},
+        "freshness": freshness,
+    }
+
+
+async def _probe(n: int, args, http, headers, day, devices, accepted_ids, asyncio, time) -> float | None:
+    """A new phone posts one batch; seconds until Cosmos shows it with a floor and room (what queries read)."""
+    import uuid
+
+    await asyncio.sleep(n * args.seconds / max(1, args.probes))
+    in_room = [p for p in day.people if p.stays]
+    person = in_room[(n * 7919) % len(in_room)]
+    stay = person.stays[0]
+    batch = day._batch(person, min(stay.end_s, stay.start_s + 60), 2.0)
+    if batch is None:
+        return None
+    body = dict(batch.body)
+    body["batchId"], body["deviceId"] = str(uuid.uuid4()), f"probe-{n:04d}-{uuid.uuid4().hex[:6]}"
+    started = time.perf_counter()
+    response = await http.post("/api/v1/sightings", json=body, headers=headers)
+    if response.status_code != 202:
+        return None
+    accepted_ids.add(body["batchId"])
+    while time.perf_counter() - started < 30:
+        try:
+            doc = await devices.read_item(body["deviceId"], partition_key=day.site.building_id)
+            if doc.get("floor"):
+                return time.perf_counter() - started
+        except Exception:  # not there yet
+            pass
+        await asyncio.sleep(0.02)
+    return None
+
+
+async def _processed(http, admin_headers) -> int:
+    response = await http.get("/api/ops/stats", headers=admin_headers)
+    response.raise_for_status()
+    return response.json()["pipeline"]["batches"]
+
+
+async def _drain(http, admin_headers, expected: int, asyncio, time, timeout_s: float = 60) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        if await _processed(http, admin_headers) >= expected:
+            break
+        await asyncio.sleep(0.25)
+    return time.monotonic() - started
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 1)
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)

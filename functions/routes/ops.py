@@ -1,0 +1,21 @@
+"""GET /api/ops/stats: this instance's processing counters, for operators and the devkit benchmarks (admin scope)."""
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+
+from functions.deps import require
+from shared.domain.tenancy import Principal, Scope
+from shared.wiring import AppContext, get_context
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/ops/stats", summary="This instance's ingest and processing counters (admin scope)")
+async def stats(_: Principal = Depends(require(Scope.admin)), context: AppContext = Depends(get_context)) -> dict:
+    backlog = getattr(context.publisher, "backlog", None)
+    return {
+        "processing": {"lastLagS": round(context.processing.last_lag_s, 3),
+                       "eventsDeadLettered": context.processing.dead_lettered},
+        "pipeline": vars(context.pipeline.stats),
+        "hub": {"backlog": backlog() if callable(backlog) else None},
+    }
