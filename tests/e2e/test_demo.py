@@ -1,0 +1,32 @@
+"""`make demo --check` as a user runs it: emulators, the app, a simulated office posting real HTTP batches."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from devkit.emulators.launcher import free_port, port_in_use
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_demo_runs_a_short_office_day_end_to_end(tmp_path):
+    ports = [free_port() for _ in range(3)]
+    result = subprocess.run(
+        [sys.executable, "-m", "devkit", "demo", "--people", "12", "--minutes", "8", "--speed", "24", "--check",
+         "--port", str(ports[0]), "--azurite-port", str(ports[1]), "--cosmos-port", str(ports[2])],
+        cwd=REPO, capture_output=True, text=True, timeout=240,
+    )
+    lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
+    assert lines, result.stdout + result.stderr
+    summary = json.loads(lines[-1])
+    # --check's verdict follows the measured accuracy
+    assert result.returncode == (0 if summary["room_accuracy"] >= 0.90 else 1), result.stderr
+    assert summary["batches_posted"] > 300 and summary["http_errors"] == {}
+    assert summary["pipeline"]["batches"] == summary["batches_posted"]  # every posted batch was processed
+    assert summary["pipeline"]["unknown_building"] == 0
+    assert summary["accuracy_samples"] > 50 and summary["room_accuracy"] >= 0.6
+    assert "room accuracy" in result.stdout  # the console view (plain lines when not a terminal)
+    for port in ports:
+        assert not port_in_use(port), f"port {port} still open after the demo"
