@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from devkit.emulators.launcher import COSMOS_EMULATOR_KEY, RunningEmulator, start_azurite, start_cosmos
+from devkit.emulators.launcher import cosmos_aio_client, RunningEmulator, start_azurite, start_cosmos
 
 
 def unique_name(prefix: str) -> str:
@@ -34,11 +34,7 @@ def cosmos() -> Iterator[RunningEmulator]:
 
 @pytest.fixture
 async def cosmos_client(cosmos: RunningEmulator) -> AsyncIterator[object]:
-    from azure.cosmos.aio import CosmosClient
-
-    async with CosmosClient(
-        f"https://127.0.0.1:{cosmos.port}/", credential=COSMOS_EMULATOR_KEY, connection_verify=False
-    ) as client:
+    async with cosmos_aio_client(cosmos.port) as client:
         yield client
 
 

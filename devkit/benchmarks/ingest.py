@@ -51,9 +51,8 @@ async def _run(args: argparse.Namespace) -> dict:
     from datetime import datetime, timedelta, timezone
 
     import httpx
-    from azure.cosmos.aio import CosmosClient
-
-    from devkit.emulators.launcher import COSMOS_EMULATOR_KEY, REPO_ROOT, free_port, running_emulators
+    
+    from devkit.emulators.launcher import cosmos_aio_client, REPO_ROOT, free_port, running_emulators
     from devkit.local_settings import devkit_environment, load_local_settings
     from devkit.office import OfficeDay
     from shared.adapters.cosmos import CosmosApiKeyStore, CosmosSiteModelStore, ensure_cosmos_schema
@@ -69,8 +68,7 @@ async def _run(args: argparse.Namespace) -> dict:
 
     with running_emulators() as (azurite, cosmos):
         env = devkit_environment(load_local_settings(), azurite.port, cosmos.port)
-        async with CosmosClient(f"https://127.0.0.1:{cosmos.port}/", credential=COSMOS_EMULATOR_KEY,
-                                connection_verify=False, enable_endpoint_discovery=False) as client:
+        async with cosmos_aio_client(cosmos.port) as client:
             database = await ensure_cosmos_schema(client, env["COSMOS_DATABASE"])
             await CosmosSiteModelStore(database).put(TENANT, day.site)
             key, _ = await AuthService(CosmosApiKeyStore(database)).mint_key(TENANT, {Scope.ingest}, "bench")

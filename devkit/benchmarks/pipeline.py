@@ -160,17 +160,15 @@ async def _run(args: argparse.Namespace) -> dict:
 async def _cosmos_run(day, bodies) -> dict:
     import time
 
-    from azure.cosmos.aio import CosmosClient
-
-    from devkit.emulators.launcher import COSMOS_EMULATOR_KEY, start_cosmos
+    
+    from devkit.emulators.launcher import cosmos_aio_client, start_cosmos
     from shared.adapters.cosmos import ensure_cosmos_schema
     from shared.adapters.cosmos_live_state import CosmosLiveStateStore
     from shared.domain.ingest_event import decode_ingest_event
 
     emulator = start_cosmos()
     try:
-        async with CosmosClient(f"https://127.0.0.1:{emulator.port}/", credential=COSMOS_EMULATOR_KEY,
-                                connection_verify=False, enable_endpoint_discovery=False) as client:
+        async with cosmos_aio_client(emulator.port) as client:
             database = await ensure_cosmos_schema(client, "bench")
             store = CosmosLiveStateStore(database)
             calls = _trigger_calls(bodies)

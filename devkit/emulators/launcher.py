@@ -215,3 +215,11 @@ def running_emulators(azurite_port: int | None = None, cosmos_port: int | None =
     finally:
         cosmos.stop()
         azurite.stop()
+
+
+def cosmos_aio_client(port: int):
+    """An async Cosmos client for the local server: its key, no TLS verification (self-signed), no regions."""
+    from azure.cosmos.aio import CosmosClient
+
+    return CosmosClient(f"https://{LOOPBACK}:{port}/", credential=COSMOS_EMULATOR_KEY, connection_verify=False,
+                        enable_endpoint_discovery=False)

@@ -131,29 +131,8 @@ def parse_sightings_batch(data: object, now: datetime) -> ParsedBatch:
         raise ContractViolation([FieldError("sentAt", errors)], title="The sightings batch is invalid")
 
     rejected: list[RejectedReading] = []
-    sightings: list[Sighting] = []
-    seen_sightings: set[tuple[str, datetime]] = set()
-    for index, raw in enumerate(envelope.sightings):
-        reading, reason = _judge(_SIGHTING, raw, now)
-        if reading is not None and (reading.beacon, reading.ts) in seen_sightings:
-            reading, reason = None, "duplicate of an earlier sighting of the same beacon at the same time"
-        if reading is None:
-            rejected.append(RejectedReading("sightings", index, reason))
-        else:
-            seen_sightings.add((reading.beacon, reading.ts))
-            sightings.append(reading)
-
-    telemetry: list[BeaconTelemetry] = []
-    seen_telemetry: set[tuple[str, datetime]] = set()
-    for index, raw in enumerate(envelope.beacon_telemetry):
-        reading, reason = _judge(_TELEMETRY, raw, now)
-        if reading is not None and (reading.beacon, reading.ts) in seen_telemetry:
-            reading, reason = None, "duplicate of an earlier reading of the same beacon at the same time"
-        if reading is None:
-            rejected.append(RejectedReading("beaconTelemetry", index, reason))
-        else:
-            seen_telemetry.add((reading.beacon, reading.ts))
-            telemetry.append(reading)
+    sightings = _keep_valid(_SIGHTING, "sightings", envelope.sightings, now, rejected)
+    telemetry = _keep_valid(_TELEMETRY, "beaconTelemetry", envelope.beacon_telemetry, now, rejected)
 
     batch = SightingsBatch.model_construct(
         **{name: getattr(envelope, name) for name in SightingsBatch.model_fields if name not in ("sightings", "beacon_telemetry")},
@@ -161,6 +140,24 @@ def parse_sightings_batch(data: object, now: datetime) -> ParsedBatch:
         beacon_telemetry=telemetry,
     )
     return ParsedBatch(batch=batch, rejected=rejected)
+
+
+def _keep_valid(adapter: TypeAdapter, field_name: str, raws: list[Any], now: datetime,
+                rejected: list[RejectedReading]) -> list[Any]:
+    """The readings that pass on their own, in order; the others (and repeats of a beacon at one instant) are
+    appended to `rejected` with their reason."""
+    kept: list[Any] = []
+    seen: set[tuple[str, datetime]] = set()
+    for index, raw in enumerate(raws):
+        reading, reason = _judge(adapter, raw, now)
+        if reading is not None and (reading.beacon, reading.ts) in seen:
+            reading, reason = None, "duplicate of an earlier reading of the same beacon at the same time"
+        if reading is None:
+            rejected.append(RejectedReading(field_name, index, reason))
+        else:
+            seen.add((reading.beacon, reading.ts))
+            kept.append(reading)
+    return kept
 
 
 def _judge(adapter: TypeAdapter, raw: object, now: datetime) -> tuple[Any, str]:

@@ -6,9 +6,8 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from azure.cosmos.aio import CosmosClient
 
-from devkit.emulators.launcher import COSMOS_EMULATOR_KEY
+from devkit.emulators.launcher import cosmos_aio_client
 from shared.adapters.cosmos import ensure_cosmos_schema
 from shared.adapters.cosmos_live_state import CosmosLiveStateStore
 from shared.adapters.memory import InMemoryLiveStateStore
@@ -25,8 +24,7 @@ async def store(request):
         yield InMemoryLiveStateStore()
         return
     emulator = request.getfixturevalue("cosmos")
-    async with CosmosClient(f"https://127.0.0.1:{emulator.port}/", credential=COSMOS_EMULATOR_KEY,
-                            connection_verify=False) as client:
+    async with cosmos_aio_client(emulator.port) as client:
         name = unique_name("live")
         database = await ensure_cosmos_schema(client, name)
         yield CosmosLiveStateStore(database)

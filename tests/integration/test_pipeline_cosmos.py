@@ -6,9 +6,8 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from azure.cosmos.aio import CosmosClient
 
-from devkit.emulators.launcher import COSMOS_EMULATOR_KEY
+from devkit.emulators.launcher import cosmos_aio_client
 from shared.adapters.cosmos import CosmosSiteModelStore, ensure_cosmos_schema
 from shared.adapters.cosmos_live_state import CosmosLiveStateStore
 from shared.services.pipeline import PipelineService, PresenceSweepService
@@ -22,8 +21,7 @@ T0 = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=1)
 @pytest.fixture
 async def database_name(cosmos):
     name = unique_name("pipeline")
-    async with CosmosClient(f"https://127.0.0.1:{cosmos.port}/", credential=COSMOS_EMULATOR_KEY,
-                            connection_verify=False) as client:
+    async with cosmos_aio_client(cosmos.port) as client:
         database = await ensure_cosmos_schema(client, name)
         await add_small_site(CosmosSiteModelStore(database))
         yield name
@@ -32,8 +30,7 @@ async def database_name(cosmos):
 
 async def processor(cosmos, database_name: str):
     """One processing instance: its own client, store and caches, like one Functions worker."""
-    client = CosmosClient(f"https://127.0.0.1:{cosmos.port}/", credential=COSMOS_EMULATOR_KEY,
-                          connection_verify=False)
+    client = cosmos_aio_client(cosmos.port)
     database = client.get_database_client(database_name)
     store = CosmosLiveStateStore(database)
     return client, store, PipelineService(SiteDirectory(CosmosSiteModelStore(database)), store)

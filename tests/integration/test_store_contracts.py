@@ -4,10 +4,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from azure.cosmos.aio import CosmosClient
 from azure.storage.blob.aio import BlobServiceClient
 
-from devkit.emulators.launcher import COSMOS_EMULATOR_KEY
+from devkit.emulators.launcher import cosmos_aio_client
 from shared.adapters.blob import AzureBlobStore, ensure_blob_containers
 from shared.adapters.cosmos import CosmosSiteModelStore, ensure_cosmos_schema
 from shared.adapters.memory import InMemoryBlobStore, InMemorySiteModelStore
@@ -23,8 +22,7 @@ async def site_store(request):
         yield InMemorySiteModelStore()
         return
     emulator = request.getfixturevalue("cosmos")  # sync session fixture: fine to fetch lazily
-    async with CosmosClient(f"https://127.0.0.1:{emulator.port}/", credential=COSMOS_EMULATOR_KEY,
-                            connection_verify=False) as client:
+    async with cosmos_aio_client(emulator.port) as client:
         name = unique_name("contract")
         database = await ensure_cosmos_schema(client, name)
         yield CosmosSiteModelStore(database)

@@ -6,19 +6,11 @@ import re
 from pathlib import Path
 
 from devkit.export_schemas import SCHEMA_DIR, generated_schemas
-from shared.settings import Settings
+from tests.support.settings_names import setting_names
 
 REPO = Path(__file__).resolve().parents[2]
 AZURE_ONLY = {"COSMOS__accountEndpoint", "ANALYTICS_STORAGE__serviceUri", "EVENTHUB__fullyQualifiedNamespace",
               "AZURE_CLIENT_ID", "APPLICATIONINSIGHTS_CONNECTION_STRING"}
-
-
-def setting_names() -> set[str]:
-    names = set()
-    for field in Settings.model_fields.values():
-        alias = field.validation_alias or field.alias
-        names.update(alias.choices if hasattr(alias, "choices") else [alias])
-    return names
 
 
 def test_local_settings_json_holds_every_local_setting_and_nothing_unknown():

@@ -25,6 +25,7 @@ from tree_sitter import Language, Node, Parser
 
 from shared.adapters.cosmos import COSMOS_CONTAINERS
 from shared.settings import Settings
+from tests.support.settings_names import setting_names
 
 REPO = Path(__file__).resolve().parents[2]
 BICEP_DIR = REPO / "infra" / "bicep"
@@ -219,14 +220,6 @@ def body(decl: Declaration) -> dict[str, Any]:
 def param_default(path: Path, name: str) -> Any:
     decl = declared(path, "param")[name]
     return value(decl.value) if decl.value is not None else None
-
-
-def setting_names() -> set[str]:
-    names = set()
-    for field in Settings.model_fields.values():
-        alias = field.validation_alias or field.alias
-        names.update(alias.choices if hasattr(alias, "choices") else [alias])
-    return names
 
 
 def identity_forms(names: set[str]) -> set[str]:
