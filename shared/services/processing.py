@@ -1,6 +1,7 @@
 """The Event Hub side of the pipeline: decode, validate, dead-letter what cannot be processed."""
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -59,10 +60,19 @@ class EventProcessingService:
                 continue
             valid.append((event, decoded))
         report.valid = len(valid)
-        if valid:
-            self.last_lag_s = max(0.0, (now - max(decoded.received_at for _e, decoded in valid)).total_seconds())
-        if valid:
+        if not valid:
+            return report
+        self.last_lag_s = max(0.0, (now - max(decoded.received_at for _e, decoded in valid)).total_seconds())
+        try:
             await self._on_valid(valid)
+        except Exception as exc:
+            # The trigger's checkpoint moves on even when we raise: keep the batches where they can be replayed
+            # (everything the pipeline writes is idempotent), then fail loudly.
+            problem = [{"field": "$", "message": f"processing failed: {type(exc).__name__}"}]
+            for event, _decoded in valid:
+                await self._dead_letter(event, "processing-failed", problem, now)
+            self.dead_lettered += len(valid)
+            raise
         return report
 
     async def _dead_letter(self, event: InboundEvent, reason: str, errors: list[dict[str, str]], now: datetime) -> None:
@@ -79,6 +89,15 @@ class EventProcessingService:
             "deadLetteredAt": now.isoformat(),
             "bodyBase64": base64.b64encode(event.body).decode(),
         }
-        await self._dead_letters.put(self._container, name, json.dumps(document).encode(), "application/json")
+        for attempt in range(3):  # a dead letter is the last copy of the event: try hard before giving up
+            try:
+                await self._dead_letters.put(self._container, name, json.dumps(document).encode(), "application/json")
+                break
+            except Exception:
+                if attempt == 2:
+                    logger.error("could not dead-letter partition %s sequence %s: the event is lost",
+                                 event.partition_id, event.sequence_number)
+                    raise
+                await asyncio.sleep(0.2 * (attempt + 1))
         logger.warning("dead-lettered event: partition %s sequence %s (%s, %d errors)",
                        event.partition_id, event.sequence_number, reason, len(errors))

@@ -5,6 +5,8 @@ import base64
 import json
 from datetime import datetime, timedelta, timezone
 
+import pytest
+
 from shared.adapters.memory import InMemoryBlobStore
 from shared.domain.ports import InboundEvent
 from shared.services import EventProcessingService
@@ -60,4 +62,41 @@ async def test_a_redelivered_bad_event_overwrites_its_own_dead_letter():
     service = EventProcessingService(blobs, "deadletter", on_valid, clock=lambda: NOW)
     await service.process([event(b"{", 7)])
     await service.process([event(b"{", 7)])
+    assert len(await blobs.list_names("deadletter")) == 1
+
+
+async def test_a_pipeline_failure_dead_letters_the_valid_events_for_replay():
+    blobs = InMemoryBlobStore()
+
+    async def on_valid(batches):
+        raise ConnectionError("cosmos is down")
+
+    service = EventProcessingService(blobs, "deadletter", on_valid, clock=lambda: NOW)
+    with pytest.raises(ConnectionError):
+        await service.process([event(good(-60), 1), event(good(-61), 2)])
+    names = await blobs.list_names("deadletter")
+    letters = [json.loads(await blobs.get("deadletter", n)) for n in names]
+    assert sorted(letter["sequenceNumber"] for letter in letters) == [1, 2]
+    assert {letter["reason"] for letter in letters} == {"processing-failed"}
+    assert "ConnectionError" in letters[0]["errors"][0]["message"]
+    replayed = json.loads(base64.b64decode(letters[0]["bodyBase64"]))
+    assert replayed["schema"] == "ingest/v1"  # the whole event, ready to publish again
+
+
+async def test_a_dead_letter_write_is_retried():
+    class FlakyBlobs(InMemoryBlobStore):
+        failures = 2
+
+        async def put(self, container, name, data, content_type="application/octet-stream"):
+            if self.failures:
+                self.failures -= 1
+                raise ConnectionError("blob hiccup")
+            await super().put(container, name, data, content_type)
+
+    blobs = FlakyBlobs()
+
+    async def on_valid(batches):
+        pass
+
+    await EventProcessingService(blobs, "deadletter", on_valid, clock=lambda: NOW).process([event(b"{", 3)])
     assert len(await blobs.list_names("deadletter")) == 1
