@@ -39,6 +39,8 @@ class ContainerSpec:
         }
 
 
+AUDIT_RETENTION_S = 365 * 86400
+
 # The containers the app needs. Bicep (infra/bicep) declares the same set; a test holds the two together.
 # Every container excludes all paths from the index except the ones a query filters or sorts on: writes cost
 # ~5.5 RU instead of ~19 RU for a 1 KB document (docs/data-model.md).
@@ -55,6 +57,8 @@ COSMOS_CONTAINERS: tuple[ContainerSpec, ...] = (
                   description="closed visits (device, space, start, end) for the analytics rollups"),
     ContainerSpec("beacons", "/buildingId", ("/buildingId/?", "/lastHeard/?"),
                   description="beacon fleet health from the SDK's telemetry"),
+    ContainerSpec("audit", "/tenantId", ("/tenantId/?", "/at/?"), default_ttl_s=AUDIT_RETENTION_S,
+                  description="people-finder lookups, for the tenant's admins; kept a year"),
 )
 
 

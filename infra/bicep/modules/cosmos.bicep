@@ -90,6 +90,16 @@ var cosmosContainers = [
     ]
     defaultTtl: null
   }
+  {
+    // people-finder lookups for the tenant's admins, kept a year (AUDIT_RETENTION_S in shared/adapters/cosmos.py)
+    name: 'audit'
+    partitionKey: '/tenantId'
+    indexedPaths: [
+      '/tenantId/?'
+      '/at/?'
+    ]
+    defaultTtl: 31536000
+  }
 ]
 
 resource account 'Microsoft.DocumentDB/databaseAccounts@2024-11-15' = {
