@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from pydantic import BaseModel, Field
 
 from functions.overload import InFlightLimit
 from functions.problems import install_problem_handlers
-from functions.routes import health, ingest, ops
+from functions.routes import admin, buildings, health, ingest, ops, people
 
 API_PREFIX = "/api"
 MAX_IN_FLIGHT = 256  # per instance; beyond it requests get 503 + Retry-After at once
@@ -26,4 +27,35 @@ def create_api() -> FastAPI:
     api.include_router(health.router, prefix=API_PREFIX)
     api.include_router(ingest.router, prefix=API_PREFIX)
     api.include_router(ops.router, prefix=API_PREFIX)
+    api.include_router(admin.router, prefix=API_PREFIX)
+    api.include_router(buildings.router, prefix=API_PREFIX)
+    api.include_router(people.router, prefix=API_PREFIX)
+    _document_problems(api)
     return api
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details: every error answer of the API."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+    errors: list[dict[str, str]] | None = Field(default=None, description="for 400: each offending field")
+
+
+def _document_problems(api: FastAPI) -> None:
+    """Add the Problem schema the routers' error responses refer to."""
+    original = api.openapi
+
+    def openapi() -> dict:
+        if api.openapi_schema is None:
+            schema = original()
+            schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = Problem.model_json_schema()
+            schema["components"]["securitySchemes"] = {
+                "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"}}
+            schema["security"] = [{"apiKey": []}]
+            api.openapi_schema = schema
+        return api.openapi_schema
+
+    api.openapi = openapi  # type: ignore[method-assign]

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.domain.errors import ContractViolation, Forbidden, NotFound, Unauthenticated, json_path
-from shared.domain.ports import DependencyUnavailable, PreconditionFailed
+from shared.domain.ports import AlreadyExists, DependencyUnavailable, PreconditionFailed
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +57,10 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(NotFound)
     async def _not_found(request: Request, exc: NotFound) -> JSONResponse:
         return problem(404, "Not found", str(exc), type_=PROBLEM_BASE + "not-found")
+
+    @app.exception_handler(AlreadyExists)
+    async def _conflict(request: Request, exc: AlreadyExists) -> JSONResponse:
+        return problem(409, "Conflict", str(exc), type_=PROBLEM_BASE + "already-exists")
 
     @app.exception_handler(PreconditionFailed)
     async def _precondition(request: Request, exc: PreconditionFailed) -> JSONResponse:

@@ -10,17 +10,22 @@ from typing import Any
 
 from shared.domain.ports import (
     ApiKeyStore,
+    AuditLog,
     BlobStore,
     EventPublisher,
     InboundEvent,
     LiveStateStore,
     SiteModelStore,
+    TenantDirectory,
 )
 from shared.services import EventProcessingService, HealthService, ScheduledJobs
+from shared.services.admin import AdminService
 from shared.services.auth import AuthService
 from shared.services.common import Clock, utc_now
 from shared.services.ingest import IngestService
+from shared.services.people import PeopleService
 from shared.services.pipeline import PipelineService, PresenceSweepService
+from shared.services.queries import QueryService
 from shared.services.sites import SiteDirectory
 from shared.settings import PublisherKind, Settings, get_settings
 
@@ -44,6 +49,10 @@ class AppContext:
     ingest: IngestService
     sites: SiteDirectory
     pipeline: PipelineService
+    tenants: TenantDirectory
+    admin: AdminService
+    queries: QueryService
+    people: PeopleService
     closers: list[Any] = field(default_factory=list)
 
     async def close(self) -> None:
@@ -59,8 +68,8 @@ PublisherFactory = Callable[[Callable[[Sequence[InboundEvent]], Any]], EventPubl
 
 
 def _assemble(settings: Settings, *, site_models: SiteModelStore, blobs: BlobStore, live_state: LiveStateStore,
-              api_keys: ApiKeyStore, publisher_factory: PublisherFactory, clock: Clock,
-              closers: list[Any]) -> AppContext:
+              api_keys: ApiKeyStore, tenants: TenantDirectory, audit: AuditLog,
+              publisher_factory: PublisherFactory, clock: Clock, closers: list[Any]) -> AppContext:
     """The services over whichever adapters: the same graph for Azure, the devkit and the tests."""
     sites = SiteDirectory(site_models)
     pipeline = PipelineService(sites, live_state)
@@ -74,11 +83,15 @@ def _assemble(settings: Settings, *, site_models: SiteModelStore, blobs: BlobSto
     sweep = PresenceSweepService(live_state, timedelta(seconds=settings.presence_timeout_seconds))
     # The rollups register here when the analytics work lands.
     scheduled = ScheduledJobs({ScheduledJobs.PRESENCE_SWEEP: sweep.sweep})
+    auth = AuthService(api_keys, settings.admin_api_key, clock=clock)
     return AppContext(
         settings=settings, publisher=publisher, site_models=site_models, blobs=blobs, live_state=live_state,
         api_keys=api_keys, health=HealthService({"cosmos": site_models, "blob": blobs, "eventHub": publisher}),
-        processing=processing, scheduled=scheduled, auth=AuthService(api_keys, settings.admin_api_key, clock=clock),
-        ingest=IngestService(publisher, clock=clock), sites=sites, pipeline=pipeline, closers=closers,
+        processing=processing, scheduled=scheduled, auth=auth, ingest=IngestService(publisher, clock=clock),
+        sites=sites, pipeline=pipeline, tenants=tenants,
+        admin=AdminService(tenants, api_keys, auth, site_models, sites, clock=clock),
+        queries=QueryService(sites, live_state, clock=clock), people=PeopleService(tenants, live_state, audit, clock),
+        closers=closers,
     )
 
 
@@ -99,6 +112,7 @@ async def build_context(settings: Settings, *, bootstrap: bool = True, clock: Cl
         create_cosmos_client,
         ensure_cosmos_schema,
     )
+    from shared.adapters.cosmos_directory import CosmosAuditLog, CosmosTenantDirectory
     from shared.adapters.cosmos_live_state import CosmosLiveStateStore
 
     needs_credential = not (
@@ -133,6 +147,7 @@ async def build_context(settings: Settings, *, bootstrap: bool = True, clock: Cl
         settings, site_models=CosmosSiteModelStore(database),
         blobs=AzureBlobStore(blob_service, probe_container=settings.deadletter_container),
         live_state=CosmosLiveStateStore(database), api_keys=CosmosApiKeyStore(database),
+        tenants=CosmosTenantDirectory(database), audit=CosmosAuditLog(database),
         publisher_factory=publisher_factory, clock=clock, closers=closers,
     )
 
@@ -143,15 +158,18 @@ def build_in_memory_context(settings: Settings, publisher: EventPublisher | None
     Without a publisher, published events are recorded (not delivered)."""
     from shared.adapters.memory import (
         InMemoryApiKeyStore,
+        InMemoryAuditLog,
         InMemoryBlobStore,
         InMemoryLiveStateStore,
         InMemorySiteModelStore,
+        InMemoryTenantDirectory,
         RecordingEventPublisher,
     )
 
     return _assemble(
         settings, site_models=InMemorySiteModelStore(), blobs=InMemoryBlobStore(),
         live_state=InMemoryLiveStateStore(), api_keys=InMemoryApiKeyStore(),
+        tenants=InMemoryTenantDirectory(), audit=InMemoryAuditLog(),
         publisher_factory=lambda deliver: publisher or RecordingEventPublisher(), clock=clock, closers=[],
     )
 

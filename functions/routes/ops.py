@@ -4,6 +4,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from functions.deps import require
+from shared.domain.errors import Forbidden
 from shared.domain.tenancy import Principal, Scope
 from shared.wiring import AppContext, get_context
 
@@ -11,7 +12,9 @@ router = APIRouter(tags=["operations"])
 
 
 @router.get("/ops/stats", summary="This instance's ingest and processing counters (admin scope)")
-async def stats(_: Principal = Depends(require(Scope.admin)), context: AppContext = Depends(get_context)) -> dict:
+async def stats(who: Principal = Depends(require(Scope.admin)), context: AppContext = Depends(get_context)) -> dict:
+    if who.tenant_id is not None:
+        raise Forbidden("instance counters are for the bootstrap admin key")
     backlog = getattr(context.publisher, "backlog", None)
     return {
         "processing": {"lastLagS": round(context.processing.last_lag_s, 3),

@@ -73,6 +73,12 @@ class CosmosLiveStateStore:
                                  partition=building_id)
         return sorted((documents.device_from_doc(d) for d in docs), key=lambda d: d.device_id)
 
+    async def find_devices_of_user(self, tenant_id: str, user_id: str) -> list[DeviceState]:
+        # Across buildings (a person moves between them); userId is indexed, tenantId checked on the few hits.
+        docs = await self._query(self._devices, "SELECT * FROM c WHERE c.userId = @u AND c.tenantId = @t",
+                                 {"@u": user_id, "@t": tenant_id})
+        return [documents.device_from_doc(d) for d in docs]
+
     async def get_space(self, building_id: str, space_id: str) -> SpaceState | None:
         doc = await self._read(self._spaces, "spaces", space_id, building_id)
         return documents.space_from_doc(doc) if doc else None

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from shared.domain.people import AuditEntry, Sharing, SharingLevel, Tenant
 from shared.domain.presence import BeaconHealth, DeviceState, SpaceState, Visit
 
 
@@ -115,3 +116,32 @@ class StoreMeter:
         self.reads.clear()
         self.writes.clear()
         self.ru.clear()
+
+
+def tenant_to_doc(t: Tenant) -> dict[str, Any]:
+    return {"id": "tenant", "tenantId": t.tenant_id, "kind": "tenant", "name": t.name, "createdAt": iso(t.created_at)}
+
+
+def tenant_from_doc(doc: dict[str, Any]) -> Tenant:
+    return Tenant(tenant_id=doc["tenantId"], name=doc["name"], created_at=parse_time(doc["createdAt"]))
+
+
+def sharing_to_doc(s: Sharing) -> dict[str, Any]:
+    return {"id": f"sharing:{s.user_id}", "tenantId": s.tenant_id, "kind": "sharing", "userId": s.user_id,
+            "level": s.level.value, "until": iso(s.until), "updatedAt": iso(s.updated_at)}
+
+
+def sharing_from_doc(doc: dict[str, Any]) -> Sharing:
+    return Sharing(tenant_id=doc["tenantId"], user_id=doc["userId"], level=SharingLevel(doc["level"]),
+                   until=parse_time(doc.get("until")), updated_at=parse_time(doc["updatedAt"]))
+
+
+def audit_to_doc(e: AuditEntry, entry_id: str) -> dict[str, Any]:
+    return {"id": entry_id, "tenantId": e.tenant_id, "at": iso(e.at), "keyId": e.key_id, "userId": e.user_id,
+            "outcome": e.outcome, "level": e.level.value if e.level else None}
+
+
+def audit_from_doc(doc: dict[str, Any]) -> AuditEntry:
+    return AuditEntry(tenant_id=doc["tenantId"], at=parse_time(doc["at"]), key_id=doc["keyId"],
+                      user_id=doc["userId"], outcome=doc["outcome"],
+                      level=SharingLevel(doc["level"]) if doc.get("level") else None)

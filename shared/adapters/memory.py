@@ -11,7 +11,8 @@ from datetime import datetime
 
 from shared.adapters import documents
 
-from shared.domain.ports import OutboundEvent, PreconditionFailed, VersionedSite
+from shared.domain.people import AuditEntry, Sharing, Tenant
+from shared.domain.ports import AlreadyExists, OutboundEvent, PreconditionFailed, VersionedSite
 from shared.domain.presence import BeaconHealth, DeviceState, SpaceState, Visit
 from shared.domain.site import SiteModel
 from shared.domain.tenancy import ApiKeyRecord
@@ -131,6 +132,10 @@ class InMemoryLiveStateStore:
         docs = [d for (p, _), d in self._docs["devices"].items() if p == building_id]
         return sorted((documents.device_from_doc(copy.deepcopy(d)) for d in docs), key=lambda d: d.device_id)
 
+    async def find_devices_of_user(self, tenant_id: str, user_id: str) -> list[DeviceState]:
+        docs = [d for d in self._docs["devices"].values() if d.get("userId") == user_id and d["tenantId"] == tenant_id]
+        return [documents.device_from_doc(copy.deepcopy(d)) for d in docs]
+
     async def get_space(self, building_id: str, space_id: str) -> SpaceState | None:
         doc = self._get("spaces", building_id, space_id)
         return documents.space_from_doc(doc) if doc else None
@@ -164,3 +169,41 @@ class InMemoryLiveStateStore:
     async def list_beacon_health(self, building_id: str) -> list[BeaconHealth]:
         docs = [d for (p, _), d in self._docs["beacons"].items() if p == building_id]
         return sorted((documents.beacon_from_doc(d) for d in docs), key=lambda b: b.beacon_id)
+
+
+class InMemoryTenantDirectory:
+    def __init__(self) -> None:
+        self._docs: dict[tuple[str, str], dict] = {}
+
+    async def create_tenant(self, tenant: Tenant) -> None:
+        key = (tenant.tenant_id, "tenant")
+        if key in self._docs:
+            raise AlreadyExists(f"tenant '{tenant.tenant_id}' exists")
+        self._docs[key] = documents.tenant_to_doc(tenant)
+
+    async def get_tenant(self, tenant_id: str) -> Tenant | None:
+        doc = self._docs.get((tenant_id, "tenant"))
+        return documents.tenant_from_doc(doc) if doc else None
+
+    async def list_tenants(self) -> list[Tenant]:
+        docs = [d for (_t, i), d in self._docs.items() if i == "tenant"]
+        return sorted((documents.tenant_from_doc(d) for d in docs), key=lambda t: t.tenant_id)
+
+    async def get_sharing(self, tenant_id: str, user_id: str) -> Sharing | None:
+        doc = self._docs.get((tenant_id, f"sharing:{user_id}"))
+        return documents.sharing_from_doc(doc) if doc else None
+
+    async def put_sharing(self, sharing: Sharing) -> None:
+        self._docs[(sharing.tenant_id, f"sharing:{sharing.user_id}")] = documents.sharing_to_doc(sharing)
+
+
+class InMemoryAuditLog:
+    def __init__(self) -> None:
+        self._entries: list[AuditEntry] = []
+
+    async def append(self, entry: AuditEntry) -> None:
+        self._entries.append(entry)
+
+    async def recent(self, tenant_id: str, limit: int = 100) -> list[AuditEntry]:
+        mine = [e for e in self._entries if e.tenant_id == tenant_id]
+        return sorted(mine, key=lambda e: e.at, reverse=True)[:limit]

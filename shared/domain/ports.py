@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Protocol
 
 from shared.domain.errors import DomainError
+from shared.domain.people import AuditEntry, Sharing, Tenant
 from shared.domain.presence import BeaconHealth, DeviceState, SpaceState, Visit
 from shared.domain.site import SiteModel
 from shared.domain.tenancy import ApiKeyRecord
@@ -118,6 +119,9 @@ class LiveStateStore(Protocol):
 
     async def list_devices(self, building_id: str) -> list[DeviceState]: ...
 
+    async def find_devices_of_user(self, tenant_id: str, user_id: str) -> list[DeviceState]:
+        """The devices (in any building of the tenant) last reported with this opted-in user id."""
+
     async def get_space(self, building_id: str, space_id: str) -> SpaceState | None: ...
 
     async def save_space(self, space: SpaceState) -> SpaceState: ...
@@ -135,3 +139,29 @@ class LiveStateStore(Protocol):
     async def save_beacon_health(self, health: BeaconHealth) -> None: ...
 
     async def list_beacon_health(self, building_id: str) -> list[BeaconHealth]: ...
+
+
+class AlreadyExists(DomainError):
+    """A create for something that exists (409)."""
+
+
+class TenantDirectory(Protocol):
+    """Tenants and each person's sharing choice (Cosmos `tenants` container, partition tenantId)."""
+
+    async def create_tenant(self, tenant: Tenant) -> None:
+        """AlreadyExists when the id is taken."""
+
+    async def get_tenant(self, tenant_id: str) -> Tenant | None: ...
+
+    async def list_tenants(self) -> list[Tenant]: ...
+
+    async def get_sharing(self, tenant_id: str, user_id: str) -> Sharing | None: ...
+
+    async def put_sharing(self, sharing: Sharing) -> None: ...
+
+
+class AuditLog(Protocol):
+    async def append(self, entry: AuditEntry) -> None: ...
+
+    async def recent(self, tenant_id: str, limit: int = 100) -> list[AuditEntry]:
+        """Newest first."""

@@ -42,7 +42,15 @@ class Principal:
     scopes: frozenset[Scope]
 
     def allows(self, scope: Scope) -> bool:
-        return scope in self.scopes or Scope.admin in self.scopes and self.tenant_id is None
+        """A tenant's admin key may do everything in its tenant; the bootstrap admin key (no tenant) only the
+        admin operations on tenants and keys."""
+        if scope in self.scopes:
+            return True
+        return Scope.admin in self.scopes and self.tenant_id is not None
+
+    def may_manage(self, tenant_id: str) -> bool:
+        """Admin over that tenant: the bootstrap admin, or an admin key of the tenant itself."""
+        return Scope.admin in self.scopes and self.tenant_id in (None, tenant_id)
 
 
 def hash_key(key: str) -> str:

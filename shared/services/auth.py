@@ -54,6 +54,10 @@ class AuthService:
         logger.info("minted key %s for tenant %s with scopes %s", key_id, tenant_id, sorted(s.value for s in scopes))
         return key, record
 
+    def forget(self, key_hash: str) -> None:
+        """Drop a cached key (after a revocation on this instance; others see it within the cache TTL)."""
+        self._cache.pop(key_hash, None)
+
     async def _lookup(self, key_hash: str) -> ApiKeyRecord | None:
         now = self._monotonic()
         cached = self._cache.get(key_hash)

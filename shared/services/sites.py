@@ -60,6 +60,10 @@ class SiteDirectory:
     async def get(self, tenant_id: str, building_id: str) -> Building | None:
         return (await self._tenant(tenant_id)).buildings.get(building_id)
 
+    async def all(self, tenant_id: str) -> list[Building]:
+        sites = await self._tenant(tenant_id)
+        return [sites.buildings[b] for b in sorted(sites.buildings)]
+
     def invalidate(self, tenant_id: str) -> None:
         self._tenants.pop(tenant_id, None)
 

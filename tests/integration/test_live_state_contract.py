@@ -101,3 +101,12 @@ async def test_beacon_health_upserts(store):
     await store.save_beacon_health(health)
     await store.save_beacon_health(replace(health, last_heard=T0 + timedelta(minutes=1)))
     assert await store.list_beacon_health("hq") == [replace(health, last_heard=T0 + timedelta(minutes=1))]
+
+
+async def test_devices_of_an_opted_in_user_across_buildings(store):
+    await store.save_device(device(device_id="phone-1", user_id="ann"))
+    await store.save_device(device(device_id="phone-2", building_id="annex", user_id="ann"))
+    await store.save_device(device(device_id="phone-3", user_id="bob"))
+    await store.save_device(device(device_id="phone-4", tenant_id="other", user_id="ann"))
+    found = await store.find_devices_of_user("t", "ann")
+    assert sorted((d.building_id, d.device_id) for d in found) == [("annex", "phone-2"), ("hq", "phone-1")]

@@ -1,0 +1,252 @@
+"""Buildings: site models (admin) and what people and integrators read (live state, free rooms, routes...)."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from functions.bodies import read_json_body
+from functions.deps import require
+from functions.routes.models import PROBLEMS
+from shared.domain.tenancy import Principal, Scope
+from shared.services.queries import Nearby, SpaceView
+from shared.wiring import AppContext, get_context
+
+router = APIRouter(prefix="/v1/buildings", tags=["buildings"], responses=PROBLEMS)
+
+MAX_SITE_BYTES = 4 * 1024 * 1024  # a 2,000-space building with its graph is ~1.5 MB of JSON
+
+
+class BuildingSummary(BaseModel):
+    building_id: str = Field(alias="buildingId")
+    name: str
+    time_zone: str = Field(alias="timeZone")
+    floors: int
+    spaces: int
+    beacons: int
+    model_config = {"populate_by_name": True}
+
+
+class SpaceOut(BaseModel):
+    id: str
+    name: str
+    kind: str
+    floor: str
+    capacity: int
+    amenities: list[str]
+    bookable: bool
+    status: Literal["free", "occupied"]
+    headcount: int
+    since: datetime | None = Field(description="when the status last changed")
+
+
+class SpacePage(BaseModel):
+    items: list[SpaceOut]
+    continuation_token: str | None = Field(alias="continuationToken")
+    model_config = {"populate_by_name": True}
+
+
+class FloorCount(BaseModel):
+    floor: str
+    name: str
+    headcount: int
+
+
+class Occupancy(BaseModel):
+    building_id: str = Field(alias="buildingId")
+    as_of: datetime = Field(alias="asOf")
+    headcount: int
+    floors: list[FloorCount]
+    model_config = {"populate_by_name": True}
+
+
+class NearbySpace(SpaceOut):
+    distance_m: float = Field(alias="distanceM", description="walking distance along the navigation graph")
+    eta_s: float = Field(alias="etaS", description="walking time, stairs and lifts included")
+    model_config = {"populate_by_name": True}
+
+
+class Leg(BaseModel):
+    floor: str
+    distance_m: float = Field(alias="distanceM")
+    polyline: list[tuple[float, float]]
+    model_config = {"populate_by_name": True}
+
+
+class RouteOut(BaseModel):
+    distance_m: float = Field(alias="distanceM")
+    eta_s: float = Field(alias="etaS")
+    accessible: bool
+    legs: list[Leg]
+    instructions: list[str]
+    model_config = {"populate_by_name": True}
+
+
+class BeaconOut(BaseModel):
+    beacon_id: str = Field(alias="beaconId")
+    floor: str
+    x: float
+    y: float
+    last_heard: datetime | None = Field(alias="lastHeard")
+    battery_mv: int | None = Field(alias="batteryMv")
+    solar_lux: float | None = Field(alias="solarLux")
+    temperature_c: float | None = Field(alias="temperatureC")
+    silent: bool = Field(description="not heard for more than 24 hours (or never)")
+    model_config = {"populate_by_name": True}
+
+
+class BeaconHealthOut(BaseModel):
+    beacons: list[BeaconOut]
+    silent: int
+    model_config = {"populate_by_name": True}
+
+
+def _space_out(view: SpaceView) -> SpaceOut:
+    s = view.space
+    return SpaceOut(id=s.id, name=s.name, kind=s.kind.value, floor=s.floor, capacity=s.capacity,
+                    amenities=list(s.amenities), bookable=s.bookable, status=view.status, headcount=view.headcount,
+                    since=view.since)
+
+
+def _nearby_out(n: Nearby) -> NearbySpace:
+    return NearbySpace(**_space_out(n.view).model_dump(), distance_m=round(n.distance_m, 1), eta_s=round(n.eta_s))
+
+
+BuildingId = str
+NEAR = Query(description="a space id, or `x,y,floor` in building metres", max_length=200)
+
+
+@router.get("", response_model=list[BuildingSummary], response_model_by_alias=True,
+            summary="The tenant's buildings")
+async def list_buildings(who: Principal = Depends(require(Scope.read)),
+                         context: AppContext = Depends(get_context)) -> list[BuildingSummary]:
+    return [BuildingSummary(building_id=b.building_id, name=b.site.name, time_zone=b.site.time_zone,
+                            floors=len(b.site.floors), spaces=len(b.site.spaces), beacons=len(b.site.beacons))
+            for b in await context.queries.buildings(who.tenant_id)]
+
+
+@router.put("/{buildingId}", summary="Create or replace a building's site model (site/v1)",
+            responses={200: {"description": "replaced; ETag is the new version"},
+                       201: {"description": "created; ETag is its version"},
+                       412: {"description": "If-Match names a version that is no longer current"}},
+            openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+                "schema": {"$ref": "https://spaceflow.dev/schemas/site-v1.json"}}}}})
+async def put_building(buildingId: str, request: Request,  # noqa: N803
+                       if_match: str | None = Header(default=None, alias="If-Match"),
+                       if_none_match: str | None = Header(default=None, alias="If-None-Match"),
+                       who: Principal = Depends(require(Scope.admin)),
+                       context: AppContext = Depends(get_context)) -> Response:
+    data = await read_json_body(request, max_uncompressed=MAX_SITE_BYTES)
+    saved = await context.admin.put_site(who.tenant_id, buildingId, data, if_match, if_none_match)
+    return JSONResponse(saved.site.model_dump(mode="json", by_alias=True), status_code=201 if saved.created else 200,
+                        headers={"ETag": saved.etag})
+
+
+@router.get("/{buildingId}", summary="A building's site model; ETag carries its version",
+            responses={200: {"description": "the site model (site/v1)"}, 304: {"description": "not modified"}})
+async def get_building(buildingId: str,  # noqa: N803
+                       if_none_match: str | None = Header(default=None, alias="If-None-Match"),
+                       who: Principal = Depends(require(Scope.read)),
+                       context: AppContext = Depends(get_context)) -> Response:
+    found = await context.admin.get_site(who.tenant_id, buildingId)
+    if if_none_match is not None and if_none_match == found.etag:
+        return Response(status_code=304, headers={"ETag": found.etag})
+    return JSONResponse(found.site.model_dump(mode="json", by_alias=True), headers={"ETag": found.etag})
+
+
+@router.get("/{buildingId}/spaces", response_model=SpacePage, response_model_by_alias=True,
+            summary="Spaces with their live state, filtered and paged")
+async def list_spaces(buildingId: str,  # noqa: N803
+                      floor: str | None = Query(default=None, max_length=64),
+                      kind: str | None = Query(default=None, max_length=64),
+                      status: Literal["free", "occupied"] | None = None,
+                      min_capacity: int | None = Query(default=None, alias="minCapacity", ge=0, le=100_000),
+                      amenity: str | None = Query(default=None, max_length=64),
+                      limit: int = Query(default=100, ge=1, le=1000),
+                      continuation_token: str | None = Query(default=None, alias="continuationToken",
+                                                             max_length=512),
+                      who: Principal = Depends(require(Scope.read)),
+                      context: AppContext = Depends(get_context)) -> SpacePage:
+    page = await context.queries.spaces(who.tenant_id, buildingId, floor=floor, kind=kind, status=status,
+                                        min_capacity=min_capacity, amenity=amenity, limit=limit,
+                                        continuation=continuation_token)
+    return SpacePage(items=[_space_out(v) for v in page.items], continuation_token=page.continuation)
+
+
+@router.get("/{buildingId}/spaces/{spaceId}", response_model=SpaceOut, summary="One space and its live state")
+async def get_space(buildingId: str, spaceId: str,  # noqa: N803
+                    who: Principal = Depends(require(Scope.read)),
+                    context: AppContext = Depends(get_context)) -> SpaceOut:
+    return _space_out(await context.queries.space(who.tenant_id, buildingId, spaceId))
+
+
+@router.get("/{buildingId}/occupancy", response_model=Occupancy, response_model_by_alias=True,
+            summary="Headcount per floor and for the building, now")
+async def occupancy(buildingId: str, who: Principal = Depends(require(Scope.read)),  # noqa: N803
+                    context: AppContext = Depends(get_context)) -> Occupancy:
+    building = await context.queries.building(who.tenant_id, buildingId)
+    as_of, per_floor = await context.queries.occupancy(who.tenant_id, buildingId)
+    names = {f.id: f.name or f.id for f in building.site.floors}
+    return Occupancy(building_id=buildingId, as_of=as_of, headcount=sum(per_floor.values()),
+                     floors=[FloorCount(floor=f, name=names[f], headcount=n) for f, n in per_floor.items()])
+
+
+@router.get("/{buildingId}/free-rooms", response_model=list[NearbySpace], response_model_by_alias=True,
+            summary="Free meeting rooms by walking distance from `near`")
+async def free_rooms(buildingId: str, near: str = NEAR,  # noqa: N803
+                     min_capacity: int | None = Query(default=None, alias="minCapacity", ge=0, le=100_000),
+                     amenity: str | None = Query(default=None, max_length=64),
+                     kind: list[str] | None = Query(default=None, max_length=10,
+                                                    description="space kinds (default: conferenceroom, huddleroom)"),
+                     accessible: bool = False,
+                     limit: int = Query(default=10, ge=1, le=100),
+                     who: Principal = Depends(require(Scope.read)),
+                     context: AppContext = Depends(get_context)) -> list[NearbySpace]:
+    rooms = await context.queries.free_rooms(who.tenant_id, buildingId, near, min_capacity=min_capacity,
+                                             amenity=amenity, kinds=kind, limit=limit, accessible=accessible)
+    return [_nearby_out(n) for n in rooms]
+
+
+@router.get("/{buildingId}/route", response_model=RouteOut, response_model_by_alias=True,
+            summary="The way from one place to another, across floors, with turn-by-turn instructions",
+            responses={404: {"description": "no such building, or no route (the detail says why)"}})
+async def route(buildingId: str,  # noqa: N803
+                from_: str = Query(alias="from", max_length=200, description="a space id, or `x,y,floor`"),
+                to: str = Query(max_length=200, description="a space id, or `x,y,floor`"),
+                accessible: bool = Query(default=False, description="avoid stairs"),
+                who: Principal = Depends(require(Scope.read)),
+                context: AppContext = Depends(get_context)) -> RouteOut:
+    found = await context.queries.route(who.tenant_id, buildingId, from_, to, accessible)
+    return RouteOut(distance_m=round(found.distance_m, 1), eta_s=round(found.eta_s), accessible=accessible,
+                    legs=[Leg(floor=leg.floor, distance_m=round(leg.distance_m, 1),
+                              polyline=[(round(x, 2), round(y, 2)) for x, y in leg.polyline]) for leg in found.legs],
+                    instructions=list(found.instructions))
+
+
+@router.get("/{buildingId}/amenities", response_model=list[NearbySpace], response_model_by_alias=True,
+            summary="Amenities (kitchen, restroom, printer, ...) by walking distance from `near`")
+async def amenities(buildingId: str,  # noqa: N803
+                    kind: str = Query(min_length=1, max_length=64,
+                                      description="a space kind (kitchen, restroom...) or an amenity (printer...)"),
+                    near: str | None = Query(default=None, max_length=200),
+                    accessible: bool = False,
+                    limit: int = Query(default=10, ge=1, le=100),
+                    who: Principal = Depends(require(Scope.read)),
+                    context: AppContext = Depends(get_context)) -> list[NearbySpace]:
+    found = await context.queries.amenities(who.tenant_id, buildingId, kind, near, limit=limit,
+                                            accessible=accessible)
+    return [_nearby_out(n) for n in found]
+
+
+@router.get("/{buildingId}/beacons/health", response_model=BeaconHealthOut, response_model_by_alias=True,
+            summary="Beacon fleet health: last heard, battery, solar, silent for more than 24 hours")
+async def beacon_health(buildingId: str, who: Principal = Depends(require(Scope.read)),  # noqa: N803
+                        context: AppContext = Depends(get_context)) -> BeaconHealthOut:
+    beacons = await context.queries.beacon_health(who.tenant_id, buildingId)
+    out = [BeaconOut(beacon_id=b.beacon_id, floor=b.floor, x=b.x, y=b.y, last_heard=b.last_heard,
+                     battery_mv=b.battery_mv, solar_lux=b.solar_lux, temperature_c=b.temperature_c, silent=b.silent)
+           for b in beacons]
+    return BeaconHealthOut(beacons=out, silent=sum(b.silent for b in out))

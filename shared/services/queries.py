@@ -1,0 +1,237 @@
+"""What people in the building and integrators ask: live state, free rooms, the way there, amenities, beacons."""
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from shared.domain.errors import ContractViolation, FieldError, NotFound
+from shared.domain.ports import LiveStateStore
+from shared.domain.presence import SpaceState
+from shared.domain.site import Space, SpaceKind
+from shared.domain.wayfinding import NavigationIndex, NoRoute, Route, UnknownPlace
+from shared.services.common import Clock, utc_now
+from shared.services.sites import Building, SiteDirectory
+
+MEETING_KINDS = (SpaceKind.conferenceroom, SpaceKind.huddleroom)
+SILENT_AFTER = timedelta(hours=24)
+_POINT = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*,\s*(-?\d+(?:\.\d+)?)\s*,\s*([A-Za-z0-9][A-Za-z0-9._\-]*)\s*$")
+AMENITY_KINDS = {
+    "kitchen": {"kitchen", "foodservice"},
+    "restroom": {"restroom", "restroom.family", "restroom.female", "restroom.male", "restroom.transgender",
+                 "restroom.unisex"},
+    "firstaid": {"firstaid"},
+    "mothersroom": {"mothersroom"},
+    "lounge": {"lounge", "privatelounge"},
+}
+
+
+@dataclass(frozen=True)
+class SpaceView:
+    space: Space
+    state: SpaceState | None
+
+    @property
+    def status(self) -> str:
+        return self.state.status if self.state else "free"
+
+    @property
+    def headcount(self) -> int:
+        return self.state.headcount if self.state else 0
+
+    @property
+    def since(self) -> datetime | None:
+        return self.state.since if self.state else None
+
+
+@dataclass(frozen=True)
+class Nearby:
+    view: SpaceView
+    distance_m: float
+    eta_s: float
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[SpaceView]
+    continuation: str | None
+
+
+@dataclass(frozen=True)
+class BeaconStatus:
+    beacon_id: str
+    floor: str
+    x: float
+    y: float
+    last_heard: datetime | None
+    battery_mv: int | None
+    solar_lux: float | None
+    temperature_c: float | None
+    silent: bool
+
+
+class QueryService:
+    def __init__(self, directory: SiteDirectory, live: LiveStateStore, clock: Clock = utc_now) -> None:
+        self._directory = directory
+        self._live = live
+        self._clock = clock
+        self._navigation: OrderedDict[tuple[str, str], NavigationIndex] = OrderedDict()
+
+    async def building(self, tenant_id: str, building_id: str) -> Building:
+        """The tenant's building; NotFound (the same answer for another tenant's building as for none)."""
+        building = await self._directory.get(tenant_id, building_id)
+        if building is None:
+            raise NotFound(f"no building '{building_id}'")
+        return building
+
+    async def buildings(self, tenant_id: str) -> list[Building]:
+        return await self._directory.all(tenant_id)
+
+    def navigation(self, building: Building) -> NavigationIndex:
+        key = (building.building_id, building.etag)
+        index = self._navigation.get(key)
+        if index is None:
+            index = NavigationIndex.from_site(building.site)
+            self._navigation[key] = index
+            while len(self._navigation) > 64:
+                self._navigation.popitem(last=False)
+        return index
+
+    async def views(self, building: Building) -> list[SpaceView]:
+        states = {s.space_id: s for s in await self._live.list_spaces(building.building_id)}
+        return [SpaceView(space, states.get(space.id)) for space in building.site.spaces]
+
+    async def spaces(self, tenant_id: str, building_id: str, *, floor: str | None = None,
+                     kind: str | None = None, status: str | None = None, min_capacity: int | None = None,
+                     amenity: str | None = None, limit: int = 100, continuation: str | None = None) -> Page:
+        building = await self.building(tenant_id, building_id)
+        self._check_floor(building, floor, "floor")
+        start = _decode_token(continuation, building)
+        matches = [v for v in await self.views(building)
+                   if (floor is None or v.space.floor == floor)
+                   and (kind is None or v.space.kind.value == kind)
+                   and (status is None or v.status == status)
+                   and (min_capacity is None or v.space.capacity >= min_capacity)
+                   and (amenity is None or amenity in v.space.amenities)]
+        page = matches[start:start + limit]
+        following = start + limit if start + limit < len(matches) else None
+        return Page(page, _encode_token(following, building) if following is not None else None)
+
+    async def space(self, tenant_id: str, building_id: str, space_id: str) -> SpaceView:
+        building = await self.building(tenant_id, building_id)
+        space = next((s for s in building.site.spaces if s.id == space_id), None)
+        if space is None:
+            raise NotFound(f"no space '{space_id}' in building '{building_id}'")
+        return SpaceView(space, await self._live.get_space(building.building_id, space_id))
+
+    async def occupancy(self, tenant_id: str, building_id: str) -> tuple[datetime, dict[str, int]]:
+        building = await self.building(tenant_id, building_id)
+        per_floor = {f.id: 0 for f in sorted(building.site.floors, key=lambda f: f.ordinal)}
+        for view in await self.views(building):
+            per_floor[view.space.floor] += view.headcount
+        return self._clock(), per_floor
+
+    async def free_rooms(self, tenant_id: str, building_id: str, near: str, *, min_capacity: int | None = None,
+                         amenity: str | None = None, kinds: list[str] | None = None, limit: int = 10,
+                         accessible: bool = False) -> list[Nearby]:
+        building = await self.building(tenant_id, building_id)
+        wanted = set(kinds) if kinds else {k.value for k in MEETING_KINDS}
+        distances = self._distances(building, near, "near", accessible)
+        found = []
+        for view in await self.views(building):
+            space = view.space
+            if (view.status != "free" or space.kind.value not in wanted or space.id not in distances
+                    or (min_capacity is not None and space.capacity < min_capacity)
+                    or (amenity is not None and amenity not in space.amenities)):
+                continue
+            distance, eta = distances[space.id]
+            found.append(Nearby(view, distance, eta))
+        found.sort(key=lambda n: (n.distance_m, n.view.space.id))
+        return found[:limit]
+
+    async def amenities(self, tenant_id: str, building_id: str, kind: str, near: str | None, *,
+                        limit: int = 10, accessible: bool = False) -> list[Nearby]:
+        building = await self.building(tenant_id, building_id)
+        kinds = AMENITY_KINDS.get(kind, {kind})
+        candidates = [v for v in await self.views(building)
+                      if v.space.kind.value in kinds or kind in v.space.amenities]
+        if near is None:
+            return [Nearby(v, 0.0, 0.0) for v in sorted(candidates, key=lambda v: v.space.id)][:limit]
+        distances = self._distances(building, near, "near", accessible)
+        found = [Nearby(v, *distances[v.space.id]) for v in candidates if v.space.id in distances]
+        found.sort(key=lambda n: (n.distance_m, n.view.space.id))
+        return found[:limit]
+
+    async def route(self, tenant_id: str, building_id: str, origin: str, destination: str,
+                    accessible: bool) -> Route:
+        building = await self.building(tenant_id, building_id)
+        navigation = self.navigation(building)
+        start = _place(building, origin, "from")
+        end = _place(building, destination, "to")
+        try:
+            return navigation.route(start, end, accessible=accessible)
+        except UnknownPlace as exc:
+            raise ContractViolation([FieldError("from/to", str(exc))]) from None
+        except NoRoute as exc:
+            raise NotFound(f"no route: {exc}") from None
+
+    async def beacon_health(self, tenant_id: str, building_id: str) -> list[BeaconStatus]:
+        building = await self.building(tenant_id, building_id)
+        health = {h.beacon_id: h for h in await self._live.list_beacon_health(building.building_id)}
+        now = self._clock()
+        out = []
+        for beacon in building.site.beacons:
+            h = health.get(beacon.id)
+            last = h.last_heard if h else None
+            out.append(BeaconStatus(
+                beacon.id, beacon.floor, beacon.x, beacon.y, last, h.battery_mv if h else None,
+                h.solar_lux if h else None, h.temperature_c if h else None,
+                silent=last is None or now - last > SILENT_AFTER,
+            ))
+        return out
+
+    def _distances(self, building: Building, near: str, field: str, accessible: bool):
+        try:
+            return self.navigation(building).distances_from(_place(building, near, field), accessible=accessible)
+        except UnknownPlace as exc:
+            raise ContractViolation([FieldError(field, str(exc))]) from None
+
+    @staticmethod
+    def _check_floor(building: Building, floor: str | None, field: str) -> None:
+        if floor is not None and floor not in {f.id for f in building.site.floors}:
+            raise ContractViolation([FieldError(field, f"unknown floor '{floor}'")])
+
+
+def _place(building: Building, text: str, field: str):
+    """A space id, or `x,y,floor` in building metres."""
+    match = _POINT.match(text)
+    if match:
+        x, y, floor = float(match[1]), float(match[2]), match[3]
+        if floor not in {f.id for f in building.site.floors}:
+            raise ContractViolation([FieldError(field, f"unknown floor '{floor}'")])
+        return (x, y, floor)
+    if text not in {s.id for s in building.site.spaces}:
+        raise ContractViolation([FieldError(field, f"'{text[:64]}' is neither a space id nor 'x,y,floor'")])
+    return text
+
+
+def _encode_token(offset: int, building: Building) -> str:
+    raw = json.dumps({"o": offset, "v": building.etag}).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_token(token: str | None, building: Building) -> int:
+    if not token:
+        return 0
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        offset = int(data["o"])
+        if offset < 0 or data["v"] != building.etag:
+            raise ValueError
+        return offset
+    except (ValueError, KeyError, TypeError):
+        raise ContractViolation([FieldError("continuationToken",
+                                            "not a token from this listing (or the site changed since)")]) from None
