@@ -11,6 +11,7 @@ TARGETS = {
     "positioning": "devkit.benchmarks.positioning",
     "pipeline": "devkit.benchmarks.pipeline",
     "ingest": "devkit.benchmarks.ingest",
+    "queries": "devkit.benchmarks.queries",
 }
 
 

@@ -590,9 +590,14 @@ class NavigationIndex:
             dest_node = pts[-1][1]
             at_dest = b.point is not None or (dest_node is not None and self._node_space[dest_node] == b.space_id)
             name = b.label if b.space_id else "Your destination"
-            if at_dest and side in ("left", "right") and last[4] == 1 and last[2] <= DOOR_STEP_M and len(runs) > 1:
+            if at_dest and side is not None and last[4] == 1 and last[2] <= DOOR_STEP_M and len(runs) > 1:
                 runs.pop()
-                arrival = f"{name} is on your {side}."
+                if side == "around":  # the door is just behind: say on which hand
+                    (ax, ay), (bx, by), (cx, cy) = (p for p, _ in clean[-3:])
+                    hand = "left" if (bx - ax) * (cy - by) - (by - ay) * (cx - bx) > 0 else "right"
+                    arrival = f"{name} is just behind you on your {hand}."
+                else:
+                    arrival = f"{name} is on your {side}."
             else:
                 arrival = f"{name} is ahead." if b.space_id else "You have arrived."
         elif end == "destination":
