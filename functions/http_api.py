@@ -1,11 +1,15 @@
 """The HTTP API: one FastAPI app, served by the Functions host through AsgiFunctionApp and by uvicorn locally."""
 from __future__ import annotations
 
+import json
+
 from fastapi import FastAPI
 from pydantic import BaseModel, Field
 
 from functions.overload import InFlightLimit
 from functions.problems import install_problem_handlers
+from shared.domain.sightings import batch_json_schema
+from shared.domain.site import site_json_schema
 from functions.routes import admin, buildings, health, ingest, ops, people
 
 API_PREFIX = "/api"
@@ -51,7 +55,21 @@ def _document_problems(api: FastAPI) -> None:
     def openapi() -> dict:
         if api.openapi_schema is None:
             schema = original()
-            schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = Problem.model_json_schema()
+            schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+            schemas["Problem"] = Problem.model_json_schema()
+            problem = {"content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+            # FastAPI documents its own 422; we answer invalid input with 400 problem+json instead.
+            for operations in schema.get("paths", {}).values():
+                for operation in operations.values():
+                    responses = operation.get("responses", {})
+                    if responses.pop("422", None) is not None:
+                        responses.setdefault("400", {"description": "invalid input; `errors` names each field",
+                                                     **problem})
+            for unused in ("HTTPValidationError", "ValidationError"):
+                schemas.pop(unused, None)
+            _embed_contract(schema, "https://spaceflow.dev/schemas/sightings-v1.json", "SightingsBatch",
+                            batch_json_schema())
+            _embed_contract(schema, "https://spaceflow.dev/schemas/site-v1.json", "SiteModel", site_json_schema())
             schema["components"]["securitySchemes"] = {
                 "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"}}
             schema["security"] = [{"apiKey": []}]
@@ -59,3 +77,16 @@ def _document_problems(api: FastAPI) -> None:
         return api.openapi_schema
 
     api.openapi = openapi  # type: ignore[method-assign]
+
+
+def _embed_contract(openapi: dict, external_ref: str, name: str, contract: dict) -> None:
+    """Put a contract's JSON Schema (docs/schemas) into components and point the request bodies at it, so tools
+    that cannot fetch external references (schemathesis, code generators) see the whole API."""
+    schemas = openapi["components"]["schemas"]
+    contract = json.loads(json.dumps(contract).replace('"#/$defs/', '"#/components/schemas/'))
+    for def_name, definition in contract.pop("$defs", {}).items():
+        schemas.setdefault(def_name, definition)
+    contract.pop("$id", None)
+    schemas[name] = contract
+    text = json.dumps(openapi["paths"]).replace(f'"{external_ref}"', f'"#/components/schemas/{name}"')
+    openapi["paths"] = json.loads(text)
