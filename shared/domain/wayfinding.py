@@ -247,6 +247,7 @@ class NavigationIndex:
                 if not step_free:
                     self._blocked.update({(a, b), (b, a)})
         self._n_expanded = n + len(cabin_of)
+        self._cabin_node = sorted(cabin_of, key=cabin_of.__getitem__)  # cabin index - n -> its node
         self._floor_arcs = floor_arcs
 
         # Overlay: portals (base nodes with a move off their floor) and cabins.
@@ -477,20 +478,26 @@ class NavigationIndex:
             target, _t, _d = self._best(search, b.nodes)
             if target >= 0:
                 path = self._path(search, target)
-                stairs, other = [], []
+                stairs, lifts, other = [], [], []
                 for u, v in zip(path, path[1:]):
                     if u < self._n and v < self._n and self._node_floor[u] != self._node_floor[v]:
                         stairs.append((u, v))
+                    elif u >= self._n and v >= self._n:
+                        lifts.append((self._cabin_node[u - self._n], self._cabin_node[v - self._n]))
                     elif (u, v) in self._blocked:
                         other.append(u)
                 head = f"no step-free route from {a.label} to {b.label}"
-                if stairs and not other:
+                if other:
+                    near = self._landmark(other[0]) or self._node_ids[other[0]]
+                    return f"{head}: the only way passes a passage marked not accessible near {near}"
+                if stairs and not lifts:
                     lo = self._floor_label[self._node_floor[stairs[0][0]]]
                     hi = self._floor_label[self._node_floor[stairs[-1][1]]]
                     return f"{head}: only stairs connect {lo} and {hi}"
-                if other:
-                    return f"{head}: the only way passes a passage marked not accessible near {self._landmark(other[0]) or self._node_ids[other[0]]}"
-                return f"{head}: the only way uses an elevator or passage marked not accessible"
+                if lifts:
+                    lo = self._floor_label[self._node_floor[lifts[0][0]]]
+                    hi = self._floor_label[self._node_floor[lifts[-1][1]]]
+                    return f"{head}: the elevator between {lo} and {hi} is marked not accessible"
         return f"{b.label} cannot be reached from {a.label}: the navigation graph does not connect them"
 
     # -- describing a route ---------------------------------------------------------------------------------------

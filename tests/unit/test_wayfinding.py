@@ -166,6 +166,21 @@ def test_step_free_route_avoids_stairs_and_says_why_there_is_none():
     assert set(index.distances_from("r0")) == {"r0", "r1", "r2"}
 
 
+def test_no_route_reasons_name_a_closed_elevator_or_passage():
+    site = _tower(stairs=False).model_dump(by_alias=True)
+    site["navigation"]["edges"] = [dict(e, accessible=e["kind"] != "elevator") for e in site["navigation"]["edges"]]
+    index = NavigationIndex.from_site(parse_site_model(site))
+    assert index.route("r0", "r2").eta_s == pytest.approx(24 / WALK + 38)
+    with pytest.raises(NoRoute, match="^no step-free route from Room 0 to Room 2: the elevator between Level 0 and "
+                                      "Level 2 is marked not accessible$"):
+        index.route("r0", "r2", accessible=True)
+    kerb = _diamond().model_dump(by_alias=True)
+    kerb["navigation"]["edges"] = [dict(e, accessible="t" not in (e["from"], e["to"]))
+                                   for e in kerb["navigation"]["edges"]]
+    with pytest.raises(NoRoute, match="passage marked not accessible near (the )?m[12]$"):
+        NavigationIndex.from_site(parse_site_model(kerb)).route("S", "T", accessible=True)
+
+
 def test_a_walk_edge_marked_not_accessible_is_avoided_when_step_free():
     # the short way S-m2-T has a kerb; step-free goes over m1
     site = _site([("f0", "Ground", 0)], [("S", "Spruce", "f0"), ("T", "Teak", "f0")],
