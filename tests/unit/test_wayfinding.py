@@ -153,6 +153,25 @@ def test_legs_split_at_every_floor_change_but_not_on_floors_passed_through():
     assert sum(leg.distance_m for leg in small.legs) == pytest.approx(small.distance_m)
 
 
+def test_a_route_can_cross_a_middle_floor_between_two_stairwells_both_ways():
+    # f0 -(west stairs)- f1 -(east stairs)- f2: the way up walks 30 m across f1
+    floors = [("f0", "Level 0", 0), ("f1", "Level 1", 1), ("f2", "Level 2", 2)]
+    nodes = [_door("d0", 0, 0, "r0", "f0"), _node("w0", 0, 10, "f0", "stairs"),
+             _node("w1", 0, 10, "f1", "stairs"), _node("e1", 30, 10, "f1", "stairs"),
+             _node("e2", 30, 10, "f2", "stairs"), _door("d2", 30, 0, "r2", "f2")]
+    edges = [{"from": "d0", "to": "w0"}, {"from": "w0", "to": "w1", "kind": "stairs", "accessible": False},
+             {"from": "w1", "to": "e1"}, {"from": "e1", "to": "e2", "kind": "stairs", "accessible": False},
+             {"from": "e2", "to": "d2"}]
+    index = NavigationIndex.from_site(_site(floors, [("r0", "Room 0", "f0"), ("r2", "Room 2", "f2")], nodes, edges))
+    up, down = index.route("r0", "r2"), index.route("r2", "r0")
+    assert up.nodes == ("d0", "w0", "w1", "e1", "e2", "d2")
+    assert down.nodes == tuple(reversed(up.nodes))
+    assert up.eta_s == pytest.approx(50 / WALK + 24) and down.eta_s == pytest.approx(50 / WALK + 18)
+    assert [leg.floor for leg in up.legs] == ["f0", "f1", "f2"]
+    assert [leg.distance_m for leg in up.legs] == pytest.approx([10, 30, 10])
+    assert index.distances_from("r2")["r0"] == pytest.approx((50, 50 / WALK + 18))
+
+
 def test_step_free_route_avoids_stairs_and_says_why_there_is_none():
     index = NavigationIndex.from_site(_tower(elevator=False))
     assert index.route("r0", "r1").eta_s == pytest.approx(24 / WALK + 12)
