@@ -113,7 +113,6 @@ async def _wait_ready(http, server, log_name: str) -> None:
 
 async def _measure(args, http, key, admin_key, bodies, day, devices, time, asyncio) -> dict:
     import json
-    import uuid
 
     from devkit.loadclient import LoadClient
 

@@ -115,7 +115,6 @@ def _nearby_out(n: Nearby) -> NearbySpace:
     return NearbySpace(**_space_out(n.view).model_dump(), distance_m=round(n.distance_m, 1), eta_s=round(n.eta_s))
 
 
-BuildingId = str
 NEAR = Query(description="a space id, or `x,y,floor` in building metres", max_length=200)
 
 

@@ -2,7 +2,6 @@
 the public API by `devkit seed`, fed real SDK batches; then a schemathesis run over the OpenAPI document."""
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
