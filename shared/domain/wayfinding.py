@@ -574,7 +574,7 @@ class NavigationIndex:
         runs: list[list] = []
         for i in range(1, len(clean)):
             seg = math.dist(clean[i - 1][0], clean[i][0])
-            corridor = any(self._is_corridor(p[1]) for p in clean[i - 1:i + 1])
+            corridor = all(self._is_corridor(p[1]) for p in clean[i - 1:i + 1])
             turn = _turn(clean[i - 2][0], clean[i - 1][0], clean[i][0]) if i >= 2 else None
             if runs and turn is None:
                 runs[-1][2] += seg
