@@ -14,6 +14,7 @@ COMMANDS = {
     "seed": ("devkit.seed", "create a demo tenant, its keys and a simulated building through the public API"),
     "eval-positioning": ("devkit.eval_positioning", "score the positioning engine on a dataset folder"),
     "bench": ("devkit.bench", "benchmarks that print JSON"),
+    "rollup": ("devkit.rollup", "recompute the analytics rollups of a building for a range of days"),
     "export-schemas": ("devkit.export_schemas", "write the JSON Schemas of the contracts to docs/schemas"),
 }
 

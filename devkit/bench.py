@@ -11,6 +11,7 @@ TARGETS = {
     "positioning": "devkit.benchmarks.positioning",
     "pipeline": "devkit.benchmarks.pipeline",
     "ingest": "devkit.benchmarks.ingest",
+    "rollup": "devkit.benchmarks.rollup",
     "queries": "devkit.benchmarks.queries",
 }
 

@@ -10,7 +10,7 @@ from functions.overload import InFlightLimit
 from functions.problems import install_problem_handlers
 from shared.domain.sightings import batch_json_schema
 from shared.domain.site import site_json_schema
-from functions.routes import admin, buildings, health, ingest, ops, people
+from functions.routes import admin, analytics, buildings, health, ingest, ops, people, teams
 
 API_PREFIX = "/api"
 MAX_IN_FLIGHT = 256  # per instance; beyond it requests get 503 + Retry-After at once
@@ -34,6 +34,8 @@ def create_api() -> FastAPI:
     api.include_router(admin.router, prefix=API_PREFIX)
     api.include_router(buildings.router, prefix=API_PREFIX)
     api.include_router(people.router, prefix=API_PREFIX)
+    api.include_router(analytics.router, prefix=API_PREFIX)
+    api.include_router(teams.router, prefix=API_PREFIX)
     _document_problems(api)
     return api
 

@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     presence_sweep_schedule: str = Field(alias="PRESENCE_SWEEP_SCHEDULE", min_length=11)
     rollup_hourly_schedule: str = Field(alias="ROLLUP_HOURLY_SCHEDULE", min_length=11)
     rollup_daily_schedule: str = Field(alias="ROLLUP_DAILY_SCHEDULE", min_length=11)
+    analytics_min_group_size: int = Field(
+        default=5, alias="ANALYTICS_MIN_GROUP_SIZE", ge=2, le=1000,
+        description="k-anonymity: analytics cells built from fewer distinct people are suppressed",
+    )
 
     admin_api_key: str | None = Field(
         default=None, alias="ADMIN_API_KEY", min_length=24,

@@ -16,6 +16,7 @@ from shared.domain.ports import (
     InboundEvent,
     LiveStateStore,
     SiteModelStore,
+    TeamDirectory,
     TenantDirectory,
 )
 from shared.services import EventProcessingService, HealthService, ScheduledJobs
@@ -26,6 +27,7 @@ from shared.services.ingest import IngestService
 from shared.services.people import PeopleService
 from shared.services.pipeline import PipelineService, PresenceSweepService
 from shared.services.queries import QueryService
+from shared.services.rollups import AnalyticsReader, RollupService
 from shared.services.sites import SiteDirectory
 from shared.settings import PublisherKind, Settings, get_settings
 
@@ -53,6 +55,9 @@ class AppContext:
     admin: AdminService
     queries: QueryService
     people: PeopleService
+    teams: TeamDirectory
+    rollups: RollupService
+    analytics: AnalyticsReader
     closers: list[Any] = field(default_factory=list)
 
     async def close(self) -> None:
@@ -68,7 +73,7 @@ PublisherFactory = Callable[[Callable[[Sequence[InboundEvent]], Any]], EventPubl
 
 
 def _assemble(settings: Settings, *, site_models: SiteModelStore, blobs: BlobStore, live_state: LiveStateStore,
-              api_keys: ApiKeyStore, tenants: TenantDirectory, audit: AuditLog,
+              api_keys: ApiKeyStore, tenants: TenantDirectory, audit: AuditLog, teams: TeamDirectory,
               publisher_factory: PublisherFactory, clock: Clock, closers: list[Any]) -> AppContext:
     """The services over whichever adapters: the same graph for Azure, the devkit and the tests."""
     sites = SiteDirectory(site_models)
@@ -81,8 +86,10 @@ def _assemble(settings: Settings, *, site_models: SiteModelStore, blobs: BlobSto
     publisher = publisher_factory(deliver)
     closers.insert(0, publisher.close)  # stop delivering before the stores close
     sweep = PresenceSweepService(live_state, timedelta(seconds=settings.presence_timeout_seconds))
-    # The rollups register here when the analytics work lands.
-    scheduled = ScheduledJobs({ScheduledJobs.PRESENCE_SWEEP: sweep.sweep})
+    rollups = RollupService(site_models, live_state, blobs, teams, settings.analytics_container,
+                            settings.analytics_min_group_size, clock=clock)
+    scheduled = ScheduledJobs({ScheduledJobs.PRESENCE_SWEEP: sweep.sweep, ScheduledJobs.HOURLY_ROLLUP: rollups.hourly,
+                               ScheduledJobs.DAILY_ROLLUP: rollups.daily})
     auth = AuthService(api_keys, settings.admin_api_key, clock=clock)
     return AppContext(
         settings=settings, publisher=publisher, site_models=site_models, blobs=blobs, live_state=live_state,
@@ -91,6 +98,8 @@ def _assemble(settings: Settings, *, site_models: SiteModelStore, blobs: BlobSto
         sites=sites, pipeline=pipeline, tenants=tenants,
         admin=AdminService(tenants, api_keys, auth, site_models, sites, clock=clock),
         queries=QueryService(sites, live_state, clock=clock), people=PeopleService(tenants, live_state, audit, clock),
+        teams=teams, rollups=rollups,
+        analytics=AnalyticsReader(blobs, settings.analytics_container, settings.analytics_min_group_size),
         closers=closers,
     )
 
@@ -113,6 +122,7 @@ async def build_context(settings: Settings, *, bootstrap: bool = True, clock: Cl
         ensure_cosmos_schema,
     )
     from shared.adapters.cosmos_directory import CosmosAuditLog, CosmosTenantDirectory
+    from shared.adapters.cosmos_teams import CosmosTeamDirectory
     from shared.adapters.cosmos_live_state import CosmosLiveStateStore
 
     needs_credential = not (
@@ -147,7 +157,7 @@ async def build_context(settings: Settings, *, bootstrap: bool = True, clock: Cl
         settings, site_models=CosmosSiteModelStore(database),
         blobs=AzureBlobStore(blob_service, probe_container=settings.deadletter_container),
         live_state=CosmosLiveStateStore(database), api_keys=CosmosApiKeyStore(database),
-        tenants=CosmosTenantDirectory(database), audit=CosmosAuditLog(database),
+        tenants=CosmosTenantDirectory(database), audit=CosmosAuditLog(database), teams=CosmosTeamDirectory(database),
         publisher_factory=publisher_factory, clock=clock, closers=closers,
     )
 
@@ -162,6 +172,7 @@ def build_in_memory_context(settings: Settings, publisher: EventPublisher | None
         InMemoryBlobStore,
         InMemoryLiveStateStore,
         InMemorySiteModelStore,
+        InMemoryTeamDirectory,
         InMemoryTenantDirectory,
         RecordingEventPublisher,
     )
@@ -169,7 +180,7 @@ def build_in_memory_context(settings: Settings, publisher: EventPublisher | None
     return _assemble(
         settings, site_models=InMemorySiteModelStore(), blobs=InMemoryBlobStore(),
         live_state=InMemoryLiveStateStore(), api_keys=InMemoryApiKeyStore(),
-        tenants=InMemoryTenantDirectory(), audit=InMemoryAuditLog(),
+        tenants=InMemoryTenantDirectory(), audit=InMemoryAuditLog(), teams=InMemoryTeamDirectory(),
         publisher_factory=lambda deliver: publisher or RecordingEventPublisher(), clock=clock, closers=[],
     )
 

@@ -154,6 +154,11 @@ param rollupHourlySchedule string = '0 5 * * * *'
 @description('ROLLUP_DAILY_SCHEDULE (NCRONTAB, six fields)')
 param rollupDailySchedule string = '0 20 * * * *'
 
+@minValue(2)
+@maxValue(1000)
+@description('ANALYTICS_MIN_GROUP_SIZE: analytics cells built from fewer distinct people are suppressed')
+param analyticsMinGroupSize int = 5
+
 // ---------------------------------------------------------------- names
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
@@ -343,6 +348,7 @@ var appSettings = {
   PRESENCE_SWEEP_SCHEDULE: presenceSweepSchedule
   ROLLUP_HOURLY_SCHEDULE: rollupHourlySchedule
   ROLLUP_DAILY_SCHEDULE: rollupDailySchedule
+  ANALYTICS_MIN_GROUP_SIZE: string(analyticsMinGroupSize)
   ADMIN_API_KEY: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.adminApiKeySecretUri})'
 }
 
@@ -387,6 +393,7 @@ output PRESENCE_TIMEOUT_SECONDS string = string(presenceTimeoutSeconds)
 output PRESENCE_SWEEP_SCHEDULE string = presenceSweepSchedule
 output ROLLUP_HOURLY_SCHEDULE string = rollupHourlySchedule
 output ROLLUP_DAILY_SCHEDULE string = rollupDailySchedule
+output ANALYTICS_MIN_GROUP_SIZE string = string(analyticsMinGroupSize)
 // azd's own
 output AZURE_LOCATION string = location
 output AZURE_TENANT_ID string = tenant().tenantId

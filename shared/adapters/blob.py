@@ -68,6 +68,15 @@ class AzureBlobStore:
         except AzureError as exc:
             raise DependencyUnavailable("blob", type(exc).__name__) from exc
 
+    async def delete(self, container: str, name: str) -> bool:
+        try:
+            await self._service.get_blob_client(container, name).delete_blob()
+        except ResourceNotFoundError:
+            return False
+        except AzureError as exc:
+            raise DependencyUnavailable("blob", type(exc).__name__) from exc
+        return True
+
     async def check(self) -> None:
         try:
             if self._probe_container:

@@ -15,6 +15,7 @@ from shared.domain.people import AuditEntry, Sharing, Tenant
 from shared.domain.ports import AlreadyExists, OutboundEvent, PreconditionFailed, VersionedSite
 from shared.domain.presence import BeaconHealth, DeviceState, SpaceState, Visit
 from shared.domain.site import SiteModel
+from shared.domain.teams import Team
 from shared.domain.tenancy import ApiKeyRecord
 
 
@@ -38,6 +39,9 @@ class InMemorySiteModelStore:
     async def list_building_ids(self, tenant_id: str) -> list[str]:
         return sorted(building for tenant, building in self._items if tenant == tenant_id)
 
+    async def list_all(self) -> list[tuple[str, str]]:
+        return sorted(self._items)
+
     async def check(self) -> None:
         return None
 
@@ -55,8 +59,28 @@ class InMemoryBlobStore:
     async def list_names(self, container: str, prefix: str = "") -> list[str]:
         return sorted(name for name in self._blobs.get(container, {}) if name.startswith(prefix))
 
+    async def delete(self, container: str, name: str) -> bool:
+        return self._blobs.get(container, {}).pop(name, None) is not None
+
     async def check(self) -> None:
         return None
+
+
+class InMemoryTeamDirectory:
+    def __init__(self) -> None:
+        self._teams: dict[tuple[str, str], Team] = {}
+
+    async def put_team(self, team: Team) -> None:
+        self._teams[(team.tenant_id, team.team_id)] = team
+
+    async def get_team(self, tenant_id: str, team_id: str) -> Team | None:
+        return self._teams.get((tenant_id, team_id))
+
+    async def list_teams(self, tenant_id: str) -> list[Team]:
+        return [team for (tenant, _), team in sorted(self._teams.items()) if tenant == tenant_id]
+
+    async def delete_team(self, tenant_id: str, team_id: str) -> bool:
+        return self._teams.pop((tenant_id, team_id), None) is not None
 
 
 class RecordingEventPublisher:

@@ -14,6 +14,7 @@ from shared.domain.errors import DomainError
 from shared.domain.people import AuditEntry, Sharing, Tenant
 from shared.domain.presence import BeaconHealth, DeviceState, SpaceState, Visit
 from shared.domain.site import SiteModel
+from shared.domain.teams import Team
 from shared.domain.tenancy import ApiKeyRecord
 
 
@@ -80,6 +81,9 @@ class SiteModelStore(Protocol):
 
     async def list_building_ids(self, tenant_id: str) -> list[str]: ...
 
+    async def list_all(self) -> list[tuple[str, str]]:
+        """(tenant id, building id) of every building of every tenant, sorted (the analytics timers)."""
+
     async def check(self) -> None: ...
 
 
@@ -92,7 +96,24 @@ class BlobStore(Protocol):
 
     async def list_names(self, container: str, prefix: str = "") -> list[str]: ...
 
+    async def delete(self, container: str, name: str) -> bool:
+        """Remove the blob; False when it was not there."""
+
     async def check(self) -> None: ...
+
+
+class TeamDirectory(Protocol):
+    """Teams of opted-in people per tenant, as its admins upload them (Cosmos `tenants`, id `team:<teamId>`)."""
+
+    async def put_team(self, team: Team) -> None:
+        """Create or replace the team."""
+
+    async def get_team(self, tenant_id: str, team_id: str) -> Team | None: ...
+
+    async def list_teams(self, tenant_id: str) -> list[Team]: ...
+
+    async def delete_team(self, tenant_id: str, team_id: str) -> bool:
+        """False when there was no such team."""
 
 
 class ApiKeyStore(Protocol):

@@ -618,7 +618,7 @@ def test_setting_values_default_to_the_local_values():
             assert str(value(decl.value)) == LOCAL_VALUES[first_word], f"{name} defaults to something else than {first_word}"
     assert set(linked) == {"COSMOS_DATABASE", "ANALYTICS_CONTAINER", "DEADLETTER_CONTAINER", "EVENTHUB_NAME",
                            "EVENTHUB_CONSUMER_GROUP", "PRESENCE_TIMEOUT_SECONDS", "PRESENCE_SWEEP_SCHEDULE", "ROLLUP_HOURLY_SCHEDULE",
-                           "ROLLUP_DAILY_SCHEDULE"}
+                           "ROLLUP_DAILY_SCHEDULE", "ANALYTICS_MIN_GROUP_SIZE"}
     # ...and each such parameter feeds its setting, directly or through the module that creates the resource.
     settings_source = text_of(declared(MAIN, "var")["appSettings"].value)
     for setting, param in linked.items():
