@@ -21,6 +21,11 @@ METHODS = ("model", "fingerprint", "auto")
 MISSING_DBM = -105.0
 POWER_WEIGHT = 3.0
 DEFAULT_K = 11
+CANDIDATES = ("model", "model-site", "model-beacon", "model-p1m", "fingerprint", "hybrid")
+# model-p1m: the default exponent, P1m per beacon shrunk hard towards the fitted site level (weight n / (n + 100)),
+# and, since the level is now calibrated, a tighter prior on the scan's common offset and less reading noise.
+P1M_SHRINK = 100.0
+P1M_SIGNAL = {"offset_prior_db": 2.0, "noise_db": 4.0}
 
 
 @dataclass(frozen=True)
@@ -52,10 +57,12 @@ class PathLossFit:
 
 
 def fit_path_loss(
-    index: SiteIndex, samples: Sequence[Fingerprint], base: SignalModel, *, per_beacon: bool, min_readings: int = 20
+    index: SiteIndex, samples: Sequence[Fingerprint], base: SignalModel, *, per_beacon: bool, min_readings: int = 20,
+    exponent: float | None = None, shrink: float = 30.0,
 ) -> PathLossFit | None:
-    """Least-squares path loss from labelled scans: exponent and offset per site, P1m per beacon if asked
-    (shrunk towards the site value when a beacon has few readings). None with fewer than 10 readings."""
+    """Least-squares path loss from labelled scans: exponent (unless given) and offset per site, P1m per beacon if
+    asked (shrunk towards the site value: weight n / (n + shrink) for a beacon with n readings). None with fewer
+    than 10 readings."""
     rows: list[tuple[int, float, float]] = []  # (beacon, rssi - batch power, 10 log10 slant distance)
     h2 = base.height_m**2 + 0.09
     for s in samples:
@@ -73,9 +80,10 @@ def fit_path_loss(
     b = np.array([r[0] for r in rows])
     y = np.array([r[1] for r in rows])
     ld = np.array([r[2] for r in rows])
-    design = np.c_[np.ones_like(ld), -ld]
-    (_offset, exponent), *_ = np.linalg.lstsq(design, y, rcond=None)
-    exponent = float(np.clip(exponent, 1.2, 5.0))
+    if exponent is None:
+        design = np.c_[np.ones_like(ld), -ld]
+        (_offset, exponent), *_ = np.linalg.lstsq(design, y, rcond=None)
+        exponent = float(np.clip(exponent, 1.2, 5.0))
     offset = float(np.mean(y + exponent * ld))
     beacon_offsets: dict[str, float] = {}
     if per_beacon:
@@ -83,7 +91,7 @@ def fit_path_loss(
             mask = b == i
             if mask.sum() < min_readings:
                 continue
-            weight = mask.sum() / (mask.sum() + 30.0)
+            weight = mask.sum() / (mask.sum() + shrink)
             value = weight * np.mean(y[mask] + exponent * ld[mask]) + (1 - weight) * offset
             beacon_offsets[index.beacons[i].id] = float(value)
     return PathLossFit(exponent, offset, beacon_offsets)
@@ -254,7 +262,7 @@ def calibrate(
     k: int = DEFAULT_K,
 ) -> CalibratedLocator:
     """A locator for the site: `model` (no training), `fingerprint` (kNN), or `auto` (cross-validated choice
-    among model, model-site, model-beacon, fingerprint and hybrid, then refitted on all samples)."""
+    among CANDIDATES, then refitted on all samples)."""
     base = base or SignalModel()
     if method not in METHODS:
         raise ValueError(f"unknown method '{method}': use one of {', '.join(METHODS)}")
@@ -265,7 +273,7 @@ def calibrate(
         return CalibratedLocator("fingerprint", index, base, KnnFingerprints(index, labelled, k=k))
     scores = {
         name: cross_validation_loss(lambda tr, name=name: _candidates_one(name, index, tr, base, k), labelled)
-        for name in ("model", "model-site", "model-beacon", "fingerprint", "hybrid")
+        for name in CANDIDATES
     }
     best = min(scores, key=lambda n: scores[n])
     chosen = _candidates_one(best, index, labelled, base, k)
@@ -278,6 +286,12 @@ def _candidates_one(name, index, train, base, k) -> CalibratedLocator:
         return CalibratedLocator("model", index, base)
     if name == "fingerprint":
         return CalibratedLocator("fingerprint", index, base, KnnFingerprints(index, train, k=k))
+    if name == "model-p1m":
+        fit = fit_path_loss(index, train, base, per_beacon=True, min_readings=1,
+                            exponent=base.path_loss_exponent, shrink=P1M_SHRINK)
+        if fit is None:
+            return CalibratedLocator("model", index, base)
+        return CalibratedLocator(name, index, base.model_copy(update=P1M_SIGNAL), fit=fit)
     fit = fit_path_loss(index, train, base, per_beacon=name in ("model-beacon", "hybrid"))
     if name == "hybrid":
         signal = base if fit is None else fit.signal(base)
