@@ -103,6 +103,7 @@ async def _demo(args: argparse.Namespace) -> int:
     import httpx
     import uvicorn
 
+    from devkit.demo_rollups import around_the_clock, roll_simulated_hours
     from devkit.office import OfficeDay
     from functions.http_api import create_api
     from shared.domain.tenancy import Scope
@@ -119,7 +120,7 @@ async def _demo(args: argparse.Namespace) -> int:
     server_task = asyncio.create_task(server.serve())
     tasks: list[asyncio.Task] = []
     try:
-        await context.site_models.put(TENANT, day.site)
+        await context.site_models.put(TENANT, around_the_clock(day.site))
         ingest_key, _ = await context.auth.mint_key(TENANT, {Scope.ingest}, "demo phones")
         read_key, _ = await context.auth.mint_key(TENANT, {Scope.read}, "demo reader")
         while not server.started:
@@ -140,6 +141,9 @@ async def _demo(args: argparse.Namespace) -> int:
             tasks = [phones, sweeper, sampler, view]
             await phones
             await clock.sleep_until(day.window_s + SAMPLE_EVERY_S)
+        for line in await roll_simulated_hours(context, TENANT, day.site.building_id, start, clock.now(), read_key,
+                                               args.port):
+            print(line, flush=True)
         summary = _summary(day, context, stats, args)
         print(json.dumps(summary), flush=True)
         if args.check:
