@@ -117,3 +117,23 @@ async def test_teams_are_managed_by_the_tenants_admin(api, keys, memory_context)
     assert [t.team_id for t in await memory_context.teams.list_teams("tenant-b")] == []
     assert (await api.delete("/api/v1/teams/design", headers=keys["admin"])).status_code == 204
     assert (await api.delete("/api/v1/teams/design", headers=keys["admin"])).status_code == 404
+
+
+async def test_the_hourly_timer_writes_rollups_the_api_then_serves(api, keys, memory_context, functions_by_name):
+    from datetime import datetime, timedelta, timezone
+
+    from azure.functions.timer import TimerRequest
+
+    now = datetime.now(timezone.utc)
+    open_all_day = site(start="00:00", end="24:00", days=range(1, 8))
+    await memory_context.site_models.put("tenant-a", open_all_day)
+    previous_hour = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    for i in range(5):
+        await memory_context.live_state.save_visit(
+            Visit("tenant-a", "hq", "k-0", f"d{i}", previous_hour, previous_hour + timedelta(minutes=30)))
+    await functions_by_name["hourly_rollup"].get_user_function()(TimerRequest(past_due=False))
+    day = previous_hour.date().isoformat()
+    response = await api.get(URL, params={"from": day, "to": day, "grain": "hour", "spaceId": "k-0",
+                                          "metric": "unique_visitors"}, headers=keys["read"])
+    assert [r["value"] for r in response.json()["rows"] if r["windowStart"] == previous_hour.strftime(
+        "%Y-%m-%dT%H:%M:%SZ")] == [5]

@@ -121,7 +121,7 @@ async def test_timer_trigger_runs_its_job(functions_by_name, memory_context):
     memory_context.scheduled.register("hourly-rollup", job)
     timer = TimerRequest(past_due=False)
     await functions_by_name["hourly_rollup"].get_user_function()(timer)
-    await functions_by_name["daily_rollup"].get_user_function()(timer)  # nothing registered: runs nothing
+    await functions_by_name["daily_rollup"].get_user_function()(timer)  # the daily rollup: no building, no work
     assert len(runs) == 1 and runs[0].tzinfo is not None
 
 

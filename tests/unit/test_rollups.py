@@ -197,3 +197,26 @@ async def test_the_reader_answers_in_long_form_with_spaces_zones_and_teams(world
     assert len(answer.windows) == 24 and all(w["final"] for w in answer.windows)  # closed hours too, no rows
     other = await reader.read("tenant-b", site(), Grain.hour, THURSDAY, THURSDAY)
     assert other.rows == []  # another tenant's path: nothing
+
+
+async def test_the_backfill_command_finds_the_tenant_and_rolls_each_day():
+    import json as json_
+    from pathlib import Path
+
+    from devkit.rollup import backfill
+    from shared.settings import load_settings
+    from shared.wiring import build_in_memory_context
+
+    values = json_.loads((Path(__file__).resolve().parents[2] / "local.settings.json").read_text())["Values"]
+    context = build_in_memory_context(load_settings(values))
+    await context.site_models.put("tenant-a", site())
+    await visit(context.live_state, "k-0", "d1", at(25, 9), at(25, 10))
+    summary = await backfill(context, "hq", date(2026, 11, 25), THURSDAY)
+    assert (summary["tenant"], summary["windows"], summary["prefix"]) == ("tenant-a", 50, "tenant=tenant-a/building=hq/")
+    assert summary["rows"]["spaces"] == 2 * (10 + 1) * 3  # 2 days x (10 business hours + the day) x 3 spaces
+    raw = await context.blobs.get("analytics", "tenant=tenant-a/building=hq/grain=day/date=2026-11-25/"
+                                               "manifest-20261125T0000Z.json")
+    assert json_.loads(raw)["rowCounts"]["spaces"] == 3
+    await context.site_models.put("tenant-b", site())
+    with pytest.raises(ValueError, match="2 tenants"):
+        await backfill(context, "hq", THURSDAY, THURSDAY)
