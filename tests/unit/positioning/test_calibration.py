@@ -75,3 +75,16 @@ def test_auto_prefers_the_model_when_it_is_right(grid_site):
 def test_unknown_method_is_rejected(grid_site):
     with pytest.raises(ValueError, match="unknown method 'magic'"):
         calibrate(grid_site, [], "magic")
+
+
+def test_fixed_exponent_fit_shrinks_each_beacon_towards_the_site_level(grid_site):
+    """model-p1m's fit: the exponent is taken as given, a beacon's own level counts n / (n + shrink)."""
+    samples = _samples(grid_site, SignalModel(path_loss_exponent=3.0, height_m=1.5), batch_power=-45.0, offset=-7.0)
+    weak = [Fingerprint({**s.rssi, "b00": s.rssi["b00"] - 10.0}, s.x, s.y, "0", None, -45.0) for s in samples]
+    fit = fit_path_loss(grid_site, weak, SignalModel(height_m=1.5), per_beacon=True, min_readings=1,
+                        exponent=3.0, shrink=60.0)
+    assert fit.exponent == 3.0
+    site = -7.0 - 10.0 / 16  # one beacon of 16 is 10 dB down
+    assert fit.offset_db == pytest.approx(site, abs=1e-6)
+    assert fit.beacon_offset_db["b00"] == pytest.approx(0.5 * (-17.0) + 0.5 * site, abs=1e-6)
+    assert fit.beacon_offset_db["b11"] == pytest.approx(0.5 * (-7.0) + 0.5 * site, abs=1e-6)
