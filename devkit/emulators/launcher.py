@@ -194,7 +194,7 @@ def start_cosmos(port: int | None = None, timeout: float = 30.0, log_dir: Path |
         urllib3.disable_warnings()
         # The constructor reads the database account: a real call through the SDK.
         CosmosClient(f"https://{LOOPBACK}:{port}/", credential=COSMOS_EMULATOR_KEY, connection_verify=False,
-                     connection_timeout=2, retry_total=0)
+                     connection_timeout=2, retry_total=0, enable_endpoint_discovery=False)
 
     return _start("cosmos", argv, port, connection_string, ready, timeout, log_dir)
 
