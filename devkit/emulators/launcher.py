@@ -188,13 +188,19 @@ def start_cosmos(port: int | None = None, timeout: float = 30.0, log_dir: Path |
     connection_string = cosmos_connection_string(port)
 
     def ready() -> None:
-        import urllib3
-        from azure.cosmos import CosmosClient
+        import json
+        import ssl
+        import urllib.request
 
-        urllib3.disable_warnings()
-        # The constructor reads the database account: a real call through the SDK.
-        CosmosClient(f"https://{LOOPBACK}:{port}/", credential=COSMOS_EMULATOR_KEY, connection_verify=False,
-                     connection_timeout=2, retry_total=0, enable_endpoint_discovery=False)
+        # A real call: the database account read every SDK client starts with (GET /). The certificate is
+        # self-signed, so no verification on this loopback probe.
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        with urllib.request.urlopen(f"https://{LOOPBACK}:{port}/", timeout=2, context=context) as response:
+            account = json.loads(response.read())
+        if "writableLocations" not in account:
+            raise RuntimeError(f"not a Cosmos database account: {sorted(account)[:5]}")
 
     return _start("cosmos", argv, port, connection_string, ready, timeout, log_dir)
 
