@@ -8,12 +8,10 @@ import duckdb
 import pytest
 from azure.storage.blob.aio import BlobServiceClient
 
-from devkit.emulators.launcher import cosmos_aio_client
 from shared.adapters.blob import AzureBlobStore, ensure_blob_containers
-from shared.adapters.cosmos import CosmosSiteModelStore, ensure_cosmos_schema
+from shared.adapters.cosmos import CosmosSiteModelStore
 from shared.adapters.cosmos_teams import CosmosTeamDirectory
 from shared.adapters.memory import (
-    InMemoryBlobStore,
     InMemoryLiveStateStore,
     InMemorySiteModelStore,
     InMemoryTeamDirectory,
@@ -23,22 +21,10 @@ from shared.domain.presence import Visit
 from shared.domain.teams import Team
 from shared.services.rollups import AnalyticsReader, RollupService
 from tests.conftest import unique_name
+from tests.integration.conftest import emulator_database
 from tests.support.analytics import at, site
 
 THURSDAY = date(2026, 11, 26)
-
-
-@pytest.fixture(params=["memory", "azurite"])
-async def blob_store(request):
-    container = unique_name("analytics")
-    if request.param == "memory":
-        yield InMemoryBlobStore(), container
-        return
-    emulator = request.getfixturevalue("azurite")
-    async with BlobServiceClient.from_connection_string(emulator.connection_string) as service:
-        await ensure_blob_containers(service, [container])
-        yield AzureBlobStore(service), container
-        await service.delete_container(container)
 
 
 @pytest.fixture(params=["memory", "cosmos"])
@@ -46,12 +32,8 @@ async def cosmos_stores(request):
     if request.param == "memory":
         yield InMemorySiteModelStore(), InMemoryTeamDirectory()
         return
-    emulator = request.getfixturevalue("cosmos")
-    async with cosmos_aio_client(emulator.port) as client:
-        name = unique_name("analytics")
-        database = await ensure_cosmos_schema(client, name)
+    async with emulator_database(request, "analytics") as database:
         yield CosmosSiteModelStore(database), CosmosTeamDirectory(database)
-        await client.delete_database(name)
 
 
 async def test_blob_store_delete(blob_store):

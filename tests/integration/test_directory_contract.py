@@ -5,13 +5,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from devkit.emulators.launcher import cosmos_aio_client
-from shared.adapters.cosmos import ensure_cosmos_schema
 from shared.adapters.cosmos_directory import CosmosAuditLog, CosmosTenantDirectory
 from shared.adapters.memory import InMemoryAuditLog, InMemoryTenantDirectory
 from shared.domain.people import AuditEntry, Sharing, SharingLevel, Tenant
 from shared.domain.ports import AlreadyExists
-from tests.conftest import unique_name
+from tests.integration.conftest import emulator_database
 
 T0 = datetime(2026, 11, 26, 9, 0, tzinfo=timezone.utc)
 
@@ -21,12 +19,8 @@ async def stores(request):
     if request.param == "memory":
         yield InMemoryTenantDirectory(), InMemoryAuditLog()
         return
-    emulator = request.getfixturevalue("cosmos")
-    async with cosmos_aio_client(emulator.port) as client:
-        name = unique_name("directory")
-        database = await ensure_cosmos_schema(client, name)
+    async with emulator_database(request, "directory") as database:
         yield CosmosTenantDirectory(database), CosmosAuditLog(database)
-        await client.delete_database(name)
 
 
 async def test_tenants_are_created_once_and_listed(stores):

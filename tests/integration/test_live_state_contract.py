@@ -7,13 +7,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from devkit.emulators.launcher import cosmos_aio_client
-from shared.adapters.cosmos import ensure_cosmos_schema
 from shared.adapters.cosmos_live_state import CosmosLiveStateStore
 from shared.adapters.memory import InMemoryLiveStateStore
 from shared.domain.ports import PreconditionFailed
 from shared.domain.presence import BeaconHealth, DeviceState, SpaceState, Visit
-from tests.conftest import unique_name
+from tests.integration.conftest import emulator_database
 
 T0 = datetime(2026, 11, 26, 9, 0, tzinfo=timezone.utc)
 
@@ -23,12 +21,8 @@ async def store(request):
     if request.param == "memory":
         yield InMemoryLiveStateStore()
         return
-    emulator = request.getfixturevalue("cosmos")
-    async with cosmos_aio_client(emulator.port) as client:
-        name = unique_name("live")
-        database = await ensure_cosmos_schema(client, name)
+    async with emulator_database(request, "live") as database:
         yield CosmosLiveStateStore(database)
-        await client.delete_database(name)
 
 
 def device(**changes) -> DeviceState:

@@ -4,15 +4,13 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from azure.storage.blob.aio import BlobServiceClient
 
-from devkit.emulators.launcher import cosmos_aio_client
-from shared.adapters.blob import AzureBlobStore, ensure_blob_containers
-from shared.adapters.cosmos import CosmosSiteModelStore, ensure_cosmos_schema
-from shared.adapters.memory import InMemoryBlobStore, InMemorySiteModelStore
+from shared.adapters.cosmos import CosmosSiteModelStore
+from shared.adapters.memory import InMemorySiteModelStore
 from shared.domain.ports import PreconditionFailed
 from shared.domain.site import parse_site_model
 from tests.conftest import unique_name
+from tests.integration.conftest import emulator_database
 from tests.support.sites import small_site
 
 
@@ -21,12 +19,8 @@ async def site_store(request):
     if request.param == "memory":
         yield InMemorySiteModelStore()
         return
-    emulator = request.getfixturevalue("cosmos")  # sync session fixture: fine to fetch lazily
-    async with cosmos_aio_client(emulator.port) as client:
-        name = unique_name("contract")
-        database = await ensure_cosmos_schema(client, name)
+    async with emulator_database(request, "contract") as database:
         yield CosmosSiteModelStore(database)
-        await client.delete_database(name)
 
 
 async def test_site_store_round_trips_a_site(site_store):
@@ -76,19 +70,6 @@ async def test_site_store_lists_a_tenants_buildings(site_store):
         await site_store.put("tenant-a", parse_site_model(small_site(building)))
     await site_store.put("tenant-b", parse_site_model(small_site("b3")))
     assert await site_store.list_building_ids("tenant-a") == ["b1", "b2"]
-
-
-@pytest.fixture(params=["memory", "azurite"])
-async def blob_store(request):
-    container = unique_name("contract")
-    if request.param == "memory":
-        yield InMemoryBlobStore(), container
-        return
-    emulator = request.getfixturevalue("azurite")
-    async with BlobServiceClient.from_connection_string(emulator.connection_string) as service:
-        await ensure_blob_containers(service, [container])
-        yield AzureBlobStore(service), container
-        await service.delete_container(container)
 
 
 async def test_blob_store_put_get_overwrite(blob_store):
