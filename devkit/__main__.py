@@ -11,6 +11,7 @@ COMMANDS = {
     "demo": ("devkit.demo", "the whole system on a simulated office (what `make demo` runs)"),
     "serve": ("devkit.serve", "emulators and the app on loopback until Ctrl-C"),
     "emulators": ("devkit.emulators.cli", "start only the emulators (Azurite, Cosmos) until Ctrl-C"),
+    "replay-deadletters": ("devkit.replay", "publish the events of dead letters again (after a processing outage)"),
     "seed": ("devkit.seed", "create a demo tenant, its keys and a simulated building through the public API"),
     "eval-positioning": ("devkit.eval_positioning", "score the positioning engine on a dataset folder"),
     "bench": ("devkit.bench", "benchmarks that print JSON"),

@@ -100,3 +100,27 @@ async def test_a_dead_letter_write_is_retried():
 
     await EventProcessingService(blobs, "deadletter", on_valid, clock=lambda: NOW).process([event(b"{", 3)])
     assert len(await blobs.list_names("deadletter")) == 1
+
+
+async def test_replay_publishes_failed_events_again_and_keeps_invalid_ones():
+    from shared.adapters.memory import RecordingEventPublisher
+    from shared.services.replay import DeadLetterReplay
+
+    blobs = InMemoryBlobStore()
+
+    async def outage(batches):
+        raise ConnectionError("cosmos is down")
+
+    service = EventProcessingService(blobs, "deadletter", outage, clock=lambda: NOW)
+    with pytest.raises(ConnectionError):
+        await service.process([event(good(-60), 1), event(b"not json", 2), event(good(-61), 3)])
+    publisher = RecordingEventPublisher()
+    replay = DeadLetterReplay(blobs, "deadletter", publisher)
+
+    dry = await replay.replay(dry_run=True)
+    assert (dry.letters, dry.replayed, dry.kept) == (3, 2, {"invalid": 1}) and publisher.published == []
+    report = await replay.replay()
+    assert report.replayed == 2
+    assert {json.loads(e.body)["batch"]["sightings"][0]["rssi"] for e in publisher.published} == {-60, -61}
+    assert all(e.partition_key == "install-0001" for e in publisher.published)
+    assert len(await blobs.list_names("deadletter")) == 1  # only the invalid event's letter is left
