@@ -68,7 +68,6 @@ class DemoStats:
     latencies_ms: list[float] = field(default_factory=list)
     samples: int = 0
     hits: int = 0
-    last_accuracy: float | None = None
     rate_window: list[tuple[float, int]] = field(default_factory=list)
 
     @property
@@ -218,7 +217,6 @@ async def _sample(day, clock: SimClock, context, stats: DemoStats) -> None:
             hits = sum(devices.get(device) == room for device, room in truth.items())
             stats.samples += len(truth)
             stats.hits += hits
-            stats.last_accuracy = hits / len(truth)
         second += SAMPLE_EVERY_S
 
 

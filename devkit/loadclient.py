@@ -27,8 +27,6 @@ class LoadClient:
             raise ValueError("the load client only talks to loopback")
         self.host, self.port = host, port
         self._idle: asyncio.Queue = asyncio.Queue()
-        self._opened = 0
-        self._max = max_connections
         self._slots = asyncio.Semaphore(max_connections)
         self._all: list = []
 
@@ -48,19 +46,16 @@ class LoadClient:
                 reply, keep = await self._read(reader)
             except (ConnectionError, asyncio.IncompleteReadError):
                 writer.close()
-                self._opened -= 1
                 raise
             if keep:
                 self._idle.put_nowait((reader, writer))
             else:
                 writer.close()
-                self._opened -= 1
             return reply
 
     async def _connection(self):
         if not self._idle.empty():
             return self._idle.get_nowait()
-        self._opened += 1
         connection = await asyncio.open_connection(self.host, self.port)
         self._all.append(connection[1])
         return connection

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
 
 RECENT_BATCHES_KEPT = 16
@@ -138,12 +138,6 @@ def transition(before: DeviceState | None, after: DeviceState, at: datetime) -> 
     if after.space_id is not None:
         changes.append(OccupancyChange(after.building_id, after.space_id, after.device_id, "enter", at))
     return Transition(tuple(changes), visit)
-
-
-def silent_leave(device: DeviceState, timeout: timedelta) -> tuple[DeviceState, Transition]:
-    """A device not heard for `timeout` leaves its space as of when it was last heard."""
-    left = replace(device, space_id=None, space_since=None, space_confidence=0.0)
-    return left, transition(device, left, max(device.last_seen, device.space_since or device.last_seen))
 
 
 @dataclass(frozen=True)
