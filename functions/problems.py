@@ -45,26 +45,8 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem(400, "The request is invalid", f"{len(errors)} field(s) are invalid",
                        type_=PROBLEM_BASE + "invalid-request", errors=errors)
 
-    @app.exception_handler(Unauthenticated)
-    async def _unauthenticated(request: Request, exc: Unauthenticated) -> JSONResponse:
-        return problem(401, "Unauthorized", str(exc), type_=PROBLEM_BASE + "unauthenticated",
-                       headers={"WWW-Authenticate": 'ApiKey header="x-api-key"'})
-
-    @app.exception_handler(Forbidden)
-    async def _forbidden(request: Request, exc: Forbidden) -> JSONResponse:
-        return problem(403, "Forbidden", str(exc), type_=PROBLEM_BASE + "missing-scope")
-
-    @app.exception_handler(NotFound)
-    async def _not_found(request: Request, exc: NotFound) -> JSONResponse:
-        return problem(404, "Not found", str(exc), type_=PROBLEM_BASE + "not-found")
-
-    @app.exception_handler(AlreadyExists)
-    async def _conflict(request: Request, exc: AlreadyExists) -> JSONResponse:
-        return problem(409, "Conflict", str(exc), type_=PROBLEM_BASE + "already-exists")
-
-    @app.exception_handler(PreconditionFailed)
-    async def _precondition(request: Request, exc: PreconditionFailed) -> JSONResponse:
-        return problem(412, "Precondition failed", str(exc), type_=PROBLEM_BASE + "stale-version")
+    for exc_type, (status, title, slug, headers) in _DOMAIN_PROBLEMS.items():
+        app.add_exception_handler(exc_type, _domain_handler(status, title, slug, headers))
 
     @app.exception_handler(DependencyUnavailable)
     async def _unavailable(request: Request, exc: DependencyUnavailable) -> JSONResponse:
@@ -80,6 +62,23 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem(500, "Internal server error", "an unexpected error occurred; it has been logged")
+
+
+# Domain errors that map to a status one to one: (status, title, problem type, extra headers).
+_DOMAIN_PROBLEMS = {
+    Unauthenticated: (401, "Unauthorized", "unauthenticated", {"WWW-Authenticate": 'ApiKey header="x-api-key"'}),
+    Forbidden: (403, "Forbidden", "missing-scope", None),
+    NotFound: (404, "Not found", "not-found", None),
+    AlreadyExists: (409, "Conflict", "already-exists", None),
+    PreconditionFailed: (412, "Precondition failed", "stale-version", None),
+}
+
+
+def _domain_handler(status: int, title: str, slug: str, headers: dict[str, str] | None):
+    async def handle(request: Request, exc: Exception) -> JSONResponse:
+        return problem(status, title, str(exc), type_=PROBLEM_BASE + slug, headers=headers)
+
+    return handle
 
 
 def _reason(status: int) -> str:
