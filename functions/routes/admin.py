@@ -6,10 +6,10 @@ from datetime import datetime
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
 
-from functions.deps import require
+from functions.deps import require, tenant_manager
 from functions.routes.models import PROBLEMS
 from shared.domain.errors import Forbidden, NotFound
-from shared.domain.tenancy import Principal, Scope
+from shared.domain.tenancy import Caller, Operator, Principal, Scope, may_manage
 from shared.wiring import AppContext, get_context
 
 router = APIRouter(tags=["admin"], responses=PROBLEMS)
@@ -56,12 +56,9 @@ class AuditOut(BaseModel):
     model_config = {"populate_by_name": True}
 
 
-def _manage(who: Principal, tenant_id: str) -> None:
-    if who.may_manage(tenant_id):
-        return
-    if who.tenant_id is not None and who.tenant_id != tenant_id:
+def _manage(who: Caller, tenant_id: str) -> None:
+    if not may_manage(who, tenant_id):
         raise NotFound(f"no tenant '{tenant_id}'")  # another tenant's name must not be confirmed
-    raise Forbidden("this key does not have the 'admin' scope")
 
 
 def _tenant_out(t) -> TenantOut:
@@ -75,25 +72,25 @@ def _key_out(r, cls=KeyOut, **extra):
 
 @router.post("/v1/tenants", status_code=201, response_model=TenantOut, response_model_by_alias=True,
              summary="Create a tenant (bootstrap admin key)")
-async def create_tenant(body: TenantIn, who: Principal = Depends(require(Scope.admin)),
+async def create_tenant(body: TenantIn, who: Caller = Depends(tenant_manager),
                         context: AppContext = Depends(get_context)) -> TenantOut:
-    if who.tenant_id is not None:
+    if not isinstance(who, Operator):
         raise Forbidden("only the bootstrap admin key creates tenants")
     return _tenant_out(await context.admin.create_tenant(body.tenant_id, body.name))
 
 
 @router.get("/v1/tenants", response_model=list[TenantOut], response_model_by_alias=True,
             summary="Tenants: all of them for the bootstrap admin key, its own for a tenant's admin key")
-async def list_tenants(who: Principal = Depends(require(Scope.admin)),
+async def list_tenants(who: Caller = Depends(tenant_manager),
                        context: AppContext = Depends(get_context)) -> list[TenantOut]:
-    if who.tenant_id is None:
+    if isinstance(who, Operator):
         return [_tenant_out(t) for t in await context.admin.list_tenants()]
     return [_tenant_out(await context.admin.tenant(who.tenant_id))]
 
 
 @router.post("/v1/tenants/{tenantId}/keys", status_code=201, response_model=NewKeyOut, response_model_by_alias=True,
              summary="Mint an API key for the tenant; the key is in this answer only")
-async def mint_key(tenantId: str, body: KeyIn, who: Principal = Depends(require(Scope.admin)),  # noqa: N803
+async def mint_key(tenantId: str, body: KeyIn, who: Caller = Depends(tenant_manager),  # noqa: N803
                    context: AppContext = Depends(get_context)) -> NewKeyOut:
     _manage(who, tenantId)
     key, record = await context.admin.mint_key(tenantId, set(body.scopes), body.name)
@@ -102,7 +99,7 @@ async def mint_key(tenantId: str, body: KeyIn, who: Principal = Depends(require(
 
 @router.get("/v1/tenants/{tenantId}/keys", response_model=list[KeyOut], response_model_by_alias=True,
             summary="The tenant's keys (never the keys themselves)")
-async def list_keys(tenantId: str, who: Principal = Depends(require(Scope.admin)),  # noqa: N803
+async def list_keys(tenantId: str, who: Caller = Depends(tenant_manager),  # noqa: N803
                     context: AppContext = Depends(get_context)) -> list[KeyOut]:
     _manage(who, tenantId)
     return [_key_out(r) for r in await context.admin.list_keys(tenantId)]
@@ -110,7 +107,7 @@ async def list_keys(tenantId: str, who: Principal = Depends(require(Scope.admin)
 
 @router.delete("/v1/tenants/{tenantId}/keys/{keyId}", status_code=204, response_class=Response,
                summary="Revoke a key (other instances stop accepting it within a minute)")
-async def revoke_key(tenantId: str, keyId: str, who: Principal = Depends(require(Scope.admin)),  # noqa: N803
+async def revoke_key(tenantId: str, keyId: str, who: Caller = Depends(tenant_manager),  # noqa: N803
                      context: AppContext = Depends(get_context)) -> Response:
     _manage(who, tenantId)
     await context.admin.revoke_key(tenantId, keyId)
@@ -122,8 +119,6 @@ async def revoke_key(tenantId: str, keyId: str, who: Principal = Depends(require
 async def people_lookups(limit: int = Query(default=100, ge=1, le=1000),
                          who: Principal = Depends(require(Scope.admin)),
                          context: AppContext = Depends(get_context)) -> list[AuditOut]:
-    if who.tenant_id is None:
-        raise Forbidden("use an admin key of the tenant")
     entries = await context.people.audit(who.tenant_id, limit)
     return [AuditOut(at=e.at, key_id=e.key_id, user_id=e.user_id, outcome=e.outcome,
                      level=e.level.value if e.level else None) for e in entries]

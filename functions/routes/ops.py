@@ -3,17 +3,17 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from functions.deps import require
+from functions.deps import caller
 from shared.domain.errors import Forbidden
-from shared.domain.tenancy import Principal, Scope
+from shared.domain.tenancy import Caller, Operator
 from shared.wiring import AppContext, get_context
 
 router = APIRouter(tags=["operations"])
 
 
 @router.get("/ops/stats", summary="This instance's ingest and processing counters (admin scope)")
-async def stats(who: Principal = Depends(require(Scope.admin)), context: AppContext = Depends(get_context)) -> dict:
-    if who.tenant_id is not None:
+async def stats(who: Caller = Depends(caller), context: AppContext = Depends(get_context)) -> dict:
+    if not isinstance(who, Operator):
         raise Forbidden("instance counters are for the bootstrap admin key")
     backlog = getattr(context.publisher, "backlog", None)
     return {

@@ -33,24 +33,89 @@ class ApiKeyRecord:
     name: str = ""
 
 
+TENANT_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{2,62}$"
+_TENANT_ID = re.compile(TENANT_ID_PATTERN)
+# Building, space, team and key ids in paths and documents: no '/', '|', '#', '?', '\\', no '.' or '..', bounded.
+ID_MAX_LENGTH = 64
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$"
+_ID = re.compile(ID_PATTERN)
+KEY_SEPARATOR = "|"
+
+
+def is_tenant_id(text: str) -> bool:
+    return bool(_TENANT_ID.match(text))
+
+
+def is_id(text: str) -> bool:
+    """A building, space, team or key id: what every path id and document id must look like."""
+    return bool(_ID.match(text))
+
+
+@dataclass(frozen=True, order=True)
+class BuildingRef:
+    """One building of one tenant. Everything below the routes names a building this way, never by its id alone:
+    two tenants may both call their building `hq`."""
+
+    tenant_id: str
+    building_id: str
+
+    def __post_init__(self) -> None:
+        if not is_tenant_id(self.tenant_id):
+            raise ValueError(f"not a tenant id: {self.tenant_id[:80]!r}")
+        if not is_id(self.building_id):
+            raise ValueError(f"not a building id: {self.building_id[:80]!r}")
+
+    @property
+    def key(self) -> str:
+        """The partition key of the building's live state: `tenantId|buildingId` (docs/data-model.md)."""
+        return f"{self.tenant_id}{KEY_SEPARATOR}{self.building_id}"
+
+    @classmethod
+    def from_key(cls, key: str) -> BuildingRef:
+        tenant_id, sep, building_id = key.partition(KEY_SEPARATOR)
+        if not sep:
+            raise ValueError(f"not a building key: {key[:80]!r}")
+        return cls(tenant_id, building_id)
+
+    def __str__(self) -> str:
+        return self.key
+
+
 @dataclass(frozen=True)
 class Principal:
-    """Who a request is: one tenant, with the key's scopes. The bootstrap admin key has no tenant."""
+    """Who a request is within a tenant: a key's scopes, and the person when a user signed in. The tenant is
+    never missing: the bootstrap admin key is an `Operator`, not a Principal."""
 
-    tenant_id: str | None
+    tenant_id: str
     key_id: str
     scopes: frozenset[Scope]
+    user_id: str | None = None  # the signed-in person (bearer token); None for an API key
 
     def allows(self, scope: Scope) -> bool:
-        """A tenant's admin key may do everything in its tenant; the bootstrap admin key (no tenant) only the
-        admin operations on tenants and keys."""
-        if scope in self.scopes:
-            return True
-        return Scope.admin in self.scopes and self.tenant_id is not None
+        """A tenant's admin key may do everything in its tenant."""
+        return scope in self.scopes or Scope.admin in self.scopes
 
-    def may_manage(self, tenant_id: str) -> bool:
-        """Admin over that tenant: the bootstrap admin, or an admin key of the tenant itself."""
-        return Scope.admin in self.scopes and self.tenant_id in (None, tenant_id)
+    def building(self, building_id: str) -> BuildingRef:
+        """This tenant's building of that id."""
+        return BuildingRef(self.tenant_id, building_id)
+
+
+@dataclass(frozen=True)
+class Operator:
+    """The bootstrap admin key (ADMIN_API_KEY): creates tenants and their keys, and reads instance counters.
+    It belongs to no tenant, so it can reach no tenant's buildings or people."""
+
+    key_id: str = "bootstrap-admin"
+
+
+Caller = Principal | Operator
+
+
+def may_manage(caller: Caller, tenant_id: str) -> bool:
+    """Admin over that tenant: the operator, or an admin key of the tenant itself."""
+    if isinstance(caller, Operator):
+        return True
+    return Scope.admin in caller.scopes and caller.tenant_id == tenant_id
 
 
 def hash_key(key: str) -> str:

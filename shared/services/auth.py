@@ -7,7 +7,17 @@ import time
 
 from shared.domain.errors import Forbidden, Unauthenticated
 from shared.domain.ports import ApiKeyStore
-from shared.domain.tenancy import ApiKeyRecord, Principal, Scope, hash_key, looks_like_key, new_key, same_secret
+from shared.domain.tenancy import (
+    ApiKeyRecord,
+    Caller,
+    Operator,
+    Principal,
+    Scope,
+    hash_key,
+    looks_like_key,
+    new_key,
+    same_secret,
+)
 from shared.services.common import Clock, utc_now
 
 logger = logging.getLogger(__name__)
@@ -26,12 +36,13 @@ class AuthService:
         self._clock = clock
         self._monotonic = monotonic
 
-    async def authenticate(self, presented: str | None) -> Principal:
+    async def authenticate(self, presented: str | None) -> Caller:
+        """The tenant's Principal for a tenant key, the Operator for the bootstrap admin key."""
         if not presented:
             raise Unauthenticated("an API key is required in the x-api-key header")
         presented_hash = hash_key(presented)
         if self._admin_hash is not None and same_secret(presented_hash, self._admin_hash):
-            return Principal(tenant_id=None, key_id="bootstrap-admin", scopes=frozenset({Scope.admin}))
+            return Operator()
         if not looks_like_key(presented):
             raise Unauthenticated("the API key is not valid")
         record = await self._lookup(presented_hash)
@@ -41,9 +52,14 @@ class AuthService:
         return Principal(tenant_id=record.tenant_id, key_id=record.key_id, scopes=record.scopes)
 
     @staticmethod
-    def require(principal: Principal, scope: Scope) -> None:
-        if not principal.allows(scope):
+    def require(caller: Caller, scope: Scope) -> Principal:
+        """The caller as a tenant's principal holding `scope`; Forbidden otherwise (the operator key reaches no
+        tenant's data)."""
+        if isinstance(caller, Operator):
+            raise Forbidden("the bootstrap admin key manages tenants and keys only: use a key of the tenant")
+        if not caller.allows(scope):
             raise Forbidden(f"this key does not have the '{scope.value}' scope")
+        return caller
 
     async def mint_key(self, tenant_id: str, scopes: set[Scope], name: str = "") -> tuple[str, ApiKeyRecord]:
         """A new key for the tenant; the plain key is returned once and never stored."""
