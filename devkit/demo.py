@@ -20,6 +20,7 @@ from datetime import datetime, timedelta, timezone
 
 from devkit.emulators.launcher import LOOPBACK, EmulatorStartError, running_emulators
 from devkit.local_settings import blob_port, cosmos_port, devkit_environment, load_local_settings
+from shared.domain.tenancy import BuildingRef
 
 logger = logging.getLogger("devkit.demo")
 TENANT = "demo-tenant"
@@ -119,7 +120,7 @@ async def _demo(args: argparse.Namespace) -> int:
     server_task = asyncio.create_task(server.serve())
     tasks: list[asyncio.Task] = []
     try:
-        await context.site_models.put(TENANT, around_the_clock(day.site))
+        await context.site_models.put(BuildingRef(TENANT, day.site.building_id), around_the_clock(day.site))
         ingest_key, _ = await context.auth.mint_key(TENANT, {Scope.ingest}, "demo phones")
         read_key, _ = await context.auth.mint_key(TENANT, {Scope.read}, "demo reader")
         while not server.started:
@@ -213,7 +214,7 @@ async def _sample(day, clock: SimClock, context, stats: DemoStats) -> None:
         await clock.sleep_until(second)
         truth = day.settled(second)
         if truth:
-            devices = {d.device_id: d.space_id for d in await context.live_state.list_devices(day.site.building_id)}
+            devices = {d.device_id: d.space_id for d in await context.live_state.list_devices(BuildingRef(TENANT, day.site.building_id))}
             hits = sum(devices.get(device) == room for device, room in truth.items())
             stats.samples += len(truth)
             stats.hits += hits
@@ -221,8 +222,7 @@ async def _sample(day, clock: SimClock, context, stats: DemoStats) -> None:
 
 
 async def _snapshot(day, clock: SimClock, context) -> dict:
-    building = day.site.building_id
-    spaces = {s.space_id: s for s in await context.live_state.list_spaces(building)}
+    spaces = {s.space_id: s for s in await context.live_state.list_spaces(BuildingRef(TENANT, day.site.building_id))}
     truth = day.occupancy(clock.elapsed_s())
     floors = []
     meeting_rooms = [s for s in day.site.spaces if s.kind.value in ("conferenceroom", "huddleroom")]

@@ -34,12 +34,14 @@ def _environment() -> dict[str, str]:
 async def backfill(context, building: str, first: date, last: date, tenant: str | None = None) -> dict:
     """Run the backfill on a built context; a summary of what was written where."""
     if tenant is None:
-        owners = sorted({t for t, b in await context.site_models.list_all() if b == building})
+        owners = sorted({ref.tenant_id for ref in await context.site_models.list_all() if ref.building_id == building})
         if len(owners) != 1:
             raise ValueError(f"building '{building}' belongs to {len(owners)} tenants: name one with --tenant")
         tenant = owners[0]
     started = time.perf_counter()
-    written = await context.rollups.backfill(tenant, building, first, last)
+    from shared.domain.tenancy import BuildingRef
+
+    written = await context.rollups.backfill(BuildingRef(tenant, building), first, last)
     return {
         "tenant": tenant, "building": building, "from": first.isoformat(), "to": last.isoformat(),
         "windows": len(written), "final": sum(w.final for w in written),

@@ -8,9 +8,9 @@ from pydantic import BaseModel, Field
 
 from functions.overload import InFlightLimit
 from functions.problems import install_problem_handlers
+from functions.routes import admin, analytics, buildings, health, ingest, ops, people, teams
 from shared.domain.sightings import batch_json_schema
 from shared.domain.site import site_json_schema
-from functions.routes import admin, analytics, buildings, health, ingest, ops, people, teams
 
 API_PREFIX = "/api"
 MAX_IN_FLIGHT = 256  # per instance; beyond it requests get 503 + Retry-After at once

@@ -9,8 +9,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shared.domain.errors import ContractViolation, Forbidden, NotFound, Unauthenticated, json_path
+from shared.domain.errors import Conflict, ContractViolation, Forbidden, NotFound, Unauthenticated, json_path
 from shared.domain.ports import AlreadyExists, DependencyUnavailable, PreconditionFailed
+from shared.services.sites import SiteUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,16 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def _unavailable(request: Request, exc: DependencyUnavailable) -> JSONResponse:
         return problem(503, "Service unavailable", str(exc), type_=PROBLEM_BASE + "dependency-unavailable",
                        headers={"Retry-After": str(exc.retry_after_s)})
+
+    @app.exception_handler(Conflict)
+    async def _conflict(request: Request, exc: Conflict) -> JSONResponse:
+        return problem(409, "Conflict", str(exc), type_=PROBLEM_BASE + "conflict", **exc.details)
+
+    @app.exception_handler(SiteUnavailable)
+    async def _site_unavailable(request: Request, exc: SiteUnavailable) -> JSONResponse:
+        # Not transient: an operator must fix or re-save the building. Only this building answers so.
+        return problem(503, "Building unavailable", str(exc), type_=PROBLEM_BASE + "site-unavailable",
+                       buildingId=exc.building.building_id)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -94,7 +94,7 @@ def _assemble(settings: Settings, *, site_models: SiteModelStore, blobs: BlobSto
     return AppContext(
         settings=settings, publisher=publisher, site_models=site_models, blobs=blobs, live_state=live_state,
         api_keys=api_keys, health=HealthService({"cosmos": site_models, "blob": blobs, "eventHub": publisher}),
-        processing=processing, scheduled=scheduled, auth=auth, ingest=IngestService(publisher, clock=clock),
+        processing=processing, scheduled=scheduled, auth=auth, ingest=IngestService(publisher, sites, clock=clock),
         sites=sites, pipeline=pipeline, tenants=tenants,
         admin=AdminService(tenants, api_keys, auth, site_models, sites, clock=clock),
         queries=QueryService(sites, live_state, clock=clock), people=PeopleService(tenants, live_state, audit, clock),
@@ -122,8 +122,8 @@ async def build_context(settings: Settings, *, bootstrap: bool = True, clock: Cl
         ensure_cosmos_schema,
     )
     from shared.adapters.cosmos_directory import CosmosAuditLog, CosmosTenantDirectory
-    from shared.adapters.cosmos_teams import CosmosTeamDirectory
     from shared.adapters.cosmos_live_state import CosmosLiveStateStore
+    from shared.adapters.cosmos_teams import CosmosTeamDirectory
 
     needs_credential = not (
         settings.cosmos_connection_string

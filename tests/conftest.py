@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from devkit.emulators.launcher import cosmos_aio_client, RunningEmulator, start_azurite, start_cosmos
+from devkit.emulators.launcher import RunningEmulator, cosmos_aio_client, start_azurite, start_cosmos
 
 
 def unique_name(prefix: str) -> str:

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 
+from shared.domain.tenancy import BuildingRef
+
 TENANT = "bench-ingest"
 
 
@@ -51,8 +53,8 @@ async def _run(args: argparse.Namespace) -> dict:
     from datetime import datetime, timedelta, timezone
 
     import httpx
-    
-    from devkit.emulators.launcher import cosmos_aio_client, REPO_ROOT, free_port, running_emulators
+
+    from devkit.emulators.launcher import REPO_ROOT, cosmos_aio_client, free_port, running_emulators
     from devkit.local_settings import devkit_environment, load_local_settings
     from devkit.office import OfficeDay
     from shared.adapters.cosmos import CosmosApiKeyStore, CosmosSiteModelStore, ensure_cosmos_schema
@@ -70,7 +72,7 @@ async def _run(args: argparse.Namespace) -> dict:
         env = devkit_environment(load_local_settings(), azurite.port, cosmos.port)
         async with cosmos_aio_client(cosmos.port) as client:
             database = await ensure_cosmos_schema(client, env["COSMOS_DATABASE"])
-            await CosmosSiteModelStore(database).put(TENANT, day.site)
+            await CosmosSiteModelStore(database).put(BuildingRef(TENANT, day.site.building_id), day.site)
             key, _ = await AuthService(CosmosApiKeyStore(database)).mint_key(TENANT, {Scope.ingest}, "bench")
             devices = database.get_container_client("devices")
 

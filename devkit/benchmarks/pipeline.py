@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 
+from shared.domain.tenancy import BuildingRef
+
 TENANT = "bench-tenant"
 
 
@@ -80,7 +82,7 @@ async def _process_all(calls, site, live_state, clock):
     from shared.services.sites import SiteDirectory
 
     sites = InMemorySiteModelStore()
-    await sites.put(TENANT, site)
+    await sites.put(BuildingRef(TENANT, site.building_id), site)
     pipeline = PipelineService(SiteDirectory(sites), live_state)
     processing = EventProcessingService(InMemoryBlobStore(), "deadletter", pipeline.process, clock=clock)
     await pipeline._sites.building_for(TENANT, [site.beacons[0].id])  # build the site index before timing
@@ -92,13 +94,13 @@ async def _process_all(calls, site, live_state, clock):
     return time.perf_counter() - started, pipeline
 
 
-async def _consistency(live_state, building_id: str) -> int:
-    devices = await live_state.list_devices(building_id)
+async def _consistency(live_state, building: BuildingRef) -> int:
+    devices = await live_state.list_devices(building)
     placed: dict[str, int] = {}
     for device in devices:
         if device.space_id:
             placed[device.space_id] = placed.get(device.space_id, 0) + 1
-    spaces = {s.space_id: s.headcount for s in await live_state.list_spaces(building_id)}
+    spaces = {s.space_id: s.headcount for s in await live_state.list_spaces(building)}
     return sum(1 for space in set(placed) | set(spaces) if placed.get(space, 0) != spaces.get(space, 0))
 
 
@@ -126,7 +128,7 @@ async def _run(args: argparse.Namespace) -> dict:
     memory = InMemoryLiveStateStore()
     last_event = day.at(cutoff)
     elapsed, pipeline = await _process_all(calls, day.site, memory, clock=lambda: last_event)
-    building = day.site.building_id
+    building = BuildingRef(TENANT, day.site.building_id)
     wrong = await _consistency(memory, building)
     truth = day.occupancy(cutoff)
     stored = {s.space_id: s.headcount for s in await memory.list_spaces(building)}
@@ -160,7 +162,6 @@ async def _run(args: argparse.Namespace) -> dict:
 async def _cosmos_run(day, bodies) -> dict:
     import time
 
-    
     from devkit.emulators.launcher import cosmos_aio_client, start_cosmos
     from shared.adapters.cosmos import ensure_cosmos_schema
     from shared.adapters.cosmos_live_state import CosmosLiveStateStore

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 
+from shared.domain.tenancy import BuildingRef
+
 TENANT = "bench-tenant"
 KINDS = (("office", 600, 1, 4), ("conferenceroom", 120, 6, 14), ("huddleroom", 100, 2, 4), ("phoneroom", 120, 1, 1),
          ("kitchen", 60, 10, 24))
@@ -100,15 +102,15 @@ class BenchVisits:
         self._visits = sorted(visits, key=lambda v: v.end)
         self._ends = [v.end for v in self._visits]
 
-    async def list_visits(self, building_id, ended_from, ended_before):
+    async def list_visits(self, building, ended_from, ended_before):
         lo = self._bisect.bisect_left(self._ends, ended_from)
         hi = self._bisect.bisect_left(self._ends, ended_before)
         return self._visits[lo:hi]
 
-    async def list_spaces(self, building_id):
+    async def list_spaces(self, building):
         return []
 
-    async def list_devices(self, building_id):
+    async def list_devices(self, building):
         return []
 
 
@@ -130,7 +132,7 @@ async def _run(args: argparse.Namespace) -> dict:
                for d in range(days)]
     visits = [v for day_visits in per_day for v in day_visits]
     sites = InMemorySiteModelStore()
-    await sites.put(TENANT, site)
+    await sites.put(BuildingRef(TENANT, site.building_id), site)
     teams = InMemoryTeamDirectory()
     members: dict[int, list[str]] = {}
     for p in range(args.people):

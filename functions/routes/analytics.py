@@ -72,7 +72,7 @@ async def get_analytics(
     who: Principal = Depends(require(Scope.read)),
     context: AppContext = Depends(get_context),
 ) -> Response:
-    versioned = await context.site_models.get(who.tenant_id, building_id) if who.tenant_id else None
+    versioned = await context.site_models.get(who.building(building_id))
     if versioned is None:
         raise NotFound(f"no building '{building_id}'")
     site = versioned.site

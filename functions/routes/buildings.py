@@ -139,7 +139,7 @@ async def put_building(buildingId: str, request: Request,  # noqa: N803
                        who: Principal = Depends(require(Scope.admin)),
                        context: AppContext = Depends(get_context)) -> Response:
     data = await read_json_body(request, max_uncompressed=MAX_SITE_BYTES)
-    saved = await context.admin.put_site(who.tenant_id, buildingId, data, if_match, if_none_match)
+    saved = await context.admin.put_site(who.building(buildingId), data, if_match, if_none_match)
     return JSONResponse(saved.site.model_dump(mode="json", by_alias=True), status_code=201 if saved.created else 200,
                         headers={"ETag": saved.etag})
 
@@ -150,7 +150,7 @@ async def get_building(buildingId: str,  # noqa: N803
                        if_none_match: str | None = Header(default=None, alias="If-None-Match"),
                        who: Principal = Depends(require(Scope.read)),
                        context: AppContext = Depends(get_context)) -> Response:
-    found = await context.admin.get_site(who.tenant_id, buildingId)
+    found = await context.admin.get_site(who.building(buildingId))
     if if_none_match is not None and if_none_match == found.etag:
         return Response(status_code=304, headers={"ETag": found.etag})
     return JSONResponse(found.site.model_dump(mode="json", by_alias=True), headers={"ETag": found.etag})
@@ -169,7 +169,7 @@ async def list_spaces(buildingId: str,  # noqa: N803
                                                              max_length=512),
                       who: Principal = Depends(require(Scope.read)),
                       context: AppContext = Depends(get_context)) -> SpacePage:
-    page = await context.queries.spaces(who.tenant_id, buildingId, floor=floor, kind=kind, status=status,
+    page = await context.queries.spaces(who.building(buildingId), floor=floor, kind=kind, status=status,
                                         min_capacity=min_capacity, amenity=amenity, limit=limit,
                                         continuation=continuation_token)
     return SpacePage(items=[_space_out(v) for v in page.items], continuation_token=page.continuation)
@@ -179,15 +179,15 @@ async def list_spaces(buildingId: str,  # noqa: N803
 async def get_space(buildingId: str, spaceId: str,  # noqa: N803
                     who: Principal = Depends(require(Scope.read)),
                     context: AppContext = Depends(get_context)) -> SpaceOut:
-    return _space_out(await context.queries.space(who.tenant_id, buildingId, spaceId))
+    return _space_out(await context.queries.space(who.building(buildingId), spaceId))
 
 
 @router.get("/{buildingId}/occupancy", response_model=Occupancy, response_model_by_alias=True,
             summary="Headcount per floor and for the building, now")
 async def occupancy(buildingId: str, who: Principal = Depends(require(Scope.read)),  # noqa: N803
                     context: AppContext = Depends(get_context)) -> Occupancy:
-    building = await context.queries.building(who.tenant_id, buildingId)
-    as_of, per_floor = await context.queries.occupancy(who.tenant_id, buildingId)
+    building = await context.queries.building(who.building(buildingId))
+    as_of, per_floor = await context.queries.occupancy(who.building(buildingId))
     names = {f.id: f.name or f.id for f in building.site.floors}
     return Occupancy(building_id=buildingId, as_of=as_of, headcount=sum(per_floor.values()),
                      floors=[FloorCount(floor=f, name=names[f], headcount=n) for f, n in per_floor.items()])
@@ -204,7 +204,7 @@ async def free_rooms(buildingId: str, near: str = NEAR,  # noqa: N803
                      limit: int = Query(default=10, ge=1, le=100),
                      who: Principal = Depends(require(Scope.read)),
                      context: AppContext = Depends(get_context)) -> list[NearbySpace]:
-    rooms = await context.queries.free_rooms(who.tenant_id, buildingId, near, min_capacity=min_capacity,
+    rooms = await context.queries.free_rooms(who.building(buildingId), near, min_capacity=min_capacity,
                                              amenity=amenity, kinds=kind, limit=limit, accessible=accessible)
     return [_nearby_out(n) for n in rooms]
 
@@ -218,7 +218,7 @@ async def route(buildingId: str,  # noqa: N803
                 accessible: bool = Query(default=False, description="avoid stairs"),
                 who: Principal = Depends(require(Scope.read)),
                 context: AppContext = Depends(get_context)) -> RouteOut:
-    found = await context.queries.route(who.tenant_id, buildingId, from_, to, accessible)
+    found = await context.queries.route(who.building(buildingId), from_, to, accessible)
     return RouteOut(distance_m=round(found.distance_m, 1), eta_s=round(found.eta_s), accessible=accessible,
                     legs=[Leg(floor=leg.floor, distance_m=round(leg.distance_m, 1),
                               polyline=[(round(x, 2), round(y, 2)) for x, y in leg.polyline]) for leg in found.legs],
@@ -235,7 +235,7 @@ async def amenities(buildingId: str,  # noqa: N803
                     limit: int = Query(default=10, ge=1, le=100),
                     who: Principal = Depends(require(Scope.read)),
                     context: AppContext = Depends(get_context)) -> list[NearbySpace]:
-    found = await context.queries.amenities(who.tenant_id, buildingId, kind, near, limit=limit,
+    found = await context.queries.amenities(who.building(buildingId), kind, near, limit=limit,
                                             accessible=accessible)
     return [_nearby_out(n) for n in found]
 
@@ -244,7 +244,7 @@ async def amenities(buildingId: str,  # noqa: N803
             summary="Beacon fleet health: last heard, battery, solar, silent for more than 24 hours")
 async def beacon_health(buildingId: str, who: Principal = Depends(require(Scope.read)),  # noqa: N803
                         context: AppContext = Depends(get_context)) -> BeaconHealthOut:
-    beacons = await context.queries.beacon_health(who.tenant_id, buildingId)
+    beacons = await context.queries.beacon_health(who.building(buildingId))
     out = [BeaconOut(beacon_id=b.beacon_id, floor=b.floor, x=b.x, y=b.y, last_heard=b.last_heard,
                      battery_mv=b.battery_mv, solar_lux=b.solar_lux, temperature_c=b.temperature_c, silent=b.silent)
            for b in beacons]

@@ -5,9 +5,9 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from functions.bodies import read_json_body
+from functions.deps import require
 from functions.problems import PROBLEM_JSON
 from shared.domain.tenancy import Principal, Scope
-from functions.deps import require
 from shared.wiring import AppContext, get_context
 
 router = APIRouter(tags=["ingest"])

@@ -10,11 +10,15 @@ from urllib.parse import urlparse
 from azure.core.exceptions import AzureError, ServiceRequestError, ServiceResponseError
 from azure.cosmos import PartitionKey
 from azure.cosmos.aio import CosmosClient, DatabaseProxy
-from azure.cosmos.exceptions import CosmosAccessConditionFailedError, CosmosHttpResponseError, CosmosResourceNotFoundError
+from azure.cosmos.exceptions import (
+    CosmosAccessConditionFailedError,
+    CosmosHttpResponseError,
+    CosmosResourceNotFoundError,
+)
 
 from shared.domain.ports import DependencyUnavailable, PreconditionFailed, VersionedSite
 from shared.domain.site import SiteModel
-from shared.domain.tenancy import ApiKeyRecord, Scope
+from shared.domain.tenancy import ApiKeyRecord, BuildingRef, Scope
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -41,6 +45,9 @@ class ContainerSpec:
 
 AUDIT_RETENTION_S = 365 * 86400
 
+# Live-state containers by role; the names carry a version because the partition key changed (data-model.md).
+DEVICES, SPACES, VISITS, BEACONS = "devices-v2", "spaces-v2", "visits-v2", "beacons-v2"
+
 # The containers the app needs. Bicep (infra/bicep) declares the same set; a test holds the two together.
 # Every container excludes all paths from the index except the ones a query filters or sorts on: writes cost
 # ~5.5 RU instead of ~19 RU for a 1 KB document (docs/data-model.md).
@@ -49,13 +56,16 @@ COSMOS_CONTAINERS: tuple[ContainerSpec, ...] = (
     ContainerSpec("apikeys", "/id", ("/tenantId/?",),
                   description="API keys by SHA-256 of the key (id = partition key: one 1 RU point read a lookup)"),
     ContainerSpec("buildings", "/tenantId", ("/tenantId/?",), description="site models, versioned by ETag"),
-    ContainerSpec("devices", "/buildingId", ("/buildingId/?", "/lastSeen/?", "/spaceId/?", "/userId/?"),
+    # Live state: partitioned by the synthetic key `tenantId|buildingId` (docs/data-model.md: why not hierarchical
+    # keys, and the migration from the `/buildingId` containers of before, which Cosmos cannot re-key in place).
+    ContainerSpec("devices-v2", "/buildingKey", ("/buildingKey/?", "/tenantId/?", "/lastSeen/?", "/spaceId/?",
+                                                 "/leavingSpaceId/?", "/userId/?"),
                   description="each phone's position, floor, space and filter state"),
-    ContainerSpec("spaces", "/buildingId", ("/buildingId/?", "/status/?", "/floor/?", "/kind/?"),
+    ContainerSpec("spaces-v2", "/buildingKey", ("/buildingKey/?", "/tenantId/?", "/status/?"),
                   description="each space's live state: status, headcount, since"),
-    ContainerSpec("visits", "/buildingId", ("/buildingId/?", "/end/?", "/start/?"),
+    ContainerSpec("visits-v2", "/buildingKey", ("/buildingKey/?", "/tenantId/?", "/end/?", "/start/?"),
                   description="closed visits (device, space, start, end) for the analytics rollups"),
-    ContainerSpec("beacons", "/buildingId", ("/buildingId/?", "/lastHeard/?"),
+    ContainerSpec("beacons-v2", "/buildingKey", ("/buildingKey/?", "/tenantId/?", "/lastHeard/?"),
                   description="beacon fleet health from the SDK's telemetry"),
     ContainerSpec("audit", "/tenantId", ("/tenantId/?", "/at/?"), default_ttl_s=AUDIT_RETENTION_S,
                   description="people-finder lookups, for the tenant's admins; kept a year"),
@@ -130,19 +140,21 @@ class CosmosSiteModelStore:
         self._database = database
         self._container = database.get_container_client(container_name)
 
-    async def get(self, tenant_id: str, building_id: str) -> VersionedSite | None:
+    async def get(self, building: BuildingRef) -> VersionedSite | None:
         try:
-            item = await self._container.read_item(building_id, partition_key=tenant_id)
+            item = await self._container.read_item(building.building_id, partition_key=building.tenant_id)
         except CosmosResourceNotFoundError:
             return None
         except (ServiceRequestError, ServiceResponseError) as exc:
             raise unavailable(exc) from exc
         return VersionedSite(SiteModel.model_validate(item["site"]), item["_etag"])
 
-    async def put(self, tenant_id: str, site: SiteModel, if_match: str | None = None) -> str:
+    async def put(self, building: BuildingRef, site: SiteModel, if_match: str | None = None) -> str:
+        if site.building_id != building.building_id:
+            raise ValueError(f"site {site.building_id} saved as building {building.building_id}")
         document = {
             "id": site.building_id,
-            "tenantId": tenant_id,
+            "tenantId": building.tenant_id,
             "site": site.model_dump(mode="json", by_alias=True),
         }
         try:
@@ -164,17 +176,20 @@ class CosmosSiteModelStore:
             raise unavailable(exc) from exc
         return result["_etag"]
 
-    async def list_building_ids(self, tenant_id: str) -> list[str]:
+    async def list_buildings(self, tenant_id: str) -> list[BuildingRef]:
         query = "SELECT c.id FROM c WHERE c.tenantId = @tenantId"
-        items = self._container.query_items(query, parameters=[{"name": "@tenantId", "value": tenant_id}],
-                                            partition_key=tenant_id)
-        return sorted([item["id"] async for item in items])
+        try:
+            items = self._container.query_items(query, parameters=[{"name": "@tenantId", "value": tenant_id}],
+                                                partition_key=tenant_id)
+            return sorted([BuildingRef(tenant_id, item["id"]) async for item in items])
+        except (ServiceRequestError, ServiceResponseError) as exc:
+            raise unavailable(exc) from exc
 
-    async def list_all(self) -> list[tuple[str, str]]:
+    async def list_all(self) -> list[BuildingRef]:
         # Cross-partition on purpose (the analytics timers, once an hour); sorted here: no ORDER BY needed.
         try:
             items = self._container.query_items("SELECT c.tenantId, c.id FROM c")
-            return sorted([(item["tenantId"], item["id"]) async for item in items])
+            return sorted([BuildingRef(item["tenantId"], item["id"]) async for item in items])
         except (ServiceRequestError, ServiceResponseError) as exc:
             raise unavailable(exc) from exc
 

@@ -22,9 +22,14 @@ def parse_time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
 
 
+# Live-state documents are partitioned by this synthetic key, `tenantId|buildingId` (docs/data-model.md).
+PARTITION_KEY_FIELD = "buildingKey"
+
+
 def device_to_doc(d: DeviceState) -> dict[str, Any]:
     return {
-        "id": d.device_id, "buildingId": d.building_id, "tenantId": d.tenant_id, "lastSeen": iso(d.last_seen),
+        "id": d.device_id, PARTITION_KEY_FIELD: d.building.key, "buildingId": d.building_id, "tenantId": d.tenant_id,
+        "lastSeen": iso(d.last_seen),
         "tracking": d.tracking, "x": d.x, "y": d.y, "floor": d.floor, "uncertaintyM": d.uncertainty_m,
         "spaceId": d.space_id, "spaceSince": iso(d.space_since), "spaceConfidence": d.space_confidence,
         "userId": d.user_id, "model": d.model, "recentBatches": list(d.recent_batches),
@@ -46,18 +51,21 @@ def device_from_doc(doc: dict[str, Any]) -> DeviceState:
 
 def space_to_doc(s: SpaceState) -> dict[str, Any]:
     # headcount and status are stored as well as derived: queries filter on them (free rooms, occupancy).
-    return {"id": s.space_id, "buildingId": s.building_id, "occupants": s.occupants, "headcount": s.headcount,
-            "status": s.status, "since": iso(s.since), "lastChange": iso(s.last_change)}
+    return {"id": s.space_id, PARTITION_KEY_FIELD: s.building.key, "buildingId": s.building_id,
+            "tenantId": s.tenant_id, "occupants": s.occupants, "headcount": s.headcount, "status": s.status,
+            "since": iso(s.since), "lastChange": iso(s.last_change)}
 
 
 def space_from_doc(doc: dict[str, Any]) -> SpaceState:
-    return SpaceState(building_id=doc["buildingId"], space_id=doc["id"], occupants=dict(doc.get("occupants") or {}),
+    return SpaceState(tenant_id=doc["tenantId"], building_id=doc["buildingId"], space_id=doc["id"],
+                      occupants=dict(doc.get("occupants") or {}),
                       since=parse_time(doc.get("since")), last_change=parse_time(doc.get("lastChange")),
                       etag=doc.get("_etag"))
 
 
 def visit_to_doc(v: Visit) -> dict[str, Any]:
-    return {"id": v.id, "tenantId": v.tenant_id, "buildingId": v.building_id, "spaceId": v.space_id,
+    return {"id": v.id, PARTITION_KEY_FIELD: v.building.key, "tenantId": v.tenant_id, "buildingId": v.building_id,
+            "spaceId": v.space_id,
             "deviceId": v.device_id, "start": iso(v.start), "end": iso(v.end), "durationS": round(v.duration_s, 3),
             "userId": v.user_id}
 
@@ -69,7 +77,8 @@ def visit_from_doc(doc: dict[str, Any]) -> Visit:
 
 
 def beacon_to_doc(b: BeaconHealth) -> dict[str, Any]:
-    return {"id": b.beacon_id, "buildingId": b.building_id, "tenantId": b.tenant_id, "lastHeard": iso(b.last_heard),
+    return {"id": b.beacon_id, PARTITION_KEY_FIELD: b.building.key, "buildingId": b.building_id,
+            "tenantId": b.tenant_id, "lastHeard": iso(b.last_heard),
             "batteryMv": b.battery_mv, "solarLux": b.solar_lux, "temperatureC": b.temperature_c,
             "telemetryAt": iso(b.telemetry_at)}
 

@@ -10,36 +10,37 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from shared.adapters import documents
-
 from shared.domain.people import AuditEntry, Sharing, Tenant
 from shared.domain.ports import AlreadyExists, OutboundEvent, PreconditionFailed, VersionedSite
 from shared.domain.presence import BeaconHealth, DeviceState, SpaceState, Visit
 from shared.domain.site import SiteModel
 from shared.domain.teams import Team
-from shared.domain.tenancy import ApiKeyRecord
+from shared.domain.tenancy import ApiKeyRecord, BuildingRef
 
 
 class InMemorySiteModelStore:
     def __init__(self) -> None:
-        self._items: dict[tuple[str, str], VersionedSite] = {}
+        self._items: dict[BuildingRef, VersionedSite] = {}
         self._lock = asyncio.Lock()
 
-    async def get(self, tenant_id: str, building_id: str) -> VersionedSite | None:
-        return self._items.get((tenant_id, building_id))
+    async def get(self, building: BuildingRef) -> VersionedSite | None:
+        return self._items.get(building)
 
-    async def put(self, tenant_id: str, site: SiteModel, if_match: str | None = None) -> str:
+    async def put(self, building: BuildingRef, site: SiteModel, if_match: str | None = None) -> str:
+        if site.building_id != building.building_id:
+            raise ValueError(f"site {site.building_id} saved as building {building.building_id}")
         async with self._lock:
-            current = self._items.get((tenant_id, site.building_id))
+            current = self._items.get(building)
             if if_match is not None and (current is None or current.etag != if_match):
                 raise PreconditionFailed(f"building '{site.building_id}' is not at version {if_match}")
             etag = f'"{uuid.uuid4()}"'
-            self._items[(tenant_id, site.building_id)] = VersionedSite(site, etag)
+            self._items[building] = VersionedSite(site, etag)
             return etag
 
-    async def list_building_ids(self, tenant_id: str) -> list[str]:
-        return sorted(building for tenant, building in self._items if tenant == tenant_id)
+    async def list_buildings(self, tenant_id: str) -> list[BuildingRef]:
+        return sorted(ref for ref in self._items if ref.tenant_id == tenant_id)
 
-    async def list_all(self) -> list[tuple[str, str]]:
+    async def list_all(self) -> list[BuildingRef]:
         return sorted(self._items)
 
     async def check(self) -> None:
@@ -144,40 +145,43 @@ class InMemoryLiveStateStore:
         self.meter.write(container, len(json.dumps(doc, separators=(",", ":"))))
         return copy.deepcopy(stored)
 
-    async def get_device(self, building_id: str, device_id: str) -> DeviceState | None:
-        doc = self._get("devices", building_id, device_id)
+    def _partition(self, container: str, building: BuildingRef) -> list[dict]:
+        return [d for (p, _), d in self._docs[container].items() if p == building.key]
+
+    async def get_device(self, building: BuildingRef, device_id: str) -> DeviceState | None:
+        doc = self._get("devices", building.key, device_id)
         return documents.device_from_doc(doc) if doc else None
 
     async def save_device(self, device: DeviceState) -> DeviceState:
         return documents.device_from_doc(
-            self._save("devices", device.building_id, documents.device_to_doc(device), device.etag))
+            self._save("devices", device.building.key, documents.device_to_doc(device), device.etag))
 
-    async def list_devices(self, building_id: str) -> list[DeviceState]:
-        docs = [d for (p, _), d in self._docs["devices"].items() if p == building_id]
+    async def list_devices(self, building: BuildingRef) -> list[DeviceState]:
+        docs = self._partition("devices", building)
         return sorted((documents.device_from_doc(copy.deepcopy(d)) for d in docs), key=lambda d: d.device_id)
 
     async def find_devices_of_user(self, tenant_id: str, user_id: str) -> list[DeviceState]:
         docs = [d for d in self._docs["devices"].values() if d.get("userId") == user_id and d["tenantId"] == tenant_id]
         return [documents.device_from_doc(copy.deepcopy(d)) for d in docs]
 
-    async def get_space(self, building_id: str, space_id: str) -> SpaceState | None:
-        doc = self._get("spaces", building_id, space_id)
+    async def get_space(self, building: BuildingRef, space_id: str) -> SpaceState | None:
+        doc = self._get("spaces", building.key, space_id)
         return documents.space_from_doc(doc) if doc else None
 
     async def save_space(self, space: SpaceState) -> SpaceState:
         return documents.space_from_doc(
-            self._save("spaces", space.building_id, documents.space_to_doc(space), space.etag))
+            self._save("spaces", space.building.key, documents.space_to_doc(space), space.etag))
 
-    async def list_spaces(self, building_id: str) -> list[SpaceState]:
-        docs = [d for (p, _), d in self._docs["spaces"].items() if p == building_id]
+    async def list_spaces(self, building: BuildingRef) -> list[SpaceState]:
+        docs = self._partition("spaces", building)
         return sorted((documents.space_from_doc(d) for d in docs), key=lambda s: s.space_id)
 
     async def save_visit(self, visit: Visit) -> None:
-        self._save("visits", visit.building_id, documents.visit_to_doc(visit), None, upsert=True)
+        self._save("visits", visit.building.key, documents.visit_to_doc(visit), None, upsert=True)
 
-    async def list_visits(self, building_id: str, ended_from: datetime, ended_before: datetime) -> list[Visit]:
+    async def list_visits(self, building: BuildingRef, ended_from: datetime, ended_before: datetime) -> list[Visit]:
         low, high = documents.iso(ended_from), documents.iso(ended_before)
-        docs = [d for (p, _), d in self._docs["visits"].items() if p == building_id and low <= d["end"] < high]
+        docs = [d for d in self._partition("visits", building) if low <= d["end"] < high]
         return sorted((documents.visit_from_doc(d) for d in docs), key=lambda v: (v.end, v.id))
 
     async def list_silent_devices(self, seen_before: datetime, limit: int = 1000) -> list[DeviceState]:
@@ -188,10 +192,10 @@ class InMemoryLiveStateStore:
         return [documents.device_from_doc(copy.deepcopy(d)) for d in docs[:limit]]
 
     async def save_beacon_health(self, health: BeaconHealth) -> None:
-        self._save("beacons", health.building_id, documents.beacon_to_doc(health), None, upsert=True)
+        self._save("beacons", health.building.key, documents.beacon_to_doc(health), None, upsert=True)
 
-    async def list_beacon_health(self, building_id: str) -> list[BeaconHealth]:
-        docs = [d for (p, _), d in self._docs["beacons"].items() if p == building_id]
+    async def list_beacon_health(self, building: BuildingRef) -> list[BeaconHealth]:
+        docs = self._partition("beacons", building)
         return sorted((documents.beacon_from_doc(d) for d in docs), key=lambda b: b.beacon_id)
 
 

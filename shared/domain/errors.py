@@ -85,3 +85,11 @@ class Forbidden(DomainError):
 
 class NotFound(DomainError):
     """Nothing there for this caller: also what another tenant's resource looks like (404)."""
+
+
+class Conflict(DomainError):
+    """The request clashes with what is stored (409); `details` are extra problem fields naming what clashes."""
+
+    def __init__(self, message: str, **details: Any) -> None:
+        self.details = details
+        super().__init__(message)

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from shared.domain.errors import ContractViolation, FieldError
 from shared.domain.sightings import ParsedBatch, SightingsBatch, parse_sightings_batch
+from shared.domain.tenancy import is_tenant_id
 
 INGEST_EVENT_SCHEMA = "ingest/v1"
 
@@ -41,8 +42,8 @@ def decode_ingest_event(body: bytes) -> IngestEvent:
         raise ContractViolation([FieldError("schema", f"expected an {INGEST_EVENT_SCHEMA} event")])
     errors = []
     tenant_id = data.get("tenantId")
-    if not isinstance(tenant_id, str) or not tenant_id:
-        errors.append(FieldError("tenantId", "missing"))
+    if not isinstance(tenant_id, str) or not is_tenant_id(tenant_id):
+        errors.append(FieldError("tenantId", "missing or not a tenant id"))
     try:
         received_at = datetime.fromisoformat(str(data.get("receivedAt")))
         if received_at.tzinfo is None:

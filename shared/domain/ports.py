@@ -15,7 +15,7 @@ from shared.domain.people import AuditEntry, Sharing, Tenant
 from shared.domain.presence import BeaconHealth, DeviceState, SpaceState, Visit
 from shared.domain.site import SiteModel
 from shared.domain.teams import Team
-from shared.domain.tenancy import ApiKeyRecord
+from shared.domain.tenancy import ApiKeyRecord, BuildingRef
 
 
 class PreconditionFailed(DomainError):
@@ -74,15 +74,17 @@ class VersionedSite:
 class SiteModelStore(Protocol):
     """Site models per tenant, versioned by ETag for optimistic concurrency."""
 
-    async def get(self, tenant_id: str, building_id: str) -> VersionedSite | None: ...
+    async def get(self, building: BuildingRef) -> VersionedSite | None: ...
 
-    async def put(self, tenant_id: str, site: SiteModel, if_match: str | None = None) -> str:
-        """Create or replace; with `if_match`, only over that version (else PreconditionFailed). Returns the new ETag."""
+    async def put(self, building: BuildingRef, site: SiteModel, if_match: str | None = None) -> str:
+        """Create or replace; with `if_match`, only over that version (else PreconditionFailed). Returns the new ETag.
+        `site.building_id` must be `building.building_id`."""
 
-    async def list_building_ids(self, tenant_id: str) -> list[str]: ...
+    async def list_buildings(self, tenant_id: str) -> list[BuildingRef]:
+        """The tenant's buildings, sorted."""
 
-    async def list_all(self) -> list[tuple[str, str]]:
-        """(tenant id, building id) of every building of every tenant, sorted (the analytics timers)."""
+    async def list_all(self) -> list[BuildingRef]:
+        """Every building of every tenant, sorted (the analytics timers)."""
 
     async def check(self) -> None: ...
 
@@ -127,39 +129,40 @@ class ApiKeyStore(Protocol):
 
 
 class LiveStateStore(Protocol):
-    """Devices, spaces, visits and beacon health of the buildings, partitioned by building.
+    """Devices, spaces, visits and beacon health of the buildings, partitioned by building of a tenant: every read
+    names a BuildingRef, and nothing of one tenant's building is ever visible through another's.
 
     `save_*` with an object whose `etag` is set writes only over that version (else PreconditionFailed); with
     `etag` None it creates (PreconditionFailed when the document already exists). Both return the saved object
     with its new etag.
     """
 
-    async def get_device(self, building_id: str, device_id: str) -> DeviceState | None: ...
+    async def get_device(self, building: BuildingRef, device_id: str) -> DeviceState | None: ...
 
     async def save_device(self, device: DeviceState) -> DeviceState: ...
 
-    async def list_devices(self, building_id: str) -> list[DeviceState]: ...
+    async def list_devices(self, building: BuildingRef) -> list[DeviceState]: ...
 
     async def find_devices_of_user(self, tenant_id: str, user_id: str) -> list[DeviceState]:
         """The devices (in any building of the tenant) last reported with this opted-in user id."""
 
-    async def get_space(self, building_id: str, space_id: str) -> SpaceState | None: ...
+    async def get_space(self, building: BuildingRef, space_id: str) -> SpaceState | None: ...
 
     async def save_space(self, space: SpaceState) -> SpaceState: ...
 
-    async def list_spaces(self, building_id: str) -> list[SpaceState]: ...
+    async def list_spaces(self, building: BuildingRef) -> list[SpaceState]: ...
 
     async def save_visit(self, visit: Visit) -> None:
         """Upsert by the visit's deterministic id."""
 
-    async def list_visits(self, building_id: str, ended_from: datetime, ended_before: datetime) -> list[Visit]: ...
+    async def list_visits(self, building: BuildingRef, ended_from: datetime, ended_before: datetime) -> list[Visit]: ...
 
     async def list_silent_devices(self, seen_before: datetime, limit: int = 1000) -> list[DeviceState]:
         """Devices (of every building) last seen before the cutoff that are still in a space or mid-leave."""
 
     async def save_beacon_health(self, health: BeaconHealth) -> None: ...
 
-    async def list_beacon_health(self, building_id: str) -> list[BeaconHealth]: ...
+    async def list_beacon_health(self, building: BuildingRef) -> list[BeaconHealth]: ...
 
 
 class AlreadyExists(DomainError):

@@ -11,12 +11,14 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
+from shared.domain.tenancy import BuildingRef
+
 RECENT_BATCHES_KEPT = 16
 
 
 @dataclass(frozen=True)
 class DeviceState:
-    """What the pipeline keeps per device and building (document `devices/<deviceId>`, partition buildingId)."""
+    """What the pipeline keeps per device and building (document id deviceId, partition `tenantId|buildingId`)."""
 
     tenant_id: str
     building_id: str
@@ -37,6 +39,10 @@ class DeviceState:
     leaving_since: datetime | None = None
     etag: str | None = None
 
+    @property
+    def building(self) -> BuildingRef:
+        return BuildingRef(self.tenant_id, self.building_id)
+
     def has_seen(self, batch_id: str) -> bool:
         return batch_id in self.recent_batches
 
@@ -49,7 +55,7 @@ class DeviceState:
 class OccupancyChange:
     """Put a device into a space or take it out, as of `at`."""
 
-    building_id: str
+    building: BuildingRef
     space_id: str
     device_id: str
     kind: Literal["enter", "leave"]
@@ -69,9 +75,13 @@ class Visit:
     user_id: str | None = None
 
     @property
+    def building(self) -> BuildingRef:
+        return BuildingRef(self.tenant_id, self.building_id)
+
+    @property
     def id(self) -> str:
         """Deterministic, so writing the same visit again (redelivery, retry) replaces it instead of adding one."""
-        key = f"{self.building_id}|{self.device_id}|{self.space_id}|{self.start.isoformat()}"
+        key = f"{self.tenant_id}|{self.building_id}|{self.device_id}|{self.space_id}|{self.start.isoformat()}"
         return hashlib.sha256(key.encode()).hexdigest()[:32]
 
     @property
@@ -81,14 +91,23 @@ class Visit:
 
 @dataclass(frozen=True)
 class SpaceState:
-    """A space's live state (document `spaces/<spaceId>`, partition buildingId)."""
+    """A space's live state (document id spaceId, partition `tenantId|buildingId`)."""
 
+    tenant_id: str
     building_id: str
     space_id: str
     occupants: dict[str, str] = field(default_factory=dict)  # device id -> since (RFC 3339)
     since: datetime | None = None  # when the status last changed
     last_change: datetime | None = None
     etag: str | None = None
+
+    @classmethod
+    def empty(cls, building: BuildingRef, space_id: str) -> SpaceState:
+        return cls(building.tenant_id, building.building_id, space_id)
+
+    @property
+    def building(self) -> BuildingRef:
+        return BuildingRef(self.tenant_id, self.building_id)
 
     @property
     def headcount(self) -> int:
@@ -131,12 +150,12 @@ def transition(before: DeviceState | None, after: DeviceState, at: datetime) -> 
     changes: list[OccupancyChange] = []
     visit = None
     if old_space is not None and before is not None:
-        changes.append(OccupancyChange(after.building_id, old_space, after.device_id, "leave", at))
+        changes.append(OccupancyChange(after.building, old_space, after.device_id, "leave", at))
         if before.space_since is not None and at > before.space_since:
             visit = Visit(after.tenant_id, after.building_id, old_space, after.device_id, before.space_since, at,
                           before.user_id)
     if after.space_id is not None:
-        changes.append(OccupancyChange(after.building_id, after.space_id, after.device_id, "enter", at))
+        changes.append(OccupancyChange(after.building, after.space_id, after.device_id, "enter", at))
     return Transition(tuple(changes), visit)
 
 
@@ -152,6 +171,10 @@ class BeaconHealth:
     solar_lux: float | None = None
     temperature_c: float | None = None
     telemetry_at: datetime | None = None
+
+    @property
+    def building(self) -> BuildingRef:
+        return BuildingRef(self.tenant_id, self.building_id)
 
     def merged(self, newer: BeaconHealth) -> BeaconHealth:
         """Keep the latest of each signal: readings can arrive out of order from different phones."""

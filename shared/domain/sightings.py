@@ -7,6 +7,7 @@ own, so one stale or out-of-range reading is dropped and counted while the good 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Container
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
@@ -112,11 +113,15 @@ _SIGHTING = TypeAdapter(Sighting)
 _TELEMETRY = TypeAdapter(BeaconTelemetry)
 
 
-def parse_sightings_batch(data: object, now: datetime) -> ParsedBatch:
+UNKNOWN_BEACON = "unknown beacon: not placed in any building of this tenant"
+
+
+def parse_sightings_batch(data: object, now: datetime, known_beacons: Container[str] | None = None) -> ParsedBatch:
     """Validate a decoded JSON batch against `sightings/v1` as of `now` (timezone-aware).
 
     Raises ContractViolation naming every bad envelope field. Bad, stale (older than 24 h), future (more than
-    5 min ahead of `now`) and duplicate readings are dropped into `rejected`; the rest are kept in order.
+    5 min ahead of `now`) and duplicate readings are dropped into `rejected`; the rest are kept in order. With
+    `known_beacons`, readings of other beacons (a neighbour's, one not placed yet) are dropped too.
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
@@ -131,8 +136,8 @@ def parse_sightings_batch(data: object, now: datetime) -> ParsedBatch:
         raise ContractViolation([FieldError("sentAt", errors)], title="The sightings batch is invalid")
 
     rejected: list[RejectedReading] = []
-    sightings = _keep_valid(_SIGHTING, "sightings", envelope.sightings, now, rejected)
-    telemetry = _keep_valid(_TELEMETRY, "beaconTelemetry", envelope.beacon_telemetry, now, rejected)
+    sightings = _keep_valid(_SIGHTING, "sightings", envelope.sightings, now, rejected, known_beacons)
+    telemetry = _keep_valid(_TELEMETRY, "beaconTelemetry", envelope.beacon_telemetry, now, rejected, known_beacons)
 
     batch = SightingsBatch.model_construct(
         **{name: getattr(envelope, name) for name in SightingsBatch.model_fields if name not in ("sightings", "beacon_telemetry")},
@@ -143,7 +148,7 @@ def parse_sightings_batch(data: object, now: datetime) -> ParsedBatch:
 
 
 def _keep_valid(adapter: TypeAdapter, field_name: str, raws: list[Any], now: datetime,
-                rejected: list[RejectedReading]) -> list[Any]:
+                rejected: list[RejectedReading], known_beacons: Container[str] | None = None) -> list[Any]:
     """The readings that pass on their own, in order; the others (and repeats of a beacon at one instant) are
     appended to `rejected` with their reason."""
     kept: list[Any] = []
@@ -152,6 +157,8 @@ def _keep_valid(adapter: TypeAdapter, field_name: str, raws: list[Any], now: dat
         reading, reason = _judge(adapter, raw, now)
         if reading is not None and (reading.beacon, reading.ts) in seen:
             reading, reason = None, "duplicate of an earlier reading of the same beacon at the same time"
+        elif reading is not None and known_beacons is not None and reading.beacon not in known_beacons:
+            reading, reason = None, UNKNOWN_BEACON
         if reading is None:
             rejected.append(RejectedReading(field_name, index, reason))
         else:

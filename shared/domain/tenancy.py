@@ -9,6 +9,8 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
+from shared.domain.errors import ContractViolation, FieldError
+
 KEY_PREFIX = "sf"
 _KEY_FORMAT = re.compile(r"^sf_[a-z0-9]{8}_[A-Za-z0-9_\-]{32,64}$")
 
@@ -96,7 +98,10 @@ class Principal:
         return scope in self.scopes or Scope.admin in self.scopes
 
     def building(self, building_id: str) -> BuildingRef:
-        """This tenant's building of that id."""
+        """This tenant's building of that id; ContractViolation naming `path.buildingId` for an id that is not one."""
+        if not is_id(building_id):
+            raise ContractViolation([FieldError("path.buildingId", f"must match {ID_PATTERN}")],
+                                    title="The request is invalid")
         return BuildingRef(self.tenant_id, building_id)
 
 

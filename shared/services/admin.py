@@ -1,21 +1,21 @@
 """Tenants, their API keys and their buildings' site models: what admins do."""
 from __future__ import annotations
 
+import asyncio
 import logging
-import re
 from dataclasses import dataclass, replace
 
-from shared.domain.errors import ContractViolation, FieldError, NotFound
+from shared.domain.errors import Conflict, ContractViolation, FieldError, NotFound
 from shared.domain.people import Tenant
 from shared.domain.ports import ApiKeyStore, PreconditionFailed, SiteModelStore, TenantDirectory, VersionedSite
 from shared.domain.site import SiteModel, parse_site_model
-from shared.domain.tenancy import ApiKeyRecord, Scope
+from shared.domain.tenancy import ApiKeyRecord, BuildingRef, Scope, is_tenant_id
+from shared.domain.wayfinding import NavigationIndex
 from shared.services.auth import AuthService
 from shared.services.common import Clock, utc_now
-from shared.services.sites import SiteDirectory
+from shared.services.sites import SiteDirectory, build_building
 
 logger = logging.getLogger(__name__)
-TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{2,62}$")
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class AdminService:
 
     # ---- tenants and keys ----------------------------------------------------------------------------------------
     async def create_tenant(self, tenant_id: str, name: str) -> Tenant:
-        if not TENANT_ID.match(tenant_id):
+        if not is_tenant_id(tenant_id):
             raise ContractViolation([FieldError("tenantId", "3-63 lower-case letters, digits and dashes")])
         tenant = Tenant(tenant_id, name, self._clock())
         await self._tenants.create_tenant(tenant)
@@ -73,26 +73,58 @@ class AdminService:
         raise NotFound(f"no key '{key_id}'")
 
     # ---- site models ---------------------------------------------------------------------------------------------
-    async def put_site(self, tenant_id: str, building_id: str, data: object, if_match: str | None,
+    async def put_site(self, building: BuildingRef, data: object, if_match: str | None,
                        if_none_match: str | None = None) -> SavedSite:
         """Create or replace a building's site model; with If-Match only over that version (412 otherwise),
-        with `If-None-Match: *` only when it does not exist yet."""
-        await self.tenant(tenant_id)
+        with `If-None-Match: *` only when it does not exist yet. Every model accepted here loads: one whose
+        positioning index or navigation graph cannot be built is refused (400), and beacon ids used by another
+        building of the tenant are refused (409) so every sighting has one building."""
+        await self.tenant(building.tenant_id)
         site = parse_site_model(data)
-        if site.building_id != building_id:
-            raise ContractViolation([FieldError("buildingId", f"must be '{building_id}', the building in the URL")])
-        current = await self._sites.get(tenant_id, building_id)
+        if site.building_id != building.building_id:
+            raise ContractViolation([FieldError("buildingId", f"must be '{building.building_id}', the building in the URL")])
+        await asyncio.to_thread(_check_loads, building, site)
+        await self._check_beacons_unique(building, site)
+        current = await self._sites.get(building)
         if if_none_match == "*" and current is not None:
-            raise PreconditionFailed(f"building '{building_id}' exists already")
+            raise PreconditionFailed(f"building '{building.building_id}' exists already")
         if if_match is not None and if_match != "*" and current is None:
-            raise PreconditionFailed(f"building '{building_id}' does not exist")
-        etag = await self._sites.put(tenant_id, site, if_match=None if if_match in (None, "*") else if_match)
-        self._directory.invalidate(tenant_id)
-        logger.info("site model of building %s (tenant %s) saved", building_id, tenant_id)
+            raise PreconditionFailed(f"building '{building.building_id}' does not exist")
+        etag = await self._sites.put(building, site, if_match=None if if_match in (None, "*") else if_match)
+        self._directory.invalidate(building.tenant_id)
+        logger.info("site model of building %s (tenant %s) saved", building.building_id, building.tenant_id)
         return SavedSite(site, etag, current is None)
 
-    async def get_site(self, tenant_id: str, building_id: str) -> VersionedSite:
-        found = await self._sites.get(tenant_id, building_id)
+    async def get_site(self, building: BuildingRef) -> VersionedSite:
+        found = await self._sites.get(building)
         if found is None:
-            raise NotFound(f"no building '{building_id}'")
+            raise NotFound(f"no building '{building.building_id}'")
         return found
+
+    async def _check_beacons_unique(self, building: BuildingRef, site: SiteModel) -> None:
+        mine = {b.id for b in site.beacons}
+        if not mine:
+            return
+        for other in await self._sites.list_buildings(building.tenant_id):
+            if other == building:
+                continue
+            try:
+                stored = await self._sites.get(other)
+            except (ValueError, KeyError, TypeError):
+                continue  # a stored model that no longer loads claims no beacons (SiteDirectory reports it)
+            clashing = sorted(mine & {b.id for b in stored.site.beacons}) if stored else []
+            if clashing:
+                shown = ", ".join(clashing[:20]) + (f" and {len(clashing) - 20} more" if len(clashing) > 20 else "")
+                raise Conflict(f"beacons {shown} are already placed in building '{other.building_id}'",
+                               beacons=clashing, buildingId=other.building_id)
+
+
+def _check_loads(building: BuildingRef, site: SiteModel) -> None:
+    """What the pipeline and the query API will build from the model, built once now: refuse what would fail."""
+    loaded = build_building(building, site, etag="")
+    if site.beacons and loaded.index is None:
+        raise ContractViolation([FieldError("beacons", loaded.positioning_problem or "positioning index failed")])
+    try:
+        NavigationIndex.from_site(site)
+    except (ValueError, KeyError, ArithmeticError) as exc:
+        raise ContractViolation([FieldError("navigation", f"the navigation graph cannot be indexed: {exc}")]) from None

@@ -4,7 +4,6 @@ from __future__ import annotations
 import logging
 import time
 
-
 from shared.domain.errors import Forbidden, Unauthenticated
 from shared.domain.ports import ApiKeyStore
 from shared.domain.tenancy import (

@@ -22,12 +22,14 @@ from shared.domain.presence import (
     BeaconHealth,
     DeviceState,
     OccupancyChange,
-    Transition,
     SpaceState,
+    Transition,
     Visit,
     apply_occupancy,
     transition,
 )
+from shared.domain.sightings import BeaconTelemetry as SdkTelemetry
+from shared.domain.tenancy import BuildingRef
 from shared.services.sites import Building, SiteDirectory
 
 logger = logging.getLogger(__name__)
@@ -92,9 +94,9 @@ class OccupancyWriter:
 
     async def apply(self, changes: Sequence[OccupancyChange]) -> None:
         """Apply the changes (in their order per space); spaces are written concurrently."""
-        per_space: dict[tuple[str, str], list[OccupancyChange]] = defaultdict(list)
+        per_space: dict[tuple[BuildingRef, str], list[OccupancyChange]] = defaultdict(list)
         for change in changes:
-            per_space[(change.building_id, change.space_id)].append(change)
+            per_space[(change.building, change.space_id)].append(change)
         await asyncio.gather(*(self._apply_to_space(key, items) for key, items in per_space.items()))
 
     async def apply_transitions(self, transitions: Sequence[Transition]) -> None:
@@ -102,9 +104,10 @@ class OccupancyWriter:
         await asyncio.gather(*(self._store.save_visit(t.visit) for t in transitions if t.visit is not None))
         await self.apply([change for t in transitions for change in t.changes])
 
-    async def _apply_to_space(self, key: tuple[str, str], changes: list[OccupancyChange]) -> None:
+    async def _apply_to_space(self, key: tuple[BuildingRef, str], changes: list[OccupancyChange]) -> None:
+        building, space_id = key
         for attempt in range(self._max_retries):
-            current = await self._store.get_space(*key) or SpaceState(*key)
+            current = await self._store.get_space(building, space_id) or SpaceState.empty(building, space_id)
             updated = current
             for change in changes:
                 updated = apply_occupancy(updated, change) or updated
@@ -116,7 +119,7 @@ class OccupancyWriter:
             except PreconditionFailed:
                 self.retries += 1
                 await asyncio.sleep(random.uniform(0, min(0.5, 0.01 * 2**attempt)))  # jittered backoff
-        raise RuntimeError(f"space {key[1]}: gave up after {self._max_retries} conflicting writes")
+        raise RuntimeError(f"space {space_id} of {building}: gave up after {self._max_retries} conflicting writes")
 
 
 class PipelineService:
@@ -127,9 +130,9 @@ class PipelineService:
         self._policy = policy
         self._monotonic = monotonic
         self._occupancy = OccupancyWriter(store, policy.max_write_retries)
-        self._devices: OrderedDict[tuple[str, str], _CachedDevice] = OrderedDict()
+        self._devices: OrderedDict[tuple[BuildingRef, str], _CachedDevice] = OrderedDict()
         self._cache_size = cache_size
-        self._beacons_written: dict[tuple[str, str], tuple[float, BeaconHealth]] = {}
+        self._beacons_written: dict[tuple[BuildingRef, str], tuple[float, BeaconHealth]] = {}
         self.stats = PipelineStats()
 
     async def process(self, batches: Sequence[tuple[InboundEvent, IngestEvent]]) -> None:
@@ -168,7 +171,7 @@ class PipelineService:
         """Fold, write and persist one device again from its stored version (someone else wrote it)."""
         for _attempt in range(self._policy.max_write_retries):
             self.stats.conflicts_retried += 1
-            self._devices.pop((item.building.building_id, item.device_id), None)
+            self._devices.pop((item.building.ref, item.device_id), None)
             item.reset()
             await self._fold(item, count=False)
             await self._occupancy.apply_transitions(item.transitions)
@@ -179,7 +182,7 @@ class PipelineService:
                 return
             except PreconditionFailed:
                 continue
-        raise RuntimeError(f"device in building {item.building.building_id}: gave up after repeated conflicts")
+        raise RuntimeError(f"device in building {item.building.ref}: gave up after repeated conflicts")
 
     async def _group_by_building(self, tenant_id: str,
                                  events: list[IngestEvent]) -> list[tuple[Building, list[IngestEvent]]]:
@@ -193,7 +196,7 @@ class PipelineService:
             if building is None:
                 self.stats.unknown_building += 1
                 continue
-            if groups and groups[-1][0].building_id == building.building_id:
+            if groups and groups[-1][0].ref == building.ref:
                 groups[-1][1].append(decoded)
             else:
                 groups.append((building, [decoded]))
@@ -259,13 +262,13 @@ class PipelineService:
                        space_confidence=round(estimate.space_confidence, 3))
 
     async def _load(self, building: Building, device_id: str) -> _CachedDevice | None:
-        key = (building.building_id, device_id)
+        key = (building.ref, device_id)
         cached = self._devices.get(key)
         now = self._monotonic()
         if cached is not None and now - cached.loaded_at < self._policy.persist_interval_s:
             self._devices.move_to_end(key)
             return cached
-        stored = await self._store.get_device(building.building_id, device_id)
+        stored = await self._store.get_device(building.ref, device_id)
         if stored is None:
             self._devices.pop(key, None)
             return None
@@ -275,7 +278,7 @@ class PipelineService:
 
     async def _persist(self, item: _DeviceWork) -> None:
         building, cached, state = item.building, item.cached, item.state
-        key = (building.building_id, state.device_id)
+        key = (building.ref, state.device_id)
         due = (
             bool(item.transitions) or cached is None or state.etag is None
             or state.space_id != cached.persisted_space or state.floor != cached.persisted_floor
@@ -297,37 +300,38 @@ class PipelineService:
 
     async def _write_beacon_health(self, batches: Sequence[tuple[InboundEvent, IngestEvent]]) -> None:
         # Per beacon only the latest time heard and the latest telemetry: one pass, no object per sighting.
-        heard: dict[tuple[str, str], tuple[str, datetime]] = {}
-        telemetry: dict[tuple[str, str], tuple[str, object]] = {}
+        heard: dict[tuple[BuildingRef, str], datetime] = {}
+        telemetry: dict[tuple[BuildingRef, str], SdkTelemetry] = {}
         for _event, decoded in batches:
             batch = decoded.parsed.batch
             if not batch.sightings and not batch.beacon_telemetry:
                 continue
             beacons = [s.beacon for s in batch.sightings] or [t.beacon for t in batch.beacon_telemetry]
             building = await self._sites.building_for(decoded.tenant_id, beacons)
-            if building is None:
+            if building is None or building.index is None:
                 continue
             known = building.index.beacon_index
             for s in batch.sightings:
                 if s.beacon in known:
-                    key = (building.building_id, s.beacon)
+                    key = (building.ref, s.beacon)
                     seen = heard.get(key)
-                    if seen is None or s.ts > seen[1]:
-                        heard[key] = (decoded.tenant_id, s.ts)
+                    if seen is None or s.ts > seen:
+                        heard[key] = s.ts
             for t in batch.beacon_telemetry:
                 if t.beacon in known:
-                    key = (building.building_id, t.beacon)
-                    if key not in telemetry or t.ts > telemetry[key][1].ts:
-                        telemetry[key] = (decoded.tenant_id, t)
+                    key = (building.ref, t.beacon)
+                    if key not in telemetry or t.ts > telemetry[key].ts:
+                        telemetry[key] = t
         now = self._monotonic()
         writes = []
         for key in heard.keys() | telemetry.keys():
-            tenant_id = (heard.get(key) or telemetry[key])[0]
-            health = BeaconHealth(tenant_id, key[0], key[1], heard[key][1] if key in heard else telemetry[key][1].ts)
+            ref, beacon = key
+            health = BeaconHealth(ref.tenant_id, ref.building_id, beacon,
+                                  heard[key] if key in heard else telemetry[key].ts)
             if key in telemetry:
-                t = telemetry[key][1]
-                health = health.merged(BeaconHealth(tenant_id, key[0], key[1], t.ts, t.battery_mv, t.solar_lux,
-                                                    t.temperature_c, t.ts))
+                t = telemetry[key]
+                health = health.merged(BeaconHealth(ref.tenant_id, ref.building_id, beacon, t.ts, t.battery_mv,
+                                                    t.solar_lux, t.temperature_c, t.ts))
             written = self._beacons_written.get(key)
             if written is not None:
                 health = written[1].merged(health)
@@ -345,7 +349,7 @@ _IGNORED_SKEW = timedelta(seconds=2)  # network and queueing delay, not a wrong 
 def _finish_leave(state: DeviceState) -> Transition:
     """Complete a leave the presence sweep started but did not finish (see PresenceSweepService)."""
     at = state.last_seen
-    change = OccupancyChange(state.building_id, state.leaving_space_id, state.device_id, "leave", at)
+    change = OccupancyChange(state.building, state.leaving_space_id, state.device_id, "leave", at)
     visit = None
     if state.leaving_since is not None and at > state.leaving_since:
         visit = Visit(state.tenant_id, state.building_id, state.leaving_space_id, state.device_id, state.leaving_since,

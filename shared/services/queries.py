@@ -12,6 +12,7 @@ from shared.domain.errors import ContractViolation, FieldError, NotFound
 from shared.domain.ports import LiveStateStore
 from shared.domain.presence import SpaceState
 from shared.domain.site import Space, SpaceKind
+from shared.domain.tenancy import BuildingRef
 from shared.domain.wayfinding import NavigationIndex, NoRoute, Route, UnknownPlace
 from shared.services.common import Clock, utc_now
 from shared.services.sites import Building, SiteDirectory
@@ -78,20 +79,20 @@ class QueryService:
         self._directory = directory
         self._live = live
         self._clock = clock
-        self._navigation: OrderedDict[tuple[str, str], NavigationIndex] = OrderedDict()
+        self._navigation: OrderedDict[tuple[BuildingRef, str], NavigationIndex] = OrderedDict()
 
-    async def building(self, tenant_id: str, building_id: str) -> Building:
+    async def building(self, ref: BuildingRef) -> Building:
         """The tenant's building; NotFound (the same answer for another tenant's building as for none)."""
-        building = await self._directory.get(tenant_id, building_id)
+        building = await self._directory.get(ref)
         if building is None:
-            raise NotFound(f"no building '{building_id}'")
+            raise NotFound(f"no building '{ref.building_id}'")
         return building
 
     async def buildings(self, tenant_id: str) -> list[Building]:
         return await self._directory.all(tenant_id)
 
     def navigation(self, building: Building) -> NavigationIndex:
-        key = (building.building_id, building.etag)
+        key = (building.ref, building.etag)
         index = self._navigation.get(key)
         if index is None:
             index = NavigationIndex.from_site(building.site)
@@ -101,13 +102,13 @@ class QueryService:
         return index
 
     async def views(self, building: Building) -> list[SpaceView]:
-        states = {s.space_id: s for s in await self._live.list_spaces(building.building_id)}
+        states = {s.space_id: s for s in await self._live.list_spaces(building.ref)}
         return [SpaceView(space, states.get(space.id)) for space in building.site.spaces]
 
-    async def spaces(self, tenant_id: str, building_id: str, *, floor: str | None = None,
+    async def spaces(self, ref: BuildingRef, *, floor: str | None = None,
                      kind: str | None = None, status: str | None = None, min_capacity: int | None = None,
                      amenity: str | None = None, limit: int = 100, continuation: str | None = None) -> Page:
-        building = await self.building(tenant_id, building_id)
+        building = await self.building(ref)
         self._check_floor(building, floor, "floor")
         start = _decode_token(continuation, building)
         matches = [v for v in await self.views(building)
@@ -120,24 +121,24 @@ class QueryService:
         following = start + limit if start + limit < len(matches) else None
         return Page(page, _encode_token(following, building) if following is not None else None)
 
-    async def space(self, tenant_id: str, building_id: str, space_id: str) -> SpaceView:
-        building = await self.building(tenant_id, building_id)
+    async def space(self, ref: BuildingRef, space_id: str) -> SpaceView:
+        building = await self.building(ref)
         space = next((s for s in building.site.spaces if s.id == space_id), None)
         if space is None:
-            raise NotFound(f"no space '{space_id}' in building '{building_id}'")
-        return SpaceView(space, await self._live.get_space(building.building_id, space_id))
+            raise NotFound(f"no space '{space_id}' in building '{ref.building_id}'")
+        return SpaceView(space, await self._live.get_space(building.ref, space_id))
 
-    async def occupancy(self, tenant_id: str, building_id: str) -> tuple[datetime, dict[str, int]]:
-        building = await self.building(tenant_id, building_id)
+    async def occupancy(self, ref: BuildingRef) -> tuple[datetime, dict[str, int]]:
+        building = await self.building(ref)
         per_floor = {f.id: 0 for f in sorted(building.site.floors, key=lambda f: f.ordinal)}
         for view in await self.views(building):
             per_floor[view.space.floor] += view.headcount
         return self._clock(), per_floor
 
-    async def free_rooms(self, tenant_id: str, building_id: str, near: str, *, min_capacity: int | None = None,
+    async def free_rooms(self, ref: BuildingRef, near: str, *, min_capacity: int | None = None,
                          amenity: str | None = None, kinds: list[str] | None = None, limit: int = 10,
                          accessible: bool = False) -> list[Nearby]:
-        building = await self.building(tenant_id, building_id)
+        building = await self.building(ref)
         wanted = set(kinds) if kinds else {k.value for k in MEETING_KINDS}
         distances = self._distances(building, near, "near", accessible)
         found = []
@@ -152,9 +153,9 @@ class QueryService:
         found.sort(key=lambda n: (n.distance_m, n.view.space.id))
         return found[:limit]
 
-    async def amenities(self, tenant_id: str, building_id: str, kind: str, near: str | None, *,
+    async def amenities(self, ref: BuildingRef, kind: str, near: str | None, *,
                         limit: int = 10, accessible: bool = False) -> list[Nearby]:
-        building = await self.building(tenant_id, building_id)
+        building = await self.building(ref)
         kinds = AMENITY_KINDS.get(kind, {kind})
         candidates = [v for v in await self.views(building)
                       if v.space.kind.value in kinds or kind in v.space.amenities]
@@ -165,9 +166,9 @@ class QueryService:
         found.sort(key=lambda n: (n.distance_m, n.view.space.id))
         return found[:limit]
 
-    async def route(self, tenant_id: str, building_id: str, origin: str, destination: str,
+    async def route(self, ref: BuildingRef, origin: str, destination: str,
                     accessible: bool) -> Route:
-        building = await self.building(tenant_id, building_id)
+        building = await self.building(ref)
         navigation = self.navigation(building)
         start = _place(building, origin, "from")
         end = _place(building, destination, "to")
@@ -178,9 +179,9 @@ class QueryService:
         except NoRoute as exc:
             raise NotFound(f"no route: {exc}") from None
 
-    async def beacon_health(self, tenant_id: str, building_id: str) -> list[BeaconStatus]:
-        building = await self.building(tenant_id, building_id)
-        health = {h.beacon_id: h for h in await self._live.list_beacon_health(building.building_id)}
+    async def beacon_health(self, ref: BuildingRef) -> list[BeaconStatus]:
+        building = await self.building(ref)
+        health = {h.beacon_id: h for h in await self._live.list_beacon_health(building.ref)}
         now = self._clock()
         out = []
         for beacon in building.site.beacons:

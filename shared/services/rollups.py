@@ -28,6 +28,7 @@ from shared.domain.errors import ContractViolation, FieldError
 from shared.domain.ports import BlobStore, LiveStateStore, SiteModelStore, TeamDirectory
 from shared.domain.site import SiteModel
 from shared.domain.teams import teams_of_user
+from shared.domain.tenancy import BuildingRef
 from shared.services.common import Clock, utc_now
 
 logger = logging.getLogger(__name__)
@@ -100,15 +101,15 @@ class RollupService:
     async def _each_building(self, work, what: str) -> list[WrittenWindow]:
         written: list[WrittenWindow] = []
         failed = []
-        for tenant_id, building_id in await self._sites.list_all():
-            versioned = await self._sites.get(tenant_id, building_id)
-            if versioned is None:
-                continue
+        for ref in await self._sites.list_all():
             try:
-                written += await work(tenant_id, versioned.site)
+                versioned = await self._sites.get(ref)
+                if versioned is None:
+                    continue
+                written += await work(ref.tenant_id, versioned.site)
             except Exception:  # one building's failure must not stop the others; the next run retries it
-                logger.exception("%s rollup failed for tenant %s building %s", what, tenant_id, building_id)
-                failed.append(building_id)
+                logger.exception("%s rollup failed for tenant %s building %s", what, ref.tenant_id, ref.building_id)
+                failed.append(ref.key)
         if failed:
             raise RuntimeError(f"{what} rollup failed for {len(failed)} building(s): {', '.join(failed[:10])}")
         return written
@@ -127,18 +128,20 @@ class RollupService:
         """A local day, and (with `hours`) each of its local hours, from one read of the day's visits."""
         zone = ZoneInfo(site.time_zone)
         day_window = analytics.day_window(day, zone)
-        stays = await self._stays(site, day_window.start, day_window.end, now)
+        stays = await self._stays(BuildingRef(tenant_id, site.building_id), day_window.start, day_window.end, now)
         written = await self._write_all(tenant_id, site, [day_window], stays, now)
         if hours:
             written += await self._write_all(tenant_id, site, analytics.hour_windows(day, zone), stays, now)
         return written
 
-    async def backfill(self, tenant_id: str, building_id: str, first: date, last: date,
+    async def backfill(self, building: BuildingRef, first: date, last: date,
                        now: datetime | None = None) -> list[WrittenWindow]:
         """Recompute every day (and its hours) from `first` to `last`, one day at a time (memory stays flat)."""
-        versioned = await self._sites.get(tenant_id, building_id)
+        tenant_id = building.tenant_id
+        versioned = await self._sites.get(building)
         if versioned is None:
-            raise ContractViolation([FieldError("building", f"no building '{building_id}' for tenant '{tenant_id}'")])
+            raise ContractViolation([FieldError("building", f"no building '{building.building_id}' for tenant "
+                                                            f"'{tenant_id}'")])
         if last < first:
             raise ContractViolation([FieldError("to", "must not be before from")])
         now = now or self._clock()
@@ -153,13 +156,12 @@ class RollupService:
                     now: datetime) -> list[WrittenWindow]:
         if not windows:
             return []
-        stays = await self._stays(site, windows[0].start, windows[-1].end, now)
+        stays = await self._stays(BuildingRef(tenant_id, site.building_id), windows[0].start, windows[-1].end, now)
         return await self._write_all(tenant_id, site, windows, stays, now)
 
-    async def _stays(self, site: SiteModel, start: datetime, end: datetime, now: datetime) -> list[Stay]:
+    async def _stays(self, building: BuildingRef, start: datetime, end: datetime, now: datetime) -> list[Stay]:
         """Stays that may overlap [start, end): open ones from the spaces' occupants (read first, so a stay that
         closes meanwhile is still found, as a visit), then visits that ended from `start` on."""
-        building = site.building_id
         spaces = await self._live.list_spaces(building)
         open_stays = [(space.space_id, device, datetime.fromisoformat(since))
                       for space in spaces for device, since in space.occupants.items()]

@@ -1,4 +1,9 @@
-"""Which building a batch belongs to, and each building's positioning index, cached per instance."""
+"""Which building a batch belongs to, and each building's positioning index, cached per instance.
+
+Blast radius of one site document = that building: a building whose positioning index cannot be built is served
+as "mapped, not positioned" (rooms, routes and free rooms still work) and a stored document that cannot even be
+read is reported for that building alone; the tenant's other buildings load as usual.
+"""
 from __future__ import annotations
 
 import asyncio
@@ -6,34 +11,74 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from shared.domain.errors import DomainError
 from shared.domain.ports import SiteModelStore
 from shared.domain.positioning import SignalModel, SiteIndex
 from shared.domain.positioning.signal import signal_for_site
 from shared.domain.site import SiteModel
+from shared.domain.tenancy import BuildingRef
 
 logger = logging.getLogger(__name__)
 
 
+class SiteUnavailable(DomainError):
+    """The building exists but its stored site model cannot be loaded (503 naming the building; the tenant's other
+    buildings are not affected)."""
+
+    def __init__(self, building: BuildingRef, reason: str) -> None:
+        self.building = building
+        self.reason = reason
+        super().__init__(f"the site model of building '{building.building_id}' cannot be loaded: {reason}")
+
+
 @dataclass(frozen=True)
 class Building:
-    tenant_id: str
+    """A building's site model with what the pipeline needs to position phones in it. `index` is None for a
+    building that is mapped but not positioned (no beacons yet, or an index that could not be built:
+    `positioning_problem` says why)."""
+
+    ref: BuildingRef
     site: SiteModel
-    index: SiteIndex
     etag: str
+    index: SiteIndex | None
     signal: SignalModel
+    positioning_problem: str | None = None
 
     @property
     def building_id(self) -> str:
-        return self.site.building_id
+        return self.ref.building_id
+
+    @property
+    def tenant_id(self) -> str:
+        return self.ref.tenant_id
+
+    @property
+    def positioned(self) -> bool:
+        return self.index is not None
+
+
+def build_building(ref: BuildingRef, site: SiteModel, etag: str) -> Building:
+    """The building with its positioning index; never raises for a valid site model (no beacons, or an index
+    the engine refuses, gives a building that is mapped but not positioned)."""
+    signal = signal_for_site(site)
+    if not site.beacons:
+        return Building(ref, site, etag, None, signal, "no beacons placed yet")
+    try:
+        index = SiteIndex.from_site_model(site)
+    except (ValueError, ArithmeticError) as exc:
+        return Building(ref, site, etag, None, signal, f"positioning index failed: {exc}")
+    return Building(ref, site, etag, index, signal)
 
 
 @dataclass
 class _TenantSites:
     buildings: dict[str, Building]
-    beacon_owner: dict[str, str]  # beacon id -> building id
+    unavailable: dict[str, str]  # building id -> why its stored site model cannot be loaded
+    beacon_owner: dict[str, str]  # beacon id -> building id (positioned buildings only)
     checked_at: float
+    clashes: dict[str, tuple[str, ...]] = field(default_factory=dict)  # beacon id -> buildings claiming it
 
 
 class SiteDirectory:
@@ -49,7 +94,7 @@ class SiteDirectory:
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def building_for(self, tenant_id: str, beacon_ids: Iterable[str]) -> Building | None:
-        """The tenant's building whose beacons were heard most in this batch; None when none is known."""
+        """The tenant's positioned building whose beacons were heard most in this batch; None when none is known."""
         sites = await self._tenant(tenant_id)
         votes = Counter(sites.beacon_owner[b] for b in beacon_ids if b in sites.beacon_owner)
         if not votes:
@@ -57,10 +102,20 @@ class SiteDirectory:
         building_id = max(votes.items(), key=lambda kv: (kv[1], kv[0]))[0]
         return sites.buildings[building_id]
 
-    async def get(self, tenant_id: str, building_id: str) -> Building | None:
-        return (await self._tenant(tenant_id)).buildings.get(building_id)
+    async def known_beacons(self, tenant_id: str) -> dict[str, str]:
+        """Beacon id -> building id, for every positioned building of the tenant."""
+        return (await self._tenant(tenant_id)).beacon_owner
+
+    async def get(self, ref: BuildingRef) -> Building | None:
+        """The building, None when the tenant has no such building; SiteUnavailable when it exists but its stored
+        model cannot be loaded."""
+        sites = await self._tenant(ref.tenant_id)
+        if ref.building_id in sites.unavailable:
+            raise SiteUnavailable(ref, sites.unavailable[ref.building_id])
+        return sites.buildings.get(ref.building_id)
 
     async def all(self, tenant_id: str) -> list[Building]:
+        """The tenant's buildings that load (one that cannot is logged and left out, never failing the list)."""
         sites = await self._tenant(tenant_id)
         return [sites.buildings[b] for b in sorted(sites.buildings)]
 
@@ -82,21 +137,47 @@ class SiteDirectory:
 
     async def _load(self, tenant_id: str, previous: _TenantSites | None) -> _TenantSites:
         buildings: dict[str, Building] = {}
-        for building_id in await self._sites.list_building_ids(tenant_id):
-            versioned = await self._sites.get(tenant_id, building_id)
+        unavailable: dict[str, str] = {}
+        for ref in await self._sites.list_buildings(tenant_id):
+            try:
+                versioned = await self._sites.get(ref)
+            except (ValueError, KeyError, TypeError) as exc:
+                # A stored document that no longer validates (edited by hand, an old schema): that building only.
+                unavailable[ref.building_id] = type(exc).__name__
+                logger.error("site model of tenant %s building %s cannot be loaded: %s", tenant_id, ref.building_id,
+                             type(exc).__name__)
+                continue
             if versioned is None:
                 continue
-            old = previous.buildings.get(building_id) if previous else None
+            old = previous.buildings.get(ref.building_id) if previous else None
             if old is not None and old.etag == versioned.etag:
-                buildings[building_id] = old
+                buildings[ref.building_id] = old
                 continue
             # Building the index is CPU work (a grid per floor): off the event loop.
-            index = await asyncio.to_thread(SiteIndex.from_site_model, versioned.site)
-            buildings[building_id] = Building(tenant_id, versioned.site, index, versioned.etag,
-                                              signal_for_site(versioned.site))
-            logger.info("site index built: tenant %s building %s version %s", tenant_id, building_id, versioned.etag)
-        owner: dict[str, str] = {}
-        for building_id in sorted(buildings):
-            for beacon in buildings[building_id].site.beacons:
-                owner.setdefault(beacon.id, building_id)
-        return _TenantSites(buildings, owner, self._monotonic())
+            building = await asyncio.to_thread(build_building, ref, versioned.site, versioned.etag)
+            buildings[ref.building_id] = building
+            if building.positioning_problem:
+                logger.warning("building %s of tenant %s is mapped, not positioned: %s", ref.building_id, tenant_id,
+                               building.positioning_problem)
+            else:
+                logger.info("site index built: tenant %s building %s version %s", tenant_id, ref.building_id,
+                            versioned.etag)
+        owner, clashes = beacon_owners(buildings.values())
+        for beacon, claimed_by in clashes.items():
+            # The API refuses clashing beacon ids (409); a clash here came from a race or an edit by hand.
+            logger.error("tenant %s: beacon %s is in buildings %s; sightings of it go to %s", tenant_id, beacon,
+                         ", ".join(claimed_by), owner.get(beacon))
+        return _TenantSites(buildings, unavailable, owner, self._monotonic(), clashes)
+
+
+def beacon_owners(buildings: Iterable[Building]) -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:
+    """Beacon id -> its building (positioned buildings, the first by id on a clash) and the clashing beacons."""
+    claims: dict[str, list[str]] = {}
+    for building in sorted(buildings, key=lambda b: b.building_id):
+        if building.index is None:
+            continue
+        for beacon in building.site.beacons:
+            claims.setdefault(beacon.id, []).append(building.building_id)
+    owner = {beacon: ids[0] for beacon, ids in claims.items()}
+    clashes = {beacon: tuple(ids) for beacon, ids in claims.items() if len(ids) > 1}
+    return owner, clashes

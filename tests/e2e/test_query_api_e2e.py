@@ -203,3 +203,62 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(server, tena
     summary = "\n".join(result.stdout.splitlines()[-25:])
     print(summary)
     assert result.returncode == 0, summary
+
+
+def room_with_beacon(site: dict, nth: int) -> tuple[str, str]:
+    """The nth conference room holding a beacon, and that beacon."""
+    found = []
+    for room in (s for s in site["spaces"] if s["kind"] == "conferenceroom"):
+        xs, ys = [p[0] for p in room["polygon"]], [p[1] for p in room["polygon"]]
+        inside = [b["id"] for b in site["beacons"] if b["floor"] == room["floor"]
+                  and min(xs) <= b["x"] <= max(xs) and min(ys) <= b["y"] <= max(ys)]
+        if inside:
+            found.append((room["id"], inside[0]))
+    return found[nth]
+
+
+def live_view(server: str, keys: dict, building: str) -> dict:
+    read = headers(keys, "read")
+    spaces = httpx.get(f"{server}/api/v1/buildings/{building}/spaces?limit=1000", headers=read).json()["items"]
+    beacons = httpx.get(f"{server}/api/v1/buildings/{building}/beacons/health", headers=read).json()["beacons"]
+    return {"occupied": {s["id"]: s["headcount"] for s in spaces if s["status"] == "occupied"},
+            "headcount": httpx.get(f"{server}/api/v1/buildings/{building}/occupancy", headers=read).json()["headcount"],
+            "heard": {b["beaconId"] for b in beacons if b["lastHeard"]}}
+
+
+def test_two_tenants_with_the_same_building_device_and_user_ids_never_see_each_other(server, tenant, other_tenant):
+    building = tenant["buildingId"]
+    assert other_tenant["buildingId"] == building  # `devkit seed` names every simulated building sim-hq
+    site = httpx.get(f"{server}/api/v1/buildings/{building}", headers=headers(tenant, "read")).json()
+    room_a, beacon_a = room_with_beacon(site, 1)
+    room_b, beacon_b = room_with_beacon(site, 2)
+    before_a, before_b = live_view(server, tenant, building), live_view(server, other_tenant, building)
+    assert room_a not in before_b["occupied"] and room_b not in before_a["occupied"]
+
+    # A's phone sits in room_a: A sees it, B's room of the same id stays free, uncounted, its beacon unheard.
+    for batch in sdk_batches("twin-phone", beacon_a, user_id="zoe@e2e.example"):
+        assert httpx.post(f"{server}/api/v1/sightings", json=batch, headers=headers(tenant, "ingest")).status_code == 202
+    assert wait_for(lambda: room_a in live_view(server, tenant, building)["occupied"])
+    seen_by_b = live_view(server, other_tenant, building)
+    assert seen_by_b == before_b and beacon_a not in seen_by_b["heard"]
+    free_for_b = httpx.get(f"{server}/api/v1/buildings/{building}/free-rooms",
+                           params={"near": room_a, "limit": 100}, headers=headers(other_tenant, "read")).json()
+    assert room_a in {r["id"] for r in free_for_b}
+
+    # B's phone with the same installation id and user id sits in room_b: a device of B, not A's device moving.
+    for batch in sdk_batches("twin-phone", beacon_b, user_id="zoe@e2e.example"):
+        assert httpx.post(f"{server}/api/v1/sightings", json=batch,
+                          headers=headers(other_tenant, "ingest")).status_code == 202
+    assert wait_for(lambda: room_b in live_view(server, other_tenant, building)["occupied"])
+    seen_by_a = live_view(server, tenant, building)
+    assert room_a in seen_by_a["occupied"] and room_b not in seen_by_a["occupied"]
+    assert seen_by_a["headcount"] == before_a["headcount"] + 1 and beacon_b not in seen_by_a["heard"] - before_a["heard"]
+    assert live_view(server, other_tenant, building)["headcount"] == before_b["headcount"] + 1
+
+    # Each tenant's people finder finds its own Zoe, in its own room.
+    for keys, room in ((tenant, room_a), (other_tenant, room_b)):
+        assert httpx.put(f"{server}/api/v1/people/zoe@e2e.example/sharing", json={"level": "space"},
+                         headers=headers(keys, "people")).status_code == 200
+    for keys, room in ((tenant, room_a), (other_tenant, room_b)):
+        found = httpx.get(f"{server}/api/v1/people/zoe@e2e.example/location", headers=headers(keys, "people"))
+        assert found.status_code == 200 and found.json()["spaceId"] == room, found.text

@@ -12,6 +12,7 @@ from functions.http_api import create_api
 from shared.domain.presence import Visit
 from shared.domain.tenancy import Scope
 from tests.support.analytics import at, site
+from tests.support.sites import store_site
 
 
 @pytest.fixture
@@ -33,7 +34,7 @@ async def keys(memory_context):
 @pytest.fixture
 async def rolled(memory_context):
     """Thursday 26 Nov 2026 in hq (UTC, 08-18): 6 people in r-oak 09:00-09:30, two opted in."""
-    await memory_context.site_models.put("tenant-a", site())
+    await store_site(memory_context.site_models, "tenant-a", site())
     for i in range(6):
         await memory_context.live_state.save_visit(Visit("tenant-a", "hq", "r-oak", f"d{i}", at(26, 9), at(26, 9, 30),
                                                          f"u{i}" if i < 2 else None))
@@ -126,7 +127,7 @@ async def test_the_hourly_timer_writes_rollups_the_api_then_serves(api, keys, me
 
     now = datetime.now(timezone.utc)
     open_all_day = site(start="00:00", end="24:00", days=range(1, 8))
-    await memory_context.site_models.put("tenant-a", open_all_day)
+    await store_site(memory_context.site_models, "tenant-a", open_all_day)
     previous_hour = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
     for i in range(5):
         await memory_context.live_state.save_visit(

@@ -6,15 +6,18 @@ import json
 import os
 from datetime import datetime, timedelta, timezone
 
+import azure.functions as func
 import httpx
 import pytest
 
-import azure.functions as func
 from functions.http_api import create_api
 from shared.domain.ingest_event import decode_ingest_event
+from shared.domain.people import Tenant
 from shared.domain.ports import DependencyUnavailable
 from shared.domain.tenancy import Scope
 from tests.support.batches import BEACON_A, sdk_batch
+from tests.support.pipeline import add_small_site
+from tests.support.sites import small_site
 
 NOW = datetime.now(timezone.utc)
 
@@ -28,6 +31,8 @@ async def api(memory_context):
 
 @pytest.fixture
 async def ingest_key(memory_context) -> str:
+    """An ingest key of tenant-a, whose building `hq` has BEACON_A among its beacons."""
+    await add_small_site(memory_context.site_models)
     key, _ = await memory_context.auth.mint_key("tenant-a", {Scope.ingest})
     return key
 
@@ -44,6 +49,34 @@ async def test_accepts_a_batch_and_publishes_one_event_keyed_by_device(api, inge
     decoded = decode_ingest_event(event.body)
     assert decoded.tenant_id == "tenant-a"
     assert [s.rssi for s in decoded.parsed.batch.sightings] == [-70]
+
+
+async def test_readings_of_beacons_no_building_of_the_tenant_has_are_rejected_one_by_one(api, ingest_key,
+                                                                                         memory_context):
+    neighbour = "f7826da6-4fa2-4e98-8024-bc5b71e0893e:999:9"  # another company's beacon through the wall
+    batch = sdk_batch(NOW, readings=[(neighbour, -80), (BEACON_A, -66)])
+    response = await api.post("/api/v1/sightings", json=batch, headers={"x-api-key": ingest_key})
+    assert response.status_code == 202
+    assert response.json()["accepted"] == 1
+    assert response.json()["rejected"] == [{"index": 0, "reason": "unknown beacon: not placed in any building of "
+                                                                  "this tenant"}]
+    [event] = memory_context.publisher.published
+    assert [s.beacon for s in decode_ingest_event(event.body).parsed.batch.sightings] == [BEACON_A]
+
+
+async def test_a_tenant_whose_buildings_have_no_beacons_yet_gets_409_saying_so(api, memory_context):
+    key, _ = await memory_context.auth.mint_key("tenant-m", {Scope.ingest, Scope.admin})
+    await memory_context.tenants.create_tenant(Tenant("tenant-m", "Mapped only", NOW))
+    nothing_yet = await api.post("/api/v1/sightings", json=sdk_batch(NOW), headers={"x-api-key": key})
+    assert nothing_yet.status_code == 409 and "no buildings yet" in nothing_yet.json()["detail"]
+    mapped = small_site("hq")
+    mapped["beacons"] = []
+    assert (await api.put("/api/v1/buildings/hq", json=mapped, headers={"x-api-key": key})).status_code == 201
+    response = await api.post("/api/v1/sightings", json=sdk_batch(NOW), headers={"x-api-key": key})
+    assert response.status_code == 409
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert "mapped but have no beacons yet" in response.json()["detail"] and response.json()["buildings"] == ["hq"]
+    assert memory_context.publisher.published == []
 
 
 async def test_gzip_bodies_are_accepted(api, ingest_key, memory_context):

@@ -19,10 +19,12 @@ from shared.adapters.memory import (
 from shared.domain.analytics import Grain
 from shared.domain.presence import Visit
 from shared.domain.teams import Team
+from shared.domain.tenancy import BuildingRef
 from shared.services.rollups import AnalyticsReader, RollupService
 from tests.conftest import unique_name
 from tests.integration.conftest import emulator_database
 from tests.support.analytics import at, site
+from tests.support.sites import store_site
 
 THURSDAY = date(2026, 11, 26)
 
@@ -61,11 +63,12 @@ async def test_team_directory_contract(cosmos_stores):
 
 async def test_site_store_lists_every_building_of_every_tenant(cosmos_stores):
     sites, teams = cosmos_stores
-    await sites.put("tenant-b", site(building_id="b1"))
-    await sites.put("tenant-a", site(building_id="b2"))
-    await sites.put("tenant-a", site(building_id="b1"))
+    await store_site(sites, "tenant-b", site(building_id="b1"))
+    await store_site(sites, "tenant-a", site(building_id="b2"))
+    await store_site(sites, "tenant-a", site(building_id="b1"))
     await teams.put_team(Team("tenant-a", "design", ("u1",)))  # other documents of a tenant do not get in the way
-    assert await sites.list_all() == [("tenant-a", "b1"), ("tenant-a", "b2"), ("tenant-b", "b1")]
+    assert await sites.list_all() == [BuildingRef("tenant-a", "b1"), BuildingRef("tenant-a", "b2"),
+                                      BuildingRef("tenant-b", "b1")]
 
 
 class HalfFailingBlobStore:
@@ -90,7 +93,7 @@ async def azurite_rollups(azurite, tmp_path):
     async with BlobServiceClient.from_connection_string(azurite.connection_string) as service:
         await ensure_blob_containers(service, [container])
         sites, live, teams = InMemorySiteModelStore(), InMemoryLiveStateStore(), InMemoryTeamDirectory()
-        await sites.put("tenant-a", site())
+        await store_site(sites, "tenant-a", site())
         blobs = HalfFailingBlobStore(AzureBlobStore(service))
         yield RollupService(sites, live, blobs, teams, container, 5), live, blobs, teams, container
         await service.delete_container(container)

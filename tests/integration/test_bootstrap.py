@@ -4,7 +4,7 @@ from __future__ import annotations
 from azure.cosmos import PartitionKey
 
 from shared.adapters.blob import ensure_blob_containers
-from shared.adapters.cosmos import COSMOS_CONTAINERS, ensure_cosmos_schema
+from shared.adapters.cosmos import COSMOS_CONTAINERS, DEVICES, VISITS, ensure_cosmos_schema
 from tests.conftest import unique_name
 
 
@@ -12,8 +12,8 @@ async def test_cosmos_schema_bootstrap_is_idempotent_and_keeps_data(cosmos_clien
     name = unique_name("boot")
     try:
         database = await ensure_cosmos_schema(cosmos_client, name)
-        devices = database.get_container_client("devices")
-        await devices.upsert_item({"id": "phone-1", "buildingId": "hq", "spaceId": "r-oak"})
+        devices = database.get_container_client(DEVICES)
+        await devices.upsert_item({"id": "phone-1", "buildingKey": "tenant-a|hq", "spaceId": "r-oak"})
         await ensure_cosmos_schema(cosmos_client, name)  # second run: nothing to create, nothing lost
 
         found = {c["id"]: c async for c in database.list_containers()}
@@ -22,7 +22,7 @@ async def test_cosmos_schema_bootstrap_is_idempotent_and_keeps_data(cosmos_clien
             assert found[spec.name]["partitionKey"]["paths"] == [spec.partition_key]
             excluded = [p["path"] for p in found[spec.name]["indexingPolicy"]["excludedPaths"]]
             assert "/*" in excluded  # only the listed paths are indexed
-        assert (await devices.read_item("phone-1", partition_key="hq"))["spaceId"] == "r-oak"
+        assert (await devices.read_item("phone-1", partition_key="tenant-a|hq"))["spaceId"] == "r-oak"
     finally:
         await cosmos_client.delete_database(name)
 
@@ -40,11 +40,12 @@ async def test_blob_bootstrap_is_idempotent_and_keeps_blobs(blob_service):
 
 
 async def test_existing_container_with_other_settings_is_left_alone(cosmos_client):
-    # Bootstrap never recreates or replaces a container (replace would drop documents on the local server).
+    # Bootstrap never recreates or replaces a container (replace would drop documents on the local server), even
+    # one keyed the way containers were before (data-model.md: the migration copies, it never re-keys in place).
     name = unique_name("boot")
     try:
         database = await cosmos_client.create_database(name)
-        visits = await database.create_container("visits", partition_key=PartitionKey("/buildingId"))
+        visits = await database.create_container(VISITS, partition_key=PartitionKey("/buildingId"))
         await visits.upsert_item({"id": "v1", "buildingId": "hq"})
         await ensure_cosmos_schema(cosmos_client, name)
         assert (await visits.read_item("v1", partition_key="hq"))["id"] == "v1"

@@ -1,4 +1,8 @@
-"""The live-state store contract, run against the in-memory fake and Cosmos on the emulator."""
+"""The live-state store contract, run against the in-memory fake and Cosmos on the emulator.
+
+Two tenants share every id here on purpose (building `hq`, space `r-oak`, device `install-1`, user `ann`): what
+one tenant writes must never be readable, listable or overwritable through the other.
+"""
 from __future__ import annotations
 
 import asyncio
@@ -11,9 +15,13 @@ from shared.adapters.cosmos_live_state import CosmosLiveStateStore
 from shared.adapters.memory import InMemoryLiveStateStore
 from shared.domain.ports import PreconditionFailed
 from shared.domain.presence import BeaconHealth, DeviceState, SpaceState, Visit
+from shared.domain.tenancy import BuildingRef
 from tests.integration.conftest import emulator_database
 
 T0 = datetime(2026, 11, 26, 9, 0, tzinfo=timezone.utc)
+A_HQ = BuildingRef("tenant-a", "hq")
+B_HQ = BuildingRef("tenant-b", "hq")
+A_ANNEX = BuildingRef("tenant-a", "annex")
 
 
 @pytest.fixture(params=["memory", "cosmos"])
@@ -25,57 +33,86 @@ async def store(request):
         yield CosmosLiveStateStore(database)
 
 
-def device(**changes) -> DeviceState:
-    base = DeviceState(tenant_id="t", building_id="hq", device_id="install-1", last_seen=T0,
-                       tracking={"schema": "tracking/v1", "x": 1.5}, x=1.5, y=2.0, floor="f0", space_id="r-oak",
-                       space_since=T0, recent_batches=("b1", "b2"))
+def device(building: BuildingRef = A_HQ, **changes) -> DeviceState:
+    base = DeviceState(tenant_id=building.tenant_id, building_id=building.building_id, device_id="install-1",
+                       last_seen=T0, tracking={"schema": "tracking/v1", "x": 1.5}, x=1.5, y=2.0, floor="f0",
+                       space_id="r-oak", space_since=T0, recent_batches=("b1", "b2"))
     return replace(base, **changes)
+
+
+def space(building: BuildingRef, space_id: str, **changes) -> SpaceState:
+    return replace(SpaceState.empty(building, space_id), **changes)
+
+
+def visit(building: BuildingRef, space_id: str, minutes: int, device_id: str = "install-1") -> Visit:
+    return Visit(building.tenant_id, building.building_id, space_id, device_id, T0, T0 + timedelta(minutes=minutes))
 
 
 async def test_device_create_read_and_guarded_replace(store):
     created = await store.save_device(device())
     assert created.etag
-    read = await store.get_device("hq", "install-1")
+    read = await store.get_device(A_HQ, "install-1")
     assert replace(read, etag=None) == device() and read.etag == created.etag
     with pytest.raises(PreconditionFailed):
         await store.save_device(device())  # creating twice
     moved = await store.save_device(replace(read, space_id="k-0", last_seen=T0 + timedelta(seconds=30)))
     with pytest.raises(PreconditionFailed):
         await store.save_device(replace(read, space_id="o-1"))  # stale etag
-    assert (await store.get_device("hq", "install-1")).space_id == "k-0"
+    assert (await store.get_device(A_HQ, "install-1")).space_id == "k-0"
     assert moved.etag != read.etag
-    await store.save_device(device(device_id="install-2", building_id="annex"))
-    assert [d.device_id for d in await store.list_devices("hq")] == ["install-1"]
-    assert await store.get_device("annex", "install-1") is None
+    await store.save_device(device(A_ANNEX, device_id="install-2"))
+    assert [d.device_id for d in await store.list_devices(A_HQ)] == ["install-1"]
+    assert await store.get_device(A_ANNEX, "install-1") is None
+
+
+async def test_the_same_device_id_in_two_tenants_buildings_of_one_id_are_two_devices(store):
+    await store.save_device(device(A_HQ, user_id="ann", space_id="r-oak"))
+    assert await store.get_device(B_HQ, "install-1") is None
+    assert await store.list_devices(B_HQ) == []
+    # B's phone with the same installation id is created, not refused as existing and not merged into A's.
+    b_device = await store.save_device(device(B_HQ, user_id="ann", space_id="k-0"))
+    assert b_device.tenant_id == "tenant-b"
+    a_read, b_read = await store.get_device(A_HQ, "install-1"), await store.get_device(B_HQ, "install-1")
+    assert (a_read.tenant_id, a_read.space_id) == ("tenant-a", "r-oak")
+    assert (b_read.tenant_id, b_read.space_id) == ("tenant-b", "k-0")
+    # A's etag does not reach B's document.
+    with pytest.raises(PreconditionFailed):
+        await store.save_device(replace(b_read, etag=a_read.etag, space_id=None))
+    assert [d.tenant_id for d in await store.list_devices(A_HQ)] == ["tenant-a"]
+    assert [d.tenant_id for d in await store.list_devices(B_HQ)] == ["tenant-b"]
 
 
 async def test_concurrent_space_writers_with_one_etag_only_one_wins(store):
-    space = await store.save_space(SpaceState("hq", "r-oak", occupants={"a": T0.isoformat()}, since=T0,
-                                              last_change=T0))
-    attempts = [replace(space, occupants={**space.occupants, f"d{i}": T0.isoformat()}) for i in range(6)]
+    saved = await store.save_space(space(A_HQ, "r-oak", occupants={"a": T0.isoformat()}, since=T0, last_change=T0))
+    attempts = [replace(saved, occupants={**saved.occupants, f"d{i}": T0.isoformat()}) for i in range(6)]
     results = await asyncio.gather(*(store.save_space(a) for a in attempts), return_exceptions=True)
     assert sum(isinstance(r, SpaceState) for r in results) == 1
     assert all(isinstance(r, PreconditionFailed) for r in results if not isinstance(r, SpaceState))
-    stored = await store.get_space("hq", "r-oak")
+    stored = await store.get_space(A_HQ, "r-oak")
     assert stored.headcount == 2 and stored.status == "occupied"
 
 
-async def test_spaces_listed_per_building(store):
-    await store.save_space(SpaceState("hq", "b"))
-    await store.save_space(SpaceState("hq", "a", occupants={"x": T0.isoformat()}, since=T0))
-    await store.save_space(SpaceState("annex", "c"))
-    listed = await store.list_spaces("hq")
+async def test_spaces_listed_per_building_of_a_tenant(store):
+    await store.save_space(space(A_HQ, "b"))
+    await store.save_space(space(A_HQ, "a", occupants={"x": T0.isoformat()}, since=T0))
+    await store.save_space(space(A_ANNEX, "c"))
+    await store.save_space(space(B_HQ, "a", occupants={"y": T0.isoformat(), "z": T0.isoformat()}, since=T0))
+    listed = await store.list_spaces(A_HQ)
     assert [(s.space_id, s.headcount, s.status) for s in listed] == [("a", 1, "occupied"), ("b", 0, "free")]
+    assert [(s.tenant_id, s.space_id, s.headcount) for s in await store.list_spaces(B_HQ)] == [("tenant-b", "a", 2)]
+    assert (await store.get_space(A_HQ, "a")).occupants == {"x": T0.isoformat()}
+    assert await store.get_space(B_HQ, "b") is None
 
 
 async def test_visits_upsert_by_id_and_list_by_end_time(store):
-    visit = Visit("t", "hq", "r-oak", "install-1", T0, T0 + timedelta(minutes=30))
-    await store.save_visit(visit)
-    await store.save_visit(visit)  # the same visit again: still one
-    await store.save_visit(Visit("t", "hq", "k-0", "install-1", T0, T0 + timedelta(hours=2)))
-    await store.save_visit(Visit("t", "annex", "k-0", "install-1", T0, T0 + timedelta(minutes=10)))
-    found = await store.list_visits("hq", T0, T0 + timedelta(hours=1))
-    assert found == [visit]
+    first = visit(A_HQ, "r-oak", 30)
+    await store.save_visit(first)
+    await store.save_visit(first)  # the same visit again: still one
+    await store.save_visit(visit(A_HQ, "k-0", 120))
+    await store.save_visit(visit(A_ANNEX, "k-0", 10))
+    await store.save_visit(visit(B_HQ, "r-oak", 30))  # same building, space, device and times: another tenant's
+    assert await store.list_visits(A_HQ, T0, T0 + timedelta(hours=1)) == [first]
+    assert [v.tenant_id for v in await store.list_visits(B_HQ, T0, T0 + timedelta(hours=1))] == ["tenant-b"]
 
 
 async def test_silent_devices_are_those_in_a_space_or_mid_leave(store):
@@ -84,23 +121,30 @@ async def test_silent_devices_are_those_in_a_space_or_mid_leave(store):
                                    leaving_since=T0))
     await store.save_device(device(device_id="old-nowhere", last_seen=T0, space_id=None, space_since=None))
     await store.save_device(device(device_id="fresh", last_seen=T0 + timedelta(minutes=10)))
-    await store.save_device(device(device_id="other-building", building_id="annex", last_seen=T0))
+    await store.save_device(device(A_ANNEX, device_id="other-building", last_seen=T0))
+    await store.save_device(device(B_HQ, device_id="old-in-room", last_seen=T0))
     silent = await store.list_silent_devices(T0 + timedelta(minutes=5))
-    assert sorted((d.building_id, d.device_id) for d in silent) == [
-        ("annex", "other-building"), ("hq", "old-in-room"), ("hq", "old-mid-leave")]
+    assert sorted((d.tenant_id, d.building_id, d.device_id) for d in silent) == [
+        ("tenant-a", "annex", "other-building"), ("tenant-a", "hq", "old-in-room"), ("tenant-a", "hq", "old-mid-leave"),
+        ("tenant-b", "hq", "old-in-room")]
 
 
-async def test_beacon_health_upserts(store):
-    health = BeaconHealth("t", "hq", "beacon-1", T0, battery_mv=2900, telemetry_at=T0)
+async def test_beacon_health_upserts_per_tenant(store):
+    health = BeaconHealth("tenant-a", "hq", "beacon-1", T0, battery_mv=2900, telemetry_at=T0)
     await store.save_beacon_health(health)
     await store.save_beacon_health(replace(health, last_heard=T0 + timedelta(minutes=1)))
-    assert await store.list_beacon_health("hq") == [replace(health, last_heard=T0 + timedelta(minutes=1))]
+    await store.save_beacon_health(BeaconHealth("tenant-b", "hq", "beacon-1", T0 + timedelta(hours=1)))
+    assert await store.list_beacon_health(A_HQ) == [replace(health, last_heard=T0 + timedelta(minutes=1))]
+    [b_health] = await store.list_beacon_health(B_HQ)
+    assert (b_health.tenant_id, b_health.battery_mv) == ("tenant-b", None)
 
 
-async def test_devices_of_an_opted_in_user_across_buildings(store):
+async def test_devices_of_an_opted_in_user_across_buildings_of_one_tenant(store):
     await store.save_device(device(device_id="phone-1", user_id="ann"))
-    await store.save_device(device(device_id="phone-2", building_id="annex", user_id="ann"))
+    await store.save_device(device(A_ANNEX, device_id="phone-2", user_id="ann"))
     await store.save_device(device(device_id="phone-3", user_id="bob"))
-    await store.save_device(device(device_id="phone-4", tenant_id="other", user_id="ann"))
-    found = await store.find_devices_of_user("t", "ann")
+    await store.save_device(device(B_HQ, device_id="phone-1", user_id="ann"))
+    found = await store.find_devices_of_user("tenant-a", "ann")
     assert sorted((d.building_id, d.device_id) for d in found) == [("annex", "phone-2"), ("hq", "phone-1")]
+    assert [(d.tenant_id, d.device_id) for d in await store.find_devices_of_user("tenant-b", "ann")] == [
+        ("tenant-b", "phone-1")]

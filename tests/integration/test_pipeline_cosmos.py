@@ -13,7 +13,7 @@ from shared.adapters.cosmos_live_state import CosmosLiveStateStore
 from shared.services.pipeline import PipelineService, PresenceSweepService
 from shared.services.sites import SiteDirectory
 from tests.conftest import unique_name
-from tests.support.pipeline import add_small_site, walk
+from tests.support.pipeline import HQ, add_small_site, walk
 
 T0 = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=1)
 
@@ -37,7 +37,7 @@ async def processor(cosmos, database_name: str):
 
 
 async def headcounts(store) -> dict[str, int]:
-    return {s.space_id: s.headcount for s in await store.list_spaces("hq")}
+    return {s.space_id: s.headcount for s in await store.list_spaces(HQ)}
 
 
 async def test_redelivery_and_reordering_give_the_same_state(cosmos, database_name):
@@ -49,7 +49,7 @@ async def test_redelivery_and_reordering_give_the_same_state(cosmos, database_na
         late = walk(T0, [("k-0", 2), ("r-oak", 3), ("k-0", 3)], device="install-b")
         await pipeline.process(late[:4] + late[5:] + [late[4]])  # one batch arrives late
         assert await headcounts(store) == {"r-oak": 0, "k-0": 2}
-        visits = await store.list_visits("hq", T0, T0 + timedelta(hours=1))
+        visits = await store.list_visits(HQ, T0, T0 + timedelta(hours=1))
         assert sorted((v.device_id, v.space_id) for v in visits) == [
             ("install-a", "r-oak"), ("install-b", "k-0"), ("install-b", "r-oak")]
         assert pipeline.stats.duplicates == len(events)
@@ -94,8 +94,8 @@ async def test_a_crash_between_the_space_and_device_writes_is_repaired_by_redeli
         await restarted.process(events)
         await restarted.process(events)
         assert await headcounts(store) == {"r-oak": 0, "k-0": 1}
-        assert (await store.get_device("hq", "install-c")).space_id == "k-0"
-        assert len(await store.list_visits("hq", T0, T0 + timedelta(hours=1))) == 1
+        assert (await store.get_device(HQ, "install-c")).space_id == "k-0"
+        assert len(await store.list_visits(HQ, T0, T0 + timedelta(hours=1))) == 1
     finally:
         await client.close()
 
@@ -105,16 +105,16 @@ async def test_a_silent_phone_leaves_its_room_after_the_timeout(cosmos, database
     try:
         await pipeline.process(walk(T0, [("r-oak", 3)], device="install-d"))
         await pipeline.process(walk(T0, [("r-oak", 3)], device="install-e"))
-        device = await store.get_device("hq", "install-d")
+        device = await store.get_device(HQ, "install-d")
         sweep = PresenceSweepService(store, timedelta(seconds=300))
         assert await sweep.sweep(device.last_seen + timedelta(seconds=299)) == 0
         assert await sweep.sweep(device.last_seen + timedelta(seconds=301)) == 2
         assert await headcounts(store) == {"r-oak": 0}
-        assert {v.device_id for v in await store.list_visits("hq", T0, T0 + timedelta(hours=1))} == {
+        assert {v.device_id for v in await store.list_visits(HQ, T0, T0 + timedelta(hours=1))} == {
             "install-d", "install-e"}
         # a sweep racing a phone that is heard again leaves it alone
         await pipeline.process(walk(device.last_seen + timedelta(seconds=400), [("k-0", 3)], device="install-d"))
-        stale = await store.get_device("hq", "install-d")
+        stale = await store.get_device(HQ, "install-d")
         await store.save_device(replace(stale, tracking={**stale.tracking}))  # the phone's newer write lands first
         assert await sweep.sweep(device.last_seen + timedelta(seconds=401)) == 0
         assert await headcounts(store) == {"r-oak": 0, "k-0": 1}

@@ -9,9 +9,10 @@ from shared.adapters.cosmos import CosmosSiteModelStore
 from shared.adapters.memory import InMemorySiteModelStore
 from shared.domain.ports import PreconditionFailed
 from shared.domain.site import parse_site_model
+from shared.domain.tenancy import BuildingRef
 from tests.conftest import unique_name
 from tests.integration.conftest import emulator_database
-from tests.support.sites import small_site
+from tests.support.sites import small_site, store_site
 
 
 @pytest.fixture(params=["memory", "cosmos"])
@@ -25,40 +26,54 @@ async def site_store(request):
 
 async def test_site_store_round_trips_a_site(site_store):
     site = parse_site_model(small_site("hq"))
-    etag = await site_store.put("tenant-a", site)
-    stored = await site_store.get("tenant-a", "hq")
+    etag = await store_site(site_store, "tenant-a", site)
+    stored = await site_store.get(BuildingRef("tenant-a", "hq"))
     assert stored is not None and stored.etag == etag
     assert stored.site == site
 
 
 async def test_site_store_missing_and_other_tenants_are_none(site_store):
-    await site_store.put("tenant-a", parse_site_model(small_site("hq")))
-    assert await site_store.get("tenant-a", "annex") is None
-    assert await site_store.get("tenant-b", "hq") is None
-    assert await site_store.list_building_ids("tenant-b") == []
+    await store_site(site_store, "tenant-a", parse_site_model(small_site("hq")))
+    assert await site_store.get(BuildingRef("tenant-a", "annex")) is None
+    assert await site_store.get(BuildingRef("tenant-b", "hq")) is None
+    assert await site_store.list_buildings("tenant-b") == []
+
+
+async def test_site_store_two_tenants_with_the_same_building_id_keep_their_own(site_store):
+    a_site = parse_site_model(small_site("hq"))
+    b_data = small_site("hq")
+    b_data["name"] = "Tenant B's HQ"
+    a_etag = await store_site(site_store, "tenant-a", a_site)
+    b_etag = await store_site(site_store, "tenant-b", parse_site_model(b_data))
+    assert (await site_store.get(BuildingRef("tenant-a", "hq"))).site.name == "Headquarters"
+    assert (await site_store.get(BuildingRef("tenant-b", "hq"))).site.name == "Tenant B's HQ"
+    with pytest.raises(PreconditionFailed):  # A's version does not guard B's document
+        await store_site(site_store, "tenant-b", a_site, if_match=a_etag)
+    assert (await site_store.get(BuildingRef("tenant-b", "hq"))).etag == b_etag
+    assert await site_store.list_all() == [BuildingRef("tenant-a", "hq"), BuildingRef("tenant-b", "hq")]
 
 
 async def test_site_store_if_match_guards_against_stale_writes(site_store):
-    first = await site_store.put("tenant-a", parse_site_model(small_site("hq")))
+    first = await store_site(site_store, "tenant-a", parse_site_model(small_site("hq")))
     changed = small_site("hq")
     changed["name"] = "Headquarters (renovated)"
-    second = await site_store.put("tenant-a", parse_site_model(changed), if_match=first)
+    second = await store_site(site_store, "tenant-a", parse_site_model(changed), if_match=first)
     assert second != first
     with pytest.raises(PreconditionFailed):
-        await site_store.put("tenant-a", parse_site_model(small_site("hq")), if_match=first)
+        await store_site(site_store, "tenant-a", parse_site_model(small_site("hq")), if_match=first)
     with pytest.raises(PreconditionFailed):
-        await site_store.put("tenant-a", parse_site_model(small_site("new")), if_match=first)
-    assert (await site_store.get("tenant-a", "hq")).site.name == "Headquarters (renovated)"
+        await store_site(site_store, "tenant-a", parse_site_model(small_site("new")), if_match=first)
+    assert (await site_store.get(BuildingRef("tenant-a", "hq"))).site.name == "Headquarters (renovated)"
 
 
 async def test_site_store_concurrent_writers_with_the_same_etag_only_one_wins(site_store):
-    etag = await site_store.put("tenant-a", parse_site_model(small_site("hq")))
+    etag = await store_site(site_store, "tenant-a", parse_site_model(small_site("hq")))
     variants = []
     for i in range(5):
         data = small_site("hq")
         data["name"] = f"variant {i}"
         variants.append(parse_site_model(data))
-    results = await asyncio.gather(*(site_store.put("tenant-a", v, if_match=etag) for v in variants),
+    results = await asyncio.gather(*(store_site(site_store, "tenant-a", v, if_match=etag) for v in variants),
                                    return_exceptions=True)
     winners = [r for r in results if isinstance(r, str)]
     assert len(winners) == 1
@@ -67,9 +82,9 @@ async def test_site_store_concurrent_writers_with_the_same_etag_only_one_wins(si
 
 async def test_site_store_lists_a_tenants_buildings(site_store):
     for building in ("b2", "b1"):
-        await site_store.put("tenant-a", parse_site_model(small_site(building)))
-    await site_store.put("tenant-b", parse_site_model(small_site("b3")))
-    assert await site_store.list_building_ids("tenant-a") == ["b1", "b2"]
+        await store_site(site_store, "tenant-a", parse_site_model(small_site(building)))
+    await store_site(site_store, "tenant-b", parse_site_model(small_site("b3")))
+    assert await site_store.list_buildings("tenant-a") == [BuildingRef("tenant-a", "b1"), BuildingRef("tenant-a", "b2")]
 
 
 async def test_blob_store_put_get_overwrite(blob_store):

@@ -6,11 +6,14 @@ from datetime import datetime, timedelta
 from shared.domain.ingest_event import decode_ingest_event
 from shared.domain.ports import InboundEvent
 from shared.domain.site import parse_site_model
+from shared.domain.tenancy import BuildingRef
 from tests.support.batches import ingest_event_body
-from tests.support.sites import small_site
+from tests.support.sites import small_site, store_site
 
 OAK_BEACON = "f7826da6-4fa2-4e98-8024-bc5b71e0893e:100:1"      # inside room r-oak (f0)
 KITCHEN_BEACON = "f7826da6-4fa2-4e98-8024-bc5b71e0893e:100:2"  # inside the kitchen k-0 (f0)
+
+HQ = BuildingRef("tenant-a", "hq")  # the building add_small_site saves by default
 
 # What a phone hears sitting in each room: strong from the room's beacon, weak from the other.
 IN_ROOM = {
@@ -20,7 +23,7 @@ IN_ROOM = {
 
 
 async def add_small_site(site_store, tenant_id: str = "tenant-a", building_id: str = "hq") -> None:
-    await site_store.put(tenant_id, parse_site_model(small_site(building_id)))
+    await store_site(site_store, tenant_id, parse_site_model(small_site(building_id)))
 
 
 def room_event(now: datetime, room: str, device: str = "install-0001", sequence: int = 0,

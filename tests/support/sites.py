@@ -46,3 +46,10 @@ def small_site(building_id: str = "hq") -> dict:
             ],
         },
     })
+
+
+async def store_site(store, tenant_id: str, site, if_match: str | None = None) -> str:
+    """Save a site model as the tenant's building of the site's id (the store takes a BuildingRef)."""
+    from shared.domain.tenancy import BuildingRef
+
+    return await store.put(BuildingRef(tenant_id, site.building_id), site, if_match=if_match)

@@ -35,7 +35,7 @@ async def test_bad_events_are_dead_lettered_and_good_ones_passed_on_in_order():
     stale_batch = json.loads(good(-62))
     stale_batch["batch"]["sentAt"] = (NOW - timedelta(days=2)).isoformat()
     events = [event(good(-60), 1), event(b"\xff\xfe not json", 2),
-              event(json.dumps({"schema": "ingest/v1", "tenantId": "t", "receivedAt": NOW.isoformat(),
+              event(json.dumps({"schema": "ingest/v1", "tenantId": "tenant-x", "receivedAt": NOW.isoformat(),
                                 "batch": {"schema": "sightings/v1"}}).encode(), 3),
               event(good(-61), 4), event(json.dumps(stale_batch).encode(), 5)]
     report = await service.process(events)

@@ -477,7 +477,7 @@ def test_cosmos_containers_match_the_code():
     cosmos = MODULES / "cosmos.bicep"
     declared_containers = {c["name"]: c for c in value(declared(cosmos, "var")["cosmosContainers"].value)}
     assert set(declared_containers) == {spec.name for spec in COSMOS_CONTAINERS}
-    retention_ttls = {"visits": Expr("visitsTtl")}  # a deployment parameter; the code sets none
+    retention_ttls = {"visits-v2": Expr("visitsTtl")}  # a deployment parameter; the code sets none
     for spec in COSMOS_CONTAINERS:
         container = declared_containers[spec.name]
         assert container["partitionKey"] == spec.partition_key, spec.name

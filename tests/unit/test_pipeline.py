@@ -11,7 +11,7 @@ from shared.adapters.memory import InMemoryLiveStateStore, InMemorySiteModelStor
 from shared.domain.presence import DeviceState
 from shared.services.pipeline import PipelineService, PresenceSweepService
 from shared.services.sites import SiteDirectory
-from tests.support.pipeline import add_small_site, room_event, walk
+from tests.support.pipeline import HQ, add_small_site, room_event, walk
 
 T0 = datetime(2026, 11, 26, 9, 0, tzinfo=timezone.utc)
 
@@ -25,16 +25,16 @@ async def world():
 
 
 async def headcounts(store) -> dict[str, int]:
-    return {s.space_id: s.headcount for s in await store.list_spaces("hq")}
+    return {s.space_id: s.headcount for s in await store.list_spaces(HQ)}
 
 
 async def test_a_phone_is_placed_in_its_room_and_counted(world):
     store, pipeline = world
     await pipeline.process(walk(T0, [("r-oak", 3)]))
-    device = await store.get_device("hq", "install-0001")
+    device = await store.get_device(HQ, "install-0001")
     assert device.space_id == "r-oak" and device.floor == "f0"
     assert 0 <= device.x <= 10 and 0 <= device.y <= 8
-    space = await store.get_space("hq", "r-oak")
+    space = await store.get_space(HQ, "r-oak")
     assert space.headcount == 1 and space.status == "occupied" and space.since == device.space_since
 
 
@@ -43,9 +43,9 @@ async def test_moving_rooms_closes_a_visit_and_moves_the_count(world):
     for event in walk(T0, [("r-oak", 4), ("k-0", 4)]):
         await pipeline.process([event])
     assert await headcounts(store) == {"r-oak": 0, "k-0": 1}
-    [visit] = await store.list_visits("hq", T0, T0 + timedelta(hours=1))
+    [visit] = await store.list_visits(HQ, T0, T0 + timedelta(hours=1))
     assert visit.space_id == "r-oak" and visit.start < visit.end <= T0 + timedelta(seconds=120)
-    oak = await store.get_space("hq", "r-oak")
+    oak = await store.get_space(HQ, "r-oak")
     assert oak.status == "free" and oak.since == visit.end
 
 
@@ -53,13 +53,13 @@ async def test_the_same_events_delivered_twice_give_the_same_state(world):
     store, pipeline = world
     events = walk(T0, [("r-oak", 3), ("k-0", 3)])
     await pipeline.process(events)
-    first = (await store.get_device("hq", "install-0001"), await headcounts(store),
-             await store.list_visits("hq", T0, T0 + timedelta(hours=1)))
+    first = (await store.get_device(HQ, "install-0001"), await headcounts(store),
+             await store.list_visits(HQ, T0, T0 + timedelta(hours=1)))
     await pipeline.process(events)  # at-least-once: the whole batch again
     for event in events[2:4]:
         await pipeline.process([event])  # and some of it once more
-    second = (await store.get_device("hq", "install-0001"), await headcounts(store),
-              await store.list_visits("hq", T0, T0 + timedelta(hours=1)))
+    second = (await store.get_device(HQ, "install-0001"), await headcounts(store),
+              await store.list_visits(HQ, T0, T0 + timedelta(hours=1)))
     assert replace(first[0], etag=None) == replace(second[0], etag=None)
     assert first[1:] == second[1:]
     assert pipeline.stats.duplicates == len(events) + 2
@@ -71,7 +71,7 @@ async def test_a_late_batch_does_not_pull_the_phone_back(world):
     late = in_order[2]  # the last batch heard in r-oak arrives after the kitchen ones
     for event in in_order[:2] + in_order[3:] + [late]:
         await pipeline.process([event])
-    assert (await store.get_device("hq", "install-0001")).space_id == "k-0"
+    assert (await store.get_device(HQ, "install-0001")).space_id == "k-0"
     assert await headcounts(store) == {"r-oak": 0, "k-0": 1}
     assert pipeline.stats.late_sightings > 0
 
@@ -97,8 +97,8 @@ async def test_a_crash_between_writes_is_repaired_by_redelivery():
     # the spaces were written, the device was not: redelivery on a fresh instance repairs it
     await PipelineService(SiteDirectory(sites), store).process(events)
     assert await headcounts(store) == {"r-oak": 0, "k-0": 1}
-    assert (await store.get_device("hq", "install-0001")).space_id == "k-0"
-    assert len(await store.list_visits("hq", T0, T0 + timedelta(hours=1))) == 1
+    assert (await store.get_device(HQ, "install-0001")).space_id == "k-0"
+    assert len(await store.list_visits(HQ, T0, T0 + timedelta(hours=1))) == 1
 
 
 async def test_phones_in_the_same_rooms_are_counted_exactly(world):
@@ -115,21 +115,21 @@ async def test_unknown_beacons_and_other_tenants_leave_no_state(world):
     store, pipeline = world
     await pipeline.process([room_event(T0, "r-oak", tenant_id="tenant-b")])
     assert pipeline.stats.unknown_building == 1
-    assert await store.list_spaces("hq") == []
+    assert await store.list_spaces(HQ) == []
 
 
 async def test_a_silent_phone_leaves_after_the_timeout(world):
     store, pipeline = world
     await pipeline.process(walk(T0, [("r-oak", 3)]))
-    last_seen = (await store.get_device("hq", "install-0001")).last_seen
+    last_seen = (await store.get_device(HQ, "install-0001")).last_seen
     sweep = PresenceSweepService(store, timedelta(minutes=5))
     assert await sweep.sweep(last_seen + timedelta(minutes=4)) == 0
     assert await headcounts(store) == {"r-oak": 1}
     assert await sweep.sweep(last_seen + timedelta(minutes=6)) == 1
     assert await headcounts(store) == {"r-oak": 0}
-    device = await store.get_device("hq", "install-0001")
+    device = await store.get_device(HQ, "install-0001")
     assert device.space_id is None and device.leaving_space_id is None
-    [visit] = await store.list_visits("hq", T0, T0 + timedelta(hours=1))
+    [visit] = await store.list_visits(HQ, T0, T0 + timedelta(hours=1))
     assert visit.end == last_seen
     assert await sweep.sweep(last_seen + timedelta(minutes=7)) == 0  # nothing left to do
 
@@ -137,25 +137,25 @@ async def test_a_silent_phone_leaves_after_the_timeout(world):
 async def test_a_sweep_that_crashes_half_way_is_finished_by_the_next(world):
     store, pipeline = world
     await pipeline.process(walk(T0, [("r-oak", 3)]))
-    device = await store.get_device("hq", "install-0001")
+    device = await store.get_device(HQ, "install-0001")
     # step 1 of a leave happened, then the instance died
     await store.save_device(replace(device, space_id=None, space_since=None, leaving_space_id="r-oak",
                                     leaving_since=device.space_since))
     assert await headcounts(store) == {"r-oak": 1}
     await PresenceSweepService(store, timedelta(minutes=5)).sweep(device.last_seen + timedelta(minutes=10))
     assert await headcounts(store) == {"r-oak": 0}
-    assert len(await store.list_visits("hq", T0, T0 + timedelta(hours=1))) == 1
+    assert len(await store.list_visits(HQ, T0, T0 + timedelta(hours=1))) == 1
 
 
 async def test_a_phone_heard_again_after_a_half_done_sweep_is_repaired_by_the_pipeline(world):
     store, pipeline = world
     await pipeline.process(walk(T0, [("r-oak", 3)]))
-    device = await store.get_device("hq", "install-0001")
+    device = await store.get_device(HQ, "install-0001")
     await store.save_device(replace(device, space_id=None, space_since=None, leaving_space_id="r-oak",
                                     leaving_since=device.space_since))
     later = device.last_seen + timedelta(minutes=10)
     await pipeline.process(walk(later, [("k-0", 3)]))  # back, in the kitchen now
     assert await headcounts(store) == {"r-oak": 0, "k-0": 1}
-    state: DeviceState = await store.get_device("hq", "install-0001")
+    state: DeviceState = await store.get_device(HQ, "install-0001")
     assert state.space_id == "k-0" and state.leaving_space_id is None
     assert pipeline.stats.conflicts_retried >= 1  # its cached copy was stale and was reloaded

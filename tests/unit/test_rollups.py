@@ -17,8 +17,10 @@ from shared.adapters.parquet import decode_table
 from shared.domain.analytics import Grain
 from shared.domain.presence import SpaceState, Visit
 from shared.domain.teams import Team
+from shared.domain.tenancy import BuildingRef
 from shared.services.rollups import AnalyticsReader, RollupService
 from tests.support.analytics import at, site
+from tests.support.sites import store_site
 
 C = "analytics"
 THURSDAY = date(2026, 11, 26)
@@ -42,8 +44,8 @@ class FailingBlobStore(InMemoryBlobStore):
 @pytest.fixture
 async def world():
     sites, live, blobs, teams = InMemorySiteModelStore(), InMemoryLiveStateStore(), FailingBlobStore(), InMemoryTeamDirectory()
-    await sites.put("tenant-a", site())
-    await sites.put("tenant-b", site(building_id="annex", time_zone="Asia/Tokyo", start="00:00", end="24:00",
+    await store_site(sites, "tenant-a", site())
+    await store_site(sites, "tenant-b", site(building_id="annex", time_zone="Asia/Tokyo", start="00:00", end="24:00",
                                      days=range(1, 8)))
     service = RollupService(sites, live, blobs, teams, C, min_group_size=2)
     return sites, live, blobs, teams, service
@@ -102,7 +104,7 @@ async def test_late_data_inside_the_window_is_picked_up_and_after_it_only_by_a_b
     await visit(live, "k-0", "c", at(26, 9, 40), at(26, 9, 55))  # after the late window: the timers leave it
     await service.hourly(at(26, 13, 5))
     assert (await space_rows(blobs, "T0900Z"))["k-0"]["occupied_s"] == 3000
-    await service.backfill("tenant-a", "hq", THURSDAY, THURSDAY, now=at(27, 9))
+    await service.backfill(BuildingRef("tenant-a", "hq"), THURSDAY, THURSDAY, now=at(27, 9))
     assert (await space_rows(blobs, "T0900Z"))["k-0"]["occupied_s"] == 3300
     assert len([n for n in await blobs.list_names(C, "tenant=tenant-a/") if "spaces-20261126T0900Z" in n]) == 1
 
@@ -110,7 +112,7 @@ async def test_late_data_inside_the_window_is_picked_up_and_after_it_only_by_a_b
 async def test_stays_still_open_count_from_the_spaces_live_occupants(world):
     _, live, blobs, teams, service = world
     # two phones sit in r-oak since 09:10 and are still there at 10:05 (no visit closed yet); one opted in
-    await live.save_space(SpaceState("hq", "r-oak", occupants={"d1": at(26, 9, 10).isoformat(),
+    await live.save_space(SpaceState("tenant-a", "hq", "r-oak", occupants={"d1": at(26, 9, 10).isoformat(),
                                                                "d2": at(26, 9, 10).isoformat()}))
     from shared.domain.presence import DeviceState
 
@@ -133,7 +135,7 @@ async def test_a_window_run_again_writes_the_same_bytes(world):
     first = {n: await blobs.get(C, n) for n in await blobs.list_names(C)}
     await service.roll_day("tenant-a", site(), THURSDAY, at(27, 6))
     assert {n: await blobs.get(C, n) for n in await blobs.list_names(C)} == first
-    await service.backfill("tenant-a", "hq", THURSDAY, THURSDAY, now=at(30, 6))  # final windows: same bytes later
+    await service.backfill(BuildingRef("tenant-a", "hq"), THURSDAY, THURSDAY, now=at(30, 6))  # final windows: same bytes later
     assert {n: await blobs.get(C, n) for n in await blobs.list_names(C)} == first
 
 
@@ -209,7 +211,7 @@ async def test_the_backfill_command_finds_the_tenant_and_rolls_each_day():
 
     values = json_.loads((Path(__file__).resolve().parents[2] / "local.settings.json").read_text())["Values"]
     context = build_in_memory_context(load_settings(values))
-    await context.site_models.put("tenant-a", site())
+    await store_site(context.site_models, "tenant-a", site())
     await visit(context.live_state, "k-0", "d1", at(25, 9), at(25, 10))
     summary = await backfill(context, "hq", date(2026, 11, 25), THURSDAY)
     assert (summary["tenant"], summary["windows"], summary["prefix"]) == ("tenant-a", 50, "tenant=tenant-a/building=hq/")
@@ -217,6 +219,6 @@ async def test_the_backfill_command_finds_the_tenant_and_rolls_each_day():
     raw = await context.blobs.get("analytics", "tenant=tenant-a/building=hq/grain=day/date=2026-11-25/"
                                                "manifest-20261125T0000Z.json")
     assert json_.loads(raw)["rowCounts"]["spaces"] == 3
-    await context.site_models.put("tenant-b", site())
+    await store_site(context.site_models, "tenant-b", site())
     with pytest.raises(ValueError, match="2 tenants"):
         await backfill(context, "hq", THURSDAY, THURSDAY)

@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shared.domain.errors import ContractViolation, json_path
-from tests.support.strategies import json_values
 from shared.domain.sightings import MAX_SIGHTINGS_PER_BATCH, ParsedBatch, parse_sightings_batch
+from tests.support.strategies import json_values
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=timezone.utc)
 BEACON = "f7826da6-4fa2-4e98-8024-bc5b71e0893e:100:1"

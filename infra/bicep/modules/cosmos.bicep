@@ -50,42 +50,47 @@ var cosmosContainers = [
     defaultTtl: null
   }
   {
-    name: 'devices'
-    partitionKey: '/buildingId'
+    // Live state is partitioned by the synthetic key tenantId|buildingId (docs/data-model.md); the -v2 names are
+    // new containers because Cosmos DB cannot change the partition key of an existing one.
+    name: 'devices-v2'
+    partitionKey: '/buildingKey'
     indexedPaths: [
-      '/buildingId/?'
+      '/buildingKey/?'
+      '/tenantId/?'
       '/lastSeen/?'
       '/spaceId/?'
+      '/leavingSpaceId/?'
       '/userId/?'
     ]
     defaultTtl: null
   }
   {
-    name: 'spaces'
-    partitionKey: '/buildingId'
+    name: 'spaces-v2'
+    partitionKey: '/buildingKey'
     indexedPaths: [
-      '/buildingId/?'
+      '/buildingKey/?'
+      '/tenantId/?'
       '/status/?'
-      '/floor/?'
-      '/kind/?'
     ]
     defaultTtl: null
   }
   {
-    name: 'visits'
-    partitionKey: '/buildingId'
+    name: 'visits-v2'
+    partitionKey: '/buildingKey'
     indexedPaths: [
-      '/buildingId/?'
+      '/buildingKey/?'
+      '/tenantId/?'
       '/end/?'
       '/start/?'
     ]
     defaultTtl: visitsTtl
   }
   {
-    name: 'beacons'
-    partitionKey: '/buildingId'
+    name: 'beacons-v2'
+    partitionKey: '/buildingKey'
     indexedPaths: [
-      '/buildingId/?'
+      '/buildingKey/?'
+      '/tenantId/?'
       '/lastHeard/?'
     ]
     defaultTtl: null
