@@ -8,13 +8,18 @@ from typing import Any
 from azure.core import MatchConditions
 from azure.core.exceptions import ServiceRequestError, ServiceResponseError
 from azure.cosmos.aio import DatabaseProxy
-from azure.cosmos.exceptions import CosmosHttpResponseError, CosmosResourceExistsError, CosmosResourceNotFoundError
+from azure.cosmos.exceptions import (
+    CosmosAccessConditionFailedError,
+    CosmosHttpResponseError,
+    CosmosResourceExistsError,
+    CosmosResourceNotFoundError,
+)
 
 from shared.adapters import documents
 from shared.adapters.cosmos import unavailable
 from shared.domain.identity import IdentityConfig
 from shared.domain.people import AuditEntry, Sharing, SharingChange, Tenant
-from shared.domain.ports import AlreadyExists
+from shared.domain.ports import AlreadyExists, PreconditionFailed
 
 
 class CosmosTenantDirectory:
@@ -48,8 +53,20 @@ class CosmosTenantDirectory:
         doc = await self._read(f"sharing:{user_id}", tenant_id)
         return documents.sharing_from_doc(doc) if doc else None
 
-    async def put_sharing(self, sharing: Sharing) -> None:
-        await self._container.upsert_item(documents.sharing_to_doc(sharing))
+    async def put_sharing(self, sharing: Sharing, if_match: str | None = None) -> None:
+        doc = documents.sharing_to_doc(sharing)
+        if if_match is None:
+            await self._container.upsert_item(doc)
+            return
+        try:
+            await self._container.replace_item(doc["id"], doc, etag=if_match,
+                                               match_condition=MatchConditions.IfNotModified)
+        except (CosmosResourceNotFoundError, CosmosAccessConditionFailedError):
+            raise PreconditionFailed(f"the sharing of '{sharing.user_id}' changed since it was read") from None
+        except CosmosHttpResponseError as exc:
+            if exc.status_code != 412:
+                raise
+            raise PreconditionFailed(f"the sharing of '{sharing.user_id}' changed since it was read") from None
 
     async def get_identity(self, tenant_id: str) -> IdentityConfig | None:
         doc = await self._read("identity", tenant_id)

@@ -134,7 +134,7 @@ def sharing_to_doc(s: Sharing) -> dict[str, Any]:
 
 def sharing_from_doc(doc: dict[str, Any]) -> Sharing:
     return Sharing(tenant_id=doc["tenantId"], user_id=doc["userId"], level=SharingLevel(doc["level"]),
-                   until=parse_time(doc.get("until")), updated_at=parse_time(doc["updatedAt"]))
+                   until=parse_time(doc.get("until")), updated_at=parse_time(doc["updatedAt"]), etag=doc.get("_etag"))
 
 
 def identity_to_doc(c: IdentityConfig) -> dict[str, Any]:

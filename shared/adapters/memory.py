@@ -217,8 +217,12 @@ class InMemoryTenantDirectory:
         doc = self._docs.get((tenant_id, f"sharing:{user_id}"))
         return documents.sharing_from_doc(doc) if doc else None
 
-    async def put_sharing(self, sharing: Sharing) -> None:
-        self._docs[(sharing.tenant_id, f"sharing:{sharing.user_id}")] = documents.sharing_to_doc(sharing)
+    async def put_sharing(self, sharing: Sharing, if_match: str | None = None) -> None:
+        key = (sharing.tenant_id, f"sharing:{sharing.user_id}")
+        current = self._docs.get(key)
+        if if_match is not None and (current is None or current["_etag"] != if_match):
+            raise PreconditionFailed(f"the sharing of '{sharing.user_id}' changed since it was read")
+        self._docs[key] = {**documents.sharing_to_doc(sharing), "_etag": f'"{uuid.uuid4()}"'}
 
     async def get_identity(self, tenant_id: str) -> IdentityConfig | None:
         doc = self._docs.get((tenant_id, "identity"))

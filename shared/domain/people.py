@@ -10,7 +10,7 @@ allowed to change it (an integrator's key) may only narrow it or turn it off.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from shared.domain.presence import DeviceState
@@ -44,6 +44,7 @@ class Sharing:
     level: SharingLevel
     until: datetime | None
     updated_at: datetime
+    etag: str | None = field(default=None, compare=False)  # the stored version, for conditional writes
 
     def active(self, now: datetime) -> bool:
         return self.level is not SharingLevel.off and (self.until is None or now < self.until)

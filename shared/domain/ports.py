@@ -180,7 +180,9 @@ class TenantDirectory(Protocol):
 
     async def get_sharing(self, tenant_id: str, user_id: str) -> Sharing | None: ...
 
-    async def put_sharing(self, sharing: Sharing) -> None: ...
+    async def put_sharing(self, sharing: Sharing, if_match: str | None = None) -> None:
+        """Create or replace; with `if_match` (a Sharing's etag), only over that version, else
+        PreconditionFailed (a narrowing computed from a choice the person has changed meanwhile)."""
 
     async def get_identity(self, tenant_id: str) -> IdentityConfig | None: ...
 

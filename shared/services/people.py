@@ -18,7 +18,7 @@ from shared.domain.people import (
     narrows,
     shared_location,
 )
-from shared.domain.ports import AuditLog, LiveStateStore, TenantDirectory
+from shared.domain.ports import AuditLog, LiveStateStore, PreconditionFailed, TenantDirectory
 from shared.domain.tenancy import Principal, Scope
 from shared.services.common import Clock, utc_now
 
@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 NOT_AVAILABLE = "not available"
 ONLY_NARROWER = "an API key may only narrow a person's sharing or turn it off: only the person widens it"
 ONLY_YOUR_OWN = "a signed-in person changes only their own sharing"
+WRITE_ATTEMPTS = 3  # a key's narrowing raced by the person's own change is judged again this many times
 
 
 class PeopleService:
@@ -43,23 +44,38 @@ class PeopleService:
         now = self._clock()
         if until is not None and until <= now and level is not SharingLevel.off:
             raise ContractViolation([FieldError("until", "must be in the future (or omitted)")])
-        current = await self._tenants.get_sharing(who.tenant_id, user_id)
         if who.user_id is not None:
             if who.user_id != user_id or not who.allows(Scope.people_as_self):
                 raise Forbidden(ONLY_YOUR_OWN)
         elif not who.allows(Scope.people):
             raise Forbidden("this key does not have the 'people' scope")
-        elif not narrows(current, level, until, now):
-            raise Forbidden(ONLY_NARROWER)
         sharing = Sharing(who.tenant_id, user_id, level, until, now)
-        # Audit first: a change that is not in the log must not have happened.
-        await self._audit.append_sharing_change(SharingChange(
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            current = await self._tenants.get_sharing(who.tenant_id, user_id)
+            # The person's own choice is written as it is. A key's narrowing is judged against the choice as read
+            # and written only over that version: were the person to change it meanwhile, judged again.
+            conditional = who.user_id is None and level is not SharingLevel.off
+            if conditional and not narrows(current, level, until, now):
+                raise Forbidden(ONLY_NARROWER)
+            try:
+                await self._tenants.put_sharing(sharing, if_match=current.etag if conditional and current else None)
+                break
+            except PreconditionFailed:
+                if attempt == WRITE_ATTEMPTS:
+                    raise
+        change = SharingChange(
             tenant_id=who.tenant_id, at=now, user_id=user_id, by_user_id=who.user_id,
             by_key_id=None if who.user_id is not None else who.key_id,
             from_level=current.level if current else None, from_until=current.until if current else None,
             to_level=level, to_until=until,
-        ))
-        await self._tenants.put_sharing(sharing)
+        )
+        try:
+            await self._audit.append_sharing_change(change)
+        except Exception:
+            # Written but not in the tenant's log: the app's log keeps it, so it is still found.
+            logger.exception("sharing change of %s in tenant %s (%s -> %s, by %s) could not be audited", user_id,
+                             who.tenant_id, change.from_level, level.value, who.user_id or who.key_id)
+            raise
         return sharing
 
     async def own_sharing(self, who: Principal) -> Sharing:

@@ -9,7 +9,7 @@ from shared.adapters.cosmos_directory import CosmosAuditLog, CosmosTenantDirecto
 from shared.adapters.memory import InMemoryAuditLog, InMemoryTenantDirectory
 from shared.domain.identity import IdentityConfig
 from shared.domain.people import AuditEntry, Sharing, SharingChange, SharingLevel, Tenant
-from shared.domain.ports import AlreadyExists
+from shared.domain.ports import AlreadyExists, PreconditionFailed
 from tests.integration.conftest import emulator_database
 
 T0 = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
@@ -110,3 +110,19 @@ async def test_sharing_changes_and_lookups_are_kept_apart_newest_first(stores):
     lookups = await audit.recent("acme")
     assert [(e.by_user_id, e.key_id) for e in lookups] == [("bob", None)]
     assert await audit.recent_sharing_changes("globex") == []
+
+
+async def test_sharing_is_written_over_a_version_only_when_asked(stores):
+    directory, _ = stores
+    await directory.put_sharing(Sharing("acme", "ann", SharingLevel.space, None, T0))
+    read = await directory.get_sharing("acme", "ann")
+    assert read.etag
+    await directory.put_sharing(Sharing("acme", "ann", SharingLevel.building, None, T0 + timedelta(minutes=1)))
+    with pytest.raises(PreconditionFailed):  # what `read` was judged on has changed
+        await directory.put_sharing(Sharing("acme", "ann", SharingLevel.floor, None, T0), if_match=read.etag)
+    assert (await directory.get_sharing("acme", "ann")).level is SharingLevel.building
+    current = await directory.get_sharing("acme", "ann")
+    await directory.put_sharing(Sharing("acme", "ann", SharingLevel.off, None, T0), if_match=current.etag)
+    assert (await directory.get_sharing("acme", "ann")).level is SharingLevel.off
+    with pytest.raises(PreconditionFailed):
+        await directory.put_sharing(Sharing("acme", "bob", SharingLevel.off, None, T0), if_match=current.etag)
