@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 import time
+from pathlib import Path
 
 from devkit.emulators.launcher import LOOPBACK, EmulatorStartError, running_emulators
 from devkit.local_settings import blob_port, cosmos_port, devkit_environment, load_local_settings
@@ -20,6 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cosmos-port", type=int, help="default: the port in local.settings.json")
     parser.add_argument("--attach", action="store_true",
                         help="start no emulators: use the COSMOS and ANALYTICS_STORAGE settings of the environment")
+    parser.add_argument("--oidc-keys", type=Path,
+                        help="the devkit issuer's key file (default: DEVKIT_OIDC_KEYS or .devkit/oidc-keys.json)")
     parser.add_argument("--hub-capacity", type=int, default=50,
                         help="events the in-process hub queues per partition before ingest answers 503 (default 50)")
 
@@ -48,16 +51,17 @@ def main(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, started: float) -> int:
     try:
-        asyncio.run(_serve(args.port, args.hub_capacity, started))
+        asyncio.run(_serve(args.port, args.hub_capacity, started, args.oidc_keys))
     except KeyboardInterrupt:
         pass
     logger.info("stopped")
     return 0
 
 
-async def _serve(port: int, hub_capacity: int, started: float) -> None:
+async def _serve(port: int, hub_capacity: int, started: float, oidc_keys: Path | None = None) -> None:
     import uvicorn
 
+    from devkit.identity import ISSUER_PATH, KeyRing, default_keys_path, with_devkit_issuer
     from devkit.timer_runner import run_timers
     from functions.http_api import create_api
     from functions.timers import TIMER_SCHEDULE_SETTINGS
@@ -73,9 +77,12 @@ async def _serve(port: int, hub_capacity: int, started: float) -> None:
     timers = asyncio.create_task(
         run_timers(context.scheduled, {job: os.environ[setting] for job, setting in TIMER_SCHEDULE_SETTINGS.items()})
     )
-    server = uvicorn.Server(uvicorn.Config(create_api(), host=LOOPBACK, port=port, log_level="warning",
-                                           backlog=4096))
-    ready = asyncio.create_task(_announce(server, port, started))
+    keys_path = oidc_keys or default_keys_path()
+    KeyRing.load_or_create(keys_path)
+    # The devkit's OpenID Connect issuer beside the app (never part of it: the deployed app has no such route).
+    app = with_devkit_issuer(create_api(), keys_path)
+    server = uvicorn.Server(uvicorn.Config(app, host=LOOPBACK, port=port, log_level="warning", backlog=4096))
+    ready = asyncio.create_task(_announce(server, port, started, ISSUER_PATH))
     try:
         await server.serve()
     finally:
@@ -86,9 +93,11 @@ async def _serve(port: int, hub_capacity: int, started: float) -> None:
         set_context(None)
 
 
-async def _announce(server, port: int, started: float) -> None:
+async def _announce(server, port: int, started: float, issuer_path: str) -> None:
     while not server.started:
         await asyncio.sleep(0.05)
     print(f"spaceflow is serving on http://{LOOPBACK}:{port} (ready in {time.perf_counter() - started:.1f} s)\n"
           f"  health:  http://{LOOPBACK}:{port}/api/health\n  docs:    http://{LOOPBACK}:{port}/api/docs\n"
+          f"  sign-in: http://{LOOPBACK}:{port}{issuer_path}/<tenantId> (devkit OpenID Connect issuer; "
+          "python -m devkit token)\n"
           "Ctrl-C stops the app and the emulators.", flush=True)

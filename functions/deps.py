@@ -10,9 +10,11 @@ from shared.wiring import AppContext, get_context
 
 async def caller(
     x_api_key: str | None = Header(default=None, alias="x-api-key", description="the tenant's API key"),
+    authorization: str | None = Header(default=None, alias="authorization",
+                                       description="`Bearer <token>` of a person signed in with the tenant's issuer"),
     context: AppContext = Depends(get_context),
 ) -> Caller:
-    return await context.auth.authenticate(x_api_key)
+    return await context.auth.authenticate_request(x_api_key, authorization)
 
 
 def require(scope: Scope):
@@ -22,6 +24,24 @@ def require(scope: Scope):
         return context.auth.require(who, scope)
 
     return check
+
+
+def require_any(*scopes: Scope):
+    """A tenant's caller holding at least one of `scopes` (a route both integrators' keys and people use)."""
+
+    async def check(who: Caller = Depends(caller), context: AppContext = Depends(get_context)) -> Principal:
+        if isinstance(who, Principal) and any(who.allows(scope) for scope in scopes):
+            return who
+        return context.auth.require(who, scopes[0])  # raises the usual Forbidden
+
+    return check
+
+
+async def signed_in(who: Caller = Depends(caller)) -> Principal:
+    """A person signed in with a bearer token (the /me routes); an API key is Forbidden here."""
+    if not isinstance(who, Principal) or who.user_id is None or not who.allows(Scope.people_as_self):
+        raise Forbidden("this is for a signed-in person: send 'Authorization: Bearer <token>' from the tenant's issuer")
+    return who
 
 
 async def tenant_manager(who: Caller = Depends(caller)) -> Caller:

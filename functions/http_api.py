@@ -34,6 +34,7 @@ def create_api() -> FastAPI:
     api.include_router(admin.router, prefix=API_PREFIX)
     api.include_router(buildings.router, prefix=API_PREFIX)
     api.include_router(people.router, prefix=API_PREFIX)
+    api.include_router(people.me_router, prefix=API_PREFIX)
     api.include_router(analytics.router, prefix=API_PREFIX)
     api.include_router(teams.router, prefix=API_PREFIX)
     _document_problems(api)
@@ -73,8 +74,13 @@ def _document_problems(api: FastAPI) -> None:
                             batch_json_schema())
             _embed_contract(schema, "https://spaceflow.dev/schemas/site-v1.json", "SiteModel", site_json_schema())
             schema["components"]["securitySchemes"] = {
-                "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"}}
-            schema["security"] = [{"apiKey": []}]
+                "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key",
+                           "description": "a tenant's API key (integrators, the SDK, admins)"},
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                           "description": "a person signed in with the tenant's OpenID Connect issuer (Entra ID): "
+                                          "RS256/ES256, the tenant's audience"}}
+            # Either one: the API key, or a signed-in person's token (what each route accepts is in its text).
+            schema["security"] = [{"apiKey": []}, {"bearer": []}]
             api.openapi_schema = schema
         return api.openapi_schema
 

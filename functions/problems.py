@@ -9,7 +9,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shared.domain.errors import Conflict, ContractViolation, Forbidden, NotFound, Unauthenticated, json_path
+from shared.domain.errors import (
+    Conflict,
+    ContractViolation,
+    Forbidden,
+    InvalidToken,
+    NotFound,
+    Unauthenticated,
+    json_path,
+)
 from shared.domain.ports import AlreadyExists, DependencyUnavailable, PreconditionFailed
 from shared.services.sites import SiteUnavailable
 
@@ -49,6 +57,14 @@ def install_problem_handlers(app: FastAPI) -> None:
     for exc_type, (status, title, slug, headers) in _DOMAIN_PROBLEMS.items():
         app.add_exception_handler(exc_type, _domain_handler(status, title, slug, headers))
 
+    @app.exception_handler(InvalidToken)
+    async def _invalid_token(request: Request, exc: InvalidToken) -> JSONResponse:
+        # RFC 6750 section 3: the challenge names the error; the description is the detail, one of a few fixed
+        # texts (never the token, nor which check failed).
+        challenge = f'Bearer realm="spaceflow", error="invalid_token", error_description="{exc}"'
+        return problem(401, "Unauthorized", str(exc), type_=PROBLEM_BASE + "invalid-token",
+                       headers={"WWW-Authenticate": challenge})
+
     @app.exception_handler(DependencyUnavailable)
     async def _unavailable(request: Request, exc: DependencyUnavailable) -> JSONResponse:
         return problem(503, "Service unavailable", str(exc), type_=PROBLEM_BASE + "dependency-unavailable",
@@ -77,7 +93,8 @@ def install_problem_handlers(app: FastAPI) -> None:
 
 # Domain errors that map to a status one to one: (status, title, problem type, extra headers).
 _DOMAIN_PROBLEMS = {
-    Unauthenticated: (401, "Unauthorized", "unauthenticated", {"WWW-Authenticate": 'ApiKey header="x-api-key"'}),
+    Unauthenticated: (401, "Unauthorized", "unauthenticated",
+                      {"WWW-Authenticate": 'ApiKey header="x-api-key", Bearer realm="spaceflow"'}),
     Forbidden: (403, "Forbidden", "missing-scope", None),
     NotFound: (404, "Not found", "not-found", None),
     AlreadyExists: (409, "Conflict", "already-exists", None),

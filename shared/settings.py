@@ -65,6 +65,11 @@ class Settings(BaseSettings):
         default=None, alias="ADMIN_API_KEY", min_length=24,
         description="bootstrap admin key (a Key Vault reference in Azure); unset disables it",
     )
+    identity_allow_loopback: bool = Field(
+        default=False, alias="IDENTITY_ALLOW_LOOPBACK",
+        description="accept tenant identity providers on loopback over plain http (the devkit's issuer); "
+                    "false in Azure, where a loopback key location could only reach into the instance itself",
+    )
     managed_identity_client_id: str | None = Field(
         default=None, alias="AZURE_CLIENT_ID", description="client id of the user-assigned identity in Azure"
     )

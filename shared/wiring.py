@@ -14,6 +14,7 @@ from shared.domain.ports import (
     BlobStore,
     EventPublisher,
     InboundEvent,
+    IssuerDocuments,
     LiveStateStore,
     SiteModelStore,
     TeamDirectory,
@@ -23,6 +24,7 @@ from shared.services import EventProcessingService, HealthService, ScheduledJobs
 from shared.services.admin import AdminService
 from shared.services.auth import AuthService
 from shared.services.common import Clock, utc_now
+from shared.services.identity import BearerTokenVerifier, IdentityService, IssuerKeys
 from shared.services.ingest import IngestService
 from shared.services.people import PeopleService
 from shared.services.pipeline import PipelineService, PresenceSweepService
@@ -58,6 +60,8 @@ class AppContext:
     teams: TeamDirectory
     rollups: RollupService
     analytics: AnalyticsReader
+    identity: IdentityService
+    issuer_documents: IssuerDocuments
     closers: list[Any] = field(default_factory=list)
 
     async def close(self) -> None:
@@ -74,7 +78,8 @@ PublisherFactory = Callable[[Callable[[Sequence[InboundEvent]], Any]], EventPubl
 
 def _assemble(settings: Settings, *, site_models: SiteModelStore, blobs: BlobStore, live_state: LiveStateStore,
               api_keys: ApiKeyStore, tenants: TenantDirectory, audit: AuditLog, teams: TeamDirectory,
-              publisher_factory: PublisherFactory, clock: Clock, closers: list[Any]) -> AppContext:
+              issuer_documents: IssuerDocuments, publisher_factory: PublisherFactory, clock: Clock,
+              closers: list[Any]) -> AppContext:
     """The services over whichever adapters: the same graph for Azure, the devkit and the tests."""
     sites = SiteDirectory(site_models)
     pipeline = PipelineService(sites, live_state)
@@ -90,7 +95,11 @@ def _assemble(settings: Settings, *, site_models: SiteModelStore, blobs: BlobSto
                             settings.analytics_min_group_size, clock=clock)
     scheduled = ScheduledJobs({ScheduledJobs.PRESENCE_SWEEP: sweep.sweep, ScheduledJobs.HOURLY_ROLLUP: rollups.hourly,
                                ScheduledJobs.DAILY_ROLLUP: rollups.daily})
-    auth = AuthService(api_keys, settings.admin_api_key, clock=clock)
+    closers.append(issuer_documents.close)
+    issuer_keys = IssuerKeys(issuer_documents, allow_loopback=settings.identity_allow_loopback)
+    # Tokens carry real times: the verifier reads the wall clock even when the app runs on a simulated one.
+    verifier = BearerTokenVerifier(tenants, issuer_keys)
+    auth = AuthService(api_keys, settings.admin_api_key, clock=clock, tokens=verifier)
     return AppContext(
         settings=settings, publisher=publisher, site_models=site_models, blobs=blobs, live_state=live_state,
         api_keys=api_keys, health=HealthService({"cosmos": site_models, "blob": blobs, "eventHub": publisher}),
@@ -100,7 +109,9 @@ def _assemble(settings: Settings, *, site_models: SiteModelStore, blobs: BlobSto
         queries=QueryService(sites, live_state, clock=clock), people=PeopleService(tenants, live_state, audit, clock),
         teams=teams, rollups=rollups,
         analytics=AnalyticsReader(blobs, settings.analytics_container, settings.analytics_min_group_size),
-        closers=closers,
+        identity=IdentityService(tenants, verifier, issuer_keys, allow_loopback=settings.identity_allow_loopback,
+                                 clock=clock),
+        issuer_documents=issuer_documents, closers=closers,
     )
 
 
@@ -124,6 +135,7 @@ async def build_context(settings: Settings, *, bootstrap: bool = True, clock: Cl
     from shared.adapters.cosmos_directory import CosmosAuditLog, CosmosTenantDirectory
     from shared.adapters.cosmos_live_state import CosmosLiveStateStore
     from shared.adapters.cosmos_teams import CosmosTeamDirectory
+    from shared.adapters.oidc_http import AiohttpIssuerDocuments
 
     needs_credential = not (
         settings.cosmos_connection_string
@@ -158,18 +170,20 @@ async def build_context(settings: Settings, *, bootstrap: bool = True, clock: Cl
         blobs=AzureBlobStore(blob_service, probe_container=settings.deadletter_container),
         live_state=CosmosLiveStateStore(database), api_keys=CosmosApiKeyStore(database),
         tenants=CosmosTenantDirectory(database), audit=CosmosAuditLog(database), teams=CosmosTeamDirectory(database),
-        publisher_factory=publisher_factory, clock=clock, closers=closers,
+        issuer_documents=AiohttpIssuerDocuments(), publisher_factory=publisher_factory, clock=clock, closers=closers,
     )
 
 
 def build_in_memory_context(settings: Settings, publisher: EventPublisher | None = None,
-                            clock: Clock = utc_now) -> AppContext:
+                            clock: Clock = utc_now, issuer_documents: IssuerDocuments | None = None) -> AppContext:
     """The same services over the in-memory adapters: unit and function tests, and the in-memory benchmarks.
-    Without a publisher, published events are recorded (not delivered)."""
+    Without a publisher, published events are recorded (not delivered). Without `issuer_documents`, identity
+    providers' documents come from an InMemoryIssuerDocuments (`context.issuer_documents.serve(url, doc)`)."""
     from shared.adapters.memory import (
         InMemoryApiKeyStore,
         InMemoryAuditLog,
         InMemoryBlobStore,
+        InMemoryIssuerDocuments,
         InMemoryLiveStateStore,
         InMemorySiteModelStore,
         InMemoryTeamDirectory,
@@ -181,6 +195,7 @@ def build_in_memory_context(settings: Settings, publisher: EventPublisher | None
         settings, site_models=InMemorySiteModelStore(), blobs=InMemoryBlobStore(),
         live_state=InMemoryLiveStateStore(), api_keys=InMemoryApiKeyStore(),
         tenants=InMemoryTenantDirectory(), audit=InMemoryAuditLog(), teams=InMemoryTeamDirectory(),
+        issuer_documents=issuer_documents or InMemoryIssuerDocuments(),
         publisher_factory=lambda deliver: publisher or RecordingEventPublisher(), clock=clock, closers=[],
     )
 

@@ -1,4 +1,8 @@
-"""The co-worker finder: a person's sharing choice and, when they allow it, where they are (people scope)."""
+"""The co-worker finder: a person's own sharing choice (signed in, /me) and, when people allow it, where they are.
+
+A signed-in person (bearer token) sets and reads only their own sharing and looks colleagues up as themselves; an
+integrator's `people` key looks people up and may narrow anyone's sharing, never widen it; the tenant's admin key
+reads anyone's choice. Lookups and changes are audited."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -6,15 +10,21 @@ from datetime import datetime
 from fastapi import APIRouter, Depends, Path
 from pydantic import AwareDatetime, BaseModel, Field
 
-from functions.deps import require
+from functions.deps import require, require_any, signed_in
 from functions.routes.models import PROBLEMS
-from shared.domain.people import SharingLevel
+from shared.domain.identity import USER_ID_MAX_LENGTH
+from shared.domain.people import Sharing, SharingLevel
 from shared.domain.tenancy import Principal, Scope
 from shared.wiring import AppContext, get_context
 
 router = APIRouter(prefix="/v1/people", tags=["people"], responses=PROBLEMS)
+me_router = APIRouter(prefix="/v1/me", tags=["people"], responses=PROBLEMS)
 
-UserId = Path(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$", description="the opted-in user id the SDK sends")
+UserId = Path(min_length=1, max_length=USER_ID_MAX_LENGTH, pattern=r"^[\x21-\x7e]+$",
+              description="the opted-in user id the SDK sends (the tenant's user id claim of a signed-in person)")
+_FORBIDDEN_CHANGE = {403: {"description": "an API key widening someone's sharing (it may only narrow it or turn it "
+                                          "off), or a person changing someone else's", **PROBLEMS[403]}}
+_SIGNED_IN_ONLY = {403: {"description": "not a signed-in person (an API key)", **PROBLEMS[403]}}
 
 
 class SharingIn(BaseModel):
@@ -37,33 +47,51 @@ class LocationOut(BaseModel):
     building_id: str = Field(alias="buildingId")
     floor: str | None = Field(description="present when the person shares floor or space")
     space_id: str | None = Field(alias="spaceId", description="present when the person shares their space")
-    last_seen: datetime = Field(alias="lastSeen")
+    last_seen: datetime = Field(alias="lastSeen", description="exact at level space; rounded down to 5 minutes "
+                                                              "below it, so it gives no room away")
     model_config = {"populate_by_name": True}
 
 
-def _sharing_out(s) -> SharingOut:
+def _sharing_out(s: Sharing) -> SharingOut:
     return SharingOut(user_id=s.user_id, level=s.level, until=s.until, updated_at=s.updated_at)
 
 
+@me_router.get("/sharing", response_model=SharingOut, response_model_by_alias=True, responses=_SIGNED_IN_ONLY,
+               summary="My sharing choice (off when never set); bearer token only")
+async def get_my_sharing(who: Principal = Depends(signed_in),
+                         context: AppContext = Depends(get_context)) -> SharingOut:
+    return _sharing_out(await context.people.own_sharing(who))
+
+
+@me_router.put("/sharing", response_model=SharingOut, response_model_by_alias=True, responses=_SIGNED_IN_ONLY,
+               summary="Set how (and until when) I can be found; bearer token only (audited)")
+async def put_my_sharing(body: SharingIn, who: Principal = Depends(signed_in),
+                         context: AppContext = Depends(get_context)) -> SharingOut:
+    assert who.user_id is not None  # signed_in guarantees it
+    return _sharing_out(await context.people.change_sharing(who, who.user_id, body.level, body.until))
+
+
 @router.put("/{userId}/sharing", response_model=SharingOut, response_model_by_alias=True,
-            summary="Set how (and until when) a person can be found")
-async def put_sharing(body: SharingIn, userId: str = UserId,  # noqa: N803
-                      who: Principal = Depends(require(Scope.people)),
+            responses=_FORBIDDEN_CHANGE,
+            summary="Narrow or turn off a person's sharing (people key); only the person widens it (audited)")
+async def put_sharing(body: SharingIn, userId: str = UserId,
+                      who: Principal = Depends(require_any(Scope.people, Scope.people_as_self)),
                       context: AppContext = Depends(get_context)) -> SharingOut:
-    return _sharing_out(await context.people.set_sharing(who.tenant_id, userId, body.level, body.until))
+    return _sharing_out(await context.people.change_sharing(who, userId, body.level, body.until))
 
 
 @router.get("/{userId}/sharing", response_model=SharingOut, response_model_by_alias=True,
-            summary="A person's sharing choice (off when never set)")
-async def get_sharing(userId: str = UserId, who: Principal = Depends(require(Scope.people)),  # noqa: N803
+            summary="A person's sharing choice, off when never set (tenant admin key)")
+async def get_sharing(userId: str = UserId, who: Principal = Depends(require(Scope.admin)),
                       context: AppContext = Depends(get_context)) -> SharingOut:
-    return _sharing_out(await context.people.get_sharing(who.tenant_id, userId))
+    return _sharing_out(await context.people.sharing_for_admin(who, userId))
 
 
 @router.get("/{userId}/location", response_model=LocationOut, response_model_by_alias=True,
             summary="Where a person is, at the granularity they chose; 404 'not available' otherwise (audited)",
             responses={404: {"description": "not available: not sharing, expired, not seen in 10 minutes, or unknown"}})
-async def location(userId: str = UserId, who: Principal = Depends(require(Scope.people)),  # noqa: N803
+async def location(userId: str = UserId,
+                   who: Principal = Depends(require_any(Scope.people, Scope.people_as_self)),
                    context: AppContext = Depends(get_context)) -> LocationOut:
     found = await context.people.locate(who, userId)
     return LocationOut(user_id=found.user_id, level=found.level, building_id=found.building_id, floor=found.floor,

@@ -349,6 +349,8 @@ var appSettings = {
   ROLLUP_HOURLY_SCHEDULE: rollupHourlySchedule
   ROLLUP_DAILY_SCHEDULE: rollupDailySchedule
   ANALYTICS_MIN_GROUP_SIZE: string(analyticsMinGroupSize)
+  // People sign in with their tenant's issuer over https; a loopback (devkit) issuer is refused in Azure.
+  IDENTITY_ALLOW_LOOPBACK: 'false'
   ADMIN_API_KEY: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.adminApiKeySecretUri})'
 }
 

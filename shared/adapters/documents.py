@@ -4,10 +4,11 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
-from shared.domain.people import AuditEntry, Sharing, SharingLevel, Tenant
+from shared.domain.identity import IdentityConfig, issuer_key
+from shared.domain.people import AuditEntry, Sharing, SharingChange, SharingLevel, Tenant
 from shared.domain.presence import BeaconHealth, DeviceState, SpaceState, Visit
 
 
@@ -15,11 +16,11 @@ def iso(moment: datetime | None) -> str | None:
     """UTC with fixed precision, so stored times compare correctly as strings in queries."""
     if moment is None:
         return None
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def parse_time(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+    return datetime.fromisoformat(value) if value else None  # 3.11 reads the trailing Z
 
 
 # Live-state documents are partitioned by this synthetic key, `tenantId|buildingId` (docs/data-model.md).
@@ -142,15 +143,64 @@ def sharing_to_doc(s: Sharing) -> dict[str, Any]:
 
 def sharing_from_doc(doc: dict[str, Any]) -> Sharing:
     return Sharing(tenant_id=doc["tenantId"], user_id=doc["userId"], level=SharingLevel(doc["level"]),
-                   until=parse_time(doc.get("until")), updated_at=parse_time(doc["updatedAt"]))
+                   until=parse_time(doc.get("until")), updated_at=parse_time(doc["updatedAt"]), etag=doc.get("_etag"))
+
+
+def identity_to_doc(c: IdentityConfig) -> dict[str, Any]:
+    return {"id": "identity", "tenantId": c.tenant_id, "kind": "identity", "issuer": c.issuer,
+            "audience": c.audience, "jwksUri": c.jwks_uri, "userClaim": c.user_claim, "updatedAt": iso(c.updated_at)}
+
+
+def identity_from_doc(doc: dict[str, Any]) -> IdentityConfig:
+    return IdentityConfig(tenant_id=doc["tenantId"], issuer=doc["issuer"], audience=doc["audience"],
+                          jwks_uri=doc.get("jwksUri"), user_claim=doc["userClaim"],
+                          updated_at=parse_time(doc["updatedAt"]))
+
+
+ISSUER_CLAIM_ID = "issuer"
+
+
+def issuer_partition(issuer: str) -> str:
+    """The partition of an issuer's claim in `tenants`: `issuer:<sha256>`, which no tenant id can be (':')."""
+    return f"issuer:{issuer_key(issuer)}"
+
+
+def issuer_claim_to_doc(issuer: str, tenant_id: str) -> dict[str, Any]:
+    return {"id": ISSUER_CLAIM_ID, "tenantId": issuer_partition(issuer), "kind": "issuer-claim", "issuer": issuer,
+            "owner": tenant_id}
+
+
+# The audit container holds two kinds of entries; lookups written before `kind` existed have none.
+LOOKUP_KIND = "lookup"
+SHARING_CHANGE_KIND = "sharing-change"
+
+
+def audit_kind(doc: dict[str, Any]) -> str:
+    return doc.get("kind") or LOOKUP_KIND
 
 
 def audit_to_doc(e: AuditEntry, entry_id: str) -> dict[str, Any]:
-    return {"id": entry_id, "tenantId": e.tenant_id, "at": iso(e.at), "keyId": e.key_id, "userId": e.user_id,
-            "outcome": e.outcome, "level": e.level.value if e.level else None}
+    return {"id": entry_id, "tenantId": e.tenant_id, "kind": LOOKUP_KIND, "at": iso(e.at), "keyId": e.key_id,
+            "byUserId": e.by_user_id, "userId": e.user_id, "outcome": e.outcome,
+            "level": e.level.value if e.level else None}
 
 
 def audit_from_doc(doc: dict[str, Any]) -> AuditEntry:
-    return AuditEntry(tenant_id=doc["tenantId"], at=parse_time(doc["at"]), key_id=doc["keyId"],
+    return AuditEntry(tenant_id=doc["tenantId"], at=parse_time(doc["at"]), key_id=doc.get("keyId"),
                       user_id=doc["userId"], outcome=doc["outcome"],
-                      level=SharingLevel(doc["level"]) if doc.get("level") else None)
+                      level=SharingLevel(doc["level"]) if doc.get("level") else None, by_user_id=doc.get("byUserId"))
+
+
+def sharing_change_to_doc(c: SharingChange, entry_id: str) -> dict[str, Any]:
+    return {"id": entry_id, "tenantId": c.tenant_id, "kind": SHARING_CHANGE_KIND, "at": iso(c.at),
+            "userId": c.user_id, "byUserId": c.by_user_id, "byKeyId": c.by_key_id,
+            "fromLevel": c.from_level.value if c.from_level else None, "fromUntil": iso(c.from_until),
+            "toLevel": c.to_level.value, "toUntil": iso(c.to_until)}
+
+
+def sharing_change_from_doc(doc: dict[str, Any]) -> SharingChange:
+    return SharingChange(tenant_id=doc["tenantId"], at=parse_time(doc["at"]), user_id=doc["userId"],
+                         by_user_id=doc.get("byUserId"), by_key_id=doc.get("byKeyId"),
+                         from_level=SharingLevel(doc["fromLevel"]) if doc.get("fromLevel") else None,
+                         from_until=parse_time(doc.get("fromUntil")), to_level=SharingLevel(doc["toLevel"]),
+                         to_until=parse_time(doc.get("toUntil")))

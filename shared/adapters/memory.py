@@ -10,8 +10,9 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from shared.adapters import documents
-from shared.domain.people import AuditEntry, Sharing, Tenant
-from shared.domain.ports import AlreadyExists, OutboundEvent, PreconditionFailed, VersionedSite
+from shared.domain.identity import IdentityConfig
+from shared.domain.people import AuditEntry, Sharing, SharingChange, Tenant
+from shared.domain.ports import AlreadyExists, DependencyUnavailable, OutboundEvent, PreconditionFailed, VersionedSite
 from shared.domain.presence import BeaconHealth, DeviceState, SpaceState, Visit
 from shared.domain.site import SiteModel
 from shared.domain.teams import Team
@@ -221,13 +222,44 @@ class InMemoryTenantDirectory:
         doc = self._docs.get((tenant_id, f"sharing:{user_id}"))
         return documents.sharing_from_doc(doc) if doc else None
 
-    async def put_sharing(self, sharing: Sharing) -> None:
-        self._docs[(sharing.tenant_id, f"sharing:{sharing.user_id}")] = documents.sharing_to_doc(sharing)
+    async def put_sharing(self, sharing: Sharing, if_match: str | None = None) -> None:
+        key = (sharing.tenant_id, f"sharing:{sharing.user_id}")
+        current = self._docs.get(key)
+        if if_match is not None and (current is None or current["_etag"] != if_match):
+            raise PreconditionFailed(f"the sharing of '{sharing.user_id}' changed since it was read")
+        self._docs[key] = {**documents.sharing_to_doc(sharing), "_etag": f'"{uuid.uuid4()}"'}
+
+    async def get_identity(self, tenant_id: str) -> IdentityConfig | None:
+        doc = self._docs.get((tenant_id, "identity"))
+        return documents.identity_from_doc(copy.deepcopy(doc)) if doc else None
+
+    async def put_identity(self, config: IdentityConfig) -> None:
+        self._docs[(config.tenant_id, "identity")] = documents.identity_to_doc(config)
+
+    async def delete_identity(self, tenant_id: str) -> bool:
+        return self._docs.pop((tenant_id, "identity"), None) is not None
+
+    async def issuer_owner(self, issuer: str) -> str | None:
+        doc = self._docs.get((documents.issuer_partition(issuer), documents.ISSUER_CLAIM_ID))
+        return doc["owner"] if doc else None
+
+    async def claim_issuer(self, issuer: str, tenant_id: str) -> None:
+        key = (documents.issuer_partition(issuer), documents.ISSUER_CLAIM_ID)
+        current = self._docs.get(key)
+        if current is not None and current["owner"] != tenant_id:
+            raise AlreadyExists("this issuer is configured for another tenant")
+        self._docs[key] = documents.issuer_claim_to_doc(issuer, tenant_id)
+
+    async def release_issuer(self, issuer: str, tenant_id: str) -> None:
+        key = (documents.issuer_partition(issuer), documents.ISSUER_CLAIM_ID)
+        if (current := self._docs.get(key)) is not None and current["owner"] == tenant_id:
+            del self._docs[key]
 
 
 class InMemoryAuditLog:
     def __init__(self) -> None:
         self._entries: list[AuditEntry] = []
+        self._changes: list[SharingChange] = []
 
     async def append(self, entry: AuditEntry) -> None:
         self._entries.append(entry)
@@ -235,3 +267,34 @@ class InMemoryAuditLog:
     async def recent(self, tenant_id: str, limit: int = 100) -> list[AuditEntry]:
         mine = [e for e in self._entries if e.tenant_id == tenant_id]
         return sorted(mine, key=lambda e: e.at, reverse=True)[:limit]
+
+    async def append_sharing_change(self, change: SharingChange) -> None:
+        self._changes.append(change)
+
+    async def recent_sharing_changes(self, tenant_id: str, limit: int = 100) -> list[SharingChange]:
+        mine = [c for c in self._changes if c.tenant_id == tenant_id]
+        return sorted(mine, key=lambda c: c.at, reverse=True)[:limit]
+
+
+class InMemoryIssuerDocuments:
+    """An issuer's discovery document and key set held in memory (tests, in-memory benchmarks): `serve(url, doc)`
+    publishes a document, `withdraw(url)` removes it, `fetched` lists the URLs asked for, in order."""
+
+    def __init__(self) -> None:
+        self._documents: dict[str, dict] = {}
+        self.fetched: list[str] = []
+
+    def serve(self, url: str, document: dict) -> None:
+        self._documents[url] = copy.deepcopy(document)
+
+    def withdraw(self, url: str) -> None:
+        self._documents.pop(url, None)
+
+    async def fetch_json(self, url: str) -> dict:
+        self.fetched.append(url)
+        if url not in self._documents:
+            raise DependencyUnavailable("identity provider", "HTTP 404")
+        return copy.deepcopy(self._documents[url])
+
+    async def close(self) -> None:
+        return None

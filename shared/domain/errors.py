@@ -76,7 +76,13 @@ def validate_model(model: type[ModelT], data: object, *, context: dict[str, Any]
 
 
 class Unauthenticated(DomainError):
-    """No API key, or one that is unknown or revoked (401)."""
+    """No credentials, an unknown or revoked API key, or an unusable Authorization header (401)."""
+
+
+class InvalidToken(Unauthenticated):
+    """A bearer token that cannot be accepted (401 with `WWW-Authenticate: Bearer error="invalid_token"`). The
+    message says "expired" or "not valid", never which other check failed: that would help a forger more than
+    a client."""
 
 
 class Forbidden(DomainError):

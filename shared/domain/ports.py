@@ -8,10 +8,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from shared.domain.errors import DomainError
-from shared.domain.people import AuditEntry, Sharing, Tenant
+from shared.domain.identity import IdentityConfig
+from shared.domain.people import AuditEntry, Sharing, SharingChange, Tenant
 from shared.domain.presence import BeaconHealth, DeviceState, SpaceState, Visit
 from shared.domain.site import SiteModel
 from shared.domain.teams import Team
@@ -170,7 +171,8 @@ class AlreadyExists(DomainError):
 
 
 class TenantDirectory(Protocol):
-    """Tenants and each person's sharing choice (Cosmos `tenants` container, partition tenantId)."""
+    """Tenants, each person's sharing choice and each tenant's identity provider (Cosmos `tenants` container,
+    partition tenantId; an issuer's claim is kept in a partition of its own, `issuer:<sha256>`)."""
 
     async def create_tenant(self, tenant: Tenant) -> None:
         """AlreadyExists when the id is taken."""
@@ -181,11 +183,45 @@ class TenantDirectory(Protocol):
 
     async def get_sharing(self, tenant_id: str, user_id: str) -> Sharing | None: ...
 
-    async def put_sharing(self, sharing: Sharing) -> None: ...
+    async def put_sharing(self, sharing: Sharing, if_match: str | None = None) -> None:
+        """Create or replace; with `if_match` (a Sharing's etag), only over that version, else
+        PreconditionFailed (a narrowing computed from a choice the person has changed meanwhile)."""
+
+    async def get_identity(self, tenant_id: str) -> IdentityConfig | None: ...
+
+    async def put_identity(self, config: IdentityConfig) -> None:
+        """Create or replace the tenant's identity configuration."""
+
+    async def delete_identity(self, tenant_id: str) -> bool:
+        """False when there was none."""
+
+    async def issuer_owner(self, issuer: str) -> str | None:
+        """The tenant holding the claim on this issuer URL (a hint: its identity configuration is the truth)."""
+
+    async def claim_issuer(self, issuer: str, tenant_id: str) -> None:
+        """Hold the issuer for the tenant; AlreadyExists when another tenant holds it (atomic: one of two tenants
+        claiming at once wins)."""
+
+    async def release_issuer(self, issuer: str, tenant_id: str) -> None:
+        """Drop the claim if (and only if) that tenant holds it."""
 
 
 class AuditLog(Protocol):
     async def append(self, entry: AuditEntry) -> None: ...
 
     async def recent(self, tenant_id: str, limit: int = 100) -> list[AuditEntry]:
+        """People-finder lookups, newest first."""
+
+    async def append_sharing_change(self, change: SharingChange) -> None: ...
+
+    async def recent_sharing_changes(self, tenant_id: str, limit: int = 100) -> list[SharingChange]:
         """Newest first."""
+
+
+class IssuerDocuments(Protocol):
+    """The JSON documents an OpenID Connect issuer publishes: discovery and the key set (JWKS)."""
+
+    async def fetch_json(self, url: str) -> dict[str, Any]:
+        """The document at `url`; DependencyUnavailable when it cannot be fetched in time or is no JSON object."""
+
+    async def close(self) -> None: ...

@@ -1,12 +1,14 @@
-"""Who is calling: an API key in, a Principal (tenant + scopes) out."""
+"""Who is calling: an API key or a signed-in person's bearer token in, a Principal (tenant + scopes) out."""
 from __future__ import annotations
 
 import logging
 import time
 
-from shared.domain.errors import Forbidden, Unauthenticated
+from shared.domain.errors import ContractViolation, FieldError, Forbidden, InvalidToken, Unauthenticated
+from shared.domain.identity import NOT_VALID, bearer_token
 from shared.domain.ports import ApiKeyStore
 from shared.domain.tenancy import (
+    KEY_SCOPES,
     ApiKeyRecord,
     Caller,
     Operator,
@@ -18,6 +20,7 @@ from shared.domain.tenancy import (
     same_secret,
 )
 from shared.services.common import Clock, utc_now
+from shared.services.identity import BearerTokenVerifier
 
 logger = logging.getLogger(__name__)
 
@@ -27,18 +30,30 @@ class AuthService:
     revocation takes effect within that time on every instance (and a busy ingest path costs no RU a request)."""
 
     def __init__(self, keys: ApiKeyStore, admin_key: str | None = None, cache_ttl_s: float = 60.0,
-                 clock: Clock = utc_now, monotonic=time.monotonic) -> None:
+                 clock: Clock = utc_now, monotonic=time.monotonic, tokens: BearerTokenVerifier | None = None) -> None:
         self._keys = keys
+        self._tokens = tokens
         self._admin_hash = hash_key(admin_key) if admin_key else None
         self._cache_ttl_s = cache_ttl_s
         self._cache: dict[str, tuple[float, ApiKeyRecord | None]] = {}
         self._clock = clock
         self._monotonic = monotonic
 
+    async def authenticate_request(self, api_key: str | None, authorization: str | None) -> Caller:
+        """The caller of a request from its two credential headers: the bearer token when `Authorization` is
+        present (a signed-in person), else the `x-api-key`. Reads no body; raises Unauthenticated (InvalidToken
+        for a token that cannot be accepted)."""
+        if authorization is not None:
+            token = bearer_token(authorization)
+            if self._tokens is None:
+                raise InvalidToken(NOT_VALID)
+            return await self._tokens.verify(token)
+        return await self.authenticate(api_key)
+
     async def authenticate(self, presented: str | None) -> Caller:
         """The tenant's Principal for a tenant key, the Operator for the bootstrap admin key."""
         if not presented:
-            raise Unauthenticated("an API key is required in the x-api-key header")
+            raise Unauthenticated("an API key is required in the x-api-key header (or a bearer token)")
         presented_hash = hash_key(presented)
         if self._admin_hash is not None and same_secret(presented_hash, self._admin_hash):
             return Operator()
@@ -62,6 +77,8 @@ class AuthService:
 
     async def mint_key(self, tenant_id: str, scopes: set[Scope], name: str = "") -> tuple[str, ApiKeyRecord]:
         """A new key for the tenant; the plain key is returned once and never stored."""
+        if not_for_keys := sorted(s.value for s in set(scopes) - KEY_SCOPES):
+            raise ContractViolation([FieldError("scopes", f"{', '.join(not_for_keys)}: only for signed-in people")])
         key, key_id = new_key()
         record = ApiKeyRecord(key_hash=hash_key(key), key_id=key_id, tenant_id=tenant_id, scopes=frozenset(scopes),
                               created_at=self._clock(), name=name)

@@ -2,13 +2,14 @@
 state, free rooms, routes, amenities, the people finder with its audit log, beacon health, tenant isolation."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 
 from functions.http_api import create_api
 from tests.functions.conftest import LOCAL_VALUES
+from tests.support.identity import configure_sign_in
 from tests.support.pipeline import room_event
 from tests.support.sites import small_site
 
@@ -122,7 +123,7 @@ async def test_another_tenants_building_is_not_found_like_a_missing_one(api, acm
 
 
 async def occupy(memory_context, room: str, device: str, at: datetime | None = None) -> None:
-    at = at or datetime.now(timezone.utc)
+    at = at or datetime.now(UTC)
     await memory_context.pipeline.process(
         [room_event(at - timedelta(seconds=20 * i), room, device=device, tenant_id="acme") for i in (2, 1, 0)])
 
@@ -173,7 +174,7 @@ async def test_free_rooms_sorted_by_walking_distance(api, acme, memory_context):
 async def test_routes_cross_floors_and_respect_accessibility(api, acme):
     route = (await api.get("/api/v1/buildings/hq/route?from=r-oak&to=o-1", headers=acme["read"])).json()
     assert route["distanceM"] > 0 and route["etaS"] > 0
-    assert [leg["floor"] for leg in route["legs"]][0] == "f0" and route["legs"][-1]["floor"] == "f1"
+    assert route["legs"][0]["floor"] == "f0" and route["legs"][-1]["floor"] == "f1"
     assert any("stairs" in step.lower() or "elevator" in step.lower() for step in route["instructions"])
     accessible = (await api.get("/api/v1/buildings/hq/route?from=r-oak&to=o-1&accessible=true",
                                 headers=acme["read"])).json()
@@ -211,7 +212,9 @@ async def test_beacon_health_flags_silent_beacons(api, acme, memory_context):
 
 async def test_the_people_finder_answers_only_what_each_person_allows(api, acme, memory_context):
     people = acme["people"]
-    now = datetime.now(timezone.utc)
+    issuer = await configure_sign_in(api, "acme", acme["admin"], memory_context.issuer_documents)
+    ann = issuer.bearer("ann@acme.example")
+    now = datetime.now(UTC)
     events = [room_event(now - timedelta(seconds=20 * i), "r-oak", device="phone-ann", tenant_id="acme")
               for i in (2, 1, 0)]
     for _event, decoded in events:
@@ -227,15 +230,14 @@ async def test_the_people_finder_answers_only_what_each_person_allows(api, acme,
     assert not_opted.json()["detail"] == unknown.json()["detail"] == "not available"
     expected = {"building": (None, None), "floor": ("f0", None), "space": ("f0", "r-oak")}
     for level, (floor, space) in expected.items():
-        assert (await api.put("/api/v1/people/ann@acme.example/sharing", json={"level": level},
-                              headers=people)).status_code == 200
+        assert (await api.put("/api/v1/me/sharing", json={"level": level}, headers=ann)).status_code == 200
         found = (await where()).json()
         assert (found["buildingId"], found["floor"], found["spaceId"]) == ("hq", floor, space)
     expired = (now - timedelta(minutes=1)).isoformat()
-    assert (await api.put("/api/v1/people/ann@acme.example/sharing", json={"level": "space", "until": expired},
-                          headers=people)).status_code == 400
+    assert (await api.put("/api/v1/me/sharing", json={"level": "space", "until": expired},
+                          headers=ann)).status_code == 400
     soon = (now + timedelta(hours=1)).isoformat()
-    await api.put("/api/v1/people/ann@acme.example/sharing", json={"level": "space", "until": soon}, headers=people)
+    await api.put("/api/v1/me/sharing", json={"level": "space", "until": soon}, headers=ann)
     assert (await where()).status_code == 200
     await api.put("/api/v1/people/ann@acme.example/sharing", json={"level": "off"}, headers=people)
     assert (await where()).status_code == 404
@@ -247,13 +249,14 @@ async def test_the_people_finder_answers_only_what_each_person_allows(api, acme,
 
 
 async def test_a_person_not_seen_for_ten_minutes_is_not_available(api, acme, memory_context):
-    old = datetime.now(timezone.utc) - timedelta(minutes=11)
+    issuer = await configure_sign_in(api, "acme", acme["admin"], memory_context.issuer_documents)
+    old = datetime.now(UTC) - timedelta(minutes=11)
     events = [room_event(old - timedelta(seconds=20 * i), "k-0", device="phone-bob", tenant_id="acme")
               for i in (2, 1, 0)]
     for _event, decoded in events:
         object.__setattr__(decoded.parsed.batch, "user_id", "bob@acme.example")
     await memory_context.pipeline.process(events)
-    await api.put("/api/v1/people/bob@acme.example/sharing", json={"level": "space"}, headers=acme["people"])
+    await api.put("/api/v1/me/sharing", json={"level": "space"}, headers=issuer.bearer("bob@acme.example"))
     assert (await api.get("/api/v1/people/bob@acme.example/location", headers=acme["people"])).status_code == 404
 
 
@@ -266,4 +269,9 @@ async def test_openapi_documents_every_route_and_problems(api):
         assert path in paths, path
     assert "Problem" in schema["components"]["schemas"]
     assert schema["components"]["securitySchemes"]["apiKey"]["name"] == "x-api-key"
+    bearer = schema["components"]["securitySchemes"]["bearer"]
+    assert (bearer["type"], bearer["scheme"], bearer["bearerFormat"]) == ("http", "bearer", "JWT")
+    assert schema["security"] == [{"apiKey": []}, {"bearer": []}]
+    for path in ("/api/v1/me/sharing", "/api/v1/tenants/{tenantId}/identity", "/api/v1/audit/sharing-changes"):
+        assert path in paths, path
     assert (await api.get("/api/docs")).status_code == 200

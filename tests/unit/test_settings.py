@@ -79,3 +79,11 @@ def test_an_unresolved_key_vault_reference_is_not_an_admin_key():
     reference = "@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/admin-api-key/)"
     with pytest.raises(SettingsError, match="ADMIN_API_KEY: .*not resolved"):
         load_settings({**AZURE, "ADMIN_API_KEY": reference})
+
+
+def test_loopback_identity_providers_are_refused_unless_local_development_allows_them():
+    assert load_settings(AZURE).identity_allow_loopback is False  # unset: the safe default
+    values = json.loads(Path("local.settings.json").read_text())["Values"]
+    assert load_settings(values).identity_allow_loopback is True
+    with pytest.raises(SettingsError, match="IDENTITY_ALLOW_LOOPBACK"):
+        load_settings({**AZURE, "IDENTITY_ALLOW_LOOPBACK": "sometimes"})

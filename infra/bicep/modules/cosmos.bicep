@@ -96,7 +96,7 @@ var cosmosContainers = [
     defaultTtl: null
   }
   {
-    // people-finder lookups for the tenant's admins, kept a year (AUDIT_RETENTION_S in shared/adapters/cosmos.py)
+    // people-finder lookups and sharing changes for the tenant's admins, kept a year (AUDIT_RETENTION_S in shared/adapters/cosmos.py)
     name: 'audit'
     partitionKey: '/tenantId'
     indexedPaths: [
