@@ -7,6 +7,7 @@ import re
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 
 from shared.domain.errors import ContractViolation, FieldError, NotFound
 from shared.domain.ports import LiveStateStore
@@ -36,7 +37,7 @@ class SpaceView:
     state: SpaceState | None
 
     @property
-    def status(self) -> str:
+    def status(self) -> Literal["free", "occupied"]:
         return self.state.status if self.state else "free"
 
     @property
