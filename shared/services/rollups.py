@@ -19,13 +19,14 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from shared.domain import analytics
 from shared.domain.analytics import Grain, Stay, Window, WindowResult
 from shared.domain.errors import ContractViolation, FieldError
-from shared.domain.ports import BlobStore, LiveStateStore, SiteModelStore, TeamDirectory
+from shared.domain.ports import BlobStore, SiteModelStore, TeamDirectory
+from shared.domain.presence import DeviceState, SpaceState, Visit
 from shared.domain.site import SiteModel
 from shared.domain.teams import teams_of_user
 from shared.domain.tenancy import BuildingRef
@@ -51,6 +52,16 @@ def manifest_name(tenant_id: str, building_id: str, window: Window) -> str:
     return f"{window_prefix(tenant_id, building_id, window.grain, window.local_date)}/manifest-{window.key}.json"
 
 
+class StayReader(Protocol):
+    """What the rollups read of live state: a LiveStateStore is one."""
+
+    async def list_spaces(self, building: BuildingRef) -> list[SpaceState]: ...
+
+    async def list_devices(self, building: BuildingRef) -> list[DeviceState]: ...
+
+    async def list_visits(self, building: BuildingRef, ended_from: datetime, ended_before: datetime) -> list[Visit]: ...
+
+
 @dataclass(frozen=True)
 class WrittenWindow:
     window: Window
@@ -63,7 +74,7 @@ class WrittenWindow:
 class RollupService:
     """Computes and writes the hourly and daily rollups; the timers, the devkit backfill and the demo call it."""
 
-    def __init__(self, site_models: SiteModelStore, live_state: LiveStateStore, blobs: BlobStore,
+    def __init__(self, site_models: SiteModelStore, live_state: StayReader, blobs: BlobStore,
                  teams: TeamDirectory, container: str, min_group_size: int = analytics.DEFAULT_MIN_GROUP_SIZE,
                  late: timedelta = analytics.LATE_DATA_WINDOW, clock: Clock = utc_now) -> None:
         self._sites = site_models
