@@ -10,11 +10,14 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from shared.domain import geometry
+
+if TYPE_CHECKING:
+    from shared.domain.positioning import SiteIndex
 
 # Radiated transmit power (dBm) -> RSSI at 1 m (dBm): the Eddystone convention (0 m -> 1 m is -41 dB).
 RADIATED_TO_RSSI_AT_1M_DB = -41.0
@@ -211,15 +214,14 @@ def measured_power_of(scan: Scan) -> float | None:
     return scan.beacon_tx_power_dbm + RADIATED_TO_RSSI_AT_1M_DB
 
 
-def site_index(dataset: Dataset, *, grid_step_m: float | None = None):
+def site_index(dataset: Dataset, *, grid_step_m: float | None = None) -> SiteIndex:
     """The positioning engine's precomputed site for a dataset (outlines: beacons and zones plus a margin)."""
     from shared.domain.positioning import BeaconSpec, FloorSpec, SiteIndex, SpaceSpec
 
     floors = [FloorSpec(id=f.id, ordinal=f.ordinal) for f in dataset.site.floors]
     beacons = [BeaconSpec(id=b.id, x=b.x, y=b.y, floor=b.floor) for b in dataset.site.beacons]
-    spaces = [SpaceSpec(id=z.id, floor=z.floor, polygon=tuple(map(tuple, z.polygon))) for z in dataset.site.zones]
-    kwargs = {} if grid_step_m is None else {"grid_step_m": grid_step_m}
-    return SiteIndex.build(floors=floors, beacons=beacons, spaces=spaces, **kwargs)
+    spaces = [SpaceSpec(id=z.id, floor=z.floor, polygon=tuple(z.polygon)) for z in dataset.site.zones]
+    return SiteIndex.build(floors=floors, beacons=beacons, spaces=spaces, grid_step_m=grid_step_m)
 
 
 def is_finite(value: float | None) -> bool:

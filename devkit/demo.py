@@ -16,11 +16,19 @@ import sys
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from devkit.emulators.launcher import LOOPBACK, EmulatorStartError, running_emulators
 from devkit.local_settings import blob_port, cosmos_port, devkit_environment, load_local_settings
 from shared.domain.tenancy import BuildingRef
+
+if TYPE_CHECKING:
+    import httpx
+    from rich.console import Group
+
+    from devkit.office import OfficeDay
+    from shared.wiring import AppContext
 
 logger = logging.getLogger("devkit.demo")
 TENANT = "demo-tenant"
@@ -111,14 +119,14 @@ async def _demo(args: argparse.Namespace) -> int:
     from shared.settings import load_settings
     from shared.wiring import build_context, set_context
 
-    start = datetime.now(timezone.utc).replace(microsecond=0)
+    start = datetime.now(UTC).replace(microsecond=0)
     day = OfficeDay(people=args.people, minutes=args.minutes, seed=args.seed, floors=args.floors, start=start)
     clock = SimClock(start, args.speed)
     context = await build_context(load_settings(), clock=clock.now)
     set_context(context)
     server = uvicorn.Server(uvicorn.Config(create_api(), host=LOOPBACK, port=args.port, log_level="warning"))
     server_task = asyncio.create_task(server.serve())
-    tasks: list[asyncio.Task] = []
+    tasks: list[asyncio.Task[None]] = []
     try:
         await context.site_models.put(BuildingRef(TENANT, day.site.building_id), around_the_clock(day.site))
         ingest_key, _ = await context.auth.mint_key(TENANT, {Scope.ingest}, "demo phones")
@@ -164,17 +172,19 @@ async def _demo(args: argparse.Namespace) -> int:
         set_context(None)
 
 
-async def _post_batches(day, clock: SimClock, http, key: str, stats: DemoStats) -> None:
+async def _post_batches(day: OfficeDay, clock: SimClock, http: httpx.AsyncClient, key: str, stats: DemoStats) -> None:
     """Every phone's batches at their simulated send time, over real HTTP."""
+    import httpx
+
     inflight = asyncio.Semaphore(64)
 
-    async def post(body: dict) -> None:
+    async def post(body: dict[str, Any]) -> None:
         async with inflight:
             started = time.perf_counter()
             for _attempt in range(5):
                 try:
                     response = await http.post("/api/v1/sightings", json=body, headers={"x-api-key": key})
-                except Exception:  # connection trouble counts as an error and is retried like the SDK does
+                except httpx.HTTPError:  # connection trouble counts as an error and is retried like the SDK does
                     stats.errors[0] += 1
                     await asyncio.sleep(0.5)
                     continue
@@ -189,7 +199,7 @@ async def _post_batches(day, clock: SimClock, http, key: str, stats: DemoStats) 
             stats.posted += 1
             stats.rate_window.append((time.monotonic(), len(body["sightings"])))
 
-    pending: set[asyncio.Task] = set()
+    pending: set[asyncio.Task[None]] = set()
     for batch in day.batches():
         await clock.sleep_until(batch.sent_s)
         task = asyncio.create_task(post(batch.body))
@@ -198,7 +208,7 @@ async def _post_batches(day, clock: SimClock, http, key: str, stats: DemoStats) 
     await asyncio.gather(*pending)
 
 
-async def _sweep(context, clock: SimClock, job: str) -> None:
+async def _sweep(context: AppContext, clock: SimClock, job: str) -> None:
     """The presence sweep on the simulated clock (the Functions timer runs it on the wall clock in Azure)."""
     second = SWEEP_EVERY_S
     while True:
@@ -210,24 +220,25 @@ async def _sweep(context, clock: SimClock, job: str) -> None:
         second += SWEEP_EVERY_S
 
 
-async def _sample(day, clock: SimClock, context, stats: DemoStats) -> None:
+async def _sample(day: OfficeDay, clock: SimClock, context: AppContext, stats: DemoStats) -> None:
     """Room accuracy: each phone settled in a room (per the simulator) against the room the system reports."""
     second = SAMPLE_EVERY_S
     while True:
         await clock.sleep_until(second)
         truth = day.settled(second)
         if truth:
-            devices = {d.device_id: d.space_id for d in await context.live_state.list_devices(BuildingRef(TENANT, day.site.building_id))}
+            building = BuildingRef(TENANT, day.site.building_id)
+            devices = {d.device_id: d.space_id for d in await context.live_state.list_devices(building)}
             hits = sum(devices.get(device) == room for device, room in truth.items())
             stats.samples += len(truth)
             stats.hits += hits
         second += SAMPLE_EVERY_S
 
 
-async def _snapshot(day, clock: SimClock, context) -> dict:
+async def _snapshot(day: OfficeDay, clock: SimClock, context: AppContext) -> dict[str, Any]:
     spaces = {s.space_id: s for s in await context.live_state.list_spaces(BuildingRef(TENANT, day.site.building_id))}
     truth = day.occupancy(clock.elapsed_s())
-    floors = []
+    floors: list[dict[str, Any]] = []
     meeting_rooms = [s for s in day.site.spaces if s.kind.value in ("conferenceroom", "huddleroom")]
     for floor in sorted(day.site.floors, key=lambda f: f.ordinal):
         on_floor = [s.id for s in day.site.spaces if s.floor == floor.id]
@@ -242,7 +253,8 @@ async def _snapshot(day, clock: SimClock, context) -> dict:
     return {"floors": floors}
 
 
-async def _show(day, clock: SimClock, context, stats: DemoStats, args) -> None:
+async def _show(day: OfficeDay, clock: SimClock, context: AppContext, stats: DemoStats,
+                args: argparse.Namespace) -> None:
     interactive = sys.stdout.isatty()
     if interactive:
         from rich.live import Live
@@ -261,7 +273,8 @@ async def _show(day, clock: SimClock, context, stats: DemoStats, args) -> None:
                   f"room accuracy {accuracy}", flush=True)
 
 
-def _render(snapshot: dict, day, clock: SimClock, context, stats: DemoStats):
+def _render(snapshot: dict[str, Any], day: OfficeDay, clock: SimClock, context: AppContext,
+            stats: DemoStats) -> Group:
     from rich.console import Group
     from rich.table import Table
 
@@ -290,7 +303,7 @@ def _render(snapshot: dict, day, clock: SimClock, context, stats: DemoStats):
     return Group(table, info)
 
 
-def _summary(day, context, stats: DemoStats, args) -> dict:
+def _summary(day: OfficeDay, context: AppContext, stats: DemoStats, args: argparse.Namespace) -> dict[str, Any]:
     lat = sorted(stats.latencies_ms)
     return {
         "people": args.people, "minutes": args.minutes, "speed": args.speed, "seed": args.seed,

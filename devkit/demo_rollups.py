@@ -5,8 +5,12 @@ import re
 import shutil
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shared.domain.site import BusinessHours, SiteModel
+
+if TYPE_CHECKING:
+    from shared.wiring import AppContext
 
 MIRROR = Path(".devkit") / "analytics"
 
@@ -17,7 +21,7 @@ def around_the_clock(site: SiteModel) -> SiteModel:
     return site.model_copy(update={"business_hours": hours})
 
 
-async def roll_simulated_hours(context, tenant: str, building_id: str, start: datetime, end: datetime,
+async def roll_simulated_hours(context: AppContext, tenant: str, building_id: str, start: datetime, end: datetime,
                                read_key: str, port: int) -> list[str]:
     """Run the hourly rollup job as its timer would have at 5 past each simulated hour that is over, mirror the
     files to .devkit/analytics and return the lines to print."""
@@ -40,6 +44,8 @@ async def roll_simulated_hours(context, tenant: str, building_id: str, start: da
     lines = [f"analytics: the hourly rollup ran for {runs} simulated hour(s); {len(names)} files in Azurite at {where}"]
     for name in names:
         data = await context.blobs.get(container, name)
+        if data is None:
+            continue  # removed since it was listed (a newer rollup superseded it)
         target = MIRROR / name
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)

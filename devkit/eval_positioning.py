@@ -14,6 +14,13 @@ import math
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from devkit.datasets import Scan
+    from shared.domain.positioning import Estimate, SiteIndex
+    from shared.domain.positioning.calibration import CalibratedLocator
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="compact JSON on one line")
 
 
-def evaluate(dataset_dir: str, method: str = "model", mode: str = "snapshot") -> dict:
+def evaluate(dataset_dir: str, method: str = "model", mode: str = "snapshot") -> dict[str, Any]:
     """Score a dataset's test split; the dict that the command prints."""
     import numpy as np
 
@@ -40,7 +47,7 @@ def evaluate(dataset_dir: str, method: str = "model", mode: str = "snapshot") ->
     dataset = load_dataset(dataset_dir)
     index = site_index(dataset)
 
-    def fingerprint(scan) -> Fingerprint:
+    def fingerprint(scan: Scan) -> Fingerprint:
         t = scan.truth
         return Fingerprint(scan.rssi, t.x, t.y, t.floor, t.zone, measured_power_of(scan))
 
@@ -63,19 +70,22 @@ def evaluate(dataset_dir: str, method: str = "model", mode: str = "snapshot") ->
     else:
         estimates = locator.locate_many([fingerprint(s) for s in test])
 
-    errors, zone_hits, floor_hits, unlocated = [], [], [], 0
+    errors: list[float] = []
+    zone_hits: list[bool] = []
+    floor_hits: list[bool] = []
+    unlocated = 0
     for scan, est in zip(test, estimates):
         if est is None:
             unlocated += 1
             continue
         t = scan.truth
-        if t.x is not None and not math.isnan(est.x):
+        if t.x is not None and t.y is not None and not math.isnan(est.x):
             errors.append(math.hypot(est.x - t.x, est.y - t.y))
         if t.zone is not None and dataset.site.zones:
             zone_hits.append(est.space_id == t.zone)
         if t.floor is not None:
             floor_hits.append(est.floor == t.floor)
-    result: dict = {
+    result: dict[str, Any] = {
         "dataset": dataset.name,
         "method": method,
         "n": len(test) - unlocated,
@@ -100,24 +110,30 @@ def evaluate(dataset_dir: str, method: str = "model", mode: str = "snapshot") ->
     return result
 
 
-def _tracked(index, locator, scans) -> list:
+def _tracked(index: SiteIndex, locator: CalibratedLocator, scans: list[Scan]) -> list[Estimate | None]:
     """Replay each device's scans in time order through `track`; one estimate per scan, in input order."""
-    from devkit.datasets import measured_power_of
-    from shared.domain.positioning.tracking import Sighting, track
+    from devkit.datasets import DatasetError, measured_power_of
+    from shared.domain.positioning.tracking import Sighting, TrackingState, track
+
+    def seconds(scan: Scan) -> float:
+        if scan.timestamp is None:  # evaluate checks every test scan has one
+            raise DatasetError(f"scan '{scan.id}' has no timestamp: tracking needs one")
+        return scan.timestamp
 
     by_device: dict[str, list[int]] = defaultdict(list)
     for i, scan in enumerate(scans):
         by_device[scan.device].append(i)
-    out: list = [None] * len(scans)
+    out: list[Estimate | None] = [None] * len(scans)
     for positions in by_device.values():
-        positions.sort(key=lambda i: scans[i].timestamp)
-        state = None
+        positions.sort(key=lambda i: seconds(scans[i]))
+        state: TrackingState | None = None
         for i in positions:
             scan = scans[i]
-            ts = scan.timestamp
+            ts = seconds(scan)
             powers = locator.batch_powers(measured_power_of(scan))
             sightings = [
-                Sighting(b, r, ts, powers.get(b) if isinstance(powers, dict) else powers) for b, r in scan.rssi.items()
+                Sighting(b, r, ts, powers.get(b) if isinstance(powers, Mapping) else powers)
+                for b, r in scan.rssi.items()
             ]
             state, out[i] = track(state, sightings, index, ts, signal=locator.signal)
     return out

@@ -9,6 +9,9 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass
+from typing import Any
+
+Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
 @dataclass(frozen=True)
@@ -17,7 +20,7 @@ class Reply:
     retry_after: bool
     body: bytes
 
-    def json(self):
+    def json(self) -> Any:
         return json.loads(self.body) if self.body else None
 
 
@@ -26,9 +29,9 @@ class LoadClient:
         if host not in ("127.0.0.1", "localhost", "::1"):
             raise ValueError("the load client only talks to loopback")
         self.host, self.port = host, port
-        self._idle: asyncio.Queue = asyncio.Queue()
+        self._idle: asyncio.Queue[Connection] = asyncio.Queue()
         self._slots = asyncio.Semaphore(max_connections)
-        self._all: list = []
+        self._all: list[asyncio.StreamWriter] = []
 
     @staticmethod
     def request(method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None) -> bytes:
@@ -53,7 +56,7 @@ class LoadClient:
                 writer.close()
             return reply
 
-    async def _connection(self):
+    async def _connection(self) -> Connection:
         if not self._idle.empty():
             return self._idle.get_nowait()
         connection = await asyncio.open_connection(self.host, self.port)

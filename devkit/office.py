@@ -12,12 +12,13 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 
 from devkit.simulator import BuildingSpec, Phone, RadioSimulator, RadioSpec, Trajectory, generate_building, room_points
-from shared.domain.site import SiteModel
+from shared.domain.site import SiteModel, Space
 
 PHONE_MODELS = (("iPhone15,2", "ios", 0.0), ("iPhone14,5", "ios", 2.0), ("Pixel 8", "android", -3.0),
                 ("SM-S911B", "android", -5.0), ("Pixel 7a", "android", 4.0))
@@ -71,7 +72,7 @@ class Batch:
 
     sent_s: float
     person: int
-    body: dict
+    body: dict[str, Any]  # the sightings/v1 JSON body
 
 
 class OfficeDay:
@@ -84,7 +85,7 @@ class OfficeDay:
         self.window_s = minutes * 60.0
         self.seed = seed
         self.batch_every_s = batch_every_s
-        self.start = start or datetime(2026, 11, 26, 8, 0, tzinfo=timezone.utc)
+        self.start = start or datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
         self.radio = RadioSimulator(self.site, RadioSpec(batch_every_s=batch_every_s), seed=seed + 1)
         self._rng = np.random.default_rng(seed)
         self._graph = _NavGraph(self.site)
@@ -128,7 +129,8 @@ class OfficeDay:
             self._build_trajectory(person, str(rng.choice(desks)), sorted(agenda[person.index]), spaces)
         return people
 
-    def _build_trajectory(self, person: Person, desk: str, agenda: list[tuple[float, float, str]], spaces) -> None:
+    def _build_trajectory(self, person: Person, desk: str, agenda: list[tuple[float, float, str]],
+                          spaces: dict[str, Space]) -> None:
         rng = self._rng
         entrance = self._graph.entrance
         plan: list[tuple[str, float]] = []  # (room, until)

@@ -13,6 +13,10 @@ import os
 import sys
 import time
 from datetime import date
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from shared.wiring import AppContext
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,7 +35,8 @@ def _environment() -> dict[str, str]:
     return {**load_local_settings(), "EVENT_PUBLISHER": "inprocess"}
 
 
-async def backfill(context, building: str, first: date, last: date, tenant: str | None = None) -> dict:
+async def backfill(context: AppContext, building: str, first: date, last: date,
+                   tenant: str | None = None) -> dict[str, Any]:
     """Run the backfill on a built context; a summary of what was written where."""
     if tenant is None:
         owners = sorted({ref.tenant_id for ref in await context.site_models.list_all() if ref.building_id == building})
@@ -60,7 +65,7 @@ def main(args: argparse.Namespace) -> int:
         print("rollup: --to must not be before --from", file=sys.stderr)
         return 2
 
-    async def run() -> dict:
+    async def run() -> dict[str, Any]:
         context = await build_context(load_settings(_environment()), bootstrap=False)
         try:
             return await backfill(context, args.building, args.first, args.last, args.tenant)

@@ -13,13 +13,16 @@ with `Trajectory` objects; `dwell_study` measures room accuracy and room flappin
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from shared.domain.site import SiteModel, parse_site_model
 
@@ -48,7 +51,12 @@ def generate_building(spec: BuildingSpec = BuildingSpec(), seed: int = 1, buildi
     length = spec.length_m
     c0, c1 = spec.room_depth_m, spec.room_depth_m + spec.corridor_width_m  # corridor y band
     core = spec.core_width_m
-    floors, spaces, beacons, nodes, edges = [], [], [], [], []
+    # the site model's parts as JSON documents, validated at the end
+    floors: list[dict[str, Any]] = []
+    spaces: list[dict[str, Any]] = []
+    beacons: list[dict[str, Any]] = []
+    nodes: list[dict[str, Any]] = []
+    edges: list[dict[str, Any]] = []
     for f in range(spec.floors):
         fid = f"L{f}"
         floors.append({"id": fid, "name": f"Level {f}", "ordinal": f, "elevation": f * spec.floor_height_m,
@@ -59,7 +67,7 @@ def generate_building(spec: BuildingSpec = BuildingSpec(), seed: int = 1, buildi
                        "polygon": _rect(0, c1, core, depth)})
         spaces.append({"id": f"{fid}-corridor", "name": f"Corridor L{f}", "kind": "walkway", "floor": fid,
                        "polygon": _rect(0, c0, length, c1)})
-        corridor_nodes = []
+        corridor_nodes: list[tuple[float, str]] = []
         room_no = 0
         specials = ["kitchen", "restroom"]
         for side, (y0, y1) in enumerate(((0.0, c0), (c1, depth))):
@@ -84,12 +92,12 @@ def generate_building(spec: BuildingSpec = BuildingSpec(), seed: int = 1, buildi
                 corridor_nodes.append((door_x, f"{sid}-door"))
                 x += width
         mid = (c0 + c1) / 2
-        hall = []
+        hall: list[tuple[float, str]] = []
         for i, x in enumerate(np.arange(core / 2, length, 6.0)):
             nid = f"{fid}-c{i:02d}"
             nodes.append({"id": nid, "x": round(float(x), 2), "y": mid, "floor": fid, "kind": "corridor"})
             hall.append((float(x), nid))
-        for a, b in zip(hall, hall[1:]):
+        for a, b in itertools.pairwise(hall):
             edges.append({"from": a[1], "to": b[1]})
         for door_x, door_id in corridor_nodes:
             nearest = min(hall, key=lambda h: abs(h[0] - door_x))
@@ -179,35 +187,39 @@ class RadioSimulator:
         self._wave_k = rng.uniform(0.15, 0.6, size=(n, 3)) * np.exp(1j * rng.uniform(0, 2 * np.pi, size=(n, 3)))
         self._wave_phase = rng.uniform(0, 2 * np.pi, size=(n, 3))
 
-    def mean_rssi(self, floor: str, x: float, y: float) -> np.ndarray:
+    def mean_rssi(self, floor: str, x: float, y: float) -> NDArray[np.float64]:
         """Expected RSSI (dBm, before phone offset and fading) of every beacon at a true position."""
         sp = self.spec
         d2 = ((self.beacon_xy - (x, y)) ** 2).sum(axis=1)
         floors_between = np.abs(self.beacon_ordinal - self.floor_ordinal[floor])
         slant = np.sqrt(d2 + sp.beacon_height_m**2 + (floors_between * 3.5) ** 2 + 0.09)
-        rssi = self.beacon_power - 10 * sp.path_loss_exponent * np.log10(slant)
+        rssi: NDArray[np.float64] = self.beacon_power - 10 * sp.path_loss_exponent * np.log10(slant)
         rssi -= sp.wall_loss_db * self._walls_crossed(x, y)
         rssi -= sp.floor_loss_db * floors_between
         proj = self._wave_k.real * x + self._wave_k.imag * y
         rssi += sp.shadowing_db * np.sqrt(2 / 3) * np.sin(proj + self._wave_phase).sum(axis=1)
         return rssi
 
-    def _walls_crossed(self, x: float, y: float) -> np.ndarray:
+    def _walls_crossed(self, x: float, y: float) -> NDArray[np.int64]:
         if len(self.walls) == 0:
-            return np.zeros(len(self.beacon_xy))
+            return np.zeros(len(self.beacon_xy), dtype=np.int64)
         p = np.array([x, y])
         q = self.beacon_xy  # (B, 2)
         a, b = self.walls[:, :2], self.walls[:, 2:]  # (W, 2)
 
-        def orient(o, u, v):
-            return (u[..., 0] - o[..., 0]) * (v[..., 1] - o[..., 1]) - (u[..., 1] - o[..., 1]) * (v[..., 0] - o[..., 0])
+        def orient(o: NDArray[np.float64], u: NDArray[np.float64], v: NDArray[np.float64]) -> NDArray[np.float64]:
+            area: NDArray[np.float64] = (
+                (u[..., 0] - o[..., 0]) * (v[..., 1] - o[..., 1]) - (u[..., 1] - o[..., 1]) * (v[..., 0] - o[..., 0])
+            )
+            return area
 
         d1 = orient(a[None], b[None], p[None, None, :])
         d2 = orient(a[None], b[None], q[:, None, :])
         d3 = orient(p[None, None, :], q[:, None, :], a[None])
         d4 = orient(p[None, None, :], q[:, None, :], b[None])
         crosses = (d1 * d2 < 0) & (d3 * d4 < 0)
-        return crosses.sum(axis=1)
+        counts: NDArray[np.int64] = crosses.sum(axis=1)
+        return counts
 
     def scan(
         self, floor: str, x: float, y: float, t0: float, duration_s: float, phone: Phone, rng: np.random.Generator
@@ -226,7 +238,7 @@ class RadioSimulator:
                 if value < sp.sensitivity_dbm:
                     continue
                 ts = t0 + rng.random() * duration_s
-                out.append(Reading(self.beacon_ids[i], int(round(value)), round(ts, 3), int(self.beacon_power[i])))
+                out.append(Reading(self.beacon_ids[i], round(value), round(ts, 3), int(self.beacon_power[i])))
         out.sort(key=lambda r: r.ts)
         return out
 
@@ -250,7 +262,7 @@ class Trajectory:
         return self
 
     def walk(self, floor: str, points: Sequence[tuple[float, float]], speed_mps: float = 1.2) -> Trajectory:
-        length = sum(math.dist(a, b) for a, b in zip(points, points[1:]))
+        length = sum(math.dist(a, b) for a, b in itertools.pairwise(points))
         self.legs.append(Leg(floor, tuple(points), max(length / speed_mps, 1e-3)))
         return self
 
@@ -270,10 +282,10 @@ class Trajectory:
         raise ValueError("empty trajectory")
 
 
-def _along(points, fraction: float) -> tuple[float, float]:
-    lengths = [math.dist(a, b) for a, b in zip(points, points[1:])]
+def _along(points: Sequence[tuple[float, float]], fraction: float) -> tuple[float, float]:
+    lengths = [math.dist(a, b) for a, b in itertools.pairwise(points)]
     target = fraction * sum(lengths)
-    for (a, b), length in zip(zip(points, points[1:]), lengths):
+    for (a, b), length in zip(itertools.pairwise(points), lengths):
         if target <= length or length == 0:
             f = 0 if length == 0 else target / length
             return a[0] + f * (b[0] - a[0]), a[1] + f * (b[1] - a[1])
@@ -301,7 +313,8 @@ def batches(
             next_send += every
 
 
-def room_points(site: SiteModel, space_id: str, rng: np.random.Generator, n: int, inset_m: float = 0.5):
+def room_points(site: SiteModel, space_id: str, rng: np.random.Generator, n: int,
+                inset_m: float = 0.5) -> list[tuple[float, float]]:
     """n random points inside a rectangular-ish space, at least `inset_m` from its walls (bounding box based)."""
     space = next(s for s in site.spaces if s.id == space_id)
     xs = [p[0] for p in space.polygon]
@@ -315,7 +328,7 @@ def room_points(site: SiteModel, space_id: str, rng: np.random.Generator, n: int
 def dwell_study(
     *, floors: int = 2, phones: int = 40, minutes: float = 30.0, seed: int = 11, noise_db: float = 6.0,
     batch_every_s: float = 10.0,
-) -> dict:
+) -> dict[str, float]:
     """Phones standing still in random rooms: how often the tracker reports the right room (after the first
     minute), how many times per hour a still phone's reported room changes, and how many of those changes
     went to a wrong room (mistaken switches)."""

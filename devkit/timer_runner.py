@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from shared.domain.ncrontab import parse_ncrontab
 from shared.services import ScheduledJobs
@@ -20,7 +20,7 @@ async def run_timers(jobs: ScheduledJobs, schedules: Mapping[str, str]) -> None:
 async def _run_one(jobs: ScheduledJobs, name: str, expression: str) -> None:
     schedule = parse_ncrontab(expression)
     while True:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         due = schedule.next_after(now)
         await asyncio.sleep((due - now).total_seconds())
         try:

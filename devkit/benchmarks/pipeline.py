@@ -13,8 +13,19 @@ store. Measured:
 from __future__ import annotations
 
 import argparse
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from shared.domain.tenancy import BuildingRef
+
+if TYPE_CHECKING:
+    from devkit.office import OfficeDay
+    from shared.domain.ports import InboundEvent, LiveStateStore
+    from shared.domain.site import SiteModel
+    from shared.services.common import Clock
+    from shared.services.pipeline import PipelineService
+
+Body = tuple[str, bytes, datetime]  # (device id, ingest event body, received at)
 
 TENANT = "bench-tenant"
 
@@ -27,18 +38,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="events replayed against the Cosmos emulator (0 skips the Cosmos run)")
 
 
-def run(args: argparse.Namespace) -> dict:
+def run(args: argparse.Namespace) -> dict[str, Any]:
     import asyncio
 
     return asyncio.run(_run(args))
 
 
-def _events(day, cutoff_s: float):
+def _events(day: OfficeDay, cutoff_s: float) -> list[Body]:
     """(event, decoded) of every batch sent before the cutoff, as the ingest route would have published them."""
     from shared.domain.ingest_event import encode_ingest_event
     from shared.domain.sightings import parse_sightings_batch
 
-    bodies = []
+    bodies: list[Body] = []
     for batch in day.batches():
         if batch.sent_s > cutoff_s:
             break
@@ -48,34 +59,41 @@ def _events(day, cutoff_s: float):
     return bodies
 
 
-def _trigger_calls(bodies, partitions: int = 8, max_batch: int = 100):
+def _trigger_calls(bodies: list[Body], partitions: int = 8, max_batch: int = 100) -> list[list[InboundEvent]]:
     """Group events like the Event Hub trigger: per partition in order, up to `max_batch` a call, calls in time order."""
     import zlib
 
     from shared.domain.ports import InboundEvent
 
-    per_partition: dict[int, list] = {}
+    per_partition: dict[int, list[InboundEvent]] = {}
     for sequence, (device, body, received) in enumerate(bodies):
         partition = zlib.crc32(device.encode()) % partitions
         per_partition.setdefault(partition, []).append(
             InboundEvent(body, device, sequence, received, partition_id=str(partition)))
-    calls = []
+    calls: list[list[InboundEvent]] = []
     for events in per_partition.values():
         # a call takes what arrived within 10 simulated seconds, at most max_batch events
-        chunk: list = []
+        chunk: list[InboundEvent] = []
         for event in events:
             if chunk and (len(chunk) == max_batch
-                          or (event.enqueued_time - chunk[0].enqueued_time).total_seconds() > 10):
+                          or (_enqueued(event) - _enqueued(chunk[0])).total_seconds() > 10):
                 calls.append(chunk)
                 chunk = []
             chunk.append(event)
         if chunk:
             calls.append(chunk)
-    calls.sort(key=lambda c: c[0].enqueued_time)
+    calls.sort(key=lambda c: _enqueued(c[0]))
     return calls
 
 
-async def _process_all(calls, site, live_state, clock):
+def _enqueued(event: InboundEvent) -> datetime:
+    if event.enqueued_time is None:  # _trigger_calls sets it on every event
+        raise ValueError(f"event {event.sequence_number} has no enqueued time")
+    return event.enqueued_time
+
+
+async def _process_all(calls: list[list[InboundEvent]], site: SiteModel, live_state: LiveStateStore,
+                       clock: Clock) -> tuple[float, PipelineService]:
     from shared.adapters.memory import InMemoryBlobStore, InMemorySiteModelStore
     from shared.services.pipeline import PipelineService
     from shared.services.processing import EventProcessingService
@@ -94,7 +112,7 @@ async def _process_all(calls, site, live_state, clock):
     return time.perf_counter() - started, pipeline
 
 
-async def _consistency(live_state, building: BuildingRef) -> int:
+async def _consistency(live_state: LiveStateStore, building: BuildingRef) -> int:
     devices = await live_state.list_devices(building)
     placed: dict[str, int] = {}
     for device in devices:
@@ -104,7 +122,7 @@ async def _consistency(live_state, building: BuildingRef) -> int:
     return sum(1 for space in set(placed) | set(spaces) if placed.get(space, 0) != spaces.get(space, 0))
 
 
-async def _run(args: argparse.Namespace) -> dict:
+async def _run(args: argparse.Namespace) -> dict[str, Any]:
     import time
 
     from devkit.office import OfficeDay
@@ -159,7 +177,7 @@ async def _run(args: argparse.Namespace) -> dict:
     return result
 
 
-async def _cosmos_run(day, bodies) -> dict:
+async def _cosmos_run(day: OfficeDay, bodies: list[Body]) -> dict[str, Any]:
     import time
 
     from devkit.emulators.launcher import cosmos_aio_client, start_cosmos
@@ -175,7 +193,7 @@ async def _cosmos_run(day, bodies) -> dict:
             calls = _trigger_calls(bodies)
             last = max(received for _d, _b, received in bodies)
             started = time.perf_counter()
-            elapsed, _pipeline = await _process_all(calls, day.site, store, clock=lambda: last)
+            _elapsed, _pipeline = await _process_all(calls, day.site, store, clock=lambda: last)
             wall = time.perf_counter() - started
             sightings = sum(len(decode_ingest_event(body).parsed.batch.sightings) for _d, body, _r in bodies)
             writes = sum(store.meter.writes.values())
@@ -186,7 +204,7 @@ async def _cosmos_run(day, bodies) -> dict:
                 "cosmos_reads_per_1k_sightings": round(1000 * sum(store.meter.reads.values()) / sightings, 1),
                 "est_ru_per_sighting": round(sum(store.meter.ru.values()) / sightings, 3),
                 "cosmos_sightings_per_s": round(sightings / wall),
-                "cosmos_wrong_headcounts": await _consistency(store, day.site.building_id),
+                "cosmos_wrong_headcounts": await _consistency(store, BuildingRef(TENANT, day.site.building_id)),
             }
     finally:
         emulator.stop()

@@ -6,6 +6,7 @@ batch path (`locate_many`, what the eval runs) and the one-call path (`locate`) 
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -13,7 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=5)
 
 
-def run(args: argparse.Namespace) -> dict:
+def run(args: argparse.Namespace) -> dict[str, Any]:
     import time
 
     import numpy as np
@@ -29,7 +30,7 @@ def run(args: argparse.Namespace) -> dict:
     signal = SignalModel()
     radio = RadioSimulator(site, RadioSpec(), seed=args.seed)
     rng = np.random.default_rng(args.seed)
-    scans = []
+    scans: list[dict[str, float]] = []
     while len(scans) < args.scans:
         floor = site.floors[len(scans) % len(site.floors)].id
         x, y = rng.uniform(1, 79), rng.uniform(1, 18)

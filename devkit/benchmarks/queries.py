@@ -10,6 +10,11 @@ capacity, half the rooms occupied) + sort by walking distance + the first 10, co
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from shared.domain.site import Space
+    from shared.domain.wayfinding import NavigationIndex, Place
 
 UNIT_DEPTH_M = 18.4  # room band 8 m, corridor 2.4 m, room band 8 m
 ROOM_DEPTH_M = 8.0
@@ -30,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=7)
 
 
-def big_building(floors: int = 10, units: int = 4, seed: int = 7, node_step_m: float = 2.0) -> dict:
+def big_building(floors: int = 10, units: int = 4, seed: int = 7, node_step_m: float = 2.0) -> dict[str, Any]:
     """A large synthetic office as `site/v1` JSON (not yet validated)."""
     import numpy as np
 
@@ -38,17 +43,23 @@ def big_building(floors: int = 10, units: int = 4, seed: int = 7, node_step_m: f
     depth = units * UNIT_DEPTH_M
     outline = [[0, 0], [LENGTH_M, 0], [LENGTH_M, round(depth, 2)], [0, round(depth, 2)]]
     kinds, weights = zip(*KINDS)
-    floor_list, spaces, nodes, edges = [], [], [], []
+    # the site model's parts as JSON documents
+    floor_list: list[dict[str, Any]] = []
+    spaces: list[dict[str, Any]] = []
+    nodes: list[dict[str, Any]] = []
+    edges: list[dict[str, Any]] = []
     for f in range(floors):
         fid = f"L{f}"
         floor_list.append({"id": fid, "name": f"Level {f}", "ordinal": f, "elevation": round(3.6 * f, 2),
                            "outline": outline})
         corridor_nodes: list[tuple[float, float, str]] = []
 
+        # corridor_node and tie are called within the iteration that defines them: the floor they see is theirs
         def corridor_node(x: float, y: float) -> str:
-            nid = f"{fid}-c{len(corridor_nodes):04d}"
-            nodes.append({"id": nid, "x": round(x, 2), "y": round(y, 2), "floor": fid, "kind": "corridor"})
-            corridor_nodes.append((x, y, nid))
+            nid = f"{fid}-c{len(corridor_nodes):04d}"  # noqa: B023 - called within this iteration only
+            nodes.append({"id": nid, "x": round(x, 2), "y": round(y, 2), "floor": fid,  # noqa: B023 - same
+                          "kind": "corridor"})
+            corridor_nodes.append((x, y, nid))  # noqa: B023 - same
             return nid
 
         corridor_y = [u * UNIT_DEPTH_M + ROOM_DEPTH_M + CORRIDOR_M / 2 for u in range(units)]
@@ -56,7 +67,7 @@ def big_building(floors: int = 10, units: int = 4, seed: int = 7, node_step_m: f
         for u, yc in enumerate(corridor_y):
             spaces.append({"id": f"{fid}-hall{u}", "name": f"Corridor {f}.{u}", "kind": "walkway", "floor": fid,
                            "polygon": _rect(0, yc - CORRIDOR_M / 2, LENGTH_M, yc + CORRIDOR_M / 2)})
-            prev = None
+            prev: str | None = None
             for x in np.arange(CROSS_X[0], CROSS_X[-1] + 1e-6, node_step_m):
                 nid = corridor_node(float(x), yc)
                 if any(abs(float(x) - cx) < 1e-6 for cx in CROSS_X):
@@ -78,8 +89,8 @@ def big_building(floors: int = 10, units: int = 4, seed: int = 7, node_step_m: f
         ids = [nid for _, _, nid in corridor_nodes]
 
         def tie(nid: str, x: float, y: float, k: int) -> None:
-            for j in np.argsort((xy[:, 0] - x) ** 2 + (xy[:, 1] - y) ** 2)[:k]:
-                edges.append({"from": nid, "to": ids[j]})
+            for j in np.argsort((xy[:, 0] - x) ** 2 + (xy[:, 1] - y) ** 2)[:k]:  # noqa: B023 - this iteration only
+                edges.append({"from": nid, "to": ids[j]})  # noqa: B023 - same
 
         room_no = 0
         for u in range(units):
@@ -116,7 +127,7 @@ def big_building(floors: int = 10, units: int = 4, seed: int = 7, node_step_m: f
             if f > 0:
                 edges.append({"from": f"L{f - 1}-stairs{name}", "to": f"{fid}-stairs{name}", "kind": "stairs",
                               "accessible": False})
-            if ex is not None:
+            if ex is not None and ey is not None:
                 nodes.append({"id": f"{fid}-lift{name}", "x": ex, "y": round(ey, 2), "floor": fid,
                               "kind": "elevator", "name": f"Elevator {name}"})
                 tie(f"{fid}-lift{name}", ex, ey, 1)
@@ -135,12 +146,12 @@ def _rect(x0: float, y0: float, x1: float, y1: float) -> list[list[float]]:
             [round(x0, 2), round(y1, 2)]]
 
 
-def free_rooms(index, origin, rooms: list, occupied: set, min_capacity: int, accessible: bool = False,
-               limit: int = 10) -> list[tuple[str, float, float]]:
+def free_rooms(index: NavigationIndex, origin: Place, rooms: list[Space], occupied: set[str], min_capacity: int,
+               accessible: bool = False, limit: int = 10) -> list[tuple[str, float, float]]:
     """The free-rooms query as the API will run it: walking distance from the origin to every free meeting room
     with enough seats, nearest first."""
     reach = index.distances_from(origin, accessible)
-    found = []
+    found: list[tuple[str, float, float]] = []
     for space in rooms:
         if space.capacity >= min_capacity and space.id not in occupied:
             got = reach.get(space.id)
@@ -150,7 +161,7 @@ def free_rooms(index, origin, rooms: list, occupied: set, min_capacity: int, acc
     return found[:limit]
 
 
-def _stats_ms(samples: list[float]) -> dict:
+def _stats_ms(samples: list[float]) -> dict[str, float]:
     import numpy as np
 
     ms = np.array(samples) * 1000.0
@@ -159,7 +170,7 @@ def _stats_ms(samples: list[float]) -> dict:
             "max_ms": round(float(ms.max()), 3), "mean_ms": round(float(ms.mean()), 3)}
 
 
-def run(args: argparse.Namespace) -> dict:
+def run(args: argparse.Namespace) -> dict[str, Any]:
     import time
 
     import numpy as np
@@ -180,17 +191,20 @@ def run(args: argparse.Namespace) -> dict:
     floors = [f.id for f in site.floors]
     depth = args.units * UNIT_DEPTH_M
 
-    def random_place():
+    def random_place() -> Place:
         if rng.random() < 0.7:
             return rooms[int(rng.integers(len(rooms)))].id
         return (float(rng.uniform(0.5, LENGTH_M - 0.5)), float(rng.uniform(0.5, depth - 0.5)),
                 floors[int(rng.integers(len(floors)))])
 
-    def floor_of(place) -> str:
+    def floor_of(place: Place) -> str:
         return place[2] if isinstance(place, tuple) else site_spaces[place].floor
 
     site_spaces = {s.id: s for s in site.spaces}
-    route_s, cross, step_free, no_route, metres, instructions = [], 0, 0, 0, [], []
+    route_s: list[float] = []
+    metres: list[float] = []
+    instructions: list[int] = []
+    cross = step_free = no_route = 0
     for _ in range(args.routes):
         origin, destination = random_place(), random_place()
         accessible = bool(rng.random() < 0.3)
@@ -210,8 +224,9 @@ def run(args: argparse.Namespace) -> dict:
 
     meeting = [s for s in rooms if s.kind.value in MEETING_KINDS]
 
-    def time_free_rooms(origins: list, clear: bool) -> tuple[list[float], list[int]]:
-        samples, counts = [], []
+    def time_free_rooms(origins: list[Place], clear: bool) -> tuple[list[float], list[int]]:
+        samples: list[float] = []
+        counts: list[int] = []
         for origin in origins:
             occupied = {s.id for s in meeting if rng.random() < 0.5}
             min_capacity = int(rng.choice([1, 4, 8]))

@@ -13,8 +13,16 @@ them opted in and in one or two of 40 teams. Measured:
 from __future__ import annotations
 
 import argparse
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
 
 from shared.domain.tenancy import BuildingRef
+
+if TYPE_CHECKING:
+    from shared.adapters.memory import InMemoryBlobStore
+    from shared.domain.presence import DeviceState, SpaceState, Visit
+    from shared.domain.site import SiteModel
+    from shared.services.rollups import RollupService
 
 TENANT = "bench-tenant"
 KINDS = (("office", 600, 1, 4), ("conferenceroom", 120, 6, 14), ("huddleroom", 100, 2, 4), ("phoneroom", 120, 1, 1),
@@ -29,19 +37,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=11)
 
 
-def run(args: argparse.Namespace) -> dict:
+def run(args: argparse.Namespace) -> dict[str, Any]:
     import asyncio
 
     return asyncio.run(_run(args))
 
 
-def synthetic_site(spaces: int, floors: int = 10):
+def synthetic_site(spaces: int, floors: int = 10) -> SiteModel:
     from shared.domain.site import parse_site_model
 
     per_floor = -(-spaces // floors)
     side = int(per_floor ** 0.5) + 1
     kinds = [k for kind, share, lo, hi in KINDS for k in [(kind, lo, hi)] * share]
-    items = []
+    items: list[dict[str, Any]] = []
     for i in range(spaces):
         floor, cell = divmod(i, per_floor)
         x, y = (cell % side) * 5.0, (cell // side) * 5.0
@@ -57,10 +65,10 @@ def synthetic_site(spaces: int, floors: int = 10):
     })
 
 
-def synthetic_visits(site, day, people: int, stays: int, seed: int):
+def synthetic_visits(site: SiteModel, day: date, people: int, stays: int, seed: int) -> list[Visit]:
     """About people x stays visits on a local day: each person arrives 07:30-09:30, leaves 16:00-18:30 and moves
     between their desk, meetings, phone rooms and the kitchen."""
-    from datetime import datetime, time, timedelta
+    from datetime import time, timedelta
     from zoneinfo import ZoneInfo
 
     import numpy as np
@@ -75,7 +83,7 @@ def synthetic_visits(site, day, people: int, stays: int, seed: int):
         by_kind.setdefault(space.kind.value, []).append(space.id)
     desks = by_kind["office"]
     elsewhere = np.array([s for k in ("conferenceroom", "huddleroom", "phoneroom", "kitchen") for s in by_kind[k]])
-    visits = []
+    visits: list[Visit] = []
     for p in range(people):
         arrive = rng.uniform(7.5, 9.5) * 3600
         leave = rng.uniform(16.0, 18.5) * 3600
@@ -85,41 +93,41 @@ def synthetic_visits(site, day, people: int, stays: int, seed: int):
         rooms = rng.choice(elsewhere, stays)
         user = f"user{p:05d}@example.com" if p % 10 < 3 else None
         for i in range(stays):
-            space = desk if i % 2 == 0 else str(rooms[i])
+            space_id = desk if i % 2 == 0 else str(rooms[i])
             start = midnight + timedelta(seconds=float(bounds[i]))
             end = midnight + timedelta(seconds=float(bounds[i + 1]) - 20)  # a walk between spaces
-            visits.append(Visit(TENANT, site.building_id, space, f"dev-{p:05d}", start, end, user))
+            visits.append(Visit(TENANT, site.building_id, space_id, f"dev-{p:05d}", start, end, user))
     return visits
 
 
 class BenchVisits:
     """Just what the rollup reads, over visits kept sorted by end (the Cosmos query's index)."""
 
-    def __init__(self, visits) -> None:
+    def __init__(self, visits: list[Visit]) -> None:
         import bisect
 
         self._bisect = bisect
         self._visits = sorted(visits, key=lambda v: v.end)
         self._ends = [v.end for v in self._visits]
 
-    async def list_visits(self, building, ended_from, ended_before):
+    async def list_visits(self, building: BuildingRef, ended_from: datetime, ended_before: datetime) -> list[Visit]:
         lo = self._bisect.bisect_left(self._ends, ended_from)
         hi = self._bisect.bisect_left(self._ends, ended_before)
         return self._visits[lo:hi]
 
-    async def list_spaces(self, building):
+    async def list_spaces(self, building: BuildingRef) -> list[SpaceState]:
         return []
 
-    async def list_devices(self, building):
+    async def list_devices(self, building: BuildingRef) -> list[DeviceState]:
         return []
 
 
-async def _run(args: argparse.Namespace) -> dict:
+async def _run(args: argparse.Namespace) -> dict[str, Any]:
     import gc
     import resource
     import time
     import tracemalloc
-    from datetime import date, datetime, timedelta, timezone
+    from datetime import UTC, timedelta
 
     from shared.adapters.memory import InMemoryBlobStore, InMemorySiteModelStore, InMemoryTeamDirectory
     from shared.domain.teams import Team
@@ -143,10 +151,10 @@ async def _run(args: argparse.Namespace) -> dict:
     for team, users in members.items():
         await teams.put_team(Team(TENANT, f"team-{team:02d}", tuple(sorted(users))))
     store = BenchVisits(visits)
-    now = datetime.combine(first + timedelta(days=days + 1), datetime.min.time(), tzinfo=timezone.utc)
+    now = datetime.combine(first + timedelta(days=days + 1), datetime.min.time(), tzinfo=UTC)
     day_visits = len(per_day[0])
 
-    def service(blobs):
+    def service(blobs: InMemoryBlobStore) -> RollupService:
         return RollupService(sites, store, blobs, teams, "analytics", 5)
 
     blobs = InMemoryBlobStore()
@@ -165,7 +173,7 @@ async def _run(args: argparse.Namespace) -> dict:
     identical = names == await again.list_names("analytics") and all(
         [await blobs.get("analytics", n) == await again.get("analytics", n) for n in names])
 
-    by_day = []
+    by_day: list[float] = []
     if args.backfill_days > 0:
         backfill_blobs = InMemoryBlobStore()
         rollups = service(backfill_blobs)
@@ -184,6 +192,6 @@ async def _run(args: argparse.Namespace) -> dict:
         "seconds": round(seconds, 2), "visits_per_s": round(day_visits / seconds),
         "peak_mb": round(peak / 2**20, 1), "rss_max_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "identical_rerun": identical, "backfill_peak_mb_by_day": by_day,
-        "parquet_bytes": sum([len(await blobs.get("analytics", n)) for n in names if n.endswith(".parquet")]),
+        "parquet_bytes": sum([len(await blobs.get("analytics", n) or b"") for n in names if n.endswith(".parquet")]),
     }
 

@@ -9,7 +9,7 @@ from azure.storage.blob import ContentSettings
 from azure.storage.blob.aio import BlobServiceClient
 
 from shared.domain.ports import DependencyUnavailable
-from shared.settings import Settings
+from shared.settings import ANALYTICS_STORAGE_PREFIX, Settings
 
 logger = logging.getLogger(__name__)
 
@@ -20,6 +20,8 @@ def create_blob_service(settings: Settings, credential: Any | None = None) -> Bl
         return BlobServiceClient.from_connection_string(settings.analytics_storage_connection_string)
     if credential is None:
         raise ValueError("a credential is needed to connect to Blob storage by service URI")
+    if not settings.analytics_storage_service_uri:  # Settings checks one of the two is set
+        raise ValueError(f"{ANALYTICS_STORAGE_PREFIX}__serviceUri (or {ANALYTICS_STORAGE_PREFIX}) is not set")
     return BlobServiceClient(settings.analytics_storage_service_uri, credential=credential)
 
 

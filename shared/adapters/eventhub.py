@@ -10,7 +10,7 @@ from azure.eventhub.aio import EventHubProducerClient
 from azure.eventhub.exceptions import EventHubError
 
 from shared.domain.ports import DependencyUnavailable, OutboundEvent
-from shared.settings import Settings
+from shared.settings import EVENTHUB_PREFIX, Settings
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +27,8 @@ def create_eventhub_producer(settings: Settings, credential: Any | None = None) 
         )
     if credential is None:
         raise ValueError("a credential is needed to connect to the Event Hubs namespace")
+    if not settings.eventhub_namespace:  # Settings checks one of the two is set when publishing to Event Hubs
+        raise ValueError(f"{EVENTHUB_PREFIX}__fullyQualifiedNamespace (or {EVENTHUB_PREFIX}) is not set")
     return EventHubProducerClient(
         fully_qualified_namespace=settings.eventhub_namespace, eventhub_name=settings.eventhub_name,
         credential=credential,
@@ -50,7 +52,8 @@ class EventHubEventPublisher:
         for event in events:
             data = EventData(event.body)
             if event.properties:
-                data.properties = dict(event.properties)
+                # a copy, built key by key so it types as the SDK's dict[str | bytes, Any]
+                data.properties = {key: value for key, value in event.properties.items()}
             try:
                 batch.add(data)
             except ValueError:

@@ -80,4 +80,5 @@ def encode_table(name: str, tenant_id: str, building_id: str, window: Window, co
 
 def decode_table(data: bytes) -> list[dict[str, Any]]:
     """The rows of a Parquet file as dicts (timestamps as aware datetimes, dates as dates)."""
-    return pq.read_table(io.BytesIO(data)).to_pylist()
+    rows: list[dict[str, Any]] = pq.read_table(io.BytesIO(data)).to_pylist()  # pyarrow has no type hints
+    return rows

@@ -12,13 +12,15 @@ row says `suppressed`.
 from __future__ import annotations
 
 import enum
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
+from numpy.typing import NDArray
 
 from shared.domain.site import BusinessHours, SiteModel
 
@@ -51,12 +53,12 @@ class Window:
     @property
     def key(self) -> str:
         """Stable name of the window in file names: its UTC start, e.g. `20261126T0800Z`."""
-        return self.start.astimezone(timezone.utc).strftime("%Y%m%dT%H%MZ")
+        return self.start.astimezone(UTC).strftime("%Y%m%dT%H%MZ")
 
 
 def local_midnight(day: date, zone: ZoneInfo) -> datetime:
     """The UTC instant a local day starts."""
-    return datetime.combine(day, time(0), tzinfo=zone).astimezone(timezone.utc)
+    return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
 
 
 def local_date_of(moment: datetime, zone: ZoneInfo) -> date:
@@ -96,7 +98,7 @@ def business_intervals(days: Iterable[date], hours: BusinessHours, zone: ZoneInf
             end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone)
         else:
             end = datetime.combine(day, time.fromisoformat(hours.end), tzinfo=zone)
-        intervals.append((start.astimezone(timezone.utc), end.astimezone(timezone.utc)))
+        intervals.append((start.astimezone(UTC), end.astimezone(UTC)))
     return intervals
 
 
@@ -189,7 +191,8 @@ def _timeline(windows: Sequence[Window], business: Sequence[tuple[datetime, date
 
 
 # ---------------------------------------------------------------------------------------------- interval algebra
-def _merge(group: np.ndarray, member: np.ndarray, start: np.ndarray, end: np.ndarray):
+def _merge(group: NDArray[np.int64], member: NDArray[np.int64], start: NDArray[np.int64], end: NDArray[np.int64],
+           ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
     """Union of each (group, member)'s intervals: overlapping or touching intervals become one."""
     if len(start) == 0:
         return group, member, start, end
@@ -241,10 +244,11 @@ def _occupancy(timeline: _Timeline, group: np.ndarray, member: np.ndarray, start
     person = np.bincount(cell, weights=length * heads, minlength=n_cells)
     peak = np.zeros(n_cells, dtype=np.int64)
     np.maximum.at(peak, cell, heads)
-    small = np.zeros(n_cells)
+    small: NDArray[np.float64] = np.zeros(n_cells)
     if small_limit is not None:
         is_small = heads * 3 <= small_limit[seg_group[owner]]
-        small = np.bincount(cell[is_small], weights=length[is_small], minlength=n_cells)
+        # numpy's stubs type bincount as intp even with float weights (it returns float64 then)
+        small = np.bincount(cell[is_small], weights=length[is_small], minlength=n_cells)  # type: ignore[assignment]
     # distinct members per cell: members with a measured piece in it
     m_owner, m_window, _ = timeline.pieces(start, end)
     m_cell = group[m_owner] * timeline.n_windows + m_window
@@ -277,7 +281,7 @@ def compute_windows(site: SiteModel, windows: Sequence[Window], stays: Iterable[
     if not windows:
         return []
     windows = sorted(windows)
-    if len({w.grain for w in windows}) != 1 or any(a.end > b.start for a, b in zip(windows, windows[1:])):
+    if len({w.grain for w in windows}) != 1 or any(a.end > b.start for a, b in itertools.pairwise(windows)):
         raise ValueError("windows must share one grain and must not overlap")
     zone = ZoneInfo(site.time_zone)
     days = {w.local_date for w in windows} | {local_date_of(w.end - timedelta(microseconds=1), zone) for w in windows}
@@ -380,7 +384,9 @@ def _zone_row(zones: dict[str, list[Any]], level: str, zone_id: str, occ: _Occup
     zones["suppressed"].append(hidden)
 
 
-def _visits(timeline: _Timeline, space_i, start, end, closed, duration_s, n_spaces):
+def _visits(timeline: _Timeline, space_i: NDArray[np.int64], start: NDArray[np.int64], end: NDArray[np.int64],
+            closed: NDArray[np.bool_], duration_s: NDArray[np.float64],
+            n_spaces: int) -> tuple[NDArray[np.intp], NDArray[np.float64], NDArray[np.intp]]:
     """Per (space, window): stays overlapping its measured time; the sum and number of closed stays' durations."""
     n_cells = n_spaces * timeline.n_windows
     owner, window, _ = timeline.pieces(start, end)
@@ -389,12 +395,14 @@ def _visits(timeline: _Timeline, space_i, start, end, closed, duration_s, n_spac
     cell = space_i[stay] * timeline.n_windows + win
     visits = np.bincount(cell, minlength=n_cells)
     is_closed = closed[stay]
-    dwell_sum = np.bincount(cell[is_closed], weights=duration_s[stay[is_closed]], minlength=n_cells)
+    dwell_sum: NDArray[np.float64] = np.bincount(  # type: ignore[assignment]  # float64 with weights; stubs say intp
+        cell[is_closed], weights=duration_s[stay[is_closed]], minlength=n_cells)
     dwell_n = np.bincount(cell[is_closed], minlength=n_cells)
     return visits, dwell_sum, dwell_n
 
 
-def _collaboration(timeline: _Timeline, space_i, user_i, start, end, user_ids: list[str],
+def _collaboration(timeline: _Timeline, space_i: NDArray[np.int64], user_i: NDArray[np.int64],
+                   start: NDArray[np.int64], end: NDArray[np.int64], user_ids: list[str],
                    teams_of_user: Mapping[str, Sequence[str]], k: int) -> dict[int, dict[str, list[Any]]]:
     """Per window: co-presence minutes of every pair of teams (people of the two teams in one space at once)."""
     team_ids = sorted({t for u in user_ids for t in teams_of_user.get(u, ())})

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -61,7 +62,7 @@ def field_errors(exc: ValidationError, prefix: str = "") -> list[FieldError]:
     return [FieldError(json_path(tuple(err["loc"]), prefix), _message(err)) for err in exc.errors(include_url=False)]
 
 
-def _message(err: Any) -> str:
+def _message(err: ErrorDetails) -> str:
     message = err["msg"]
     # pydantic prefixes custom ValueErrors with "Value error, "; the field path already says where.
     return message.removeprefix("Value error, ")

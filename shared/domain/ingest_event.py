@@ -40,9 +40,10 @@ def decode_ingest_event(body: bytes) -> IngestEvent:
         raise ContractViolation([FieldError("$", f"the event body is not JSON: {type(exc).__name__}")]) from None
     if not isinstance(data, dict) or data.get("schema") != INGEST_EVENT_SCHEMA:
         raise ContractViolation([FieldError("schema", f"expected an {INGEST_EVENT_SCHEMA} event")])
-    errors = []
-    tenant_id = data.get("tenantId")
-    if not isinstance(tenant_id, str) or not is_tenant_id(tenant_id):
+    errors: list[FieldError] = []
+    raw_tenant = data.get("tenantId")
+    tenant_id = raw_tenant if isinstance(raw_tenant, str) and is_tenant_id(raw_tenant) else None
+    if tenant_id is None:
         errors.append(FieldError("tenantId", "missing or not a tenant id"))
     try:
         received_at = datetime.fromisoformat(str(data.get("receivedAt")))
@@ -50,7 +51,7 @@ def decode_ingest_event(body: bytes) -> IngestEvent:
             raise ValueError
     except ValueError:
         errors.append(FieldError("receivedAt", "must be an RFC 3339 time with offset"))
-    if errors:
+    if errors or tenant_id is None:  # a missing tenant id is always among the errors
         raise ContractViolation(errors)
     try:
         parsed = parse_sightings_batch(data.get("batch"), now=received_at)

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import enum
 from collections import defaultdict, deque
-from typing import Annotated, Literal
+from collections.abc import Iterator
+from typing import Annotated, Any, Final, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
@@ -17,7 +18,7 @@ from shared.domain import geometry
 from shared.domain.beacon_ids import normalize_beacon_id
 from shared.domain.errors import ContractViolation, FieldError, validate_model
 
-SITE_SCHEMA = "site/v1"
+SITE_SCHEMA: Final = "site/v1"
 MAX_FLOORS = 200
 MAX_SPACES = 20_000
 MAX_BEACONS = 20_000
@@ -256,7 +257,7 @@ def parse_site_model(data: object) -> SiteModel:
     return site
 
 
-def site_problems(site: SiteModel):
+def site_problems(site: SiteModel) -> Iterator[tuple[str, str]]:
     """Yield (field path, message) for every inconsistency between the parts of a site model."""
     yield from _duplicates("floors", [f.id for f in site.floors])
     yield from _duplicates("spaces", [s.id for s in site.spaces])
@@ -269,23 +270,24 @@ def site_problems(site: SiteModel):
             yield (f"floors[{i}].ordinal", f"ordinal {floor.ordinal} is also used by floor '{ordinals[floor.ordinal]}'")
         ordinals.setdefault(floor.ordinal, floor.id)
     for i, space in enumerate(site.spaces):
-        floor = floors.get(space.floor)
-        if floor is None:
+        space_floor = floors.get(space.floor)
+        if space_floor is None:
             yield (f"spaces[{i}].floor", f"unknown floor '{space.floor}'")
-        elif not geometry.point_in_polygon(geometry.polygon_centroid(space.polygon), floor.outline):
-            yield (f"spaces[{i}].polygon", f"space '{space.id}' lies outside the outline of floor '{floor.id}'")
+        elif not geometry.point_in_polygon(geometry.polygon_centroid(space.polygon), space_floor.outline):
+            yield (f"spaces[{i}].polygon", f"space '{space.id}' lies outside the outline of floor '{space_floor.id}'")
     for i, beacon in enumerate(site.beacons):
-        floor = floors.get(beacon.floor)
-        if floor is None:
+        beacon_floor = floors.get(beacon.floor)
+        if beacon_floor is None:
             yield (f"beacons[{i}].floor", f"unknown floor '{beacon.floor}'")
-        elif not geometry.point_in_polygon((beacon.x, beacon.y), floor.outline):
+        elif not geometry.point_in_polygon((beacon.x, beacon.y), beacon_floor.outline):
             on_other = [f.id for f in site.floors if geometry.point_in_polygon((beacon.x, beacon.y), f.outline)]
             where = f" (it is inside floor {on_other[0]!r})" if on_other else " and every other floor"
-            yield (f"beacons[{i}]", f"beacon '{beacon.id}' at ({beacon.x}, {beacon.y}) is outside floor '{floor.id}'{where}")
+            yield (f"beacons[{i}]",
+                   f"beacon '{beacon.id}' at ({beacon.x}, {beacon.y}) is outside floor '{beacon_floor.id}'{where}")
     yield from _navigation_problems(site, floors)
 
 
-def _duplicates(path: str, ids: list[str]):
+def _duplicates(path: str, ids: list[str]) -> Iterator[tuple[str, str]]:
     seen: set[str] = set()
     for i, ident in enumerate(ids):
         if ident in seen:
@@ -293,7 +295,7 @@ def _duplicates(path: str, ids: list[str]):
         seen.add(ident)
 
 
-def _navigation_problems(site: SiteModel, floors: dict[str, Floor]):
+def _navigation_problems(site: SiteModel, floors: dict[str, Floor]) -> Iterator[tuple[str, str]]:
     nodes = {n.id: n for n in site.navigation.nodes}
     space_ids = {s.id for s in site.spaces}
     for i, node in enumerate(site.navigation.nodes):
@@ -335,7 +337,7 @@ def _navigation_problems(site: SiteModel, floors: dict[str, Floor]):
 
 
 
-def site_json_schema() -> dict:
+def site_json_schema() -> dict[str, Any]:
     """JSON Schema of the `site/v1` model, as published in docs/schemas."""
     schema = SiteModel.model_json_schema(by_alias=True, mode="validation")
     schema["$id"] = "https://spaceflow.dev/schemas/site-v1.json"

@@ -13,11 +13,13 @@ counter-clockwise heading change is a left turn.
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -35,6 +37,10 @@ TURN_AROUND_DEG = 150.0  # above this, "turn around"
 DOOR_STEP_M = 5.0  # a last hop this short into the destination reads "X is on your left"
 
 _ALL, _STEP_FREE = 0, 1  # search modes: every edge, or only accessible edges
+
+_Arc = tuple[int, float, float]  # (to local node, seconds, metres) within one floor
+_FloorSearch = tuple[list[float], list[float], list[int]]  # (seconds, metres, predecessor) per local node
+_OverlayPred = tuple[int, int, int] | None  # (previous overlay node, floor or -1 for a cross arc, portal row)
 
 
 class UnknownPlace(DomainError, ValueError):
@@ -72,7 +78,7 @@ class Leg:
     polyline: tuple[Point, ...]
     distance_m: float
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"floor": self.floor, "polyline": [[round(x, 2), round(y, 2)] for x, y in self.polyline],
                 "distanceM": round(self.distance_m, 1)}
 
@@ -89,7 +95,7 @@ class Route:
     accessible: bool
     nodes: tuple[str, ...]  # navigation node ids along the route
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"distanceM": round(self.distance_m, 1), "etaS": round(self.eta_s, 1), "accessible": self.accessible,
                 "legs": [leg.as_dict() for leg in self.legs], "instructions": list(self.instructions)}
 
@@ -104,12 +110,24 @@ class _Anchor:
     label: str
 
 
+@dataclass
+class _Stretch:
+    """Nearly straight segments of a leg, between two turns."""
+
+    turn: str | None  # the turn into the stretch: 'left', 'right', 'around', or None (straight on, or the start)
+    vertex: int | None  # the node it turns at (None for a point place)
+    metres: float
+    corridor: bool  # some segment runs along a corridor
+    segments: int
+
+
 class _Search:
     """One single-source search (sources at time 0) in one mode; floors are combined lazily."""
 
-    __slots__ = ("index", "mode", "source_floors", "ov_t", "ov_d", "ov_pred", "_floors", "_global")
+    __slots__ = ("_floors", "_global", "index", "mode", "ov_d", "ov_pred", "ov_t", "source_floors")
 
-    def __init__(self, index: NavigationIndex, mode: int, source_floors: dict, ov_t, ov_d, ov_pred):
+    def __init__(self, index: NavigationIndex, mode: int, source_floors: dict[int, _FloorSearch], ov_t: list[float],
+                 ov_d: list[float], ov_pred: list[_OverlayPred]):
         self.index = index
         self.mode = mode
         self.source_floors = source_floors  # floor -> (t list, d list, pred list) of the in-floor search
@@ -172,7 +190,7 @@ class NavigationIndex:
         self.cost = cost
         self.building_id = site.building_id
         self._cache_size = cache_size
-        self._cache: OrderedDict = OrderedDict()
+        self._cache: OrderedDict[tuple[tuple[int, ...], int], _Search] = OrderedDict()
         self._lock = threading.Lock()
 
         floors = list(site.floors)
@@ -207,7 +225,8 @@ class NavigationIndex:
         # Expanded graph: base nodes 0..n-1, then one elevator cabin per node an elevator edge touches, so the
         # wait is paid once per ride (boarding) and each floor ridden costs its own time.
         speed = cost.walk_speed_mps
-        floor_arcs = [[[[] for _ in ids] for ids in floor_nodes] for _mode in (_ALL, _STEP_FREE)]
+        floor_arcs: list[list[list[list[_Arc]]]] = [  # mode -> floor -> local node -> arcs
+            [[[] for _ in ids] for ids in floor_nodes] for _mode in (_ALL, _STEP_FREE)]
         cross_arcs: list[list[tuple[int, int, float, float]]] = [[], []]  # (u, v, t, d) between floors / cabins
         cabin_of: dict[int, int] = {}
         self._blocked: set[tuple[int, int]] = set()  # walk arcs closed to step-free routes (for reasons)
@@ -272,15 +291,17 @@ class NavigationIndex:
         for mode in (_ALL, _STEP_FREE):
             adj: list[list[tuple[int, float, float, int, int]]] = [[] for _ in ov_nodes]
             for f in range(nf):
-                rows_t, rows_d, rows_p = [], [], []
+                rows_t: list[list[float]] = []
+                rows_d: list[list[float]] = []
+                rows_p: list[list[int]] = []
                 for r, src in enumerate(self._portal_rows[f]):
-                    t, d, pred = _dijkstra(floor_arcs[mode][f], (src,))
-                    rows_t.append(t)
-                    rows_d.append(d)
-                    rows_p.append(pred)
+                    row_t, row_d, row_pred = _dijkstra(floor_arcs[mode][f], (src,))
+                    rows_t.append(row_t)
+                    rows_d.append(row_d)
+                    rows_p.append(row_pred)
                     for r2, dst in enumerate(self._portal_rows[f]):
-                        if r2 != r and t[dst] < INF:
-                            adj[portal_ov[f][r]].append((portal_ov[f][r2], t[dst], d[dst], f, r))
+                        if r2 != r and row_t[dst] < INF:
+                            adj[portal_ov[f][r]].append((portal_ov[f][r2], row_t[dst], row_d[dst], f, r))
                 shape = (len(rows_t), len(floor_nodes[f]))
                 self._portal_t[mode].append(np.array(rows_t, dtype=float).reshape(shape))
                 self._portal_d[mode].append(np.array(rows_d, dtype=float).reshape(shape))
@@ -298,9 +319,9 @@ class NavigationIndex:
         for space in site.spaces:
             anchor = doors.get(space.id)
             if anchor is None:
-                f = self._floor_index.get(space.floor)
+                space_floor = self._floor_index.get(space.floor)
                 cx, cy = polygon_centroid(space.polygon)
-                near = self._nearest(f, cx, cy) if f is not None else None
+                near = self._nearest(space_floor, cx, cy) if space_floor is not None else None
                 anchor = [near[0]] if near is not None else []
             self._space_anchor[space.id] = tuple(anchor)
         entries = [(k, node) for k, s in enumerate(site.spaces) for node in self._space_anchor[s.id]]
@@ -365,11 +386,12 @@ class NavigationIndex:
             nodes = self._space_anchor[place]
             f = self._node_floor[nodes[0]] if nodes else self._floor_index.get(space.floor, -1)
             return _Anchor(nodes, 0.0, None, f, place, space.name)
-        if not isinstance(place, Sequence) or len(place) != 3:
+        point: PointPlace = place  # callers pass what the request held: check it really is (x, y, floor id)
+        if not isinstance(point, Sequence) or len(point) != 3:
             raise UnknownPlace("a place is a space id or a point (x, y, floor id)", place)
-        x, y, floor_id = place
-        f = self._floor_index.get(floor_id) if isinstance(floor_id, str) else None
-        if f is None:
+        x, y, floor_id = point
+        point_floor = self._floor_index.get(floor_id) if isinstance(floor_id, str) else None
+        if point_floor is None:
             raise UnknownPlace(f"unknown floor '{floor_id}'", place)
         try:
             x, y = float(x), float(y)
@@ -377,11 +399,11 @@ class NavigationIndex:
             raise UnknownPlace(f"point coordinates must be numbers, not {x!r}, {y!r}", place) from None
         if not (math.isfinite(x) and math.isfinite(y)):
             raise UnknownPlace("point coordinates must be finite", place)
-        label = f"({x:g}, {y:g}) on {self._floor_label[f]}"
-        near = self._nearest(f, x, y)
+        label = f"({x:g}, {y:g}) on {self._floor_label[point_floor]}"
+        near = self._nearest(point_floor, x, y)
         if near is None:
-            return _Anchor((), 0.0, (x, y), f, None, label)
-        return _Anchor((near[0],), near[1], (x, y), f, None, label)
+            return _Anchor((), 0.0, (x, y), point_floor, None, label)
+        return _Anchor((near[0],), near[1], (x, y), point_floor, None, label)
 
     def clear_cache(self) -> None:
         with self._lock:
@@ -410,8 +432,9 @@ class NavigationIndex:
             by_floor.setdefault(self._node_floor[g], []).append(self._local[g])
         source_floors = {f: _dijkstra(self._floor_arcs[mode][f], locs) for f, locs in by_floor.items()}
         k = len(self._ov_nodes)
-        ov_t, ov_d, ov_pred = [INF] * k, [0.0] * k, [None] * k
-        heap = []
+        ov_t, ov_d = [INF] * k, [0.0] * k
+        ov_pred: list[_OverlayPred] = [None] * k
+        heap: list[tuple[float, int]] = []
         for f, (t, d, _pred) in source_floors.items():
             for row, o in zip(self._portal_rows[f], self._portal_ov_lists[f]):
                 if t[row] < ov_t[o]:
@@ -458,8 +481,8 @@ class NavigationIndex:
         tail = [int(nodes[i]) for i in _chain(self._portal_pred[search.mode][f][row], loc)]
         ov = int(self._portal_ov[f][row])
         middle: list[int] = []
-        while search.ov_pred[ov] is not None:
-            prev, pf, pr = search.ov_pred[ov]
+        while (step := search.ov_pred[ov]) is not None:
+            prev, pf, pr = step
             if pf < 0:
                 hop = [self._ov_nodes[prev], self._ov_nodes[ov]]
             else:
@@ -479,7 +502,7 @@ class NavigationIndex:
             if target >= 0:
                 path = self._path(search, target)
                 stairs, lifts, other = [], [], []
-                for u, v in zip(path, path[1:]):
+                for u, v in itertools.pairwise(path):
                     if u < self._n and v < self._n and self._node_floor[u] != self._node_floor[v]:
                         stairs.append((u, v))
                     elif u >= self._n and v >= self._n:
@@ -507,9 +530,9 @@ class NavigationIndex:
         n = self._n
         # Split into per-floor node runs joined by transfers ("stairs"/"elevator", from node, to node).
         runs: list[list[int]] = [[path[0]]]
-        transfers: list[list] = []
+        transfers: list[tuple[str, int, int]] = []
         boarded_at = -1
-        for u, v in zip(path, path[1:]):
+        for u, v in itertools.pairwise(path):
             if v >= n:  # boarding or riding
                 if u < n:
                     boarded_at = u
@@ -522,10 +545,10 @@ class NavigationIndex:
                 runs[-1].append(v)
                 continue
             if transfers and transfers[-1][0] == kind and len(runs[-1]) == 1 and transfers[-1][2] == start:
-                transfers[-1][2] = v  # keep climbing: one instruction for several floors
+                transfers[-1] = (kind, transfers[-1][1], v)  # keep climbing: one instruction for several floors
                 runs[-1] = [v]
             else:
-                transfers.append([kind, start, v])
+                transfers.append((kind, start, v))
                 runs.append([v])
         legs: list[Leg] = []
         instructions: list[str] = []
@@ -536,11 +559,11 @@ class NavigationIndex:
             if k == len(runs) - 1 and b.point is not None and b.offset_m > 1e-9:
                 pts.append((b.point, None))
             polyline = tuple(p for p, _ in pts)
-            length = sum(math.dist(p, q) for p, q in zip(polyline, polyline[1:]))
+            length = sum(math.dist(p, q) for p, q in itertools.pairwise(polyline))
             legs.append(Leg(self._floor_ids[self._node_floor[run[0]]], polyline, length))
-            start = "origin" if k == 0 else transfers[k - 1][0]
-            end = transfers[k][0] if k < len(transfers) else "destination"
-            instructions += self._describe_leg(pts, start, end, a, b)
+            leg_start = "origin" if k == 0 else transfers[k - 1][0]
+            leg_end = transfers[k][0] if k < len(transfers) else "destination"
+            instructions += self._describe_leg(pts, leg_start, leg_end, a, b)
             if k < len(transfers):
                 instructions.append(self._describe_transfer(*transfers[k]))
         if distance < 1e-9 and not transfers:
@@ -570,18 +593,18 @@ class NavigationIndex:
             elif p[1] is not None:
                 clean[-1] = p
         out: list[str] = []
-        # runs of nearly straight segments, split at turns: (turn into the run, vertex node, metres, corridor?)
-        runs: list[list] = []
+        # runs of nearly straight segments, split at turns
+        runs: list[_Stretch] = []
         for i in range(1, len(clean)):
             seg = math.dist(clean[i - 1][0], clean[i][0])
             corridor = all(self._is_corridor(p[1]) for p in clean[i - 1:i + 1])
             turn = _turn(clean[i - 2][0], clean[i - 1][0], clean[i][0]) if i >= 2 else None
             if runs and turn is None:
-                runs[-1][2] += seg
-                runs[-1][3] = runs[-1][3] or corridor
-                runs[-1][4] += 1
+                runs[-1].metres += seg
+                runs[-1].corridor = runs[-1].corridor or corridor
+                runs[-1].segments += 1
             else:
-                runs.append([turn, clean[i - 1][1], seg, corridor, 1])
+                runs.append(_Stretch(turn, clean[i - 1][1], seg, corridor, 1))
         first_node = pts[0][1]
         leaving_door = (start == "origin" and a.space_id is not None and first_node is not None
                         and self._node_space[first_node] == a.space_id
@@ -593,11 +616,11 @@ class NavigationIndex:
         arrival = None
         if end == "destination" and runs:
             last = runs[-1]
-            side = last[0]
+            side = last.turn
             dest_node = pts[-1][1]
             at_dest = b.point is not None or (dest_node is not None and self._node_space[dest_node] == b.space_id)
             name = b.label if b.space_id else "Your destination"
-            if at_dest and side is not None and last[4] == 1 and last[2] <= DOOR_STEP_M and len(runs) > 1:
+            if at_dest and side is not None and last.segments == 1 and last.metres <= DOOR_STEP_M and len(runs) > 1:
                 runs.pop()
                 if side == "around":  # the door is just behind: say on which hand
                     (ax, ay), (bx, by), (cx, cy) = (p for p, _ in clean[-3:])
@@ -609,7 +632,8 @@ class NavigationIndex:
                 arrival = f"{name} is ahead." if b.space_id else "You have arrived."
         elif end == "destination":
             arrival = f"You have arrived at {b.label}." if b.space_id else "You have arrived."
-        for k, (turn, vertex, metres, corridor, _segs) in enumerate(runs):
+        for k, stretch in enumerate(runs):
+            turn, vertex, metres, corridor = stretch.turn, stretch.vertex, stretch.metres, stretch.corridor
             walk = f"walk {max(1, round(metres))} m" + (" along the corridor" if corridor else "")
             if k == len(runs) - 1 and end in ("stairs", "elevator"):
                 walk += f" to the {end}"
@@ -660,13 +684,13 @@ def _turn(p0: Point, p1: Point, p2: Point) -> str | None:
     return "left" if cross > 0 else "right"
 
 
-def _dijkstra(adj: list[list[tuple[int, float, float]]], sources) -> tuple[list[float], list[float], list[int]]:
+def _dijkstra(adj: list[list[_Arc]], sources: Iterable[int]) -> _FloorSearch:
     """Times, metres and predecessors from the sources (at time 0) over one floor's arcs."""
     n = len(adj)
     t = [INF] * n
     d = [0.0] * n
     pred = [-1] * n
-    heap = []
+    heap: list[tuple[float, int]] = []
     for s in sources:
         t[s] = 0.0
         heap.append((0.0, s))

@@ -44,9 +44,9 @@ class HealthService:
         try:
             await asyncio.wait_for(dependency.check(), self._timeout_s)
             ok, detail = True, ""
-        except asyncio.TimeoutError:
+        except TimeoutError:
             ok, detail = False, f"no answer within {self._timeout_s:g} s"
-        except Exception as exc:  # a health check reports any failure instead of raising it
+        except Exception as exc:  # noqa: BLE001 - a health check reports any failure instead of raising it
             ok, detail = False, str(exc) or type(exc).__name__
             logger.warning("health: %s is down: %s", name, type(exc).__name__)
         return DependencyStatus(name, ok, round((time.perf_counter() - started) * 1000, 1), detail)

@@ -235,16 +235,20 @@ class PipelineService:
         skew = decoded.received_at - batch.sent_at
         if abs(skew) < _IGNORED_SKEW:
             skew = timedelta(0)
-        sightings = [Sighting(s.beacon, float(s.rssi), s.ts + skew, s.tx_power) for s in batch.sightings]
+        readings = [(s.ts + skew, s) for s in batch.sightings]  # (time on the server's clock, reading)
         if state is not None:
             # A batch that arrives late (an SDK retry, a reordered delivery) is history: the device has moved on
             # since, so its older readings must not pull the estimate back.
-            fresh = [s for s in sightings if s.ts > state.last_seen]
-            self.stats.late_sightings += len(sightings) - len(fresh)
-            sightings = fresh
-            if not sightings:
+            fresh = [r for r in readings if r[0] > state.last_seen]
+            self.stats.late_sightings += len(readings) - len(fresh)
+            readings = fresh
+            if not readings:
                 return state
-        event_time = max((s.ts for s in sightings), default=decoded.received_at)
+        event_time = max((at for at, _s in readings), default=decoded.received_at)
+        sightings = [Sighting(s.beacon, float(s.rssi), at, s.tx_power) for at, s in readings]
+        if building.index is None:  # SiteDirectory.building_for only hands out positioned buildings
+            raise RuntimeError(f"building {building.ref} is mapped but not positioned "
+                               f"({building.positioning_problem}): it cannot track devices")
         tracking = TrackingState.model_validate(state.tracking) if state and state.tracking else None
         new_tracking, estimate = track(tracking, sightings, building.index, event_time, signal=building.signal,
                                        phone_model=batch.model)
@@ -278,13 +282,15 @@ class PipelineService:
 
     async def _persist(self, item: _DeviceWork) -> None:
         building, cached, state = item.building, item.cached, item.state
+        if state is None:  # callers persist folded devices only
+            raise RuntimeError(f"device {item.device_id} in building {building.ref}: nothing folded to persist")
         key = (building.ref, state.device_id)
         due = (
             bool(item.transitions) or cached is None or state.etag is None
             or state.space_id != cached.persisted_space or state.floor != cached.persisted_floor
             or (state.last_seen - cached.persisted_last_seen).total_seconds() >= self._policy.persist_interval_s
         )
-        if not due:
+        if not due and cached is not None:  # (not due implies cached)
             # Heard, nothing changed that anyone reads: keep it in memory and write it within persist_interval_s.
             self.stats.device_writes_skipped += 1
             self._remember(key, replace(cached, state=state))
@@ -292,7 +298,7 @@ class PipelineService:
         saved = await self._store.save_device(state)
         self._remember(key, _CachedDevice(saved, self._monotonic(), saved.last_seen, saved.space_id, saved.floor))
 
-    def _remember(self, key: tuple[str, str], cached: _CachedDevice) -> None:
+    def _remember(self, key: tuple[BuildingRef, str], cached: _CachedDevice) -> None:
         self._devices[key] = cached
         self._devices.move_to_end(key)
         while len(self._devices) > self._cache_size:
@@ -348,11 +354,14 @@ _IGNORED_SKEW = timedelta(seconds=2)  # network and queueing delay, not a wrong 
 
 def _finish_leave(state: DeviceState) -> Transition:
     """Complete a leave the presence sweep started but did not finish (see PresenceSweepService)."""
+    space_id = state.leaving_space_id
+    if space_id is None:  # both callers pick devices mid-leave
+        raise RuntimeError(f"device {state.device_id} in building {state.building_id} is not leaving a space")
     at = state.last_seen
-    change = OccupancyChange(state.building, state.leaving_space_id, state.device_id, "leave", at)
+    change = OccupancyChange(state.building, space_id, state.device_id, "leave", at)
     visit = None
     if state.leaving_since is not None and at > state.leaving_since:
-        visit = Visit(state.tenant_id, state.building_id, state.leaving_space_id, state.device_id, state.leaving_since,
+        visit = Visit(state.tenant_id, state.building_id, space_id, state.device_id, state.leaving_since,
                       at, state.user_id)
     return Transition((change,), visit)
 

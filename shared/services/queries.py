@@ -7,13 +7,14 @@ import re
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 
 from shared.domain.errors import ContractViolation, FieldError, NotFound
 from shared.domain.ports import LiveStateStore
 from shared.domain.presence import SpaceState
 from shared.domain.site import Space, SpaceKind
 from shared.domain.tenancy import BuildingRef
-from shared.domain.wayfinding import NavigationIndex, NoRoute, Route, UnknownPlace
+from shared.domain.wayfinding import NavigationIndex, NoRoute, Place, Route, UnknownPlace
 from shared.services.common import Clock, utc_now
 from shared.services.sites import Building, SiteDirectory
 
@@ -36,7 +37,7 @@ class SpaceView:
     state: SpaceState | None
 
     @property
-    def status(self) -> str:
+    def status(self) -> Literal["free", "occupied"]:
         return self.state.status if self.state else "free"
 
     @property
@@ -194,7 +195,8 @@ class QueryService:
             ))
         return out
 
-    def _distances(self, building: Building, near: str, field: str, accessible: bool):
+    def _distances(self, building: Building, near: str, field: str,
+                   accessible: bool) -> dict[str, tuple[float, float]]:
         try:
             return self.navigation(building).distances_from(_place(building, near, field), accessible=accessible)
         except UnknownPlace as exc:
@@ -206,7 +208,7 @@ class QueryService:
             raise ContractViolation([FieldError(field, f"unknown floor '{floor}'")])
 
 
-def _place(building: Building, text: str, field: str):
+def _place(building: Building, text: str, field: str) -> Place:
     """A space id, or `x,y,floor` in building metres."""
     match = _POINT.match(text)
     if match:

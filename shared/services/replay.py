@@ -9,6 +9,7 @@ import base64
 import json
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 from shared.domain.ports import BlobStore, EventPublisher, OutboundEvent
 
@@ -21,7 +22,7 @@ class ReplayReport:
     replayed: int = 0
     kept: dict[str, int] = field(default_factory=dict)  # reason -> letters left alone
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"letters": self.letters, "replayed": self.replayed, "kept": self.kept}
 
 

@@ -16,16 +16,17 @@ import asyncio
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
-from typing import Any
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from shared.domain import analytics
 from shared.domain.analytics import Grain, Stay, Window, WindowResult
 from shared.domain.errors import ContractViolation, FieldError
-from shared.domain.ports import BlobStore, LiveStateStore, SiteModelStore, TeamDirectory
+from shared.domain.ports import BlobStore, SiteModelStore, TeamDirectory
+from shared.domain.presence import DeviceState, SpaceState, Visit
 from shared.domain.site import SiteModel
 from shared.domain.teams import teams_of_user
 from shared.domain.tenancy import BuildingRef
@@ -39,7 +40,7 @@ CATCH_UP_DAYS = 3  # the daily rollup also completes up to this many earlier day
 
 
 def _iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def window_prefix(tenant_id: str, building_id: str, grain: Grain, day: date) -> str:
@@ -49,6 +50,16 @@ def window_prefix(tenant_id: str, building_id: str, grain: Grain, day: date) -> 
 
 def manifest_name(tenant_id: str, building_id: str, window: Window) -> str:
     return f"{window_prefix(tenant_id, building_id, window.grain, window.local_date)}/manifest-{window.key}.json"
+
+
+class StayReader(Protocol):
+    """What the rollups read of live state: a LiveStateStore is one."""
+
+    async def list_spaces(self, building: BuildingRef) -> list[SpaceState]: ...
+
+    async def list_devices(self, building: BuildingRef) -> list[DeviceState]: ...
+
+    async def list_visits(self, building: BuildingRef, ended_from: datetime, ended_before: datetime) -> list[Visit]: ...
 
 
 @dataclass(frozen=True)
@@ -63,7 +74,7 @@ class WrittenWindow:
 class RollupService:
     """Computes and writes the hourly and daily rollups; the timers, the devkit backfill and the demo call it."""
 
-    def __init__(self, site_models: SiteModelStore, live_state: LiveStateStore, blobs: BlobStore,
+    def __init__(self, site_models: SiteModelStore, live_state: StayReader, blobs: BlobStore,
                  teams: TeamDirectory, container: str, min_group_size: int = analytics.DEFAULT_MIN_GROUP_SIZE,
                  late: timedelta = analytics.LATE_DATA_WINDOW, clock: Clock = utc_now) -> None:
         self._sites = site_models
@@ -98,9 +109,10 @@ class RollupService:
 
         return await self._each_building(one, "daily")
 
-    async def _each_building(self, work, what: str) -> list[WrittenWindow]:
+    async def _each_building(self, work: Callable[[str, SiteModel], Awaitable[list[WrittenWindow]]],
+                             what: str) -> list[WrittenWindow]:
         written: list[WrittenWindow] = []
-        failed = []
+        failed: list[str] = []
         for ref in await self._sites.list_all():
             try:
                 versioned = await self._sites.get(ref)
@@ -116,7 +128,9 @@ class RollupService:
 
     async def _is_final(self, tenant_id: str, building_id: str, window: Window) -> bool:
         data = await self._blobs.get(self._container, manifest_name(tenant_id, building_id, window))
-        return bool(data) and bool(json.loads(data).get("final"))
+        if not data:
+            return False
+        return bool(json.loads(data).get("final"))
 
     # ---------------------------------------------------------------------------------------------- rollups
     async def roll_hours(self, tenant_id: str, site: SiteModel, now: datetime) -> list[WrittenWindow]:
@@ -204,7 +218,8 @@ class RollupService:
             await self._blobs.put(self._container, name, data, "application/vnd.apache.parquet")
             files[table] = {"name": name, "rows": rows, "bytes": len(data), "sha256": digest}
         mark, final = analytics.watermark(window, now, self._late)
-        manifest = {
+        row_counts: dict[str, int] = {t: files.get(t, {}).get("rows", 0) for t in TABLES}
+        manifest: dict[str, Any] = {
             "schema": MANIFEST_SCHEMA, "schemaVersion": analytics.ANALYTICS_SCHEMA_VERSION,
             "tenantId": tenant_id, "buildingId": building, "grain": window.grain.value,
             "window": {"start": _iso(window.start), "end": _iso(window.end), "localDate": window.local_date.isoformat(),
@@ -213,7 +228,7 @@ class RollupService:
             "businessHours": site.business_hours.model_dump(mode="json"), "businessSeconds": result.business_s,
             "watermark": _iso(mark), "final": final, "lateWindowSeconds": int(self._late.total_seconds()),
             "minGroupSize": self._k, "files": files,
-            "rowCounts": {t: files.get(t, {}).get("rows", 0) for t in TABLES},
+            "rowCounts": row_counts,
             "suppressedCells": result.suppressed_cells(),
         }
         name = manifest_name(tenant_id, building, window)
@@ -225,8 +240,8 @@ class RollupService:
             if existing not in keep and any(leaf.startswith(f"{t}-{window.key}-") for t in TABLES):
                 await self._blobs.delete(self._container, existing)  # superseded, or left by a failed run
         logger.info("rollup %s %s/%s %s: %s", window.grain.value, tenant_id, building, window.key,
-                    manifest["rowCounts"])
-        return WrittenWindow(window, name, {t: f["name"] for t, f in files.items()}, manifest["rowCounts"], final)
+                    row_counts)
+        return WrittenWindow(window, name, {t: f["name"] for t, f in files.items()}, row_counts, final)
 
 
 # ---------------------------------------------------------------------------------------------- reading
@@ -245,6 +260,7 @@ METRICS: dict[str, tuple[str, str, tuple[str, ...]]] = {
 }
 NEVER_SUPPRESSED = frozenset({"occupancy_rate", "occupied_time"})  # whether a space was used, not by how many
 MAX_RANGE_DAYS = {Grain.day: 366, Grain.hour: 31}
+_ReadWindow = tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]  # a manifest and its tables' rows
 ANSWER_COLUMNS = ("windowStart", "windowEnd", "localDate", "localHour", "scope", "scopeId", "metric", "value",
                   "unit", "suppressed")
 
@@ -286,14 +302,14 @@ class AnalyticsReader:
                 rows += _long_rows(manifest, tables, space_id, wanted)
         return AnalyticsAnswer(site.building_id, site.time_zone, grain, first, last, self._k, windows, rows)
 
-    async def _day(self, tenant_id: str, building_id: str, grain: Grain, day: date):
+    async def _day(self, tenant_id: str, building_id: str, grain: Grain, day: date) -> list[_ReadWindow]:
         prefix = window_prefix(tenant_id, building_id, grain, day) + "/"
         async with self._limit:
             names = await self._blobs.list_names(self._container, prefix)
         manifests = sorted(n for n in names if n.rsplit("/", 1)[-1].startswith("manifest-"))
         return [m for m in await asyncio.gather(*(self._window(name) for name in manifests)) if m is not None]
 
-    async def _window(self, manifest_blob: str, attempts: int = 3):
+    async def _window(self, manifest_blob: str, attempts: int = 3) -> _ReadWindow | None:
         for _ in range(attempts):
             async with self._limit:
                 raw = await self._blobs.get(self._container, manifest_blob)

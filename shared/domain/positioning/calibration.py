@@ -8,8 +8,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
@@ -221,7 +222,8 @@ class CalibratedLocator:
         return self.fit.powers(self.index, base)
 
 
-def cross_validation_loss(locator_factory, samples: Sequence[Fingerprint], folds: int = 4) -> float:
+def cross_validation_loss(locator_factory: Callable[[list[Fingerprint]], CalibratedLocator],
+                          samples: Sequence[Fingerprint], folds: int = 4) -> float:
     """Mean error (m) plus 10 m per floor miss, over folds grouped by location."""
     groups = [_place(s) for s in samples]
     places = sorted(set(groups), key=str)
@@ -237,7 +239,7 @@ def cross_validation_loss(locator_factory, samples: Sequence[Fingerprint], folds
             if est is None:
                 continue
             loss = 0.0
-            if s.x is not None and not math.isnan(est.x):
+            if s.x is not None and s.y is not None and not math.isnan(est.x):
                 loss += math.hypot(est.x - s.x, est.y - s.y)
             if s.floor is not None and est.floor != s.floor:
                 loss += 10.0
@@ -245,10 +247,10 @@ def cross_validation_loss(locator_factory, samples: Sequence[Fingerprint], folds
     return float(np.mean(errors)) if errors else math.inf
 
 
-def _place(s: Fingerprint):
+def _place(s: Fingerprint) -> tuple[str | float | None, ...]:
     if s.zone is not None:
         return (s.floor, s.zone)
-    if s.x is not None:
+    if s.x is not None and s.y is not None:
         return (s.floor, round(s.x, 1), round(s.y, 1))
     return (s.floor,)
 
@@ -272,7 +274,7 @@ def calibrate(
     if method == "fingerprint":
         return CalibratedLocator("fingerprint", index, base, KnnFingerprints(index, labelled, k=k))
     scores = {
-        name: cross_validation_loss(lambda tr, name=name: _candidates_one(name, index, tr, base, k), labelled)
+        name: cross_validation_loss(partial(_candidates_one, name, index, base=base, k=k), labelled)
         for name in CANDIDATES
     }
     best = min(scores, key=lambda n: scores[n])
@@ -281,7 +283,8 @@ def calibrate(
     return chosen
 
 
-def _candidates_one(name, index, train, base, k) -> CalibratedLocator:
+def _candidates_one(name: str, index: SiteIndex, train: Sequence[Fingerprint], base: SignalModel,
+                    k: int) -> CalibratedLocator:
     if name == "model":
         return CalibratedLocator("model", index, base)
     if name == "fingerprint":

@@ -10,11 +10,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from shared.domain.positioning.signal import SignalModel
-from shared.domain.positioning.site_index import SiteIndex
+from shared.domain.positioning.site_index import FloorGrid, SiteIndex
 
 MAX_BEACONS_PER_ESTIMATE = 16
 
@@ -31,7 +33,7 @@ class Estimate:
     space_confidence: float
     beacons_used: int
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -43,6 +45,10 @@ class Readings:
     rssi: np.ndarray
     measured_power: np.ndarray
     variance: np.ndarray
+
+
+# One scan of a `locate_many` group: (scan position, local beacon indices, rssi, measured power, unheard fallback).
+_GroupItem = tuple[int, NDArray[np.int64], NDArray[np.float64], NDArray[np.float64], float]
 
 
 @dataclass(frozen=True)
@@ -74,7 +80,8 @@ def resolve_readings(
     return Readings(idx, values, power, var)
 
 
-def _measured_power(index: SiteIndex, signal: SignalModel, beacon_id: str, tx_power) -> float:
+def _measured_power(index: SiteIndex, signal: SignalModel, beacon_id: str,
+                    tx_power: Mapping[str, float] | float | None) -> float:
     fitted = signal.beacon_measured_power_dbm.get(beacon_id)
     if fitted is not None:
         return fitted
@@ -168,19 +175,20 @@ def posterior(
     return Posterior(floor, (float(mean[0]), float(mean[1])), uncertainty, space_probabilities, len(beacons))
 
 
-def _mixed_path_loss(index: SiteIndex, grid, signal: SignalModel) -> np.ndarray:
+def _mixed_path_loss(index: SiteIndex, grid: FloorGrid, signal: SignalModel) -> np.ndarray:
     """Path loss with a fitted exponent per beacon (not cached: calibration experiments only)."""
     exponents = np.array(
         [signal.beacon_path_loss_exponent.get(index.beacons[b].id, signal.path_loss_exponent) for b in grid.beacons],
         dtype=np.float32,
     )
-    loss = exponents[None, :] * grid.log_distance(signal.height_m)
+    loss: np.ndarray = exponents[None, :] * grid.log_distance(signal.height_m)
     if signal.wall_loss_db > 0 and len(grid.walls):
         loss = loss + np.float32(signal.wall_loss_db) * grid.walls_between()
     return loss
 
 
-def _silence(index: SiteIndex, grid, signal: SignalModel, loss: np.ndarray, fallback: float, cacheable: bool):
+def _silence(index: SiteIndex, grid: FloorGrid, signal: SignalModel, loss: np.ndarray, fallback: float,
+             cacheable: bool) -> np.ndarray:
     """Log-probability of not hearing each of the floor's beacons at each point (their 1 m level: fitted, else
     site model, else `fallback`). The scan's common offset is not applied to silent beacons."""
     power = index.beacon_measured_power[grid.beacons].copy()
@@ -191,7 +199,8 @@ def _silence(index: SiteIndex, grid, signal: SignalModel, loss: np.ndarray, fall
     key = (signal.path_loss_exponent, signal.height_m, signal.wall_loss_db) if cacheable else None
     if key is None:
         z = (power[None, :] - loss - signal.sensitivity_dbm) * (1.702 / signal.detect_spread_db)
-        return np.log1p(-signal.detect_max / (1.0 + np.exp(-z)))
+        silence: np.ndarray = np.log1p(-signal.detect_max / (1.0 + np.exp(-z)))
+        return silence
     return grid.silence_loglik(loss, key, power, signal.sensitivity_dbm, signal.detect_spread_db, signal.detect_max)
 
 
@@ -247,7 +256,7 @@ def locate_many(
             for i, s in enumerate(scans)
         ]
     out: list[Estimate | None] = [None] * len(scans)
-    groups: dict[tuple[str, int], list] = {}
+    groups: dict[tuple[str, int], list[_GroupItem]] = {}
     offset = signal.phone_offset(phone_model)
     beacon_index = index.beacon_index
     floor_of = index.floor_of_beacon
@@ -281,19 +290,21 @@ def locate_many(
     return out
 
 
-def _power_of(beacon_id, b, site_power, fitted, tx, signal) -> float:
+def _power_of(beacon_id: str, b: int, site_power: NDArray[np.float64], fitted: Mapping[str, float],
+              tx: Mapping[str, float] | float | None, signal: SignalModel) -> float:
     value = fitted.get(beacon_id) if fitted else None
     if value is not None:
         return value
-    value = site_power[b]
-    if value == value:  # not NaN
-        return float(value)
+    site_value = float(site_power[b])
+    if not math.isnan(site_value):
+        return site_value
     if isinstance(tx, Mapping):
         tx = tx.get(beacon_id)
     return signal.default_measured_power_dbm if tx is None else float(tx)
 
 
-def _locate_group(index, signal, floor, strongest, items, out) -> None:
+def _locate_group(index: SiteIndex, signal: SignalModel, floor: str, strongest: int, items: list[_GroupItem],
+                  out: list[Estimate | None]) -> None:
     grid = index.grids[floor]
     rows = grid.near_points[strongest]
     if len(rows) == 0:
@@ -349,6 +360,7 @@ def _locate_group(index, signal, floor, strongest, items, out) -> None:
         best = mass.argmax(axis=1)
     for r, (i, local, _rssi, _power, _fb) in enumerate(items):
         x, y = float(mean[r, 0]), float(mean[r, 1])
+        space: str | None
         if len(present) and mass[r, best[r]] > 1e-4:
             space, confidence = index.spaces[int(present[best[r]])].id, float(mass[r, best[r]])
         else:

@@ -102,7 +102,7 @@ class RssiFilter:
         return now - current.ts > self.expire_s
 
 
-def signal_for_site(site, base: SignalModel | None = None) -> SignalModel:
+def signal_for_site(site: object, base: SignalModel | None = None) -> SignalModel:
     """The signal model for a `SiteModel`: its site-level path-loss exponent when it declares one."""
     base = base or SignalModel()
     exponent = getattr(site, "path_loss_exponent", None)

@@ -6,12 +6,19 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.typing import NDArray
 
 from shared.domain import geometry
 
+if TYPE_CHECKING:
+    from shared.domain.site import SiteModel
+
 Point = tuple[float, float]
+LossKey = tuple[float, float, float]  # (path-loss exponent, beacon height, wall loss): what a path loss depends on
+_SilenceKey = tuple[LossKey, tuple[float, ...], float, float, float]
 
 # IMDF unit kinds a phone cannot be in: the grid leaves them out.
 NOT_OCCUPIABLE = frozenset({"column", "structure", "opentobelow", "vegetation", "road", "brick", "concrete",
@@ -65,14 +72,14 @@ class FloorGrid:
     beacon_xy: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
     _log_dist: dict[float, np.ndarray] = field(default_factory=dict)
     _walls_between: np.ndarray | None = None
-    _path_loss: dict[tuple[float, float, float], np.ndarray] = field(default_factory=dict)
-    _silence: dict[tuple, np.ndarray] = field(default_factory=dict)
+    _path_loss: dict[LossKey, np.ndarray] = field(default_factory=dict)
+    _silence: dict[_SilenceKey, np.ndarray] = field(default_factory=dict)
 
-    def silence_loglik(self, loss: np.ndarray, loss_key: tuple, power: np.ndarray, sensitivity_dbm: float,
+    def silence_loglik(self, loss: np.ndarray, loss_key: LossKey, power: np.ndarray, sensitivity_dbm: float,
                        spread_db: float, detect_max: float) -> np.ndarray:
         """(M, Bf) log-probability that each beacon goes unheard at each point: its expected level at the point
         (`power` at 1 m per beacon minus `loss`) against the phone's sensitivity; cached per parameters."""
-        key = (loss_key, tuple(np.round(power, 1).tolist()), sensitivity_dbm, spread_db, detect_max)
+        key: _SilenceKey = (loss_key, tuple(np.round(power, 1).tolist()), sensitivity_dbm, spread_db, detect_max)
         cached = self._silence.get(key)
         if cached is None:
             z = (power[None, :] - loss - sensitivity_dbm) * (1.702 / spread_db)
@@ -123,7 +130,8 @@ class FloorGrid:
 class SiteIndex:
     """Everything the positioning engine needs about one building, as numpy arrays. Build once, cache per site."""
 
-    def __init__(self, floors, beacons, spaces, grids, beacon_index, step_m, reach_m):
+    def __init__(self, floors: list[FloorSpec], beacons: list[BeaconSpec], spaces: list[SpaceSpec],
+                 grids: dict[str, FloorGrid], beacon_index: dict[str, int], step_m: float, reach_m: float):
         self.floors: list[FloorSpec] = floors
         self.beacons: list[BeaconSpec] = beacons
         self.spaces: list[SpaceSpec] = spaces
@@ -226,11 +234,11 @@ class SiteIndex:
         return cls(list(floors), beacons, spaces, grids, beacon_index, min(steps) if steps else 1.0, reach_m)
 
     @classmethod
-    def from_site_model(cls, site, *, grid_step_m: float | None = None, **options) -> SiteIndex:
+    def from_site_model(cls, site: SiteModel, *, grid_step_m: float | None = None, **options: float) -> SiteIndex:
         """Precompute a validated `shared.domain.site.SiteModel`."""
-        floors = [FloorSpec(f.id, f.ordinal, tuple(map(tuple, f.outline))) for f in site.floors]
+        floors = [FloorSpec(f.id, f.ordinal, tuple(f.outline)) for f in site.floors]
         beacons = [BeaconSpec(b.id, b.x, b.y, b.floor, float(b.measured_power)) for b in site.beacons]
-        spaces = [SpaceSpec(s.id, s.floor, tuple(map(tuple, s.polygon)), s.kind.value) for s in site.spaces]
+        spaces = [SpaceSpec(s.id, s.floor, tuple(s.polygon), s.kind.value) for s in site.spaces]
         transitions = [
             (n.floor, n.x, n.y) for n in site.navigation.nodes if n.kind.value in ("stairs", "elevator")
         ]
@@ -263,8 +271,12 @@ class SiteIndex:
         return any(len(g.transitions) for g in self.grids.values())
 
 
-def _orient(o, u, v):
-    return (u[..., 0] - o[..., 0]) * (v[..., 1] - o[..., 1]) - (u[..., 1] - o[..., 1]) * (v[..., 0] - o[..., 0])
+def _orient(o: NDArray[np.float64], u: NDArray[np.float64], v: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Twice the signed area of (o, u, v) over the last axis (broadcast): > 0 when v is left of o -> u."""
+    area: NDArray[np.float64] = (
+        (u[..., 0] - o[..., 0]) * (v[..., 1] - o[..., 1]) - (u[..., 1] - o[..., 1]) * (v[..., 0] - o[..., 0])
+    )
+    return area
 
 
 def _bounding_outline(points: list[Point], margin: float) -> tuple[Point, ...] | None:
@@ -292,7 +304,7 @@ def points_in_polygon(points: np.ndarray, polygon: Sequence[Point]) -> np.ndarra
     return inside
 
 
-def _grid_points(outline, spaces: list[tuple[int, SpaceSpec]], step: float) -> tuple[np.ndarray, np.ndarray]:
+def _grid_points(outline: Sequence[Point], spaces: list[tuple[int, SpaceSpec]], step: float) -> tuple[np.ndarray, np.ndarray]:
     poly = np.asarray(outline)
     if spaces:
         allpts = np.concatenate([np.asarray(s.polygon) for _i, s in spaces])

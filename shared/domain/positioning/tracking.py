@@ -11,7 +11,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -22,7 +22,7 @@ from shared.domain.positioning.signal import RssiFilter, SignalModel, SmoothedRs
 from shared.domain.positioning.site_index import SiteIndex
 from shared.domain.positioning.space import SpacePolicy, decide_space
 
-TRACKING_SCHEMA = "tracking/v1"
+TRACKING_SCHEMA: Final = "tracking/v1"
 PASSAGES = frozenset({"walkway", "walkway.island", "lobby", "stairs", "elevator", "escalator", "steps", "ramp"})
 
 
@@ -79,7 +79,7 @@ def _seconds(ts: float | datetime) -> float:
     return ts.timestamp() if isinstance(ts, datetime) else float(ts)
 
 
-def _field(item: Any, name: str, alt: str | None = None):
+def _field(item: Any, name: str, alt: str | None = None) -> Any:
     if isinstance(item, dict):
         return item.get(name, item.get(alt) if alt else None)
     value = getattr(item, name, None)
@@ -173,14 +173,15 @@ def track(
         if post is None:
             return new_state, None
     x, y = post.mean
-    if same_floor and math.isfinite(dt):
+    if same_floor and last_xy is not None and math.isfinite(dt):
         reach = policy.max_speed_mps * dt + (state.uncertainty_m or 0.0)
         moved = math.hypot(x - last_xy[0], y - last_xy[1])
         if moved > reach > 0:
             x = last_xy[0] + (x - last_xy[0]) * reach / moved
             y = last_xy[1] + (y - last_xy[1]) * reach / moved
     probabilities = {index.spaces[i].id: p for i, p in post.space_probabilities.items()}
-    if same_floor and math.hypot(x - last_xy[0], y - last_xy[1]) < policy.still_m and probabilities:
+    if same_floor and last_xy is not None and math.hypot(x - last_xy[0], y - last_xy[1]) < policy.still_m \
+            and probabilities:
         # a phone that stays put is more likely in a room than standing in a corridor
         probabilities = {
             sid: p * (policy.passage_weight_when_still if index.spaces[index.space_position[sid]].kind in PASSAGES else 1)
