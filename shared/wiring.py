@@ -19,6 +19,7 @@ from shared.domain.ports import (
     TeamDirectory,
     TenantDirectory,
 )
+from shared.domain.retry import DeliveryAttempt
 from shared.services import EventProcessingService, HealthService, ScheduledJobs
 from shared.services.admin import AdminService
 from shared.services.auth import AuthService
@@ -69,7 +70,7 @@ class AppContext:
         self.closers.clear()
 
 
-PublisherFactory = Callable[[Callable[[Sequence[InboundEvent]], Any]], EventPublisher]
+PublisherFactory = Callable[[Callable[[Sequence[InboundEvent], DeliveryAttempt], Any]], EventPublisher]
 
 
 def _assemble(settings: Settings, *, site_models: SiteModelStore, blobs: BlobStore, live_state: LiveStateStore,
@@ -80,8 +81,8 @@ def _assemble(settings: Settings, *, site_models: SiteModelStore, blobs: BlobSto
     pipeline = PipelineService(sites, live_state)
     processing = EventProcessingService(blobs, settings.deadletter_container, pipeline.process, clock=clock)
 
-    async def deliver(events: Sequence[InboundEvent]) -> None:
-        await processing.process(events)
+    async def deliver(events: Sequence[InboundEvent], attempt: DeliveryAttempt) -> None:
+        await processing.process(events, attempt)
 
     publisher = publisher_factory(deliver)
     closers.insert(0, publisher.close)  # stop delivering before the stores close
@@ -122,8 +123,8 @@ async def build_context(settings: Settings, *, bootstrap: bool = True, clock: Cl
         ensure_cosmos_schema,
     )
     from shared.adapters.cosmos_directory import CosmosAuditLog, CosmosTenantDirectory
-    from shared.adapters.cosmos_teams import CosmosTeamDirectory
     from shared.adapters.cosmos_live_state import CosmosLiveStateStore
+    from shared.adapters.cosmos_teams import CosmosTeamDirectory
 
     needs_credential = not (
         settings.cosmos_connection_string
