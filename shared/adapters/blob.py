@@ -14,13 +14,22 @@ from shared.settings import Settings
 logger = logging.getLogger(__name__)
 
 
+# The SDK's default retries wait about 15, 18 and 24 s: a put to an unreachable account is reported after a minute
+# and a half, which stalls a dead-letter write and an analytics request alike. Outages are ridden out a layer up
+# (the processing trigger's retry policy, the API caller's Retry-After), so the SDK only smooths over a hiccup:
+# two retries, after about 3 and 5 s (initial + base^n, +-1 s).
+BLOB_RETRY_OPTIONS: dict[str, int] = {"retry_total": 2, "initial_backoff": 1, "increment_base": 2,
+                                      "random_jitter_range": 1}
+
+
 def create_blob_service(settings: Settings, credential: Any | None = None) -> BlobServiceClient:
     """Service client from a connection string (local) or the service URI + managed identity (Azure)."""
     if settings.analytics_storage_connection_string:
-        return BlobServiceClient.from_connection_string(settings.analytics_storage_connection_string)
+        return BlobServiceClient.from_connection_string(settings.analytics_storage_connection_string,
+                                                        **BLOB_RETRY_OPTIONS)
     if credential is None:
         raise ValueError("a credential is needed to connect to Blob storage by service URI")
-    return BlobServiceClient(settings.analytics_storage_service_uri, credential=credential)
+    return BlobServiceClient(settings.analytics_storage_service_uri, credential=credential, **BLOB_RETRY_OPTIONS)
 
 
 async def ensure_blob_containers(service: BlobServiceClient, names: list[str]) -> None:

@@ -74,14 +74,15 @@ class EventProcessingService:
     """
 
     def __init__(self, dead_letters: BlobStore, dead_letter_container: str, on_valid: ValidBatchHandler,
-                 clock: Clock = utc_now, dead_letter_tries: int = 3, dead_letter_pause_s: float = 0.2,
-                 remembered_events: int = 100_000) -> None:
+                 clock: Clock = utc_now, dead_letter_tries: int = 2, dead_letter_pause_s: float = 0.2,
+                 dead_letter_concurrency: int = 50, remembered_events: int = 100_000) -> None:
         self._dead_letters = dead_letters
         self._container = dead_letter_container
         self._on_valid = on_valid
         self._clock = clock
         self._dead_letter_tries = dead_letter_tries
         self._dead_letter_pause_s = dead_letter_pause_s
+        self._dead_letter_concurrency = dead_letter_concurrency
         self._remembered_events = remembered_events
         self._secured: OrderedDict[tuple[str, int], None] = OrderedDict()
         self.last_lag_s = 0.0  # from ingest to processing, of the newest event processed (a health signal)
@@ -103,20 +104,24 @@ class EventProcessingService:
         secured: list[InboundEvent] = []
         unsecured: list[InboundEvent] = []
         failure: BaseException | None = None
+        invalid: list[tuple[InboundEvent, list[dict[str, str]]]] = []
         for event in pending:
             try:
                 decoded = decode_ingest_event(event.body)
             except ContractViolation as exc:
-                error = await self._dead_letter(event, "invalid", [e.as_dict() for e in exc.errors], now)
+                invalid.append((event, [e.as_dict() for e in exc.errors]))
+                continue
+            valid.append((event, decoded))
+        report.valid = len(valid)
+        if invalid:
+            for (event, _errors), error in zip(invalid, await self._dead_letter_each(
+                    [(event, "invalid", errors) for event, errors in invalid], now)):
                 if error is None:
                     secured.append(event)
                     report.dead_lettered += 1
                 else:
                     unsecured.append(event)
                     failure = error
-                continue
-            valid.append((event, decoded))
-        report.valid = len(valid)
         if valid:
             self.last_lag_s = max(0.0, (now - max(decoded.received_at for _e, decoded in valid)).total_seconds())
             try:
@@ -127,8 +132,10 @@ class EventProcessingService:
                     unsecured.extend(event for event, _decoded in valid)
                 else:
                     problem = [{"field": "$", "message": f"processing failed: {type(exc).__name__}"}]
-                    for event, _decoded in valid:
-                        if await self._dead_letter(event, "processing-failed", problem, now) is None:
+                    errors = await self._dead_letter_each(
+                        [(event, "processing-failed", problem) for event, _decoded in valid], now)
+                    for (event, _decoded), error in zip(valid, errors):
+                        if error is None:
                             secured.append(event)
                             report.dead_lettered += 1
                         else:
@@ -160,6 +167,18 @@ class EventProcessingService:
                        attempt.max_retries if attempt.max_retries >= 0 else "unlimited")
         raise EventsNotSecured(unsecured, final=False) from failure
 
+    async def _dead_letter_each(self, letters: list[tuple[InboundEvent, str, list[dict[str, str]]]],
+                                now: datetime) -> list[Exception | None]:
+        """Dead-letter every event on its own, concurrently (while Blob is down each put takes seconds to fail, and
+        one failing put must not hold up or stop the others); per event, None when written, else the error."""
+        limit = asyncio.Semaphore(self._dead_letter_concurrency)
+
+        async def one(event: InboundEvent, reason: str, errors: list[dict[str, str]]) -> Exception | None:
+            async with limit:
+                return await self._dead_letter(event, reason, errors, now)
+
+        return list(await asyncio.gather(*(one(*letter) for letter in letters)))
+
     async def _dead_letter(self, event: InboundEvent, reason: str, errors: list[dict[str, str]],
                            now: datetime) -> Exception | None:
         """Write the event's dead letter; None when written, else the last error (never raises)."""
@@ -178,7 +197,8 @@ class EventProcessingService:
         }
         data = json.dumps(document).encode()
         error: Exception | None = None
-        # A few quick tries for a hiccup; a longer outage is ridden out by retrying the whole delivery.
+        # A second try for a hiccup (the Blob SDK retries inside each); an outage is ridden out by retrying the
+        # whole delivery.
         for attempt in range(self._dead_letter_tries):
             if attempt:
                 await asyncio.sleep(self._dead_letter_pause_s * attempt)

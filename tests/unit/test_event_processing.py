@@ -203,7 +203,7 @@ async def test_a_processed_event_is_not_processed_again_when_a_bad_neighbour_cou
 
 async def test_a_dead_letter_write_is_retried():
     class FlakyBlobs(InMemoryBlobStore):
-        failures = 2
+        failures = 1
 
         async def put(self, container, name, data, content_type="application/octet-stream"):
             if self.failures:
