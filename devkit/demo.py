@@ -16,10 +16,10 @@ import sys
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from devkit.emulators.launcher import LOOPBACK, EmulatorStartError, running_emulators
-from devkit.local_settings import blob_port, cosmos_port, devkit_environment, load_local_settings
+from devkit.local_settings import blob_port, cosmos_port, devkit_environment, local_settings
 
 logger = logging.getLogger("devkit.demo")
 TENANT = "demo-tenant"
@@ -80,7 +80,7 @@ def main(args: argparse.Namespace) -> int:
     if args.people < 1 or args.minutes <= 0 or args.speed <= 0:
         print("demo: --people, --minutes and --speed must be positive", file=sys.stderr)
         return 2
-    values = load_local_settings()
+    values = local_settings()  # the environment over local.settings.json
     try:
         with running_emulators(args.azurite_port or blob_port(values), args.cosmos_port or cosmos_port(values)) as (
             azurite, cosmos,
@@ -110,7 +110,7 @@ async def _demo(args: argparse.Namespace) -> int:
     from shared.settings import load_settings
     from shared.wiring import build_context, set_context
 
-    start = datetime.now(timezone.utc).replace(microsecond=0)
+    start = datetime.now(UTC).replace(microsecond=0)
     day = OfficeDay(people=args.people, minutes=args.minutes, seed=args.seed, floors=args.floors, start=start)
     clock = SimClock(start, args.speed)
     context = await build_context(load_settings(), clock=clock.now)
@@ -170,7 +170,7 @@ async def _post_batches(day, clock: SimClock, http, key: str, stats: DemoStats) 
             for _attempt in range(5):
                 try:
                     response = await http.post("/api/v1/sightings", json=body, headers={"x-api-key": key})
-                except Exception:  # connection trouble counts as an error and is retried like the SDK does
+                except Exception:  # noqa: BLE001 - connection trouble is counted and retried, like the SDK does
                     stats.errors[0] += 1
                     await asyncio.sleep(0.5)
                     continue

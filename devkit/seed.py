@@ -1,4 +1,4 @@
-"""`python -m devkit seed --url URL --admin-key KEY [--json]`: a demo tenant, its keys and a simulated building,
+"""`python -m devkit seed --url URL [--admin-key KEY] [--json]`: a demo tenant, its keys and a simulated building,
 created through the public API of a running server (`python -m devkit serve`)."""
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import uuid
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", required=True, help="the server, e.g. http://127.0.0.1:7071")
-    parser.add_argument("--admin-key", required=True, help="the bootstrap admin key (ADMIN_API_KEY)")
+    parser.add_argument("--admin-key", help="the bootstrap admin key (default: ADMIN_API_KEY of the environment, "
+                                            "else of local.settings.json)")
     parser.add_argument("--tenant", help="tenant id (default: demo-<random>)")
     parser.add_argument("--floors", type=int, default=3)
     parser.add_argument("--seed", type=int, default=7)
@@ -44,9 +45,15 @@ def seed(url: str, admin_key: str, tenant_id: str | None = None, floors: int = 3
 
 
 def main(args: argparse.Namespace) -> int:
+    from devkit.local_settings import local_settings
+
+    admin_key = args.admin_key or local_settings().get("ADMIN_API_KEY")
+    if not admin_key:
+        print("seed: no admin key: pass --admin-key or set ADMIN_API_KEY", file=sys.stderr)
+        return 2
     try:
-        result = seed(args.url, args.admin_key, args.tenant, args.floors, args.seed)
-    except Exception as exc:  # a CLI reports what failed instead of a traceback
+        result = seed(args.url, admin_key, args.tenant, args.floors, args.seed)
+    except Exception as exc:  # noqa: BLE001 - a CLI reports what failed instead of a traceback
         print(f"seed: {exc}", file=sys.stderr)
         return 1
     print(json.dumps(result) if args.json else json.dumps(result, indent=2))

@@ -35,7 +35,7 @@ T0 = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 @pytest.fixture
 async def running(azurite, cosmos):
     """The real wiring on a database of its own, its HTTP API, and a direct client to break the database with."""
-    env = {**devkit_environment(load_local_settings(), azurite.port, cosmos.port),
+    env = {**devkit_environment(load_local_settings(), azurite.port, cosmos.port, environ={}),
            "COSMOS_DATABASE": unique_name("schema"), "DEADLETTER_CONTAINER": unique_name("deadletter"),
            "ANALYTICS_CONTAINER": unique_name("analytics")}
     settings = load_settings(env)

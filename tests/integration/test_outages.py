@@ -107,7 +107,7 @@ async def run_scenario(name: str, down: tuple[str, ...], azurite, cosmos) -> Out
              "ANALYTICS_CONTAINER": unique_name("analytics")}
     async with FaultProxy(cosmos.port) as cosmos_proxy, FaultProxy(azurite.port) as blob_proxy:
         proxies = {"cosmos": cosmos_proxy, "blob": blob_proxy}
-        env = {**devkit_environment(load_local_settings(), blob_proxy.port, cosmos_proxy.port), **names}
+        env = {**devkit_environment(load_local_settings(), blob_proxy.port, cosmos_proxy.port, environ={}), **names}
         settings = load_settings(env)
         context = await build_context(settings)
         try:
