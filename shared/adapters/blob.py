@@ -50,12 +50,19 @@ class AzureBlobStore:
         self._probe_container = probe_container
 
     async def put(self, container: str, name: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+        """Write the blob; a container that is missing (deleted, a restored account) is created first, so that a
+        dead letter or a rollup is never refused for want of its container."""
+        blob = self._service.get_blob_client(container, name)
+        settings = ContentSettings(content_type=content_type)
         try:
-            await self._service.get_blob_client(container, name).upload_blob(
-                data, overwrite=True, content_settings=ContentSettings(content_type=content_type)
-            )
-        except ResourceNotFoundError:
-            raise
+            try:
+                await blob.upload_blob(data, overwrite=True, content_settings=settings)
+            except ResourceNotFoundError as exc:
+                if getattr(exc, "error_code", None) != "ContainerNotFound":
+                    raise
+                logger.warning("blob container %s does not exist: creating it", container)
+                await ensure_blob_containers(self._service, [container])
+                await blob.upload_blob(data, overwrite=True, content_settings=settings)
         except AzureError as exc:
             raise DependencyUnavailable("blob", type(exc).__name__) from exc
 
