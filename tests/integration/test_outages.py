@@ -207,10 +207,12 @@ def test_every_accepted_batch_is_processed_or_dead_lettered_and_none_is_lost(out
     stats = outcome.stats["processing"]
     assert (stats["processed"], stats["deadLettered"], stats["lost"]) == (
         outcome.processed, outcome.dead_lettered, 0), outcome.stats
-    # What processing wrote reached Cosmos: every phone, and the newest telemetry any accepted batch carried.
+    # What processing wrote reached Cosmos: every phone, and telemetry of the phones' last round of posts, made
+    # after the outage (beacon health is last-writer-wins across partitions: not necessarily the very newest).
     assert outcome.devices_in_cosmos == {f"{name}-phone-{i}" for i in range(PHONES)}, outcome.line()
     assert outcome.stored_telemetry is not None, outcome.line()
-    assert datetime.fromisoformat(outcome.stored_telemetry) == outcome.sent_telemetry, outcome.line()
+    behind = outcome.sent_telemetry - datetime.fromisoformat(outcome.stored_telemetry)
+    assert timedelta(0) <= behind <= timedelta(seconds=POST_EVERY_S), (behind, outcome.line())
 
 
 def test_an_unreachable_store_is_ridden_out_by_retries_not_parked(outcomes):
