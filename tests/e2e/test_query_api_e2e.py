@@ -14,11 +14,11 @@ import httpx
 import pytest
 
 from devkit.emulators.launcher import free_port
-from devkit.local_settings import local_settings
+from devkit.local_settings import load_local_settings
 from devkit.seed import seed
 
 REPO = Path(__file__).resolve().parents[2]
-ADMIN_KEY = local_settings()["ADMIN_API_KEY"]  # what serve uses: the environment's, else the file's
+ADMIN_KEY = load_local_settings()["ADMIN_API_KEY"]
 
 
 @pytest.fixture(scope="module")
