@@ -1,5 +1,6 @@
 """`python -m devkit replay-deadletters [--prefix YYYY/MM/DD] [--all-reasons] [--dry-run]`: publish parked events
-again, with the app's settings from the environment (the emulators locally; Azure with its identity)."""
+again, with the app's settings: the environment's over local.settings.json's (the emulators locally; Azure with its
+identity and `azd env get-values`)."""
 from __future__ import annotations
 
 import argparse
@@ -20,12 +21,13 @@ def main(args: argparse.Namespace) -> int:
 
 
 async def _main(args: argparse.Namespace) -> int:
+    from devkit.local_settings import attached_environment
     from shared.services.replay import DeadLetterReplay
     from shared.settings import SettingsError, load_settings
     from shared.wiring import build_context
 
     try:
-        settings = load_settings()
+        settings = load_settings(attached_environment())
     except SettingsError as exc:
         print(f"replay-deadletters: {exc}", file=sys.stderr)
         return 2

@@ -1,15 +1,14 @@
 """`python -m devkit rollup --building B --from D1 --to D2 [--tenant T]`: recompute the analytics of a range of local
 days (every day and its hours), one day at a time.
 
-Connects with the app's settings: from the environment when they are set there (`azd env get-values`), else from
-local.settings.json (the emulators of `make serve` or `make demo` must be running).
+Connects with the app's settings: the environment's (`azd env get-values`) over local.settings.json's (the
+emulators of `make serve` or `make demo` must be running).
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
-import os
 import sys
 import time
 from datetime import date
@@ -28,11 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _environment() -> dict[str, str]:
-    if any(name in os.environ for name in ("COSMOS", "COSMOS__accountEndpoint")):
-        return dict(os.environ)
-    from devkit.local_settings import load_local_settings
+    from devkit.local_settings import attached_environment
 
-    return {**load_local_settings(), "EVENT_PUBLISHER": "inprocess"}
+    return attached_environment()
 
 
 async def backfill(context: AppContext, building: str, first: date, last: date,

@@ -1,5 +1,5 @@
-"""`python -m devkit seed --url URL --admin-key KEY [--json]`: a demo tenant, its keys, its people's sign-in and a
-simulated building, created through the public API of a running server (`python -m devkit serve`).
+"""`python -m devkit seed --url URL [--admin-key KEY] [--json]`: a demo tenant, its keys, its people's sign-in and
+a simulated building, created through the public API of a running server (`python -m devkit serve`).
 
 Sign-in points at the devkit's OpenID Connect issuer of that server, and two people opt in with their own tokens
 (`PUT /api/v1/me/sharing`), so the people finder works at once; their tokens are printed with the keys."""
@@ -17,7 +17,8 @@ DEMO_PEOPLE = (("ann", "floor"), ("bob", "space"))
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", required=True, help="the server, e.g. http://127.0.0.1:7071")
-    parser.add_argument("--admin-key", required=True, help="the bootstrap admin key (ADMIN_API_KEY)")
+    parser.add_argument("--admin-key", help="the bootstrap admin key (default: ADMIN_API_KEY of the environment, "
+                                            "else of local.settings.json)")
     parser.add_argument("--tenant", help="tenant id (default: demo-<random>)")
     parser.add_argument("--floors", type=int, default=3)
     parser.add_argument("--seed", type=int, default=7)
@@ -67,8 +68,14 @@ def seed(url: str, admin_key: str, tenant_id: str | None = None, floors: int = 3
 
 
 def main(args: argparse.Namespace) -> int:
+    from devkit.local_settings import local_settings
+
+    admin_key = args.admin_key or local_settings().get("ADMIN_API_KEY")
+    if not admin_key:
+        print("seed: no admin key: pass --admin-key or set ADMIN_API_KEY", file=sys.stderr)
+        return 2
     try:
-        result = seed(args.url, args.admin_key, args.tenant, args.floors, args.seed, args.oidc_keys)
+        result = seed(args.url, admin_key, args.tenant, args.floors, args.seed, args.oidc_keys)
     except Exception as exc:  # noqa: BLE001 - a CLI reports what failed instead of a traceback
         print(f"seed: {exc}", file=sys.stderr)
         return 1

@@ -10,15 +10,17 @@ import time
 from pathlib import Path
 
 from devkit.emulators.launcher import LOOPBACK, EmulatorStartError, running_emulators
-from devkit.local_settings import blob_port, cosmos_port, devkit_environment, load_local_settings
+from devkit.local_settings import blob_port, cosmos_port, devkit_environment, local_settings
 
 logger = logging.getLogger("devkit.serve")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=7071, help="HTTP port of the app on 127.0.0.1 (default 7071)")
-    parser.add_argument("--azurite-port", type=int, help="default: the port in local.settings.json")
-    parser.add_argument("--cosmos-port", type=int, help="default: the port in local.settings.json")
+    parser.add_argument("--azurite-port", type=int,
+                        help="default: the port of ANALYTICS_STORAGE (the environment, else local.settings.json)")
+    parser.add_argument("--cosmos-port", type=int,
+                        help="default: the port of COSMOS (the environment, else local.settings.json)")
     parser.add_argument("--attach", action="store_true",
                         help="start no emulators: use the COSMOS and ANALYTICS_STORAGE settings of the environment")
     parser.add_argument("--oidc-keys", type=Path,
@@ -32,10 +34,12 @@ def main(args: argparse.Namespace) -> int:
     # The Azure SDKs log every request and response at INFO: far too loud for a console.
     logging.getLogger("azure").setLevel(logging.WARNING)
     started = time.perf_counter()
+    # Every setting from the environment wins over local.settings.json (ADMIN_API_KEY above all: a user's own key
+    # must not leave the file's public default working); the file fills in the rest.
+    values = local_settings()
     if args.attach:
-        os.environ["EVENT_PUBLISHER"] = "inprocess"
+        os.environ.update({**values, "EVENT_PUBLISHER": "inprocess"})
         return _run(args, started)
-    values = load_local_settings()
     try:
         with running_emulators(args.azurite_port or blob_port(values), args.cosmos_port or cosmos_port(values)) as (
             azurite, cosmos,

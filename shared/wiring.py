@@ -20,6 +20,7 @@ from shared.domain.ports import (
     TeamDirectory,
     TenantDirectory,
 )
+from shared.domain.retry import DeliveryAttempt
 from shared.services import EventProcessingService, HealthService, ScheduledJobs
 from shared.services.admin import AdminService
 from shared.services.auth import AuthService
@@ -73,20 +74,21 @@ class AppContext:
         self.closers.clear()
 
 
-PublisherFactory = Callable[[Callable[[Sequence[InboundEvent]], Any]], EventPublisher]
+PublisherFactory = Callable[[Callable[[Sequence[InboundEvent], DeliveryAttempt], Any]], EventPublisher]
 
 
 def _assemble(settings: Settings, *, site_models: SiteModelStore, blobs: BlobStore, live_state: LiveStateStore,
               api_keys: ApiKeyStore, tenants: TenantDirectory, audit: AuditLog, teams: TeamDirectory,
               issuer_documents: IssuerDocuments, publisher_factory: PublisherFactory, clock: Clock,
-              closers: list[Any]) -> AppContext:
-    """The services over whichever adapters: the same graph for Azure, the devkit and the tests."""
+              closers: list[Any], cosmos_health: Any | None = None) -> AppContext:
+    """The services over whichever adapters: the same graph for Azure, the devkit and the tests. `cosmos_health`
+    is what health asks about Cosmos (default: the site model store)."""
     sites = SiteDirectory(site_models)
     pipeline = PipelineService(sites, live_state)
     processing = EventProcessingService(blobs, settings.deadletter_container, pipeline.process, clock=clock)
 
-    async def deliver(events: Sequence[InboundEvent]) -> None:
-        await processing.process(events)
+    async def deliver(events: Sequence[InboundEvent], attempt: DeliveryAttempt) -> None:
+        await processing.process(events, attempt)
 
     publisher = publisher_factory(deliver)
     closers.insert(0, publisher.close)  # stop delivering before the stores close
@@ -102,7 +104,8 @@ def _assemble(settings: Settings, *, site_models: SiteModelStore, blobs: BlobSto
     auth = AuthService(api_keys, settings.admin_api_key, clock=clock, tokens=verifier)
     return AppContext(
         settings=settings, publisher=publisher, site_models=site_models, blobs=blobs, live_state=live_state,
-        api_keys=api_keys, health=HealthService({"cosmos": site_models, "blob": blobs, "eventHub": publisher}),
+        api_keys=api_keys,
+        health=HealthService({"cosmos": cosmos_health or site_models, "blob": blobs, "eventHub": publisher}),
         processing=processing, scheduled=scheduled, auth=auth, ingest=IngestService(publisher, sites, clock=clock),
         sites=sites, pipeline=pipeline, tenants=tenants,
         admin=AdminService(tenants, api_keys, auth, site_models, sites, clock=clock),
@@ -123,17 +126,14 @@ def _credential(settings: Settings) -> Any:
 
 async def build_context(settings: Settings, *, bootstrap: bool = True, clock: Clock = utc_now) -> AppContext:
     """Real adapters from the settings. With `bootstrap`, creates the database, containers and blob containers
-    that are missing (in Azure they exist already, so this only reads them). `clock` is the app's notion of
-    now (the devkit demo runs the app on a simulated clock)."""
+    that are missing (in Azure they exist already, so this only reads them); either way a database or container
+    that goes missing later is re-created on first use, or named in a 503 (shared/adapters/cosmos_schema.py).
+    `clock` is the app's notion of now (the devkit demo runs the app on a simulated clock)."""
     from shared.adapters.blob import AzureBlobStore, create_blob_service, ensure_blob_containers
-    from shared.adapters.cosmos import (
-        CosmosApiKeyStore,
-        CosmosSiteModelStore,
-        create_cosmos_client,
-        ensure_cosmos_schema,
-    )
+    from shared.adapters.cosmos import CosmosApiKeyStore, CosmosSiteModelStore, create_cosmos_client
     from shared.adapters.cosmos_directory import CosmosAuditLog, CosmosTenantDirectory
     from shared.adapters.cosmos_live_state import CosmosLiveStateStore
+    from shared.adapters.cosmos_schema import CosmosSchema
     from shared.adapters.cosmos_teams import CosmosTeamDirectory
     from shared.adapters.oidc_http import AiohttpIssuerDocuments
 
@@ -150,11 +150,12 @@ async def build_context(settings: Settings, *, bootstrap: bool = True, clock: Cl
     closers.append(cosmos.close)
     blob_service = create_blob_service(settings, credential)
     closers.append(blob_service.close)
+    # Every Cosmos adapter goes through the schema guard: one mechanism for a missing database or container.
+    schema = CosmosSchema(cosmos, settings.cosmos_database)
     if bootstrap:
-        database = await ensure_cosmos_schema(cosmos, settings.cosmos_database)
+        await schema.ensure()
         await ensure_blob_containers(blob_service, [settings.analytics_container, settings.deadletter_container])
-    else:
-        database = cosmos.get_database_client(settings.cosmos_database)
+    database = schema.database
 
     def publisher_factory(deliver) -> EventPublisher:
         if settings.event_publisher is PublisherKind.inprocess:
@@ -171,6 +172,7 @@ async def build_context(settings: Settings, *, bootstrap: bool = True, clock: Cl
         live_state=CosmosLiveStateStore(database), api_keys=CosmosApiKeyStore(database),
         tenants=CosmosTenantDirectory(database), audit=CosmosAuditLog(database), teams=CosmosTeamDirectory(database),
         issuer_documents=AiohttpIssuerDocuments(), publisher_factory=publisher_factory, clock=clock, closers=closers,
+        cosmos_health=schema,
     )
 
 

@@ -1,4 +1,5 @@
-"""`python -m devkit emulators`: only Azurite and the Cosmos server, on the ports of local.settings.json."""
+"""`python -m devkit emulators`: only Azurite and the Cosmos server, on the ports of COSMOS and ANALYTICS_STORAGE
+(the environment's, else local.settings.json's) unless flags say otherwise."""
 from __future__ import annotations
 
 import argparse
@@ -6,7 +7,7 @@ import sys
 import threading
 
 from devkit.emulators.launcher import EmulatorStartError, running_emulators
-from devkit.local_settings import blob_port, cosmos_port, load_local_settings
+from devkit.local_settings import blob_port, cosmos_port, local_settings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    values = load_local_settings()
+    values = local_settings()
     try:
         with running_emulators(args.azurite_port or blob_port(values), args.cosmos_port or cosmos_port(values)) as (
             azurite, cosmos,

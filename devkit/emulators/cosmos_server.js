@@ -16,6 +16,9 @@
 //     never matched) and was evaluated against every item with that id in any partition.
 //  4. keep-alive: the stock server answers "connection: close" unless keepAlive is set (22 ms a call over HTTPS).
 //     GET /__spaceflow/stats reports connections accepted and requests served, so tests can check reuse.
+//  5. a missing database or collection: every document operation under it answers 404 with sub-status 1003
+//     ("owner resource does not exist"), as Cosmos does, instead of the 404 of a missing item (point reads),
+//     a bare 404 (queries, upserts, replaces) or a 500 (creates read `_rid` of undefined).
 "use strict";
 const path = require("path");
 
@@ -254,6 +257,26 @@ lib("handler/batch-documents").default = async (account, req, res, { dbId, collI
   return results;
 };
 
+// --- 5. Document operations under a missing database or collection: 404 / 1003 -----------------------------------
+const OWNER_NOT_FOUND = { code: "NotFound", message: "Owner resource does not exist" };
+const OWNER_RESOURCE_NOT_FOUND = "1003"; // Cosmos sub-status: the database or container addressed does not exist
+
+function ownerMissing(account, { dbId, collId }) {
+  const database = account.database(dbId);
+  return !database.read() || !database.collection(collId).read();
+}
+
+function guardOwner(handler) {
+  return (account, req, res, params) => {
+    if (ownerMissing(account, params)) {
+      res.statusCode = 404;
+      res.setHeader("x-ms-substatus", OWNER_RESOURCE_NOT_FOUND);
+      return { ...OWNER_NOT_FOUND };
+    }
+    return handler(account, req, res, params);
+  };
+}
+
 // --- 4. Keep-alive, and a debug counter to check it ---------------------------------------------------------------
 const stats = { connections: 0, requests: 0 };
 const routes = lib("routes");
@@ -263,7 +286,12 @@ routes.default = (req) => {
   if (req.method === "GET" && req.url.split("?")[0] === "/__spaceflow/stats") {
     return [{}, () => ({ ...stats })];
   }
-  return stockRoute(req);
+  const route = stockRoute(req);
+  const pathname = req.url.split("?")[0];
+  if (route && route[0].collId !== undefined && /\/colls\/[^/]+\/docs(\/|$)/.test(pathname)) {
+    return [route[0], guardOwner(route[1])];
+  }
+  return route;
 };
 
 // Required only now, so routes.js builds its table from the patched handlers above.

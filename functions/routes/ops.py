@@ -17,8 +17,13 @@ async def stats(who: Caller = Depends(caller), context: AppContext = Depends(get
         raise Forbidden("instance counters are for the bootstrap admin key")
     backlog = getattr(context.publisher, "backlog", None)
     return {
+        # Events processed, parked in the dead-letter container, and lost (neither, after the last retry: should
+        # stay 0); deliveries failed so that they are retried.
         "processing": {"lastLagS": round(context.processing.last_lag_s, 3),
-                       "eventsDeadLettered": context.processing.dead_lettered},
+                       "processed": context.processing.processed,
+                       "deadLettered": context.processing.dead_lettered,
+                       "retries": context.processing.retries,
+                       "lost": context.processing.lost},
         "pipeline": vars(context.pipeline.stats),
         "hub": {"backlog": backlog() if callable(backlog) else None},
     }

@@ -2,8 +2,10 @@
 
 Events are spread over partitions by a stable hash of the partition key (one device -> one partition, in order),
 and each partition's consumer hands the handler batches of up to `max_batch_size` events, like the Event Hub
-trigger with cardinality many. A handler that raises does not stop the partition: like the real trigger, the
-consumer moves on (the processing service owns dead-lettering).
+trigger with cardinality many. A handler that raises is called again with the same batch, with the trigger's
+retry policy (the same RetryPolicy object and delays): the partition waits meanwhile, like the real trigger before
+its checkpoint moves. When the retries are exhausted the consumer moves on, as the trigger does (the processing
+service has counted what that loses).
 """
 from __future__ import annotations
 
@@ -11,10 +13,11 @@ import asyncio
 import contextlib
 import logging
 import zlib
-from collections.abc import Sequence
-from datetime import datetime, timezone
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 
 from shared.domain.ports import DependencyUnavailable, EventBatchHandler, InboundEvent, OutboundEvent
+from shared.domain.retry import PROCESSING_RETRY, DeliveryAttempt, RetryPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +30,8 @@ class InProcessEventPublisher:
         max_batch_size: int = 100,
         max_queued_per_partition: int = 10_000,
         batch_wait_s: float = 0.02,
+        retry: RetryPolicy = PROCESSING_RETRY,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         if partition_count < 1 or max_batch_size < 1:
             raise ValueError("partition_count and max_batch_size must be at least 1")
@@ -34,6 +39,8 @@ class InProcessEventPublisher:
         self._partition_count = partition_count
         self._max_batch_size = max_batch_size
         self._batch_wait_s = batch_wait_s
+        self._retry = retry
+        self._sleep = sleep  # the backoff between retries; close() cancels it
         # Unbounded queues with our own bound: the bound can then be tuned while running (devkit serve).
         self.max_queued_per_partition = max_queued_per_partition
         self._queues = [asyncio.Queue[InboundEvent]() for _ in range(partition_count)]
@@ -41,7 +48,8 @@ class InProcessEventPublisher:
         self._consumers: list[asyncio.Task] = []
         self._closed = False
         self.delivered_batches = 0
-        self.failed_batches = 0
+        self.failed_batches = 0  # given up on after the last retry
+        self.retries = 0
 
     def partition_of(self, partition_key: str) -> int:
         return zlib.crc32(partition_key.encode()) % self._partition_count
@@ -55,7 +63,7 @@ class InProcessEventPublisher:
                 if self._queues[p].qsize() >= self.max_queued_per_partition]
         if full:
             raise DependencyUnavailable("event hub", f"partition {full[0]} is behind", retry_after_s=1)
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         for event in events:
             partition = self.partition_of(event.partition_key)
             self._sequence[partition] += 1
@@ -106,14 +114,33 @@ class InProcessEventPublisher:
             while len(batch) < self._max_batch_size and not queue.empty():
                 batch.append(queue.get_nowait())
             try:
-                await self._handler(batch)
-                self.delivered_batches += 1
-            except Exception:
-                self.failed_batches += 1
-                logger.exception(
-                    "in-process hub: handler failed on partition %s, sequence numbers %s-%s",
-                    partition, batch[0].sequence_number, batch[-1].sequence_number,
-                )
+                await self._deliver(partition, batch)
             finally:
                 for _ in batch:
                     queue.task_done()
+
+    async def _deliver(self, partition: int, batch: list[InboundEvent]) -> None:
+        """Hand the batch over until the handler succeeds or the policy's retries are used up."""
+        delays: list[float] = []
+        retry = 0
+        while True:
+            attempt = DeliveryAttempt(retry, self._retry.max_retry_count)
+            try:
+                await self._handler(batch, attempt)
+                self.delivered_batches += 1
+                return
+            except Exception:
+                if attempt.final:
+                    self.failed_batches += 1
+                    logger.exception("in-process hub: handler failed on partition %s, sequence numbers %s-%s, "
+                                     "after %d retries: moving on", partition, batch[0].sequence_number,
+                                     batch[-1].sequence_number, retry)
+                    return
+            retry += 1
+            self.retries += 1
+            if not delays:  # drawn once per failing delivery: the host's backoff keeps its state per execution
+                delays = self._retry.delays(max(self._retry.max_retry_count, retry))
+            delay = delays[retry - 1] if retry <= len(delays) else self._retry.maximum_interval.total_seconds()
+            logger.warning("in-process hub: partition %s, sequence numbers %s-%s: retry %d in %.1f s",
+                           partition, batch[0].sequence_number, batch[-1].sequence_number, retry, delay)
+            await self._sleep(delay)

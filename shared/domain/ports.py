@@ -14,6 +14,7 @@ from shared.domain.errors import DomainError
 from shared.domain.identity import IdentityConfig
 from shared.domain.people import AuditEntry, Sharing, SharingChange, Tenant
 from shared.domain.presence import BeaconHealth, DeviceState, SpaceState, Visit
+from shared.domain.retry import DeliveryAttempt
 from shared.domain.site import SiteModel
 from shared.domain.teams import Team
 from shared.domain.tenancy import ApiKeyRecord, BuildingRef
@@ -53,7 +54,8 @@ class InboundEvent:
     properties: dict[str, str] = field(default_factory=dict)
 
 
-EventBatchHandler = Callable[[Sequence[InboundEvent]], Awaitable[None]]
+# A delivery of events and which attempt of that delivery it is (the retry policy: shared/domain/retry.py).
+EventBatchHandler = Callable[[Sequence[InboundEvent], DeliveryAttempt], Awaitable[None]]
 
 
 class EventPublisher(Protocol):

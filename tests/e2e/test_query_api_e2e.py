@@ -16,11 +16,11 @@ import pytest
 
 from devkit.emulators.launcher import free_port
 from devkit.identity import KEYS_ENV, KeyRing, issue_token, issuer_url
-from devkit.local_settings import load_local_settings
+from devkit.local_settings import local_settings
 from devkit.seed import seed
 
 REPO = Path(__file__).resolve().parents[2]
-ADMIN_KEY = load_local_settings()["ADMIN_API_KEY"]
+ADMIN_KEY = local_settings()["ADMIN_API_KEY"]  # what devkit serve uses: the environment over the file
 
 
 @pytest.fixture(scope="module")

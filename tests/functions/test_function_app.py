@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import azure.functions as func
+import pytest
 from azure.functions.timer import TimerRequest
 
 from functions.timers import TIMER_SCHEDULE_SETTINGS
@@ -42,6 +43,47 @@ def test_event_hub_trigger_reads_batches_with_names_from_settings(functions_by_n
     assert trigger["connection"] == "EVENTHUB"
     assert LOCAL_VALUES[setting_name(trigger["eventHubName"])] == "sightings"
     assert LOCAL_VALUES[setting_name(trigger["consumerGroup"])] == "spaceflow-processor"
+
+
+def test_event_hub_trigger_is_retried_with_the_processing_policy(functions_by_name):
+    from shared.domain.retry import PROCESSING_RETRY
+
+    function = functions_by_name["process_sightings"]
+    policy = function.get_settings_dict("retry_policy")
+    assert policy is not None, "without a retry policy a failed invocation's events are skipped at the checkpoint"
+    assert {k: policy[k] for k in ("strategy", "max_retry_count", "minimum_interval", "maximum_interval")} == (
+        PROCESSING_RETRY.function_retry_arguments())
+    # The host's retry count comes in `context`; the Python worker loads the function only if that parameter is
+    # annotated with azure.functions.Context itself.
+    import typing
+
+    assert typing.get_type_hints(function.get_user_function())["context"] is func.Context
+
+
+async def test_event_hub_trigger_fails_the_invocation_for_a_retry_until_its_last_attempt(functions_by_name,
+                                                                                       memory_context):
+    from types import SimpleNamespace
+
+    from shared.services.processing import EventsNotSecured
+
+    now = datetime.now(UTC)
+    events = [func.EventHubEvent(body=b"garbage", enqueued_time=now, sequence_number=5, offset="1", partition_key="x")]
+
+    async def blob_down(*args, **kwargs):
+        raise DependencyUnavailable("blob", "ServiceRequestError")
+
+    memory_context.blobs.put = blob_down
+    trigger = functions_by_name["process_sightings"].get_user_function()
+
+    def host(retry_count: int) -> SimpleNamespace:
+        return SimpleNamespace(retry_context=SimpleNamespace(retry_count=retry_count, max_retry_count=16))
+
+    with pytest.raises(EventsNotSecured):
+        await trigger(events, host(0))
+    assert (memory_context.processing.retries, memory_context.processing.lost) == (1, 0)
+    with pytest.raises(EventsNotSecured):
+        await trigger(events, host(16))
+    assert memory_context.processing.lost == 1
 
 
 def test_timer_schedules_come_from_settings(functions_by_name):
@@ -99,7 +141,7 @@ async def test_unknown_routes_answer_problem_json(functions_by_name, memory_cont
 
 
 async def test_event_hub_trigger_processes_and_dead_letters(functions_by_name, memory_context):
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     good = ingest_event_body(now)
     events = [
         func.EventHubEvent(body=good, enqueued_time=now, sequence_number=10, offset="100", partition_key="install-0001"),
@@ -131,6 +173,7 @@ def test_importing_the_app_connects_to_nothing():
     import sys
 
     result = subprocess.run([sys.executable, "-c", "import function_app; print(len(function_app.app.get_functions()))"],
-                            cwd=REPO, env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=60)
+                            cwd=REPO, env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=60,
+                            check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "5"

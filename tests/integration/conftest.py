@@ -9,20 +9,22 @@ from azure.storage.blob.aio import BlobServiceClient
 
 from devkit.emulators.launcher import cosmos_aio_client
 from shared.adapters.blob import AzureBlobStore, ensure_blob_containers
-from shared.adapters.cosmos import ensure_cosmos_schema
+from shared.adapters.cosmos_schema import CosmosSchema
 from shared.adapters.memory import InMemoryBlobStore
 from tests.conftest import unique_name
 
 
 @contextlib.asynccontextmanager
 async def emulator_database(request, prefix: str) -> AsyncIterator[object]:
-    """A bootstrapped database of the test's own on the session's Cosmos server, deleted afterwards."""
+    """A bootstrapped database of the test's own on the session's Cosmos server, deleted afterwards. The adapters
+    get it through the schema guard, as in the app, so the contract suites also prove the guard transparent."""
     emulator = request.getfixturevalue("cosmos")  # a sync session fixture: fine to fetch from an async one
     async with cosmos_aio_client(emulator.port) as client:
         name = unique_name(prefix)
-        database = await ensure_cosmos_schema(client, name)
+        schema = CosmosSchema(client, name)
+        await schema.ensure()
         try:
-            yield database
+            yield schema.database
         finally:
             await client.delete_database(name)
 

@@ -1,7 +1,8 @@
 """The fixes devkit/emulators/cosmos_server.js applies to @vercel/cosmosdb-server, through the Python SDK (aio).
 
 Each test fails against the stock server: 500 on a missing point read, batches without a per-operation partition
-key, Patch in a batch, atomic rollback, keep-alive, case-preserving patch filter predicates.
+key, Patch in a batch, atomic rollback, keep-alive, case-preserving patch filter predicates, 404 with sub-status
+1003 for document operations under a missing container or database.
 """
 from __future__ import annotations
 
@@ -254,3 +255,37 @@ async def test_replace_and_patch_with_a_stale_etag_fail_with_412(cosmos_database
             etag=first["_etag"], match_condition=MatchConditions.IfNotModified,
         )
     assert (await container.read_item("e", partition_key="a"))["n"] == 2
+
+
+async def test_document_operations_under_a_missing_container_or_database_answer_404_with_substatus_1003(
+        cosmos_client, cosmos_database):
+    from azure.cosmos.exceptions import CosmosHttpResponseError
+
+    container = await _container(cosmos_database)
+    await container.create_item({"id": "present", "pk": "a"})
+    with pytest.raises(CosmosResourceNotFoundError) as item_missing:
+        await container.read_item("absent", partition_key="a")
+    assert item_missing.value.sub_status in (None, 0)  # a missing item is not a missing owner
+    await cosmos_database.delete_container(container.id)
+    operations = {
+        "read": lambda: container.read_item("present", partition_key="a"),
+        "create": lambda: container.create_item({"id": "new", "pk": "a"}),
+        "upsert": lambda: container.upsert_item({"id": "present", "pk": "a"}),
+        "replace": lambda: container.replace_item("present", {"id": "present", "pk": "a"}),
+        "delete": lambda: container.delete_item("present", partition_key="a"),
+        "query": lambda: _drain(container.query_items("SELECT * FROM c WHERE c.pk = 'a'", partition_key="a")),
+    }
+    for name, operation in operations.items():
+        with pytest.raises(CosmosHttpResponseError) as owner_missing:
+            await operation()
+        assert (owner_missing.value.status_code, owner_missing.value.sub_status) == (404, 1003), name
+    other = await _container(cosmos_database)
+    await cosmos_client.delete_database(cosmos_database.id)
+    with pytest.raises(CosmosHttpResponseError) as database_missing:
+        await other.upsert_item({"id": "x", "pk": "a"})
+    assert (database_missing.value.status_code, database_missing.value.sub_status) == (404, 1003)
+    await cosmos_client.create_database(cosmos_database.id)  # for the fixture's clean-up
+
+
+async def _drain(items) -> list:
+    return [item async for item in items]

@@ -95,6 +95,15 @@ async def test_blob_store_put_get_overwrite(blob_store):
     assert await store.get(container, "a/missing.json") is None
 
 
+async def test_blob_store_put_creates_a_missing_container(blob_store):
+    # A deleted dead-letter container (or a restored account) must not turn dead letters into lost events.
+    store, _container = blob_store
+    fresh = unique_name("created")
+    await store.put(fresh, "2026/11/26/letter.json", b"{}", "application/json")
+    assert await store.get(fresh, "2026/11/26/letter.json") == b"{}"
+    assert await store.list_names(fresh) == ["2026/11/26/letter.json"]
+
+
 async def test_blob_store_lists_by_prefix_in_name_order(blob_store):
     store, container = blob_store
     for name in ("day=2/x", "day=1/b", "day=1/a", "other"):

@@ -1,14 +1,16 @@
-"""The in-process hub delivers like the Event Hub trigger: per-device order, bounded batches, partitions that
-keep going when a handler fails."""
+"""The in-process hub delivers like the Event Hub trigger: per-device order, bounded batches, a failed handler call
+retried with the trigger's policy while its partition waits, then the partition moves on."""
 from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from datetime import timedelta
 
 import pytest
 
 from shared.adapters.inprocess_events import InProcessEventPublisher
 from shared.domain.ports import DependencyUnavailable, OutboundEvent
+from shared.domain.retry import RetryPolicy
 
 
 def events_for(devices: int, per_device: int) -> list[OutboundEvent]:
@@ -18,7 +20,7 @@ def events_for(devices: int, per_device: int) -> list[OutboundEvent]:
 async def test_each_device_keeps_its_order_and_batches_stay_bounded():
     received: list[list] = []
 
-    async def handler(batch):
+    async def handler(batch, attempt):
         received.append(list(batch))
         await asyncio.sleep(0)
 
@@ -48,7 +50,7 @@ async def test_each_device_keeps_its_order_and_batches_stay_bounded():
 async def test_one_device_always_lands_on_one_partition_with_rising_sequence_numbers():
     received = []
 
-    async def handler(batch):
+    async def handler(batch, attempt):
         received.extend(batch)
 
     hub = InProcessEventPublisher(handler, partition_count=8, batch_wait_s=0)
@@ -60,26 +62,80 @@ async def test_one_device_always_lands_on_one_partition_with_rising_sequence_num
     assert [e.body for e in received] == [b"1", b"2", b"3"]
 
 
-async def test_a_failing_handler_does_not_block_the_partition():
+SHORT = RetryPolicy(3, timedelta(seconds=1), timedelta(seconds=4))
+
+
+class RecordedSleep:
+    """The hub's backoff, recorded instead of waited."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.delays.append(seconds)
+        await asyncio.sleep(0)
+
+
+async def test_a_failing_handler_is_retried_with_the_policy_while_its_partition_waits():
+    calls = []
+    failures = {"left": 2}
+
+    async def handler(batch, attempt):
+        calls.append(([e.body for e in batch], attempt.retry, attempt.final))
+        if b"flaky" in calls[-1][0] and failures["left"]:
+            failures["left"] -= 1
+            raise ConnectionError("cosmos is down")
+
+    sleep = RecordedSleep()
+    hub = InProcessEventPublisher(handler, partition_count=1, max_batch_size=1, batch_wait_s=0, retry=SHORT,
+                                  sleep=sleep)
+    await hub.publish([OutboundEvent("d", b"flaky"), OutboundEvent("d", b"next")])
+    await hub.drain()
+    await hub.close()
+    # the same batch again and again, and the next one only after it went through
+    assert calls == [([b"flaky"], 0, False), ([b"flaky"], 1, False), ([b"flaky"], 2, False), ([b"next"], 0, False)]
+    assert sleep.delays[0] == 1.0 and 1.8 <= sleep.delays[1] <= 2.2
+    assert (hub.retries, hub.delivered_batches, hub.failed_batches) == (2, 2, 0)
+
+
+async def test_after_the_last_retry_the_partition_moves_on():
     calls = []
 
-    async def handler(batch):
-        calls.append([e.body for e in batch])
-        if b"poison" in calls[-1]:
+    async def handler(batch, attempt):
+        calls.append(([e.body for e in batch], attempt.retry, attempt.final))
+        if b"poison" in calls[-1][0]:
             raise RuntimeError("boom")
 
-    hub = InProcessEventPublisher(handler, partition_count=1, max_batch_size=1, batch_wait_s=0)
+    sleep = RecordedSleep()
+    hub = InProcessEventPublisher(handler, partition_count=1, max_batch_size=1, batch_wait_s=0, retry=SHORT,
+                                  sleep=sleep)
     await hub.publish([OutboundEvent("d", b"poison"), OutboundEvent("d", b"next")])
     await hub.drain()
     await hub.close()
-    assert calls == [[b"poison"], [b"next"]]
+    assert calls == [([b"poison"], 0, False), ([b"poison"], 1, False), ([b"poison"], 2, False),
+                     ([b"poison"], 3, True), ([b"next"], 0, False)]
+    assert len(sleep.delays) == 3 and sleep.delays[-1] <= 4.0
     assert hub.failed_batches == 1 and hub.delivered_batches == 1
+
+
+async def test_close_ends_a_partition_waiting_to_retry():
+    failing = asyncio.Event()
+
+    async def handler(batch, attempt):
+        failing.set()
+        raise ConnectionError("down")
+
+    hub = InProcessEventPublisher(handler, partition_count=1, batch_wait_s=0)  # the real policy: minutes of retries
+    await hub.publish([OutboundEvent("d", b"1")])
+    await asyncio.wait_for(failing.wait(), 5)
+    await asyncio.wait_for(hub.close(), 5)
+    assert hub.retries == 1 and hub.failed_batches == 0
 
 
 async def test_a_full_partition_or_a_closed_hub_is_unavailable_not_lost():
     gate = asyncio.Event()
 
-    async def handler(batch):
+    async def handler(batch, attempt):
         await gate.wait()
 
     hub = InProcessEventPublisher(handler, partition_count=1, max_batch_size=1, max_queued_per_partition=2, batch_wait_s=0)
