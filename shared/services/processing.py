@@ -64,8 +64,9 @@ class EventProcessingService:
       (the partition waits): they are processed once the store is back. Parked batches would have to be replayed
       by hand, and a batch replayed after newer batches of its phone contributes nothing (its readings are older
       than the device's lastSeen).
-    - Any other processing failure, or a transient one on the final attempt, dead-letters each valid event on its
-      own ("processing-failed"); one failing put does not stop the others.
+    - Any other processing failure, or a transient one on the final attempt, has each valid event processed again
+      on its own: only those that fail alone are dead-lettered ("processing-failed"), so one poison event does not
+      park its neighbours; one failing put does not stop the others.
     - When every event is processed or parked the call returns normally, even after a processing failure: raising
       would have the delivery run again and a retry that succeeds would leave events both applied and parked.
     - Otherwise it raises EventsNotSecured. The retry skips the events this attempt did secure (remembered by
@@ -131,11 +132,18 @@ class EventProcessingService:
                 if isinstance(exc, TRANSIENT_FAILURES) and not attempt.final:
                     unsecured.extend(event for event, _decoded in valid)
                 else:
-                    problem = [{"field": "$", "message": f"processing failed: {type(exc).__name__}"}]
+                    # One poison event must not park its neighbours (other devices, buildings, tenants): each
+                    # event is processed again on its own (idempotent), and only those that fail are parked.
+                    done, poison, retry = await self._isolate(valid, attempt)
+                    secured.extend(done)
+                    report.processed = len(done)
+                    unsecured.extend(retry)
                     errors = await self._dead_letter_each(
-                        [(event, "processing-failed", problem) for event, _decoded in valid], now)
-                    for (event, _decoded), error in zip(valid, errors):
-                        if error is None:
+                        [(event, "processing-failed",
+                          [{"field": "$", "message": f"processing failed: {type(error).__name__}"}])
+                         for event, error in poison], now)
+                    for (event, _error), put_error in zip(poison, errors, strict=True):
+                        if put_error is None:
                             secured.append(event)
                             report.dead_lettered += 1
                         else:
@@ -166,6 +174,27 @@ class EventProcessingService:
                        unsecured[-1].sequence_number, attempt.retry + 1,
                        attempt.max_retries if attempt.max_retries >= 0 else "unlimited")
         raise EventsNotSecured(unsecured, final=False) from failure
+
+    async def _isolate(self, valid: Sequence[tuple[InboundEvent, IngestEvent]], attempt: DeliveryAttempt,
+                       ) -> tuple[list[InboundEvent], list[tuple[InboundEvent, Exception]], list[InboundEvent]]:
+        """Each event processed on its own, in order: (processed, failed with their error, to retry because a store
+        became unreachable meanwhile)."""
+        done: list[InboundEvent] = []
+        poison: list[tuple[InboundEvent, Exception]] = []
+        retry: list[InboundEvent] = []
+        for event, decoded in valid:
+            try:
+                await self._on_valid([(event, decoded)])
+            except Exception as exc:  # noqa: BLE001 - sorting failures is the point: retry, or park this one only
+                if isinstance(exc, TRANSIENT_FAILURES) and not attempt.final:
+                    retry.append(event)
+                else:
+                    poison.append((event, exc))
+                    logger.warning("partition %s sequence %s failed on its own (%s): parked", event.partition_id,
+                                   event.sequence_number, type(exc).__name__)
+            else:
+                done.append(event)
+        return done, poison, retry
 
     async def _dead_letter_each(self, letters: list[tuple[InboundEvent, str, list[dict[str, str]]]],
                                 now: datetime) -> list[Exception | None]:

@@ -88,6 +88,25 @@ async def test_a_processing_failure_dead_letters_each_valid_event_and_the_call_s
     assert replayed["schema"] == "ingest/v1"  # the whole event, ready to publish again
 
 
+async def test_one_poison_event_is_parked_alone_and_its_neighbours_are_processed():
+    blobs = InMemoryBlobStore()
+    applied = []
+
+    async def on_valid(batches):
+        if any(e.sequence_number == 2 for e, _decoded in batches):
+            raise KeyError("a building model the pipeline cannot handle")
+        applied.extend(e.sequence_number for e, _decoded in batches)
+
+    service = EventProcessingService(blobs, "deadletter", on_valid, clock=lambda: NOW)
+    report = await service.process([event(good(-60), 1), event(good(-61), 2), event(good(-62), 3)],
+                                   DeliveryAttempt(0, 16))
+    assert applied == [1, 3] and (report.processed, report.dead_lettered) == (2, 1)
+    [name] = await blobs.list_names("deadletter")
+    letter = json.loads(await blobs.get("deadletter", name))
+    assert letter["sequenceNumber"] == 2 and "KeyError" in letter["errors"][0]["message"]
+    assert (service.processed, service.dead_lettered, service.lost, service.retries) == (2, 1, 0, 0)
+
+
 async def test_an_unreachable_store_fails_the_delivery_for_a_retry_instead_of_parking_it():
     blobs = InMemoryBlobStore()
     outage = {"on": True}
@@ -157,7 +176,8 @@ async def test_one_failing_dead_letter_does_not_stop_the_others_and_the_retry_sk
     blobs.failing.clear()
     blobs.puts.clear()
     report = await service.process(events, DeliveryAttempt(1, 16))  # the host retries the same events
-    assert calls == [[1, 2, 3], [2]]  # what was parked is not processed (nor parked) again
+    # Each event was tried on its own after the first failure; what was parked is not processed (nor parked) again.
+    assert calls == [[1, 2, 3], [1], [2], [3], [2], [2]]
     assert blobs.puts == [2] and report.already_secured == 2 and report.dead_lettered == 1
     assert service.dead_lettered == 3
 
