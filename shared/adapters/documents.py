@@ -23,6 +23,22 @@ def parse_time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None  # 3.11 reads the trailing Z
 
 
+class MissingField(KeyError):
+    """A stored document lacks a field its object cannot do without (absent, null or empty). A KeyError, as the
+    plain `doc[field]` it replaces raised for an absent one."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else super().__str__()
+
+
+def require_time(doc: dict[str, Any], field_name: str) -> datetime:
+    """The time `doc[field_name]`, which the document must hold; MissingField names the document and the field."""
+    moment = parse_time(doc.get(field_name))
+    if moment is None:
+        raise MissingField(f"document {doc.get('id')!r} has no {field_name!r}, a required time")
+    return moment
+
+
 # Live-state documents are partitioned by this synthetic key, `tenantId|buildingId` (docs/data-model.md).
 PARTITION_KEY_FIELD = "buildingKey"
 
@@ -41,7 +57,7 @@ def device_to_doc(d: DeviceState) -> dict[str, Any]:
 def device_from_doc(doc: dict[str, Any]) -> DeviceState:
     return DeviceState(
         tenant_id=doc["tenantId"], building_id=doc["buildingId"], device_id=doc["id"],
-        last_seen=parse_time(doc["lastSeen"]), tracking=doc.get("tracking") or {}, x=doc.get("x"), y=doc.get("y"),
+        last_seen=require_time(doc, "lastSeen"), tracking=doc.get("tracking") or {}, x=doc.get("x"), y=doc.get("y"),
         floor=doc.get("floor"), uncertainty_m=doc.get("uncertaintyM"), space_id=doc.get("spaceId"),
         space_since=parse_time(doc.get("spaceSince")), space_confidence=doc.get("spaceConfidence") or 0.0,
         user_id=doc.get("userId"), model=doc.get("model"), recent_batches=tuple(doc.get("recentBatches") or ()),
@@ -73,7 +89,7 @@ def visit_to_doc(v: Visit) -> dict[str, Any]:
 
 def visit_from_doc(doc: dict[str, Any]) -> Visit:
     return Visit(tenant_id=doc["tenantId"], building_id=doc["buildingId"], space_id=doc["spaceId"],
-                 device_id=doc["deviceId"], start=parse_time(doc["start"]), end=parse_time(doc["end"]),
+                 device_id=doc["deviceId"], start=require_time(doc, "start"), end=require_time(doc, "end"),
                  user_id=doc.get("userId"))
 
 
@@ -86,7 +102,7 @@ def beacon_to_doc(b: BeaconHealth) -> dict[str, Any]:
 
 def beacon_from_doc(doc: dict[str, Any]) -> BeaconHealth:
     return BeaconHealth(tenant_id=doc["tenantId"], building_id=doc["buildingId"], beacon_id=doc["id"],
-                        last_heard=parse_time(doc["lastHeard"]), battery_mv=doc.get("batteryMv"),
+                        last_heard=require_time(doc, "lastHeard"), battery_mv=doc.get("batteryMv"),
                         solar_lux=doc.get("solarLux"), temperature_c=doc.get("temperatureC"),
                         telemetry_at=parse_time(doc.get("telemetryAt")))
 
@@ -133,7 +149,7 @@ def tenant_to_doc(t: Tenant) -> dict[str, Any]:
 
 
 def tenant_from_doc(doc: dict[str, Any]) -> Tenant:
-    return Tenant(tenant_id=doc["tenantId"], name=doc["name"], created_at=parse_time(doc["createdAt"]))
+    return Tenant(tenant_id=doc["tenantId"], name=doc["name"], created_at=require_time(doc, "createdAt"))
 
 
 def sharing_to_doc(s: Sharing) -> dict[str, Any]:
@@ -143,7 +159,7 @@ def sharing_to_doc(s: Sharing) -> dict[str, Any]:
 
 def sharing_from_doc(doc: dict[str, Any]) -> Sharing:
     return Sharing(tenant_id=doc["tenantId"], user_id=doc["userId"], level=SharingLevel(doc["level"]),
-                   until=parse_time(doc.get("until")), updated_at=parse_time(doc["updatedAt"]), etag=doc.get("_etag"))
+                   until=parse_time(doc.get("until")), updated_at=require_time(doc, "updatedAt"), etag=doc.get("_etag"))
 
 
 def identity_to_doc(c: IdentityConfig) -> dict[str, Any]:
@@ -154,7 +170,7 @@ def identity_to_doc(c: IdentityConfig) -> dict[str, Any]:
 def identity_from_doc(doc: dict[str, Any]) -> IdentityConfig:
     return IdentityConfig(tenant_id=doc["tenantId"], issuer=doc["issuer"], audience=doc["audience"],
                           jwks_uri=doc.get("jwksUri"), user_claim=doc["userClaim"],
-                          updated_at=parse_time(doc["updatedAt"]))
+                          updated_at=require_time(doc, "updatedAt"))
 
 
 ISSUER_CLAIM_ID = "issuer"
@@ -186,7 +202,7 @@ def audit_to_doc(e: AuditEntry, entry_id: str) -> dict[str, Any]:
 
 
 def audit_from_doc(doc: dict[str, Any]) -> AuditEntry:
-    return AuditEntry(tenant_id=doc["tenantId"], at=parse_time(doc["at"]), key_id=doc.get("keyId"),
+    return AuditEntry(tenant_id=doc["tenantId"], at=require_time(doc, "at"), key_id=doc.get("keyId"),
                       user_id=doc["userId"], outcome=doc["outcome"],
                       level=SharingLevel(doc["level"]) if doc.get("level") else None, by_user_id=doc.get("byUserId"))
 
@@ -199,7 +215,7 @@ def sharing_change_to_doc(c: SharingChange, entry_id: str) -> dict[str, Any]:
 
 
 def sharing_change_from_doc(doc: dict[str, Any]) -> SharingChange:
-    return SharingChange(tenant_id=doc["tenantId"], at=parse_time(doc["at"]), user_id=doc["userId"],
+    return SharingChange(tenant_id=doc["tenantId"], at=require_time(doc, "at"), user_id=doc["userId"],
                          by_user_id=doc.get("byUserId"), by_key_id=doc.get("byKeyId"),
                          from_level=SharingLevel(doc["fromLevel"]) if doc.get("fromLevel") else None,
                          from_until=parse_time(doc.get("fromUntil")), to_level=SharingLevel(doc["toLevel"]),
