@@ -12,6 +12,7 @@ from shared.domain.ports import (
     ApiKeyStore,
     AuditLog,
     BlobStore,
+    EventBatchHandler,
     EventPublisher,
     InboundEvent,
     IssuerDocuments,
@@ -74,7 +75,7 @@ class AppContext:
         self.closers.clear()
 
 
-PublisherFactory = Callable[[Callable[[Sequence[InboundEvent], DeliveryAttempt], Any]], EventPublisher]
+PublisherFactory = Callable[[EventBatchHandler], EventPublisher]
 
 
 def _assemble(settings: Settings, *, site_models: SiteModelStore, blobs: BlobStore, live_state: LiveStateStore,
@@ -157,7 +158,7 @@ async def build_context(settings: Settings, *, bootstrap: bool = True, clock: Cl
         await ensure_blob_containers(blob_service, [settings.analytics_container, settings.deadletter_container])
     database = schema.database
 
-    def publisher_factory(deliver) -> EventPublisher:
+    def publisher_factory(deliver: EventBatchHandler) -> EventPublisher:
         if settings.event_publisher is PublisherKind.inprocess:
             from shared.adapters.inprocess_events import InProcessEventPublisher
 

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlparse
 
 from azure.core.exceptions import AzureError, ServiceRequestError, ServiceResponseError
@@ -19,9 +20,34 @@ from azure.cosmos.exceptions import (
 from shared.domain.ports import DependencyUnavailable, PreconditionFailed, VersionedSite
 from shared.domain.site import SiteModel
 from shared.domain.tenancy import ApiKeyRecord, BuildingRef, Scope
-from shared.settings import Settings
+from shared.settings import COSMOS_PREFIX, Settings
 
 logger = logging.getLogger(__name__)
+
+
+class CosmosContainer(Protocol):
+    """The container calls the stores make: an SDK ContainerProxy, or the GuardedContainer of cosmos_schema.py."""
+
+    def read_item(self, item: str, partition_key: str, **kwargs: Any) -> Awaitable[dict[str, Any]]: ...
+
+    def create_item(self, body: dict[str, Any], **kwargs: Any) -> Awaitable[dict[str, Any]]: ...
+
+    def upsert_item(self, body: dict[str, Any], **kwargs: Any) -> Awaitable[dict[str, Any]]: ...
+
+    def replace_item(self, item: str, body: dict[str, Any], **kwargs: Any) -> Awaitable[dict[str, Any]]: ...
+
+    def delete_item(self, item: str, partition_key: str, **kwargs: Any) -> Awaitable[None]: ...
+
+    def query_items(self, query: str, **kwargs: Any) -> AsyncIterator[dict[str, Any]]: ...
+
+
+class ContainerSource(Protocol):
+    """Where the stores get their containers: an SDK DatabaseProxy, or the GuardedDatabase of cosmos_schema.py
+    (what the app gives them, so a missing database or container is re-created or named)."""
+
+    def get_container_client(self, container: str) -> CosmosContainer: ...
+
+    def read(self, **kwargs: Any) -> Awaitable[dict[str, Any]]: ...
 
 
 @dataclass(frozen=True)
@@ -91,6 +117,8 @@ def parse_cosmos_connection(settings: Settings) -> CosmosConnection:
             raise ValueError("COSMOS must look like AccountEndpoint=https://...;AccountKey=...;")
     else:
         endpoint, key = settings.cosmos_endpoint, None
+        if not endpoint:  # Settings checks one of the two is set
+            raise ValueError(f"{COSMOS_PREFIX}__accountEndpoint (or {COSMOS_PREFIX}) is not set")
     local = _is_loopback(endpoint)
     # The local emulators serve a self-signed, expired certificate and know no regions: trust them only on loopback.
     options = {"connection_verify": False, "enable_endpoint_discovery": False} if local else {}
@@ -136,7 +164,7 @@ def unavailable(exc: Exception) -> DependencyUnavailable:
 class CosmosSiteModelStore:
     """Site models in the `buildings` container: id = buildingId, partition key = tenantId."""
 
-    def __init__(self, database: DatabaseProxy, container_name: str = "buildings") -> None:
+    def __init__(self, database: ContainerSource, container_name: str = "buildings") -> None:
         self._database = database
         self._container = database.get_container_client(container_name)
 
@@ -174,7 +202,8 @@ class CosmosSiteModelStore:
             raise
         except (ServiceRequestError, ServiceResponseError) as exc:
             raise unavailable(exc) from exc
-        return result["_etag"]
+        etag: str = result["_etag"]
+        return etag
 
     async def list_buildings(self, tenant_id: str) -> list[BuildingRef]:
         query = "SELECT c.id FROM c WHERE c.tenantId = @tenantId"
@@ -203,7 +232,7 @@ class CosmosSiteModelStore:
 class CosmosApiKeyStore:
     """API keys in the `apikeys` container: id = partition key = the key's hash."""
 
-    def __init__(self, database: DatabaseProxy, container_name: str = "apikeys") -> None:
+    def __init__(self, database: ContainerSource, container_name: str = "apikeys") -> None:
         self._container = database.get_container_client(container_name)
 
     async def get(self, key_hash: str) -> ApiKeyRecord | None:

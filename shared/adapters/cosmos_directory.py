@@ -7,7 +7,6 @@ from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ServiceRequestError, ServiceResponseError
-from azure.cosmos.aio import DatabaseProxy
 from azure.cosmos.exceptions import (
     CosmosAccessConditionFailedError,
     CosmosHttpResponseError,
@@ -16,14 +15,14 @@ from azure.cosmos.exceptions import (
 )
 
 from shared.adapters import documents
-from shared.adapters.cosmos import unavailable
+from shared.adapters.cosmos import ContainerSource, unavailable
 from shared.domain.identity import IdentityConfig
 from shared.domain.people import AuditEntry, Sharing, SharingChange, Tenant
 from shared.domain.ports import AlreadyExists, PreconditionFailed
 
 
 class CosmosTenantDirectory:
-    def __init__(self, database: DatabaseProxy) -> None:
+    def __init__(self, database: ContainerSource) -> None:
         self._container = database.get_container_client("tenants")
 
     async def _read(self, item_id: str, tenant_id: str) -> dict[str, Any] | None:
@@ -110,7 +109,7 @@ class CosmosTenantDirectory:
 
 
 class CosmosAuditLog:
-    def __init__(self, database: DatabaseProxy) -> None:
+    def __init__(self, database: ContainerSource) -> None:
         self._container = database.get_container_client("audit")
 
     async def append(self, entry: AuditEntry) -> None:

@@ -8,11 +8,10 @@ from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ServiceRequestError, ServiceResponseError
-from azure.cosmos.aio import DatabaseProxy
 from azure.cosmos.exceptions import CosmosHttpResponseError, CosmosResourceNotFoundError
 
 from shared.adapters import documents
-from shared.adapters.cosmos import BEACONS, DEVICES, SPACES, VISITS, unavailable
+from shared.adapters.cosmos import BEACONS, DEVICES, SPACES, VISITS, ContainerSource, CosmosContainer, unavailable
 from shared.domain.ports import PreconditionFailed
 from shared.domain.presence import BeaconHealth, DeviceState, SpaceState, Visit
 from shared.domain.tenancy import BuildingRef
@@ -23,7 +22,7 @@ _CONFLICTS = {409, 412, 404}  # exists already / changed since read / deleted si
 
 
 class CosmosLiveStateStore:
-    def __init__(self, database: DatabaseProxy) -> None:
+    def __init__(self, database: ContainerSource) -> None:
         self._devices = database.get_container_client(DEVICES)
         self._spaces = database.get_container_client(SPACES)
         self._visits = database.get_container_client(VISITS)
@@ -31,7 +30,7 @@ class CosmosLiveStateStore:
         # What this instance wrote and read: the pipeline benchmark turns it into RU per sighting.
         self.meter = documents.StoreMeter()
 
-    async def _read(self, container, name: str, item_id: str, partition: str) -> dict[str, Any] | None:
+    async def _read(self, container: CosmosContainer, name: str, item_id: str, partition: str) -> dict[str, Any] | None:
         try:
             doc = await container.read_item(item_id, partition_key=partition)
         except CosmosResourceNotFoundError:
@@ -42,7 +41,7 @@ class CosmosLiveStateStore:
         self.meter.read(name, len(json.dumps(doc, separators=(",", ":"))))
         return doc
 
-    async def _write(self, container, name: str, doc: dict[str, Any], etag: str | None, *,
+    async def _write(self, container: CosmosContainer, name: str, doc: dict[str, Any], etag: str | None, *,
                      upsert: bool = False) -> dict[str, Any]:
         try:
             if upsert:
@@ -116,7 +115,7 @@ class CosmosLiveStateStore:
         docs = await self._query_building(self._beacons, building)
         return sorted((documents.beacon_from_doc(d) for d in docs), key=lambda b: b.beacon_id)
 
-    async def _query_building(self, container, building: BuildingRef, condition: str = "",
+    async def _query_building(self, container: CosmosContainer, building: BuildingRef, condition: str = "",
                               parameters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """One building's documents: a single-partition query that names the partition key and the tenant in
         WHERE too (the local Cosmos server needs the key there; the tenant filter is a second seal)."""
@@ -125,7 +124,7 @@ class CosmosLiveStateStore:
                                  {"@key": building.key, "@tenant": building.tenant_id, **(parameters or {})},
                                  partition=building.key)
 
-    async def _query(self, container, query: str, parameters: dict[str, Any],
+    async def _query(self, container: CosmosContainer, query: str, parameters: dict[str, Any],
                      partition: str | None = None) -> list[dict[str, Any]]:
         params = [{"name": k, "value": v} for k, v in parameters.items()]
         try:

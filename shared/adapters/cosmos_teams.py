@@ -4,10 +4,9 @@ from __future__ import annotations
 from typing import Any
 
 from azure.core.exceptions import ServiceRequestError, ServiceResponseError
-from azure.cosmos.aio import DatabaseProxy
 from azure.cosmos.exceptions import CosmosResourceNotFoundError
 
-from shared.adapters.cosmos import unavailable
+from shared.adapters.cosmos import ContainerSource, unavailable
 from shared.domain.teams import Team
 
 TEAM_PREFIX = "team:"
@@ -24,7 +23,7 @@ def team_from_doc(doc: dict[str, Any]) -> Team:
 
 
 class CosmosTeamDirectory:
-    def __init__(self, database: DatabaseProxy, container_name: str = "tenants") -> None:
+    def __init__(self, database: ContainerSource, container_name: str = "tenants") -> None:
         self._container = database.get_container_client(container_name)
 
     async def put_team(self, team: Team) -> None:
