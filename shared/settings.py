@@ -74,7 +74,7 @@ class Settings(BaseSettings):
         default=None, alias="AZURE_CLIENT_ID", description="client id of the user-assigned identity in Azure"
     )
     applicationinsights_connection_string: str | None = Field(
-        default=None, alias=AliasChoices("APPLICATIONINSIGHTS_CONNECTION_STRING")
+        default=None, validation_alias=AliasChoices("APPLICATIONINSIGHTS_CONNECTION_STRING")
     )
 
     @field_validator("presence_sweep_schedule", "rollup_hourly_schedule", "rollup_daily_schedule")
@@ -114,7 +114,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     """Settings from `environ` (default: the process environment); SettingsError names what is missing or bad."""
     try:
         if environ is None:
-            return Settings()  # type: ignore[call-arg]
+            return Settings()
         return Settings.model_validate(dict(environ))
     except ValidationError as exc:
         problems = []

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, TypedDict
 
 from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import ContentSettings
@@ -18,8 +18,17 @@ logger = logging.getLogger(__name__)
 # and a half, which stalls a dead-letter write and an analytics request alike. Outages are ridden out a layer up
 # (the processing trigger's retry policy, the API caller's Retry-After), so the SDK only smooths over a hiccup:
 # two retries, after about 3 and 5 s (initial + base^n, +-1 s).
-BLOB_RETRY_OPTIONS: dict[str, int] = {"retry_total": 2, "initial_backoff": 1, "increment_base": 2,
-                                      "random_jitter_range": 1}
+class BlobRetryOptions(TypedDict):
+    """The SDK's ExponentialRetry settings, passed to the service client as keyword arguments."""
+
+    retry_total: int
+    initial_backoff: int
+    increment_base: int
+    random_jitter_range: int
+
+
+BLOB_RETRY_OPTIONS: BlobRetryOptions = {"retry_total": 2, "initial_backoff": 1, "increment_base": 2,
+                                        "random_jitter_range": 1}
 
 
 def create_blob_service(settings: Settings, credential: Any | None = None) -> BlobServiceClient:

@@ -45,7 +45,7 @@ class InProcessEventPublisher:
         self.max_queued_per_partition = max_queued_per_partition
         self._queues = [asyncio.Queue[InboundEvent]() for _ in range(partition_count)]
         self._sequence = [0] * partition_count
-        self._consumers: list[asyncio.Task] = []
+        self._consumers: list[asyncio.Task[None]] = []
         self._closed = False
         self.delivered_batches = 0
         self.failed_batches = 0  # given up on after the last retry

@@ -8,6 +8,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from shared.adapters import documents
 from shared.domain.identity import IdentityConfig
@@ -17,6 +18,8 @@ from shared.domain.presence import BeaconHealth, DeviceState, SpaceState, Visit
 from shared.domain.site import SiteModel
 from shared.domain.teams import Team
 from shared.domain.tenancy import ApiKeyRecord, BuildingRef
+
+Document = dict[str, Any]  # a JSON document, as Cosmos stores it
 
 
 class InMemorySiteModelStore:
@@ -125,15 +128,16 @@ class InMemoryLiveStateStore:
     `meter` counts reads and writes by container with their estimated RU (the pipeline benchmark's budget)."""
 
     def __init__(self) -> None:
-        self._docs: dict[str, dict[tuple[str, str], dict]] = defaultdict(dict)
+        self._docs: dict[str, dict[tuple[str, str], Document]] = defaultdict(dict)
         self.meter = documents.StoreMeter()
 
-    def _get(self, container: str, partition: str, item_id: str) -> dict | None:
+    def _get(self, container: str, partition: str, item_id: str) -> Document | None:
         doc = self._docs[container].get((partition, item_id))
         self.meter.read(container, len(json.dumps(doc, separators=(",", ":"))) if doc else 0)
         return copy.deepcopy(doc) if doc is not None else None
 
-    def _save(self, container: str, partition: str, doc: dict, etag: str | None, upsert: bool = False) -> dict:
+    def _save(self, container: str, partition: str, doc: Document, etag: str | None,
+              upsert: bool = False) -> Document:
         key = (partition, doc["id"])
         current = self._docs[container].get(key)
         if not upsert:
@@ -146,7 +150,7 @@ class InMemoryLiveStateStore:
         self.meter.write(container, len(json.dumps(doc, separators=(",", ":"))))
         return copy.deepcopy(stored)
 
-    def _partition(self, container: str, building: BuildingRef) -> list[dict]:
+    def _partition(self, container: str, building: BuildingRef) -> list[Document]:
         return [d for (p, _), d in self._docs[container].items() if p == building.key]
 
     async def get_device(self, building: BuildingRef, device_id: str) -> DeviceState | None:
@@ -202,7 +206,7 @@ class InMemoryLiveStateStore:
 
 class InMemoryTenantDirectory:
     def __init__(self) -> None:
-        self._docs: dict[tuple[str, str], dict] = {}
+        self._docs: dict[tuple[str, str], Document] = {}
 
     async def create_tenant(self, tenant: Tenant) -> None:
         key = (tenant.tenant_id, "tenant")
@@ -281,16 +285,16 @@ class InMemoryIssuerDocuments:
     publishes a document, `withdraw(url)` removes it, `fetched` lists the URLs asked for, in order."""
 
     def __init__(self) -> None:
-        self._documents: dict[str, dict] = {}
+        self._documents: dict[str, Document] = {}
         self.fetched: list[str] = []
 
-    def serve(self, url: str, document: dict) -> None:
+    def serve(self, url: str, document: Document) -> None:
         self._documents[url] = copy.deepcopy(document)
 
     def withdraw(self, url: str) -> None:
         self._documents.pop(url, None)
 
-    async def fetch_json(self, url: str) -> dict:
+    async def fetch_json(self, url: str) -> Document:
         self.fetched.append(url)
         if url not in self._documents:
             raise DependencyUnavailable("identity provider", "HTTP 404")
