@@ -11,7 +11,7 @@ from shared.wiring import get_context
 
 logger = logging.getLogger(__name__)
 
-bp = func.Blueprint()
+bp = func.Blueprint()  # type: ignore[no-untyped-call]  # azure-functions: Blueprint(*args, **kwargs) is untyped
 
 
 @bp.function_name("process_sightings")

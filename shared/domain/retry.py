@@ -10,6 +10,16 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TypedDict
+
+
+class FunctionRetryArguments(TypedDict):
+    """The keyword arguments of the Functions decorator `@bp.retry(...)` (the host's hh:mm:ss intervals)."""
+
+    strategy: str
+    max_retry_count: str
+    minimum_interval: str
+    maximum_interval: str
 
 
 @dataclass(frozen=True)
@@ -62,7 +72,7 @@ class RetryPolicy:
             return float("inf")
         return sum(self.delays(self.max_retry_count, draw=lambda: 0.0))
 
-    def function_retry_arguments(self) -> dict[str, str]:
+    def function_retry_arguments(self) -> FunctionRetryArguments:
         """The arguments of the Functions decorator `@bp.retry(...)` for this policy."""
         return {"strategy": "exponential_backoff", "max_retry_count": str(self.max_retry_count),
                 "minimum_interval": _hh_mm_ss(self.minimum_interval),
