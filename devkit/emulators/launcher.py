@@ -17,6 +17,10 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from azure.cosmos.aio import CosmosClient
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NODE_MODULES = REPO_ROOT / "node_modules"
@@ -35,7 +39,8 @@ class EmulatorStartError(RuntimeError):
 def free_port(host: str = LOOPBACK) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def port_in_use(port: int, host: str = LOOPBACK) -> bool:
@@ -62,7 +67,7 @@ class RunningEmulator:
     name: str
     port: int
     connection_string: str
-    process: subprocess.Popen
+    process: subprocess.Popen[bytes]
     log_path: Path
     started_in_s: float
     _stopped: bool = field(default=False, repr=False)
@@ -83,7 +88,7 @@ class RunningEmulator:
         _stop_process_group(self.process, timeout)
 
 
-def _stop_process_group(process: subprocess.Popen, timeout: float) -> None:
+def _stop_process_group(process: subprocess.Popen[bytes], timeout: float) -> None:
     if process.poll() is not None:
         return
     with contextlib.suppress(ProcessLookupError):
@@ -96,14 +101,23 @@ def _stop_process_group(process: subprocess.Popen, timeout: float) -> None:
         process.wait(timeout=timeout)
 
 
-def _die_with_parent() -> None:
-    """Runs in the child before exec: the kernel sends it SIGTERM if we die without stopping it (even by SIGKILL)."""
+def _die_with_parent() -> Callable[[], None] | None:
+    """What the child runs before exec so that the kernel sends it SIGTERM if we die without stopping it (even by
+    SIGKILL); None where there is no prctl (not Linux: stop() still ends the emulators on every normal exit).
+
+    libc is loaded here, in the parent: between fork and exec the child of a threaded process must not import or
+    dlopen (a lock held by another thread at the fork is never released in the child); it only makes the call."""
     try:
         import ctypes
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        prctl = ctypes.CDLL("libc.so.6", use_errno=True).prctl
     except OSError:
-        pass  # not Linux: stop() still ends the emulators on every normal exit
+        return None
+
+    def set_parent_death_signal() -> None:
+        prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+    return set_parent_death_signal
 
 
 def _node() -> str:
@@ -131,11 +145,13 @@ def _start(
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}-{port}.log"
     started = time.perf_counter()
+    die_with_parent = _die_with_parent()
     with open(log_path, "wb") as log:
         # A process group of its own, so stop() also ends anything the emulator spawns and Ctrl-C in a terminal
         # reaches our handler first (we then stop the emulators in order).
         process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   cwd=log_dir, start_new_session=True, preexec_fn=_die_with_parent)
+                                   cwd=log_dir, start_new_session=True,
+                                   preexec_fn=die_with_parent)  # noqa: PLW1509 - one prctl call, nothing more
     emulator = RunningEmulator(name, port, connection_string, process, log_path, 0.0)
     deadline = started + timeout
     last_error: Exception | None = None
@@ -147,7 +163,7 @@ def _start(
                 ready()
                 emulator.started_in_s = round(time.perf_counter() - started, 3)
                 return emulator
-        except Exception as exc:  # readiness probes fail in many ways until the server is up
+        except Exception as exc:  # noqa: BLE001 - readiness probes fail in many ways until the server is up
             last_error = exc
         time.sleep(0.05)
     emulator.stop()
@@ -223,7 +239,7 @@ def running_emulators(azurite_port: int | None = None, cosmos_port: int | None =
         azurite.stop()
 
 
-def cosmos_aio_client(port: int):
+def cosmos_aio_client(port: int) -> CosmosClient:
     """An async Cosmos client for the local server: its key, no TLS verification (self-signed), no regions."""
     from azure.cosmos.aio import CosmosClient
 
