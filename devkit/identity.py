@@ -16,7 +16,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -24,6 +24,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from devkit.emulators.launcher import REPO_ROOT
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+    from starlette.types import ASGIApp, Receive, Scope, Send
 
 ISSUER_PATH = "/devkit/oidc"
 DEVKIT_AUDIENCE = "api://spaceflow-devkit"
@@ -151,7 +155,7 @@ def issue_token(ring: KeyRing, issuer: str, user_id: str, *, audience: str = DEV
     return ring.sign({**claims, **(extra or {})}, kid=kid)
 
 
-def issuer_app(keys_path: Path):
+def issuer_app(keys_path: Path) -> Starlette:
     """The issuers as a small ASGI app: discovery document and JWKS of `/devkit/oidc/<tenantId>`. The key file is
     read on every request, so `devkit oidc-keys rotate` in another process shows at once."""
     from starlette.applications import Starlette
@@ -183,11 +187,11 @@ def issuer_app(keys_path: Path):
     ])
 
 
-def with_devkit_issuer(app, keys_path: Path):
+def with_devkit_issuer(app: ASGIApp, keys_path: Path) -> ASGIApp:
     """`app` with the devkit issuers beside it: their paths never reach the app (nor its middleware)."""
     issuers = issuer_app(keys_path)
 
-    async def dispatch(scope, receive, send):
+    async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith(ISSUER_PATH + "/"):
             await issuers(scope, receive, send)
         else:

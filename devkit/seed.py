@@ -10,6 +10,7 @@ import json
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 # Two demo people and the sharing each chooses for themselves.
 DEMO_PEOPLE = (("ann", "floor"), ("bob", "space"))
@@ -27,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def seed(url: str, admin_key: str, tenant_id: str | None = None, floors: int = 3, seed_value: int = 7,
-         keys_path: Path | None = None) -> dict:
+         keys_path: Path | None = None) -> dict[str, Any]:
     """Create the tenant, one key per scope, its sign-in (the devkit issuer), the building, and two people who
     opt in; returns {tenantId, buildingId, keys, identity, people: [{userId, sharing, token}]}."""
     import httpx
@@ -39,7 +40,7 @@ def seed(url: str, admin_key: str, tenant_id: str | None = None, floors: int = 3
     site = generate_building(BuildingSpec(floors=floors), seed=seed_value)
     ring = KeyRing.load_or_create(keys_path or default_keys_path())
     with httpx.Client(base_url=url, timeout=30) as http:
-        def call(method: str, path: str, headers: dict[str, str], **kwargs) -> httpx.Response:
+        def call(method: str, path: str, headers: dict[str, str], **kwargs: Any) -> httpx.Response:
             response = http.request(method, path, headers=headers, **kwargs)
             if response.status_code >= 400:
                 raise RuntimeError(f"{method} {path}: {response.status_code} {response.text[:500]}")

@@ -8,9 +8,13 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from devkit.emulators.launcher import LOOPBACK, EmulatorStartError, running_emulators
 from devkit.local_settings import blob_port, cosmos_port, devkit_environment, local_settings
+
+if TYPE_CHECKING:
+    import uvicorn
 
 logger = logging.getLogger("devkit.serve")
 
@@ -97,7 +101,7 @@ async def _serve(port: int, hub_capacity: int, started: float, oidc_keys: Path |
         set_context(None)
 
 
-async def _announce(server, port: int, started: float, issuer_path: str) -> None:
+async def _announce(server: uvicorn.Server, port: int, started: float, issuer_path: str) -> None:
     while not server.started:
         await asyncio.sleep(0.05)
     print(f"spaceflow is serving on http://{LOOPBACK}:{port} (ready in {time.perf_counter() - started:.1f} s)\n"

@@ -12,7 +12,12 @@ import argparse
 import asyncio
 import statistics
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from shared.domain.ports import AuditLog, LiveStateStore, TenantDirectory
 
 TENANT = "bench-people"
 CASES = ("never", "off", "expired", "not-seen")
@@ -23,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cosmos", action="store_true", help="on the Cosmos emulator instead of in memory")
 
 
-def run(args: argparse.Namespace) -> dict:
+def run(args: argparse.Namespace) -> dict[str, Any]:
     if not args.cosmos:
         from shared.adapters.memory import InMemoryAuditLog, InMemoryLiveStateStore, InMemoryTenantDirectory
 
@@ -32,7 +37,7 @@ def run(args: argparse.Namespace) -> dict:
     return asyncio.run(_on_cosmos(args.rounds))
 
 
-async def _on_cosmos(rounds: int) -> dict:
+async def _on_cosmos(rounds: int) -> dict[str, Any]:
     import uuid
 
     from devkit.emulators.launcher import cosmos_aio_client, start_cosmos
@@ -54,7 +59,8 @@ async def _on_cosmos(rounds: int) -> dict:
         emulator.stop()
 
 
-async def _measure(tenants, live, audit, rounds: int, store: str) -> dict:
+async def _measure(tenants: TenantDirectory, live: LiveStateStore, audit: AuditLog, rounds: int,
+                   store: str) -> dict[str, Any]:
     from shared.domain.errors import NotFound
     from shared.domain.people import Sharing, SharingLevel, Tenant
     from shared.domain.presence import DeviceState
@@ -89,7 +95,7 @@ async def _measure(tenants, live, audit, rounds: int, store: str) -> dict:
                 samples[case].append(time.perf_counter() - started)
     medians = {case: statistics.median(s) * 1e6 for case, s in samples.items()}
 
-    def spread(cases) -> float:
+    def spread(cases: Iterable[str]) -> float:
         values = [medians[c] for c in cases]
         return round((max(values) - min(values)) / min(values), 3)
 

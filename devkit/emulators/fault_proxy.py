@@ -33,7 +33,7 @@ class FaultProxy:
         self.mode: FailureMode | None = None  # None: forwarding
         self._server: asyncio.Server | None = None
         self._links: set[asyncio.StreamWriter] = set()
-        self._pipes: set[asyncio.Task] = set()
+        self._pipes: set[asyncio.Task[None]] = set()
         self.connections = 0  # accepted and forwarded
         self.rejected = 0  # reset while failing (connections refused by a closed listener are never seen)
 
