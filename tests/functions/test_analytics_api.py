@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date
+from datetime import UTC, date
 
 import httpx
 import pytest
@@ -121,11 +121,11 @@ async def test_teams_are_managed_by_the_tenants_admin(api, keys, memory_context)
 
 
 async def test_the_hourly_timer_writes_rollups_the_api_then_serves(api, keys, memory_context, functions_by_name):
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from azure.functions.timer import TimerRequest
 
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     open_all_day = site(start="00:00", end="24:00", days=range(1, 8))
     await store_site(memory_context.site_models, "tenant-a", open_all_day)
     previous_hour = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)

@@ -2,7 +2,7 @@
 one whose stored model no longer loads each affect that building only (in-memory adapters, through FastAPI)."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -16,7 +16,7 @@ from tests.functions.test_query_api import new_tenant
 from tests.support.batches import BEACON_A, sdk_batch
 from tests.support.sites import small_site
 
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -18,7 +18,7 @@ from shared.domain.presence import BeaconHealth, DeviceState, SpaceState, Visit
 from shared.domain.tenancy import BuildingRef
 from tests.integration.conftest import emulator_database
 
-T0 = datetime(2026, 11, 26, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 A_HQ = BuildingRef("tenant-a", "hq")
 B_HQ = BuildingRef("tenant-b", "hq")
 A_ANNEX = BuildingRef("tenant-a", "annex")

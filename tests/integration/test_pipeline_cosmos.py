@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -15,7 +15,7 @@ from shared.services.sites import SiteDirectory
 from tests.conftest import unique_name
 from tests.support.pipeline import HQ, add_small_site, walk
 
-T0 = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=1)
+T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from devkit.emulators.launcher import start_azurite
 from devkit.local_settings import devkit_environment, load_local_settings
@@ -40,7 +40,7 @@ async def test_in_process_delivery_dead_letters_bad_events_into_blob(azurite, co
         [name] = await context.blobs.list_names(settings.deadletter_container)
         letter = json.loads(await context.blobs.get(settings.deadletter_container, name))
         assert letter["partitionKey"] == "install-0001" and letter["reason"] == "invalid"
-        assert name.startswith(f"{datetime.now(timezone.utc):%Y/%m/%d}/")
+        assert name.startswith(f"{datetime.now(UTC):%Y/%m/%d}/")
     finally:
         await context.close()
 

@@ -1,7 +1,7 @@
 """Sites and stays for the analytics tests: a small building whose numbers are easy to work out by hand."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from shared.domain.site import SiteModel, parse_site_model
 from tests.support.sites import small_site
@@ -19,4 +19,4 @@ def site(time_zone: str = "UTC", start: str = "08:00", end: str = "18:00", days=
 
 
 def at(day: int, hour: int, minute: int = 0, month: int = 11, year: int = 2026) -> datetime:
-    return datetime(year, month, day, hour, minute, tzinfo=timezone.utc)
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)

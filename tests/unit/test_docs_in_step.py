@@ -21,8 +21,8 @@ def test_local_settings_json_holds_every_local_setting_and_nothing_unknown():
 
 def test_readme_configuration_table_names_every_setting():
     readme = (REPO / "README.md").read_text()
-    documented = set(re.findall(r"^\| `([A-Za-z_]+)`", readme, flags=re.M))
-    documented |= set(re.findall(r"^\| `[A-Za-z_]+` / `([A-Za-z_]+)`", readme, flags=re.M))
+    documented = set(re.findall(r"^\| `([A-Za-z_]+)`", readme, flags=re.MULTILINE))
+    documented |= set(re.findall(r"^\| `[A-Za-z_]+` / `([A-Za-z_]+)`", readme, flags=re.MULTILINE))
     assert setting_names() <= documented
 
 

@@ -3,7 +3,7 @@ redelivery, reordering, crashes between writes and silent phones."""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -13,7 +13,7 @@ from shared.services.pipeline import PipelineService, PresenceSweepService
 from shared.services.sites import SiteDirectory
 from tests.support.pipeline import HQ, add_small_site, room_event, walk
 
-T0 = datetime(2026, 11, 26, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture

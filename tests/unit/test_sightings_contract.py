@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -13,7 +13,7 @@ from shared.domain.errors import ContractViolation, json_path
 from shared.domain.sightings import MAX_SIGHTINGS_PER_BATCH, ParsedBatch, parse_sightings_batch
 from tests.support.strategies import json_values
 
-NOW = datetime(2026, 11, 26, 9, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 BEACON = "f7826da6-4fa2-4e98-8024-bc5b71e0893e:100:1"
 EDDYSTONE = "EDD1EBEAC04E5DEFA017:0000000000A1"
 
@@ -126,7 +126,7 @@ field_values = {
     "schema": st.sampled_from(["sightings/v1", "sightings/v2"]) | json_values,
     "batchId": st.uuids().map(str) | json_values,
     "deviceId": st.from_regex(r"[A-Za-z0-9]{8,20}", fullmatch=True) | json_values,
-    "sentAt": st.datetimes(timezones=st.just(timezone.utc)).map(iso) | st.just(iso(NOW)) | json_values,
+    "sentAt": st.datetimes(timezones=st.just(UTC)).map(iso) | st.just(iso(NOW)) | json_values,
     "platform": st.sampled_from(["ios", "android"]) | json_values,
     "model": st.text(max_size=70) | json_values,
     "sdkVersion": st.sampled_from(["2.3.1", "1.0.0-beta.1"]) | json_values,

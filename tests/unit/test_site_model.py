@@ -125,7 +125,7 @@ def _apply(data: dict, mutations) -> dict:
     return data
 
 
-from hypothesis import given, settings  # noqa: E402
+from hypothesis import given, settings
 
 
 @settings(max_examples=300, deadline=None)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 
 from shared.domain.positioning.floor import FloorPolicy, decide_floor
@@ -26,7 +28,7 @@ def test_still_phone_near_a_wall_does_not_flap():
         p = float(np.clip(rng.normal(0.55, 0.12), 0, 1))  # straddling the wall, room A slightly ahead
         sequence.append({"A": p, "B": 1 - p})
     reported = _run_space(sequence)
-    changes = sum(a != b for a, b in zip(reported, reported[1:]))
+    changes = sum(a != b for a, b in pairwise(reported))
     assert changes <= 1
 
 

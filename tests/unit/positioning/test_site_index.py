@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from shared.domain import geometry
 from shared.domain.errors import ContractViolation
-from shared.domain.positioning import BeaconSpec, FloorSpec, SiteIndex, SpaceSpec
+from shared.domain.positioning import BeaconSpec, FloorSpec, SiteIndex
 from shared.domain.positioning.site_index import points_in_polygon
 from shared.domain.site import parse_site_model
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 
 import pytest
 
@@ -62,7 +63,7 @@ def test_still_phone_near_a_wall_does_not_flap(sim_site, sim_index):
     near_wall = (max(xs) - 0.8, (min(ys) + max(ys)) / 2)  # 0.8 m from the wall to the next room
     runs = _run(sim_index, radio, Trajectory().dwell("L0", near_wall, 30 * 60, room.id), seed=5)
     reported = [est.space_id for t, est, _truth, _s in runs if est is not None and t > 60]
-    changes = sum(a != b for a, b in zip(reported, reported[1:]))
+    changes = sum(a != b for a, b in pairwise(reported))
     assert changes <= 1
     assert sum(r == room.id for r in reported) / len(reported) > 0.8
 
@@ -75,7 +76,7 @@ def test_walking_phone_changes_room_within_seconds(sim_site, sim_index):
     corridor_y = 9.5
     path = [ca, doors[a.id], (doors[a.id][0], corridor_y), (doors[b.id][0], corridor_y), doors[b.id], cb]
     trajectory = Trajectory().dwell("L0", ca, 60, a.id).walk("L0", path, 1.2).dwell("L0", cb, 60, b.id)
-    arrive = 60 + sum(math.dist(p, q) for p, q in zip(path, path[1:])) / 1.2
+    arrive = 60 + sum(math.dist(p, q) for p, q in pairwise(path)) / 1.2
     runs = _run(sim_index, radio, trajectory, seed=9)
     assert all(est.space_id == a.id for t, est, *_ in runs if 20 < t < 60)
     in_b = [t for t, est, *_ in runs if t >= arrive - 5 and est.space_id == b.id]
