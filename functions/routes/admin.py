@@ -7,16 +7,24 @@ from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
 
 from functions.deps import require, tenant_manager
-from functions.routes.models import PROBLEMS
+from functions.routes.models import PROBLEMS, PathId, TenantIdPath
 from shared.domain.errors import Forbidden, NotFound
-from shared.domain.tenancy import Caller, Operator, Principal, Scope, may_manage
+from shared.domain.tenancy import (
+    TENANT_ID_MAX_LENGTH,
+    TENANT_ID_PATTERN,
+    Caller,
+    Operator,
+    Principal,
+    Scope,
+    may_manage,
+)
 from shared.wiring import AppContext, get_context
 
 router = APIRouter(tags=["admin"], responses=PROBLEMS)
 
 
 class TenantIn(BaseModel):
-    tenant_id: str = Field(alias="tenantId", min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9-]+$")
+    tenant_id: str = Field(alias="tenantId", min_length=3, max_length=TENANT_ID_MAX_LENGTH, pattern=TENANT_ID_PATTERN)
     name: str = Field(min_length=1, max_length=128)
     model_config = {"extra": "forbid", "populate_by_name": True}
 
@@ -90,7 +98,7 @@ async def list_tenants(who: Caller = Depends(tenant_manager),
 
 @router.post("/v1/tenants/{tenantId}/keys", status_code=201, response_model=NewKeyOut, response_model_by_alias=True,
              summary="Mint an API key for the tenant; the key is in this answer only")
-async def mint_key(tenantId: str, body: KeyIn, who: Caller = Depends(tenant_manager),  # noqa: N803
+async def mint_key(tenantId: TenantIdPath, body: KeyIn, who: Caller = Depends(tenant_manager),
                    context: AppContext = Depends(get_context)) -> NewKeyOut:
     _manage(who, tenantId)
     key, record = await context.admin.mint_key(tenantId, set(body.scopes), body.name)
@@ -99,7 +107,7 @@ async def mint_key(tenantId: str, body: KeyIn, who: Caller = Depends(tenant_mana
 
 @router.get("/v1/tenants/{tenantId}/keys", response_model=list[KeyOut], response_model_by_alias=True,
             summary="The tenant's keys (never the keys themselves)")
-async def list_keys(tenantId: str, who: Caller = Depends(tenant_manager),  # noqa: N803
+async def list_keys(tenantId: TenantIdPath, who: Caller = Depends(tenant_manager),
                     context: AppContext = Depends(get_context)) -> list[KeyOut]:
     _manage(who, tenantId)
     return [_key_out(r) for r in await context.admin.list_keys(tenantId)]
@@ -107,7 +115,7 @@ async def list_keys(tenantId: str, who: Caller = Depends(tenant_manager),  # noq
 
 @router.delete("/v1/tenants/{tenantId}/keys/{keyId}", status_code=204, response_class=Response,
                summary="Revoke a key (other instances stop accepting it within a minute)")
-async def revoke_key(tenantId: str, keyId: str, who: Caller = Depends(tenant_manager),  # noqa: N803
+async def revoke_key(tenantId: TenantIdPath, keyId: PathId, who: Caller = Depends(tenant_manager),
                      context: AppContext = Depends(get_context)) -> Response:
     _manage(who, tenantId)
     await context.admin.revoke_key(tenantId, keyId)

@@ -3,18 +3,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends
 from pydantic import AwareDatetime, BaseModel, Field
 
 from functions.deps import require
-from functions.routes.models import PROBLEMS
+from functions.routes.models import PROBLEMS, UserIdPath
 from shared.domain.people import SharingLevel
 from shared.domain.tenancy import Principal, Scope
 from shared.wiring import AppContext, get_context
 
 router = APIRouter(prefix="/v1/people", tags=["people"], responses=PROBLEMS)
-
-UserId = Path(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$", description="the opted-in user id the SDK sends")
 
 
 class SharingIn(BaseModel):
@@ -47,7 +45,7 @@ def _sharing_out(s) -> SharingOut:
 
 @router.put("/{userId}/sharing", response_model=SharingOut, response_model_by_alias=True,
             summary="Set how (and until when) a person can be found")
-async def put_sharing(body: SharingIn, userId: str = UserId,  # noqa: N803
+async def put_sharing(body: SharingIn, userId: UserIdPath,
                       who: Principal = Depends(require(Scope.people)),
                       context: AppContext = Depends(get_context)) -> SharingOut:
     return _sharing_out(await context.people.set_sharing(who.tenant_id, userId, body.level, body.until))
@@ -55,7 +53,7 @@ async def put_sharing(body: SharingIn, userId: str = UserId,  # noqa: N803
 
 @router.get("/{userId}/sharing", response_model=SharingOut, response_model_by_alias=True,
             summary="A person's sharing choice (off when never set)")
-async def get_sharing(userId: str = UserId, who: Principal = Depends(require(Scope.people)),  # noqa: N803
+async def get_sharing(userId: UserIdPath, who: Principal = Depends(require(Scope.people)),
                       context: AppContext = Depends(get_context)) -> SharingOut:
     return _sharing_out(await context.people.get_sharing(who.tenant_id, userId))
 
@@ -63,7 +61,7 @@ async def get_sharing(userId: str = UserId, who: Principal = Depends(require(Sco
 @router.get("/{userId}/location", response_model=LocationOut, response_model_by_alias=True,
             summary="Where a person is, at the granularity they chose; 404 'not available' otherwise (audited)",
             responses={404: {"description": "not available: not sharing, expired, not seen in 10 minutes, or unknown"}})
-async def location(userId: str = UserId, who: Principal = Depends(require(Scope.people)),  # noqa: N803
+async def location(userId: UserIdPath, who: Principal = Depends(require(Scope.people)),
                    context: AppContext = Depends(get_context)) -> LocationOut:
     found = await context.people.locate(who, userId)
     return LocationOut(user_id=found.user_id, level=found.level, building_id=found.building_id, floor=found.floor,
