@@ -2,7 +2,7 @@
 people finder and teams can name, and nothing that could address something else in a store."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given
@@ -44,7 +44,7 @@ def test_site_ids_are_exactly_the_path_ids(text):
 
 @given(st.text(max_size=130) | st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._@+\-]{0,130}", fullmatch=True))
 def test_ingest_and_teams_take_exactly_the_user_ids_the_people_finder_can_look_up(text):
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     try:
         parse_sightings_batch(sdk_batch(now, userId=text), now)
         ingested = True
