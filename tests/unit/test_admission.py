@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from functions.overload import AdmissionControl, Outcome, Overloaded
+from functions.overload import AdmissionControl, LoopDelay, Outcome, Overloaded
 
 
 def control(slots: int = 2, **kwargs) -> AdmissionControl:
@@ -97,6 +97,63 @@ def test_the_queue_is_bounded_a_burst_refusing_newcomers_a_standing_queue_droppi
     later = [standing.arrive(0.2 + n * 0.001) for n in range(4)]  # 0.2 s on: congested, LIFO
     assert standing.waiting == 3
     assert [w.outcome for w in [first, *later]] == [Outcome.shed, Outcome.shed] + [Outcome.waiting] * 3
+
+
+def observe_every(delay: LoopDelay, delays: list[float], every_s: float = 0.025, start: float = 0.0) -> float:
+    """Feed measurements `every_s` apart (the delay itself moves the clock too, as it does on a real loop)."""
+    now = start
+    for measured in delays:
+        now += every_s + measured
+        delay.observe(measured, now)
+    return now
+
+
+def test_a_one_off_stall_of_the_loop_sheds_nothing():
+    delay = LoopDelay(target_s=0.05, rng=lambda: 0.0)  # rng 0: shed whenever the probability is above 0
+    for measured in (0.001, 0.002, 0.9, 0.001, 0.002, 0.001):  # a site index built once: 900 ms
+        observe_every(delay, [measured])
+        assert delay.probability == 0 and not delay.shed_now()
+
+
+def test_a_loop_that_stays_late_raises_the_shedding_probability_and_on_time_lowers_it():
+    delay = LoopDelay(target_s=0.05, window_s=0.1, step_up=0.1, step_down=0.02, rng=lambda: 0.5)
+    probabilities = []
+    now = 0.0
+    for _ in range(12):  # every iteration of the loop 300 ms late: overload, longer than the window
+        now = observe_every(delay, [0.3], start=now)
+        probabilities.append(delay.probability)
+    assert probabilities[0] == 0  # one late measurement is not a standing delay yet
+    assert probabilities[1:4] == pytest.approx([0.1, 0.2, 0.3])  # up by the whole step: 6x the target
+    assert probabilities == sorted(probabilities) and probabilities[-1] == delay.max_probability
+    assert delay.shed_now()
+    now = observe_every(delay, [0.001] * 5, start=now)
+    assert delay.delay_s == 0.001 and not delay.shed_now()  # on time again: no shedding, whatever the probability
+    assert delay.probability == pytest.approx(delay.max_probability - 5 * 0.02)  # and down slowly
+    observe_every(delay, [0.001] * 60, start=now)
+    assert delay.probability == 0
+
+
+def test_a_delay_just_over_the_target_raises_the_probability_a_little():
+    delay = LoopDelay(target_s=0.05, step_up=0.1)
+    observe_every(delay, [0.06, 0.06])
+    assert delay.probability == pytest.approx(0.1 * (0.06 / 0.05 - 1))
+    observe_every(delay, [0.04, 0.04], start=1.0)  # between half the target and the target: hold
+    assert delay.probability == pytest.approx(0.02)
+
+
+def test_shedding_follows_the_probability():
+    draws = iter([0.1, 0.6, 0.3, 0.9])
+    delay = LoopDelay(target_s=0.05, rng=lambda: next(draws))
+    delay.delay_s, delay.probability = 0.2, 0.5
+    assert [delay.shed_now() for _ in range(4)] == [True, False, True, False]
+
+
+def test_arrivals_are_shed_while_the_loop_is_late_even_with_free_slots():
+    admission = control(slots=4, loop_delay=LoopDelay(target_s=0.05, rng=lambda: 0.0))
+    observe_every(admission.loop_delay, [0.5] * 8)
+    assert admission.arrive(0.0).outcome is Outcome.shed and admission.shed_by["loop"] == 1
+    admission.loop_delay.idle()
+    assert admission.arrive(0.0).outcome is Outcome.admitted
 
 
 # One step of a random workload: a request arrives, the oldest working one finishes, or time passes.
