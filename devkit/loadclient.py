@@ -129,12 +129,14 @@ async def trickle(host: str, port: int, head: bytes, body_length: int, *, byte_e
         if not answer.done() and stop_at is not None and time.monotonic() < stop_at:
             await asyncio.wait({answer}, timeout=stop_at - time.monotonic())
     except (ConnectionError, OSError):
-        pass
+        pass  # the server closed on us: what it answered, if anything, is in `answer`
     finally:
-        if not answer.done():
-            answer.cancel()
         writer.close()
-    if answer.cancelled() or answer.exception() is not None:
+    if not answer.done():  # the attack ended first
+        answer.cancel()
+        await asyncio.gather(answer, return_exceptions=True)
+        return SlowOutcome(None, None, sent)
+    if answer.cancelled() or answer.exception() is not None:  # closed without an answer
         return SlowOutcome(None, None, sent)
     return SlowOutcome(answer.result()[0], time.monotonic() - started, sent)
 

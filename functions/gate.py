@@ -128,8 +128,9 @@ class RequestGate:
                         return b"".join(chunks)
         except TimeoutError:
             self.timed_out += 1
-            logger.info("body of %s %s not received within %.1f s", scope["method"], scope["path"],
-                        self.body_deadline_s)
+            # debug, not info: under a slow-client attack this would be a line per attacking request
+            logger.debug("body of %s %s not received within %.1f s", scope["method"], scope["path"],
+                         self.body_deadline_s)
             await _answer(problem(408, "Request Timeout", f"the request body did not arrive within "
                                   f"{self.body_deadline_s:g} s", type_=PROBLEM_BASE + "body-timeout"),
                           scope, send, close=True)
