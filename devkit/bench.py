@@ -13,6 +13,7 @@ TARGETS = {
     "ingest": "devkit.benchmarks.ingest",
     "rollup": "devkit.benchmarks.rollup",
     "queries": "devkit.benchmarks.queries",
+    "slowloris": "devkit.benchmarks.slowloris",
 }
 
 
