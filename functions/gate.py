@@ -24,7 +24,6 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from functions.bodies import MAX_JSON_DEPTH, MAX_REQUEST_BYTES, check_json_depth
-from functions.overload import PROBLEM as OVERLOADED
 from functions.overload import AdmissionControl, Overloaded
 from functions.problems import PROBLEM_BASE, contract_problem, domain_problem, problem
 from shared.domain.errors import ContractViolation, Unauthenticated
@@ -102,7 +101,8 @@ class RequestGate:
                         return
                 await self.app(scope, replay, send)
         except Overloaded as exc:
-            await _answer(problem(503, OVERLOADED["title"], OVERLOADED["detail"], type_=OVERLOADED["type"],
+            await _answer(problem(503, "Service unavailable", "this instance is overloaded; retry after the "
+                                  "Retry-After seconds", type_=PROBLEM_BASE + "overloaded",
                                   headers={"Retry-After": str(exc.retry_after_s)}), scope, send)
 
     async def _read_body(self, scope: Scope, receive: Receive, send: Send, headers: dict[bytes, str],

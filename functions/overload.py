@@ -49,10 +49,6 @@ logger = logging.getLogger(__name__)
 LOOP_DELAY_TARGET_S = 0.05  # how late the event loop may keep running: a request waits one to two times that
 LOOP_DELAY_EVERY_S = 0.025  # how often the loop's delay is measured (and the shedding probability updated)
 
-PROBLEM = {"type": "https://spaceflow.dev/problems/overloaded", "title": "Service unavailable", "status": 503,
-           "detail": "this instance is overloaded; retry after the Retry-After seconds"}
-
-
 class Overloaded(Exception):
     """No work slot within the wait this request may have: answer 503 with Retry-After."""
 

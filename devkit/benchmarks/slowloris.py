@@ -109,15 +109,16 @@ async def _run(args: argparse.Namespace) -> dict:
         await asyncio.gather(*attack)
 
         def answers(clients: SlowClients) -> dict:
-            answered = [o for o in clients.outcomes if o.reply is not None]
+            answered = [(o.reply, o.answered_after_s or 0.0, o.bytes_sent) for o in clients.outcomes
+                        if o.reply is not None]
             statuses: dict[str, int] = {}
-            for o in answered:
-                statuses[str(o.reply.status)] = statuses.get(str(o.reply.status), 0) + 1
-            after = [o.answered_after_s for o in answered]
+            for reply, _after, _sent in answered:
+                statuses[str(reply.status)] = statuses.get(str(reply.status), 0) + 1
+            after = [seconds for _reply, seconds, _sent in answered]
             return {"connections": clients.count, "requests": len(clients.outcomes), "answered": len(answered),
                     "statuses": statuses, "answered_after_p50_ms": _ms(_percentile(after, 0.5)),
                     "answered_after_p95_ms": _ms(_percentile(after, 0.95)),
-                    "max_body_bytes_sent": max((o.bytes_sent for o in answered), default=None)}
+                    "max_body_bytes_sent": max((sent for _reply, _after, sent in answered), default=None)}
 
         return {
             "phase_seconds": args.seconds, "probe_rps": args.probe_rps,
