@@ -239,3 +239,17 @@ async def test_authenticate_request_takes_the_api_key_and_refuses_bearer_tokens(
     for api_key, authorization in ((None, None), (key, "Bearer a.b.c"), (None, "bearer a.b.c")):
         with pytest.raises(Unauthenticated):
             await auth.authenticate_request(api_key, authorization)
+
+
+async def test_the_route_reuses_the_gates_caller_instead_of_authenticating_again(api, keys, memory_context):
+    calls = []
+    original = memory_context.auth.authenticate_request
+
+    async def counting(api_key, authorization):
+        calls.append(api_key)
+        return await original(api_key, authorization)
+
+    memory_context.auth.authenticate_request = counting
+    response = await api.put("/api/v1/people/ann@acme.example/sharing", json={"level": "floor"},
+                             headers={"x-api-key": keys["people"]})
+    assert response.status_code == 200 and calls == [keys["people"]]
