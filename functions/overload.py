@@ -46,7 +46,7 @@ _SERVICE_EWMA = 0.1  # weight of the newest service time in the running estimate
 _REPORT_EVERY_S = 5.0  # while shedding, one log line this often
 
 logger = logging.getLogger(__name__)
-LOOP_DELAY_TARGET_S = 0.05  # how late the event loop may keep running: a request waits one to two times that
+LOOP_DELAY_TARGET_S = 0.1  # how late the event loop may keep running: a request waits one to two times that
 LOOP_DELAY_EVERY_S = 0.025  # how often the loop's delay is measured (and the shedding probability updated)
 
 class Overloaded(Exception):
@@ -77,9 +77,11 @@ class LoopDelay:
     """How late the event loop runs, and from it the probability of shedding an arriving request.
 
     One late measurement is a stall (a site index being built, a timer's job): the requests behind it have
-    waited already, and shedding them would not make them faster. A standing delay is overload: every iteration
-    of the loop is late, because it has more to do than it can. So the signal is CoDel's: the *smallest* delay
-    measured over the last `window_s`. While it is over the target the shedding probability rises, by up to
+    waited already, and shedding them would not make them faster. A late loop with at most one request arriving
+    meanwhile is a long handler (a site model being validated for a client that sends one request at a time):
+    nobody waited behind anybody. A standing delay with requests piling up is overload: every iteration of the
+    loop is late because it has more to do than it can. So the signal is CoDel's: the *smallest* delay measured
+    over the last `window_s`, counting only measurements during which two requests or more arrived. While it is over the target the shedding probability rises, by up to
     `step_up` a measurement (in proportion to how far over); while it is under half the target it falls by
     `step_down`. Bounded steps, up fast and down slowly: the probability settles where the loop keeps up instead
     of swinging between shedding nothing and shedding everything."""
@@ -97,9 +99,10 @@ class LoopDelay:
         self.delay_s = 0.0  # the standing delay
         self.probability = 0.0
 
-    def observe(self, delay_s: float, now: float) -> None:
-        """One measurement of how late the loop ran, at `now`: update the standing delay and the probability."""
-        self._recent.append((now, delay_s))
+    def observe(self, delay_s: float, now: float, arrivals: int) -> None:
+        """One measurement of how late the loop ran, at `now`, with the number of requests that arrived since the
+        last one: update the standing delay and the probability."""
+        self._recent.append((now, delay_s if arrivals >= 2 else 0.0))
         # The window keeps the previous measurement however old: in overload one iteration of the loop may take
         # longer than the window, and the signal must not vanish then.
         while len(self._recent) > 2 and now - self._recent[0][0] > self.window_s:
@@ -145,6 +148,8 @@ class AdmissionControl:
         self._ticking: asyncio.AbstractEventLoop | None = None  # the loop whose delay is being measured
         self._last_arrival = 0.0
         self.shed_by: dict[str, int] = {"loop": 0, "waited": 0, "would_wait": 0}  # why, for the log and tests
+        self.arrivals = 0
+        self._arrivals_measured = 0  # `arrivals` at the last measurement of the loop's delay
         self._reported = (0.0, 0)  # when the last log line was written, and `shed` then
 
     # ---- the policy: synchronous, given the time ---------------------------------------------------------------
@@ -170,6 +175,7 @@ class AdmissionControl:
         long)."""
         waiter = Waiter(arrived_at=now)
         self._last_arrival = now
+        self.arrivals += 1
         if self.loop_delay.shed_now():
             self._shed(waiter, "loop")
             return waiter
@@ -288,7 +294,8 @@ class AdmissionControl:
 
     def _tick(self, loop: asyncio.AbstractEventLoop, expected: float) -> None:
         now = loop.time()
-        self.loop_delay.observe(max(0.0, now - expected), now)
+        self.loop_delay.observe(max(0.0, now - expected), now, self.arrivals - self._arrivals_measured)
+        self._arrivals_measured = self.arrivals
         self._report(self._clock())
         if self._clock() - self._last_arrival > 1.0 or loop.is_closed():
             self._ticking = None  # idle: no timer on an instance nobody calls; the next request starts it again

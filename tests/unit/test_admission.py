@@ -99,12 +99,14 @@ def test_the_queue_is_bounded_a_burst_refusing_newcomers_a_standing_queue_droppi
     assert [w.outcome for w in [first, *later]] == [Outcome.shed, Outcome.shed] + [Outcome.waiting] * 3
 
 
-def observe_every(delay: LoopDelay, delays: list[float], every_s: float = 0.025, start: float = 0.0) -> float:
-    """Feed measurements `every_s` apart (the delay itself moves the clock too, as it does on a real loop)."""
+def observe_every(delay: LoopDelay, delays: list[float], every_s: float = 0.025, start: float = 0.0,
+                  arrivals: int = 10) -> float:
+    """Feed measurements `every_s` apart (the delay itself moves the clock too, as it does on a real loop), each
+    with `arrivals` requests since the last."""
     now = start
     for measured in delays:
         now += every_s + measured
-        delay.observe(measured, now)
+        delay.observe(measured, now, arrivals)
     return now
 
 
@@ -113,6 +115,16 @@ def test_a_one_off_stall_of_the_loop_sheds_nothing():
     for measured in (0.001, 0.002, 0.9, 0.001, 0.002, 0.001):  # a site index built once: 900 ms
         observe_every(delay, [measured])
         assert delay.probability == 0 and not delay.shed_now()
+
+
+def test_long_handlers_one_request_at_a_time_shed_nothing():
+    # A client sending one heavy request after another (schemathesis validating site models): the loop is late
+    # at every measurement, but each time only one request arrived: nobody waited behind anybody.
+    delay = LoopDelay(target_s=0.1, rng=lambda: 0.0)
+    observe_every(delay, [0.3] * 20, arrivals=1)
+    assert delay.probability == 0 and delay.delay_s == 0 and not delay.shed_now()
+    observe_every(delay, [0.3] * 20, start=10.0, arrivals=5)  # the same loop with requests piling up: overload
+    assert delay.probability > 0.5 and delay.shed_now()
 
 
 def test_a_loop_that_stays_late_raises_the_shedding_probability_and_on_time_lowers_it():
