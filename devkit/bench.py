@@ -14,6 +14,7 @@ TARGETS = {
     "rollup": "devkit.benchmarks.rollup",
     "queries": "devkit.benchmarks.queries",
     "people": "devkit.benchmarks.people",
+    "slowloris": "devkit.benchmarks.slowloris",
 }
 
 

@@ -6,18 +6,20 @@ import json
 from fastapi import FastAPI
 from pydantic import BaseModel, Field
 
-from functions.overload import InFlightLimit
+from functions.gate import BODY_DEADLINE_S, PUBLIC_PATHS, RequestGate
+from functions.overload import AdmissionControl
 from functions.problems import install_problem_handlers
 from functions.routes import admin, analytics, buildings, health, ingest, ops, people, teams
 from shared.domain.sightings import batch_json_schema
 from shared.domain.site import site_json_schema
 
 API_PREFIX = "/api"
-MAX_IN_FLIGHT = 256  # per instance; beyond it requests get 503 + Retry-After at once
 
 
-def create_api() -> FastAPI:
-    """The FastAPI app with every router mounted under /api; builds nothing that connects."""
+def create_api(*, admission: AdmissionControl | None = None, body_deadline_s: float = BODY_DEADLINE_S) -> FastAPI:
+    """The FastAPI app with every router mounted under /api, behind the request gate (credential, body deadline,
+    work slots, JSON depth: functions/gate.py); builds nothing that connects. The arguments are for tests and
+    the devkit; the Functions host uses the defaults."""
     api = FastAPI(
         title="spaceflow",
         version="0.1.0",
@@ -27,7 +29,7 @@ def create_api() -> FastAPI:
         redoc_url=None,
     )
     install_problem_handlers(api)
-    api.add_middleware(InFlightLimit, max_in_flight=MAX_IN_FLIGHT)
+    api.add_middleware(RequestGate, admission=admission or AdmissionControl(), body_deadline_s=body_deadline_s)
     api.include_router(health.router, prefix=API_PREFIX)
     api.include_router(ingest.router, prefix=API_PREFIX)
     api.include_router(ops.router, prefix=API_PREFIX)
@@ -62,12 +64,23 @@ def _document_problems(api: FastAPI) -> None:
             schemas["Problem"] = Problem.model_json_schema()
             problem = {"content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
             # FastAPI documents its own 422; we answer invalid input with 400 problem+json instead.
-            for operations in schema.get("paths", {}).values():
-                for operation in operations.values():
+            for path, operations in schema.get("paths", {}).items():
+                for method, operation in operations.items():
                     responses = operation.get("responses", {})
                     if responses.pop("422", None) is not None:
                         responses.setdefault("400", {"description": "invalid input; `errors` names each field",
                                                      **problem})
+                    # What the request gate answers on every route (functions/gate.py).
+                    if path in PUBLIC_PATHS:
+                        operation["security"] = []  # health documents its own 503 (which dependency is down)
+                        continue
+                    responses.setdefault("401", {"description": "no API key, or an unknown or revoked one",
+                                                 **problem})
+                    if method in ("post", "put", "patch"):
+                        responses.setdefault("408", {"description": "the body did not arrive within "
+                                                                    f"{BODY_DEADLINE_S:g} s", **problem})
+                    responses.setdefault("503", {"description": "overloaded (or a dependency is down): retry "
+                                                                "after the Retry-After seconds", **problem})
             for unused in ("HTTPValidationError", "ValidationError"):
                 schemas.pop(unused, None)
             _embed_contract(schema, "https://spaceflow.dev/schemas/sightings-v1.json", "SightingsBatch",

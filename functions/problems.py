@@ -36,11 +36,40 @@ def problem(status: int, title: str, detail: str | None = None, *, type_: str = 
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+def contract_problem(exc: ContractViolation) -> JSONResponse:
+    """400 naming every offending field."""
+    return problem(400, exc.title, f"{len(exc.errors)} field(s) are invalid",
+                   type_=PROBLEM_BASE + "invalid-body", errors=[e.as_dict() for e in exc.errors])
+
+
+def domain_problem(exc: Exception) -> JSONResponse | None:
+    """The answer to a domain error that maps to one status (401, 403, 404, 409, 412, 503), None for another
+    exception. The request gate answers with it too, so a 401 is the same document wherever it is decided."""
+    if isinstance(exc, DependencyUnavailable):
+        return problem(503, "Service unavailable", str(exc), type_=PROBLEM_BASE + "dependency-unavailable",
+                       headers={"Retry-After": str(exc.retry_after_s)})
+    if isinstance(exc, InvalidToken):
+        # RFC 6750 section 3: the challenge names the error; the description is the detail, one of a few fixed
+        # texts (never the token, nor which check failed).
+        challenge = f'Bearer realm="spaceflow", error="invalid_token", error_description="{exc}"'
+        return problem(401, "Unauthorized", str(exc), type_=PROBLEM_BASE + "invalid-token",
+                       headers={"WWW-Authenticate": challenge})
+    if isinstance(exc, Conflict):
+        return problem(409, "Conflict", str(exc), type_=PROBLEM_BASE + "conflict", **exc.details)
+    if isinstance(exc, SiteUnavailable):
+        # Not transient: an operator must fix or re-save the building. Only this building answers so.
+        return problem(503, "Building unavailable", str(exc), type_=PROBLEM_BASE + "site-unavailable",
+                       buildingId=exc.building.building_id)
+    for exc_type, (status, title, slug, headers) in _DOMAIN_PROBLEMS.items():
+        if isinstance(exc, exc_type):
+            return problem(status, title, str(exc), type_=PROBLEM_BASE + slug, headers=headers)
+    return None
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(ContractViolation)
     async def _contract(request: Request, exc: ContractViolation) -> JSONResponse:
-        return problem(400, exc.title, f"{len(exc.errors)} field(s) are invalid",
-                       type_=PROBLEM_BASE + "invalid-body", errors=[e.as_dict() for e in exc.errors])
+        return contract_problem(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _request_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -54,31 +83,8 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem(400, "The request is invalid", f"{len(errors)} field(s) are invalid",
                        type_=PROBLEM_BASE + "invalid-request", errors=errors)
 
-    for exc_type, (status, title, slug, headers) in _DOMAIN_PROBLEMS.items():
-        app.add_exception_handler(exc_type, _domain_handler(status, title, slug, headers))
-
-    @app.exception_handler(InvalidToken)
-    async def _invalid_token(request: Request, exc: InvalidToken) -> JSONResponse:
-        # RFC 6750 section 3: the challenge names the error; the description is the detail, one of a few fixed
-        # texts (never the token, nor which check failed).
-        challenge = f'Bearer realm="spaceflow", error="invalid_token", error_description="{exc}"'
-        return problem(401, "Unauthorized", str(exc), type_=PROBLEM_BASE + "invalid-token",
-                       headers={"WWW-Authenticate": challenge})
-
-    @app.exception_handler(DependencyUnavailable)
-    async def _unavailable(request: Request, exc: DependencyUnavailable) -> JSONResponse:
-        return problem(503, "Service unavailable", str(exc), type_=PROBLEM_BASE + "dependency-unavailable",
-                       headers={"Retry-After": str(exc.retry_after_s)})
-
-    @app.exception_handler(Conflict)
-    async def _conflict(request: Request, exc: Conflict) -> JSONResponse:
-        return problem(409, "Conflict", str(exc), type_=PROBLEM_BASE + "conflict", **exc.details)
-
-    @app.exception_handler(SiteUnavailable)
-    async def _site_unavailable(request: Request, exc: SiteUnavailable) -> JSONResponse:
-        # Not transient: an operator must fix or re-save the building. Only this building answers so.
-        return problem(503, "Building unavailable", str(exc), type_=PROBLEM_BASE + "site-unavailable",
-                       buildingId=exc.building.building_id)
+    for exc_type in (*_DOMAIN_PROBLEMS, DependencyUnavailable, Conflict, SiteUnavailable):
+        app.add_exception_handler(exc_type, _domain_handler)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -102,11 +108,8 @@ _DOMAIN_PROBLEMS = {
 }
 
 
-def _domain_handler(status: int, title: str, slug: str, headers: dict[str, str] | None):
-    async def handle(request: Request, exc: Exception) -> JSONResponse:
-        return problem(status, title, str(exc), type_=PROBLEM_BASE + slug, headers=headers)
-
-    return handle
+async def _domain_handler(request: Request, exc: Exception) -> JSONResponse:
+    return domain_problem(exc) or problem(500, "Internal server error")  # registered for domain errors only
 
 
 def _reason(status: int) -> str:

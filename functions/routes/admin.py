@@ -8,18 +8,26 @@ from pydantic import BaseModel, Field
 
 from functions.deps import require, tenant_manager
 from functions.problems import PROBLEM_JSON
-from functions.routes.models import PROBLEMS
+from functions.routes.models import PROBLEMS, PathId, TenantIdPath
 from shared.domain.errors import Forbidden, NotFound
 from shared.domain.identity import MAX_AUDIENCE_LENGTH, MAX_URI_LENGTH, IdentityConfig, discovery_url
 from shared.domain.people import SharingChange, SharingLevel
-from shared.domain.tenancy import Caller, Operator, Principal, Scope, may_manage
+from shared.domain.tenancy import (
+    TENANT_ID_MAX_LENGTH,
+    TENANT_ID_PATTERN,
+    Caller,
+    Operator,
+    Principal,
+    Scope,
+    may_manage,
+)
 from shared.wiring import AppContext, get_context
 
 router = APIRouter(tags=["admin"], responses=PROBLEMS)
 
 
 class TenantIn(BaseModel):
-    tenant_id: str = Field(alias="tenantId", min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9-]+$")
+    tenant_id: str = Field(alias="tenantId", min_length=3, max_length=TENANT_ID_MAX_LENGTH, pattern=TENANT_ID_PATTERN)
     name: str = Field(min_length=1, max_length=128)
     model_config = {"extra": "forbid", "populate_by_name": True}
 
@@ -140,7 +148,7 @@ async def list_tenants(who: Caller = Depends(tenant_manager),
 
 @router.post("/v1/tenants/{tenantId}/keys", status_code=201, response_model=NewKeyOut, response_model_by_alias=True,
              summary="Mint an API key for the tenant; the key is in this answer only")
-async def mint_key(tenantId: str, body: KeyIn, who: Caller = Depends(tenant_manager),
+async def mint_key(tenantId: TenantIdPath, body: KeyIn, who: Caller = Depends(tenant_manager),
                    context: AppContext = Depends(get_context)) -> NewKeyOut:
     _manage(who, tenantId)
     key, record = await context.admin.mint_key(tenantId, set(body.scopes), body.name)
@@ -149,7 +157,7 @@ async def mint_key(tenantId: str, body: KeyIn, who: Caller = Depends(tenant_mana
 
 @router.get("/v1/tenants/{tenantId}/keys", response_model=list[KeyOut], response_model_by_alias=True,
             summary="The tenant's keys (never the keys themselves)")
-async def list_keys(tenantId: str, who: Caller = Depends(tenant_manager),
+async def list_keys(tenantId: TenantIdPath, who: Caller = Depends(tenant_manager),
                     context: AppContext = Depends(get_context)) -> list[KeyOut]:
     _manage(who, tenantId)
     return [_key_out(r) for r in await context.admin.list_keys(tenantId)]
@@ -157,7 +165,7 @@ async def list_keys(tenantId: str, who: Caller = Depends(tenant_manager),
 
 @router.delete("/v1/tenants/{tenantId}/keys/{keyId}", status_code=204, response_class=Response,
                summary="Revoke a key (other instances stop accepting it within a minute)")
-async def revoke_key(tenantId: str, keyId: str, who: Caller = Depends(tenant_manager),
+async def revoke_key(tenantId: TenantIdPath, keyId: PathId, who: Caller = Depends(tenant_manager),
                      context: AppContext = Depends(get_context)) -> Response:
     _manage(who, tenantId)
     await context.admin.revoke_key(tenantId, keyId)
@@ -167,7 +175,7 @@ async def revoke_key(tenantId: str, keyId: str, who: Caller = Depends(tenant_man
 @router.put("/v1/tenants/{tenantId}/identity", response_model=IdentityOut, response_model_by_alias=True,
             responses=_CONFLICT,
             summary="Set where the tenant's people sign in: their OpenID Connect issuer (Entra ID), audience, keys")
-async def put_identity(tenantId: str, body: IdentityIn, who: Caller = Depends(tenant_manager),
+async def put_identity(tenantId: TenantIdPath, body: IdentityIn, who: Caller = Depends(tenant_manager),
                        context: AppContext = Depends(get_context)) -> IdentityOut:
     _manage(who, tenantId)
     return _identity_out(await context.identity.put(tenantId, body.issuer, body.audience, body.jwks_uri,
@@ -176,7 +184,7 @@ async def put_identity(tenantId: str, body: IdentityIn, who: Caller = Depends(te
 
 @router.get("/v1/tenants/{tenantId}/identity", response_model=IdentityOut, response_model_by_alias=True,
             summary="The tenant's identity provider (404 when its people cannot sign in)")
-async def get_identity(tenantId: str, who: Caller = Depends(tenant_manager),
+async def get_identity(tenantId: TenantIdPath, who: Caller = Depends(tenant_manager),
                        context: AppContext = Depends(get_context)) -> IdentityOut:
     _manage(who, tenantId)
     return _identity_out(await context.identity.get(tenantId))
@@ -184,7 +192,7 @@ async def get_identity(tenantId: str, who: Caller = Depends(tenant_manager),
 
 @router.delete("/v1/tenants/{tenantId}/identity", status_code=204, response_class=Response,
                summary="Turn sign-in off: the tenant's bearer tokens are refused (within a minute on every instance)")
-async def delete_identity(tenantId: str, who: Caller = Depends(tenant_manager),
+async def delete_identity(tenantId: TenantIdPath, who: Caller = Depends(tenant_manager),
                           context: AppContext = Depends(get_context)) -> Response:
     _manage(who, tenantId)
     await context.identity.delete(tenantId)

@@ -6,12 +6,12 @@ import io
 from datetime import date
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from functions.deps import require
-from functions.routes.models import PROBLEMS
+from functions.routes.models import PROBLEMS, PathId, id_query
 from shared.domain.analytics import Grain
 from shared.domain.errors import ContractViolation, FieldError, NotFound
 from shared.domain.tenancy import Principal, Scope
@@ -63,18 +63,18 @@ class AnalyticsOut(BaseModel):
 )
 async def get_analytics(
     request: Request,
-    building_id: str = Path(alias="buildingId", max_length=64),
+    buildingId: PathId,
     first: date = Query(alias="from", description="first local date (inclusive)"),
     last: date = Query(alias="to", description="last local date (inclusive)"),
     grain: Grain = Query(default=Grain.day),
-    space_id: str | None = Query(default=None, alias="spaceId", max_length=64),
+    space_id: str | None = id_query(alias="spaceId"),
     metric: str | None = Query(default=None, description=f"comma-separated, of: {', '.join(METRICS)}"),
     who: Principal = Depends(require(Scope.read)),
     context: AppContext = Depends(get_context),
 ) -> Response:
-    versioned = await context.site_models.get(who.building(building_id))
+    versioned = await context.site_models.get(who.building(buildingId))
     if versioned is None:
-        raise NotFound(f"no building '{building_id}'")
+        raise NotFound(f"no building '{buildingId}'")
     site = versioned.site
     errors = []
     if last < first:
@@ -90,13 +90,13 @@ async def get_analytics(
             errors.append(FieldError("query.metric", f"unknown metric {', '.join(unknown) or '(empty)'}; "
                                                      f"one of {', '.join(METRICS)}"))
     if space_id is not None and space_id not in {s.id for s in site.spaces}:
-        errors.append(FieldError("query.spaceId", f"no space '{space_id}' in building '{building_id}'"))
+        errors.append(FieldError("query.spaceId", f"no space '{space_id}' in building '{buildingId}'"))
     if errors:
         raise ContractViolation(errors, title="The request is invalid")
     answer = await context.analytics.read(who.tenant_id, site, grain, first, last, space_id, metrics)
     if "text/csv" in request.headers.get("accept", ""):
         return Response(_csv(answer.rows), media_type="text/csv; charset=utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="{building_id}-{grain.value}-'
+                        headers={"Content-Disposition": f'attachment; filename="{buildingId}-{grain.value}-'
                                                         f'{first.isoformat()}-{last.isoformat()}.csv"'})
     return JSONResponse({
         "buildingId": answer.building_id, "timeZone": answer.time_zone, "grain": answer.grain.value,

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from functions.bodies import read_json_body
 from functions.deps import require
-from functions.routes.models import PROBLEMS
+from functions.routes.models import PROBLEMS, PathId, id_query
 from shared.domain.tenancy import Principal, Scope
 from shared.services.queries import Nearby, SpaceView
 from shared.wiring import AppContext, get_context
@@ -133,7 +133,7 @@ async def list_buildings(who: Principal = Depends(require(Scope.read)),
                        412: {"description": "If-Match names a version that is no longer current"}},
             openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
                 "schema": {"$ref": "https://spaceflow.dev/schemas/site-v1.json"}}}}})
-async def put_building(buildingId: str, request: Request,
+async def put_building(buildingId: PathId, request: Request,
                        if_match: str | None = Header(default=None, alias="If-Match"),
                        if_none_match: str | None = Header(default=None, alias="If-None-Match"),
                        who: Principal = Depends(require(Scope.admin)),
@@ -146,7 +146,7 @@ async def put_building(buildingId: str, request: Request,
 
 @router.get("/{buildingId}", summary="A building's site model; ETag carries its version",
             responses={200: {"description": "the site model (site/v1)"}, 304: {"description": "not modified"}})
-async def get_building(buildingId: str,
+async def get_building(buildingId: PathId,
                        if_none_match: str | None = Header(default=None, alias="If-None-Match"),
                        who: Principal = Depends(require(Scope.read)),
                        context: AppContext = Depends(get_context)) -> Response:
@@ -158,8 +158,8 @@ async def get_building(buildingId: str,
 
 @router.get("/{buildingId}/spaces", response_model=SpacePage, response_model_by_alias=True,
             summary="Spaces with their live state, filtered and paged")
-async def list_spaces(buildingId: str,
-                      floor: str | None = Query(default=None, max_length=64),
+async def list_spaces(buildingId: PathId,
+                      floor: str | None = id_query(description="a floor id"),
                       kind: str | None = Query(default=None, max_length=64),
                       status: Literal["free", "occupied"] | None = None,
                       min_capacity: int | None = Query(default=None, alias="minCapacity", ge=0, le=100_000),
@@ -176,7 +176,7 @@ async def list_spaces(buildingId: str,
 
 
 @router.get("/{buildingId}/spaces/{spaceId}", response_model=SpaceOut, summary="One space and its live state")
-async def get_space(buildingId: str, spaceId: str,
+async def get_space(buildingId: PathId, spaceId: PathId,
                     who: Principal = Depends(require(Scope.read)),
                     context: AppContext = Depends(get_context)) -> SpaceOut:
     return _space_out(await context.queries.space(who.building(buildingId), spaceId))
@@ -184,7 +184,7 @@ async def get_space(buildingId: str, spaceId: str,
 
 @router.get("/{buildingId}/occupancy", response_model=Occupancy, response_model_by_alias=True,
             summary="Headcount per floor and for the building, now")
-async def occupancy(buildingId: str, who: Principal = Depends(require(Scope.read)),
+async def occupancy(buildingId: PathId, who: Principal = Depends(require(Scope.read)),
                     context: AppContext = Depends(get_context)) -> Occupancy:
     building = await context.queries.building(who.building(buildingId))
     as_of, per_floor = await context.queries.occupancy(who.building(buildingId))
@@ -195,7 +195,7 @@ async def occupancy(buildingId: str, who: Principal = Depends(require(Scope.read
 
 @router.get("/{buildingId}/free-rooms", response_model=list[NearbySpace], response_model_by_alias=True,
             summary="Free meeting rooms by walking distance from `near`")
-async def free_rooms(buildingId: str, near: str = NEAR,
+async def free_rooms(buildingId: PathId, near: str = NEAR,
                      min_capacity: int | None = Query(default=None, alias="minCapacity", ge=0, le=100_000),
                      amenity: str | None = Query(default=None, max_length=64),
                      kind: list[str] | None = Query(default=None, max_length=10,
@@ -212,7 +212,7 @@ async def free_rooms(buildingId: str, near: str = NEAR,
 @router.get("/{buildingId}/route", response_model=RouteOut, response_model_by_alias=True,
             summary="The way from one place to another, across floors, with turn-by-turn instructions",
             responses={404: {"description": "no such building, or no route (the detail says why)"}})
-async def route(buildingId: str,
+async def route(buildingId: PathId,
                 from_: str = Query(alias="from", max_length=200, description="a space id, or `x,y,floor`"),
                 to: str = Query(max_length=200, description="a space id, or `x,y,floor`"),
                 accessible: bool = Query(default=False, description="avoid stairs"),
@@ -227,7 +227,7 @@ async def route(buildingId: str,
 
 @router.get("/{buildingId}/amenities", response_model=list[NearbySpace], response_model_by_alias=True,
             summary="Amenities (kitchen, restroom, printer, ...) by walking distance from `near`")
-async def amenities(buildingId: str,
+async def amenities(buildingId: PathId,
                     kind: str = Query(min_length=1, max_length=64,
                                       description="a space kind (kitchen, restroom...) or an amenity (printer...)"),
                     near: str | None = Query(default=None, max_length=200),
@@ -242,7 +242,7 @@ async def amenities(buildingId: str,
 
 @router.get("/{buildingId}/beacons/health", response_model=BeaconHealthOut, response_model_by_alias=True,
             summary="Beacon fleet health: last heard, battery, solar, silent for more than 24 hours")
-async def beacon_health(buildingId: str, who: Principal = Depends(require(Scope.read)),
+async def beacon_health(buildingId: PathId, who: Principal = Depends(require(Scope.read)),
                         context: AppContext = Depends(get_context)) -> BeaconHealthOut:
     beacons = await context.queries.beacon_health(who.building(buildingId))
     out = [BeaconOut(beacon_id=b.beacon_id, floor=b.floor, x=b.x, y=b.y, last_heard=b.last_heard,

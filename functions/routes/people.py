@@ -7,12 +7,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends
 from pydantic import AwareDatetime, BaseModel, Field
 
 from functions.deps import require, require_any, signed_in
-from functions.routes.models import PROBLEMS
-from shared.domain.identity import USER_ID_MAX_LENGTH
+from functions.routes.models import PROBLEMS, UserIdPath
 from shared.domain.people import Sharing, SharingLevel
 from shared.domain.tenancy import Principal, Scope
 from shared.wiring import AppContext, get_context
@@ -20,8 +19,6 @@ from shared.wiring import AppContext, get_context
 router = APIRouter(prefix="/v1/people", tags=["people"], responses=PROBLEMS)
 me_router = APIRouter(prefix="/v1/me", tags=["people"], responses=PROBLEMS)
 
-UserId = Path(min_length=1, max_length=USER_ID_MAX_LENGTH, pattern=r"^[\x21-\x7e]+$",
-              description="the opted-in user id the SDK sends (the tenant's user id claim of a signed-in person)")
 _FORBIDDEN_CHANGE = {403: {"description": "an API key widening someone's sharing (it may only narrow it or turn it "
                                           "off), or a person changing someone else's", **PROBLEMS[403]}}
 _SIGNED_IN_ONLY = {403: {"description": "not a signed-in person (an API key)", **PROBLEMS[403]}}
@@ -74,7 +71,7 @@ async def put_my_sharing(body: SharingIn, who: Principal = Depends(signed_in),
 @router.put("/{userId}/sharing", response_model=SharingOut, response_model_by_alias=True,
             responses=_FORBIDDEN_CHANGE,
             summary="Narrow or turn off a person's sharing (people key); only the person widens it (audited)")
-async def put_sharing(body: SharingIn, userId: str = UserId,
+async def put_sharing(body: SharingIn, userId: UserIdPath,
                       who: Principal = Depends(require_any(Scope.people, Scope.people_as_self)),
                       context: AppContext = Depends(get_context)) -> SharingOut:
     return _sharing_out(await context.people.change_sharing(who, userId, body.level, body.until))
@@ -82,7 +79,7 @@ async def put_sharing(body: SharingIn, userId: str = UserId,
 
 @router.get("/{userId}/sharing", response_model=SharingOut, response_model_by_alias=True,
             summary="A person's sharing choice, off when never set (tenant admin key)")
-async def get_sharing(userId: str = UserId, who: Principal = Depends(require(Scope.admin)),
+async def get_sharing(userId: UserIdPath, who: Principal = Depends(require(Scope.admin)),
                       context: AppContext = Depends(get_context)) -> SharingOut:
     return _sharing_out(await context.people.sharing_for_admin(who, userId))
 
@@ -90,7 +87,7 @@ async def get_sharing(userId: str = UserId, who: Principal = Depends(require(Sco
 @router.get("/{userId}/location", response_model=LocationOut, response_model_by_alias=True,
             summary="Where a person is, at the granularity they chose; 404 'not available' otherwise (audited)",
             responses={404: {"description": "not available: not sharing, expired, not seen in 10 minutes, or unknown"}})
-async def location(userId: str = UserId,
+async def location(userId: UserIdPath,
                    who: Principal = Depends(require_any(Scope.people, Scope.people_as_self)),
                    context: AppContext = Depends(get_context)) -> LocationOut:
     found = await context.people.locate(who, userId)

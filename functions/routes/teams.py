@@ -1,21 +1,18 @@
 """Teams of opted-in people, uploaded by the tenant's admins: the collaboration metric's only source of membership."""
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
 
 from functions.bodies import read_json_body
 from functions.deps import require
-from functions.routes.models import PROBLEMS
+from functions.routes.models import PROBLEMS, PathId
 from shared.domain.errors import NotFound, validate_model
 from shared.domain.teams import Team, TeamIn
 from shared.domain.tenancy import Principal, Scope
 from shared.wiring import AppContext, get_context
 
 router = APIRouter(prefix="/v1/teams", tags=["teams"], responses=PROBLEMS)
-
-TEAM_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._\-]*$"
-
 
 class TeamOut(BaseModel):
     team_id: str = Field(alias="teamId")
@@ -35,11 +32,11 @@ def _out(team: Team) -> TeamOut:
 @router.put("/{teamId}", response_model=TeamOut, response_model_by_alias=True,
             summary="Create or replace a team: user ids of opted-in people (tenant admin key)")
 async def put_team(request: Request,
-                   team_id: str = Path(alias="teamId", max_length=64, pattern=TEAM_ID_PATTERN),
+                   teamId: PathId,
                    who: Principal = Depends(require(Scope.admin)), context: AppContext = Depends(get_context)) -> TeamOut:
     tenant_id = _tenant(who)
     body = validate_model(TeamIn, await read_json_body(request))
-    team = Team(tenant_id=tenant_id, team_id=team_id, members=tuple(body.members), name=body.name)
+    team = Team(tenant_id=tenant_id, team_id=teamId, members=tuple(body.members), name=body.name)
     await context.teams.put_team(team)
     return _out(team)
 
@@ -52,8 +49,8 @@ async def list_teams(who: Principal = Depends(require(Scope.admin)),
 
 
 @router.delete("/{teamId}", status_code=204, summary="Remove a team (tenant admin key)")
-async def delete_team(team_id: str = Path(alias="teamId", max_length=64, pattern=TEAM_ID_PATTERN),
+async def delete_team(teamId: PathId,
                       who: Principal = Depends(require(Scope.admin)), context: AppContext = Depends(get_context)) -> Response:
-    if not await context.teams.delete_team(_tenant(who), team_id):
-        raise NotFound(f"no team '{team_id}'")
+    if not await context.teams.delete_team(_tenant(who), teamId):
+        raise NotFound(f"no team '{teamId}'")
     return Response(status_code=204)

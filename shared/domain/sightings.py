@@ -17,6 +17,7 @@ from pydantic_core import PydanticCustomError
 
 from shared.domain.beacon_ids import normalize_beacon_id
 from shared.domain.errors import ContractViolation, FieldError, field_errors
+from shared.domain.tenancy import USER_ID_MAX_LENGTH, USER_ID_PATTERN
 
 SIGHTINGS_SCHEMA = "sightings/v1"
 MAX_SIGHTINGS_PER_BATCH = 2_000
@@ -69,8 +70,8 @@ class SightingsBatch(_Strict):
     model: str = Field(min_length=1, max_length=64, pattern=r"^[\x20-\x7e]+$", description="phone model, e.g. iPhone15,2")
     sdk_version: str = Field(alias="sdkVersion", max_length=32, pattern=r"^\d+\.\d+\.\d+([-+][0-9A-Za-z.\-]+)?$")
     user_id: str | None = Field(
-        default=None, alias="userId", min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$",
-        description="only when the user opted in to sharing",
+        default=None, alias="userId", min_length=1, max_length=USER_ID_MAX_LENGTH, pattern=USER_ID_PATTERN,
+        description="only when the user opted in to sharing; what the people finder and teams look it up by",
     )
     sightings: list[Sighting] = Field(default_factory=list, max_length=MAX_SIGHTINGS_PER_BATCH)
     beacon_telemetry: list[BeaconTelemetry] = Field(

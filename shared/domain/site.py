@@ -17,6 +17,7 @@ from pydantic_core import PydanticCustomError
 from shared.domain import geometry
 from shared.domain.beacon_ids import normalize_beacon_id
 from shared.domain.errors import ContractViolation, FieldError, validate_model
+from shared.domain.tenancy import ID_MAX_LENGTH, ID_PATTERN
 
 SITE_SCHEMA: Final = "site/v1"
 MAX_FLOORS = 200
@@ -26,7 +27,8 @@ MAX_NAV_NODES = 100_000
 MAX_POLYGON_VERTICES = 2_000
 COORDINATE_LIMIT_M = 100_000.0
 
-Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")]
+# The path id pattern (shared/domain/tenancy.py): every building, floor and space id can be named in a URL.
+Identifier = Annotated[str, Field(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)]
 Coordinate = Annotated[float, Field(ge=-COORDINATE_LIMIT_M, le=COORDINATE_LIMIT_M, allow_inf_nan=False)]
 
 

@@ -6,9 +6,13 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from shared.domain.tenancy import ID_MAX_LENGTH, ID_PATTERN, USER_ID_MAX_LENGTH, USER_ID_PATTERN
+
 MAX_TEAM_MEMBERS = 10_000
 
-TeamId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")]
+TeamId = Annotated[str, Field(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)]
+# The pattern of the SDK's userId: a member the ingest path could never have seen would match no visit.
+UserId = Annotated[str, Field(min_length=1, max_length=USER_ID_MAX_LENGTH, pattern=USER_ID_PATTERN)]
 
 
 @dataclass(frozen=True)
@@ -27,7 +31,7 @@ class TeamIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(default="", max_length=128)
-    members: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(
+    members: list[UserId] = Field(
         max_length=MAX_TEAM_MEMBERS, description="user ids of opted-in people (the SDK's `userId`)")
 
     @field_validator("members")

@@ -41,22 +41,35 @@ class ApiKeyRecord:
     name: str = ""
 
 
+TENANT_ID_MAX_LENGTH = 63
 TENANT_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{2,62}$"
 _TENANT_ID = re.compile(TENANT_ID_PATTERN)
 # Building, space, team and key ids in paths and documents: no '/', '|', '#', '?', '\\', no '.' or '..', bounded.
 ID_MAX_LENGTH = 64
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$"
 _ID = re.compile(ID_PATTERN)
+# User ids (the SDK's opted-in `userId`, team members, the people finder's path): ids that may also be e-mail
+# addresses or UPNs, so '@' and '+' too; still none of the characters above, and bounded.
+USER_ID_MAX_LENGTH = 128
+USER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@+\-]{0,127}$"
+_USER_ID = re.compile(USER_ID_PATTERN)
 KEY_SEPARATOR = "|"
 
 
+# fullmatch, not match: `$` in a Python pattern also matches before a final newline ("hq\n"); pydantic's regex
+# engine, which checks the same patterns on input, does not.
 def is_tenant_id(text: str) -> bool:
-    return bool(_TENANT_ID.match(text))
+    return bool(_TENANT_ID.fullmatch(text))
 
 
 def is_id(text: str) -> bool:
     """A building, space, team or key id: what every path id and document id must look like."""
-    return bool(_ID.match(text))
+    return bool(_ID.fullmatch(text))
+
+
+def is_user_id(text: str) -> bool:
+    """A user id as the SDK sends it and the people finder and teams name it."""
+    return bool(_USER_ID.fullmatch(text))
 
 
 @dataclass(frozen=True, order=True)

@@ -134,7 +134,12 @@ async def test_health_is_503_naming_the_dependency_that_is_down(functions_by_nam
 
 
 async def test_unknown_routes_answer_problem_json(functions_by_name, memory_context):
-    response = await call_http(functions_by_name, "GET", "http://localhost/api/nowhere")
+    # Without a credential every route but health and the docs is 401, unknown ones too: a stranger cannot tell
+    # which paths exist. With one, an unknown route is the 404 it is.
+    anonymous = await call_http(functions_by_name, "GET", "http://localhost/api/nowhere")
+    assert anonymous.status_code == 401 and json.loads(anonymous.get_body())["status"] == 401
+    response = await call_http(functions_by_name, "GET", "http://localhost/api/nowhere",
+                               headers={"x-api-key": LOCAL_VALUES["ADMIN_API_KEY"]})
     assert response.status_code == 404
     assert response.headers["content-type"].startswith("application/problem+json")
     assert json.loads(response.get_body())["status"] == 404

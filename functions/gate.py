@@ -1,0 +1,175 @@
+"""The request gate: what every HTTP request passes, in this order, before the app sees it.
+
+1. the credential, from the headers alone: a request to any route but PUBLIC_PATHS without a valid one is
+   answered 401 at once and its body is never read (FastAPI reads a pydantic body before it runs the
+   dependencies that check the key, so without this anyone could hold a connection open by trickling a body);
+2. the body, read whole within BODY_DEADLINE_S (408 after it) and MAX_REQUEST_BYTES (413), *outside* the work
+   limit: a client that sends slowly costs a connection and a buffer, never one of the work slots;
+3. a work slot from the admission control (functions/overload.py), or 503 + Retry-After when the queue for one is
+   too slow;
+4. JSON nested deeper than MAX_JSON_DEPTH: 400 naming `$`;
+5. the app, with the buffered body replayed to it (functions/bodies.py keeps each route's own size limits, gzip
+   and media types).
+
+The answers the gate gives itself are the same problem+json documents as the app's handlers; the ones given
+before the body was read close the connection, so the unread body is never taken for the next request.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from functions.bodies import MAX_JSON_DEPTH, MAX_REQUEST_BYTES, check_json_depth
+from functions.overload import AdmissionControl, Overloaded
+from functions.problems import PROBLEM_BASE, contract_problem, domain_problem, problem
+from shared.domain.errors import ContractViolation, Unauthenticated
+from shared.domain.ports import DependencyUnavailable
+from shared.domain.tenancy import Caller
+
+logger = logging.getLogger(__name__)
+
+# The only routes that take no credential. Everything else (unknown paths too: a 404 would tell a stranger
+# which paths exist) needs one, so a route added later is authenticated without anyone remembering to.
+PUBLIC_PATHS = frozenset({"/api/health", "/api/openapi.json", "/api/docs"})
+BODY_DEADLINE_S = 10.0  # from the headers to the body's last byte, in all
+CALLER_STATE = "caller"  # where in the request state the gate leaves the authenticated caller (functions/deps.py)
+
+Authenticate = Callable[[str | None, str | None], Awaitable[Caller]]
+
+
+async def authenticate_with_context(api_key: str | None, authorization: str | None) -> Caller:
+    """The worker's AuthService (shared.wiring), looked up per request: tests install their own context."""
+    from shared.wiring import get_context
+
+    return await (await get_context()).auth.authenticate_request(api_key, authorization)
+
+
+class RequestGate:
+    def __init__(self, app: ASGIApp, *, admission: AdmissionControl | None = None,
+                 authenticate: Authenticate = authenticate_with_context, body_deadline_s: float = BODY_DEADLINE_S,
+                 max_body_bytes: int = MAX_REQUEST_BYTES, max_json_depth: int = MAX_JSON_DEPTH,
+                 public_paths: frozenset[str] = PUBLIC_PATHS) -> None:
+        self.app = app
+        self.admission = admission or AdmissionControl()
+        self.authenticate = authenticate
+        self.body_deadline_s = body_deadline_s
+        self.max_body_bytes = max_body_bytes
+        self.max_json_depth = max_json_depth
+        self.public_paths = public_paths
+        self.timed_out = 0
+        self.refused = 0  # 401 before reading a body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        deadline = asyncio.get_running_loop().time() + self.body_deadline_s
+        headers = _headers(scope)
+        if scope["path"] not in self.public_paths:
+            try:
+                who = await self.authenticate(headers.get(b"x-api-key"), headers.get(b"authorization"))
+            except (Unauthenticated, DependencyUnavailable) as exc:
+                self.refused += isinstance(exc, Unauthenticated)
+                await _answer(domain_problem(exc), scope, send, close=True)
+                return
+            scope.setdefault("state", {})[CALLER_STATE] = who
+
+        body = await self._read_body(scope, receive, send, headers, deadline)
+        if body is None:
+            return  # answered (408, 413) or the client went away
+
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # after the body: the disconnect, which streaming responses listen for
+
+        try:
+            async with self.admission.slot():  # the only thing here that raises Overloaded
+                if body and _is_identity_json(headers):
+                    try:
+                        check_json_depth(body, self.max_json_depth)
+                    except ContractViolation as exc:
+                        await _answer(contract_problem(exc), scope, send)
+                        return
+                await self.app(scope, replay, send)
+        except Overloaded as exc:
+            await _answer(problem(503, "Service unavailable", "this instance is overloaded; retry after the "
+                                  "Retry-After seconds", type_=PROBLEM_BASE + "overloaded",
+                                  headers={"Retry-After": str(exc.retry_after_s)}), scope, send)
+
+    async def _read_body(self, scope: Scope, receive: Receive, send: Send, headers: dict[bytes, str],
+                         deadline: float) -> bytes | None:
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            await _answer(self._too_large(), scope, send, close=True)
+            return None
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async with asyncio.timeout_at(deadline):
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        return None
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    if size > self.max_body_bytes:
+                        break
+                    chunks.append(chunk)
+                    if not message.get("more_body", False):
+                        return b"".join(chunks)
+        except TimeoutError:
+            self.timed_out += 1
+            # debug, not info: under a slow-client attack this would be a line per attacking request
+            logger.debug("body of %s %s not received within %.1f s", scope["method"], scope["path"],
+                         self.body_deadline_s)
+            await _answer(problem(408, "Request Timeout", f"the request body did not arrive within "
+                                  f"{self.body_deadline_s:g} s", type_=PROBLEM_BASE + "body-timeout"),
+                          scope, send, close=True)
+            return None
+        await _answer(self._too_large(), scope, send, close=True)
+        return None
+
+    def _too_large(self) -> Response:
+        return problem(413, "Content Too Large", f"the body exceeds {self.max_body_bytes // 1024} KB",
+                       type_=PROBLEM_BASE + "too-large")
+
+
+def _headers(scope: Scope) -> dict[bytes, str]:
+    """The request headers the gate reads; the first of repeated ones, as Starlette's `headers.get` does."""
+    found: dict[bytes, str] = {}
+    for name, value in scope["headers"]:
+        if name in _READ and name not in found:
+            found[name] = value.decode("latin-1")
+    return found
+
+
+_READ = frozenset({b"x-api-key", b"authorization", b"content-length", b"content-type", b"content-encoding"})
+
+
+def _is_identity_json(headers: dict[bytes, str]) -> bool:
+    """A body the app will parse as JSON as it is: no content coding, and JSON or no media type (read_json_body
+    takes a missing one for JSON). Gzip bodies are checked once decompressed, in functions/bodies.py."""
+    if headers.get(b"content-encoding", "identity").strip().lower() != "identity":
+        return False
+    media_type = headers.get(b"content-type", "application/json").split(";")[0].strip().lower()
+    return media_type == "application/json" or media_type.endswith("+json")
+
+
+async def _answer(response: Response | None, scope: Scope, send: Send, *, close: bool = False) -> None:
+    response = response or problem(500, "Internal server error")  # domain_problem knows every error passed here
+    if close:
+        response.headers["Connection"] = "close"
+
+    async def no_body() -> Message:  # the gate's answers read nothing more
+        return {"type": "http.disconnect"}
+
+    await response(scope, no_body, send)
