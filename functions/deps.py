@@ -1,6 +1,8 @@
 """FastAPI dependencies shared by the routers: the wiring context and the calling principal."""
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from fastapi import Depends, Header, Request
 
 from functions.gate import CALLER_STATE
@@ -18,13 +20,13 @@ async def caller(
 ) -> Caller:
     """Who calls: the request gate authenticated the headers before reading the body and left the caller in the
     request state; without the gate (an app built another way), the same check from the same headers."""
-    checked = request.scope.get("state", {}).get(CALLER_STATE)
+    checked: Caller | None = request.scope.get("state", {}).get(CALLER_STATE)
     if checked is not None:
         return checked
     return await context.auth.authenticate_request(x_api_key, authorization)
 
 
-def require(scope: Scope):
+def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
     """A dependency that lets the request through only for a tenant's caller holding `scope`."""
 
     async def check(who: Caller = Depends(caller), context: AppContext = Depends(get_context)) -> Principal:
@@ -33,7 +35,7 @@ def require(scope: Scope):
     return check
 
 
-def require_any(*scopes: Scope):
+def require_any(*scopes: Scope) -> Callable[..., Awaitable[Principal]]:
     """A tenant's caller holding at least one of `scopes` (a route both integrators' keys and people use)."""
 
     async def check(who: Caller = Depends(caller), context: AppContext = Depends(get_context)) -> Principal:

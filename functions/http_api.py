@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from fastapi import FastAPI
 from pydantic import BaseModel, Field
@@ -57,7 +58,7 @@ def _document_problems(api: FastAPI) -> None:
     """Add the Problem schema the routers' error responses refer to."""
     original = api.openapi
 
-    def openapi() -> dict:
+    def openapi() -> dict[str, Any]:
         if api.openapi_schema is None:
             schema = original()
             schemas = schema.setdefault("components", {}).setdefault("schemas", {})
@@ -100,7 +101,7 @@ def _document_problems(api: FastAPI) -> None:
     api.openapi = openapi  # type: ignore[method-assign]
 
 
-def _embed_contract(openapi: dict, external_ref: str, name: str, contract: dict) -> None:
+def _embed_contract(openapi: dict[str, Any], external_ref: str, name: str, contract: dict[str, Any]) -> None:
     """Put a contract's JSON Schema (docs/schemas) into components and point the request bodies at it, so tools
     that cannot fetch external references (schemathesis, code generators) see the whole API."""
     schemas = openapi["components"]["schemas"]

@@ -70,7 +70,7 @@ class Waiter:
     arrived_at: float
     outcome: Outcome = Outcome.waiting
     admitted_at: float | None = None
-    future: asyncio.Future | None = field(default=None, repr=False)
+    future: asyncio.Future[None] | None = field(default=None, repr=False)
 
 
 class LoopDelay:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
@@ -11,10 +12,11 @@ from functions.problems import PROBLEM_JSON
 from functions.routes.models import PROBLEMS, PathId, TenantIdPath
 from shared.domain.errors import Forbidden, NotFound
 from shared.domain.identity import MAX_AUDIENCE_LENGTH, MAX_URI_LENGTH, IdentityConfig, discovery_url
-from shared.domain.people import SharingChange, SharingLevel
+from shared.domain.people import SharingChange, SharingLevel, Tenant
 from shared.domain.tenancy import (
     TENANT_ID_MAX_LENGTH,
     TENANT_ID_PATTERN,
+    ApiKeyRecord,
     Caller,
     Operator,
     Principal,
@@ -22,6 +24,8 @@ from shared.domain.tenancy import (
     may_manage,
 )
 from shared.wiring import AppContext, get_context
+
+KeyOutT = TypeVar("KeyOutT", bound="KeyOut")
 
 router = APIRouter(tags=["admin"], responses=PROBLEMS)
 
@@ -104,7 +108,7 @@ class IdentityOut(BaseModel):
     model_config = {"populate_by_name": True}
 
 
-_CONFLICT = {409: {"description": "another tenant has configured this issuer",
+_CONFLICT: dict[int | str, dict[str, Any]] = {409: {"description": "another tenant has configured this issuer",
                    "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}}}
 
 
@@ -119,11 +123,11 @@ def _identity_out(c: IdentityConfig) -> IdentityOut:
                        updated_at=c.updated_at)
 
 
-def _tenant_out(t) -> TenantOut:
+def _tenant_out(t: Tenant) -> TenantOut:
     return TenantOut(tenant_id=t.tenant_id, name=t.name, created_at=t.created_at)
 
 
-def _key_out(r, cls=KeyOut, **extra):
+def _key_out(r: ApiKeyRecord, cls: type[KeyOutT] = KeyOut, **extra: Any) -> KeyOutT:  # type: ignore[assignment]
     return cls(key_id=r.key_id, scopes=sorted(r.scopes, key=lambda s: s.value), name=r.name,
                created_at=r.created_at, revoked=r.revoked, **extra)
 

@@ -1,6 +1,8 @@
 """POST /api/v1/sightings: the mobile SDK's call."""
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
@@ -27,7 +29,7 @@ class IngestAccepted(BaseModel):
     model_config = {"populate_by_name": True}
 
 
-_problem = {"content": {PROBLEM_JSON: {}}}
+_problem: dict[str, Any] = {"content": {PROBLEM_JSON: {}}}
 
 
 @router.post(

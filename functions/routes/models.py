@@ -38,7 +38,7 @@ def id_query(alias: str | None = None, description: str | None = None) -> Any:
 
 _problem = {"content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
 
-PROBLEMS = {
+PROBLEMS: dict[int | str, dict[str, Any]] = {
     400: {"description": "invalid input; `errors` names each field", **_problem},
     401: {"description": "no API key, or an unknown or revoked one", **_problem},
     403: {"description": "the key lacks the scope this needs", **_problem},

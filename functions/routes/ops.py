@@ -1,6 +1,8 @@
 """GET /api/ops/stats: this instance's processing counters, for operators and the devkit benchmarks (admin scope)."""
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Depends
 
 from functions.deps import caller
@@ -12,7 +14,7 @@ router = APIRouter(tags=["operations"])
 
 
 @router.get("/ops/stats", summary="This instance's ingest and processing counters (admin scope)")
-async def stats(who: Caller = Depends(caller), context: AppContext = Depends(get_context)) -> dict:
+async def stats(who: Caller = Depends(caller), context: AppContext = Depends(get_context)) -> dict[str, Any]:
     if not isinstance(who, Operator):
         raise Forbidden("instance counters are for the bootstrap admin key")
     backlog = getattr(context.publisher, "backlog", None)

@@ -6,6 +6,7 @@ reads anyone's choice. Lookups and changes are audited."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from fastapi import APIRouter, Depends
 from pydantic import AwareDatetime, BaseModel, Field
@@ -19,9 +20,9 @@ from shared.wiring import AppContext, get_context
 router = APIRouter(prefix="/v1/people", tags=["people"], responses=PROBLEMS)
 me_router = APIRouter(prefix="/v1/me", tags=["people"], responses=PROBLEMS)
 
-_FORBIDDEN_CHANGE = {403: {"description": "an API key widening someone's sharing (it may only narrow it or turn it "
+_FORBIDDEN_CHANGE: dict[int | str, dict[str, Any]] = {403: {"description": "an API key widening someone's sharing (it may only narrow it or turn it "
                                           "off), or a person changing someone else's", **PROBLEMS[403]}}
-_SIGNED_IN_ONLY = {403: {"description": "not a signed-in person (an API key)", **PROBLEMS[403]}}
+_SIGNED_IN_ONLY: dict[int | str, dict[str, Any]] = {403: {"description": "not a signed-in person (an API key)", **PROBLEMS[403]}}
 
 
 class SharingIn(BaseModel):

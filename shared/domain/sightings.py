@@ -82,8 +82,8 @@ class SightingsBatch(_Strict):
 class _Envelope(SightingsBatch):
     """The batch with its readings still raw: judged one by one after the envelope passes."""
 
-    sightings: list[Any] = Field(default_factory=list, max_length=MAX_SIGHTINGS_PER_BATCH)  # type: ignore[assignment]
-    beacon_telemetry: list[Any] = Field(  # type: ignore[assignment]
+    sightings: list[Any] = Field(default_factory=list, max_length=MAX_SIGHTINGS_PER_BATCH)
+    beacon_telemetry: list[Any] = Field(
         default_factory=list, alias="beaconTelemetry", max_length=MAX_TELEMETRY_PER_BATCH
     )
 
@@ -148,7 +148,7 @@ def parse_sightings_batch(data: object, now: datetime, known_beacons: Container[
     return ParsedBatch(batch=batch, rejected=rejected)
 
 
-def _keep_valid(adapter: TypeAdapter, field_name: str, raws: list[Any], now: datetime,
+def _keep_valid(adapter: TypeAdapter[Any], field_name: str, raws: list[Any], now: datetime,
                 rejected: list[RejectedReading], known_beacons: Container[str] | None = None) -> list[Any]:
     """The readings that pass on their own, in order; the others (and repeats of a beacon at one instant) are
     appended to `rejected` with their reason."""
@@ -168,7 +168,7 @@ def _keep_valid(adapter: TypeAdapter, field_name: str, raws: list[Any], now: dat
     return kept
 
 
-def _judge(adapter: TypeAdapter, raw: object, now: datetime) -> tuple[Any, str]:
+def _judge(adapter: TypeAdapter[Any], raw: object, now: datetime) -> tuple[Any, str]:
     try:
         reading = adapter.validate_python(raw)
     except ValidationError as exc:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from shared.domain.errors import ContractViolation, FieldError, Forbidden, InvalidToken, Unauthenticated
 from shared.domain.identity import NOT_VALID, bearer_token
@@ -30,7 +31,7 @@ class AuthService:
     revocation takes effect within that time on every instance (and a busy ingest path costs no RU a request)."""
 
     def __init__(self, keys: ApiKeyStore, admin_key: str | None = None, cache_ttl_s: float = 60.0,
-                 clock: Clock = utc_now, monotonic=time.monotonic, tokens: BearerTokenVerifier | None = None) -> None:
+                 clock: Clock = utc_now, monotonic: Callable[[], float] = time.monotonic, tokens: BearerTokenVerifier | None = None) -> None:
         self._keys = keys
         self._tokens = tokens
         self._admin_hash = hash_key(admin_key) if admin_key else None
