@@ -16,13 +16,73 @@ phone, so its first batch must appear as a device document with its room.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from shared.domain.tenancy import BuildingRef
 
+if TYPE_CHECKING:
+    import httpx
+    from azure.cosmos.aio import ContainerProxy
+
+    from devkit.loadclient import LoadClient
+    from devkit.office import OfficeDay
+    from shared.domain.site import SiteModel
+
 TENANT = "bench-ingest"
+
+Request = tuple[str, bytes]  # (batch id, the pre-serialised POST)
+Result = tuple[int, float, bool]  # (status, 0 when the request failed; seconds; whether Retry-After came)
+Post = Callable[[Request, "LoadClient"], Awaitable[Result]]
+
+
+class LoadStats(TypedDict):
+    """One open-loop phase, as the client saw it."""
+
+    offered_rps: float
+    requests: int
+    accepted_rps: float
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    accepted_p50_ms: float | None
+    accepted_p99_ms: float | None
+    accepted_max_ms: float | None
+    shed_p99_ms: float | None
+    accepted: int
+    shed_429_503: int
+    shed_with_retry_after: int
+    status_500: int
+    other: dict[str, int]  # status -> count, for the statuses not counted above
+
+
+class RampStep(TypedDict):
+    offered_rps: float
+    accepted_rps: float
+    p95_ms: float | None
+    shed_429_503: int
+    status_500: int
+
+
+class IngestSummary(TypedDict):
+    phase_seconds: float
+    sightings_per_batch: float
+    ramp: list[RampStep]
+    last_passing_rps: float
+    sustainable_rps: float
+    sustainable: LoadStats
+    freshness_p50_s: float | None
+    freshness_p95_s: float | None
+    freshness_probes: int
+    overload: LoadStats
+    overload_accepted_p99_ms: float | None
+    accepted_total: int
+    processed_total: int
+    all_accepted_processed: bool
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,9 +95,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--people", type=int, default=300, help="phones of the simulated office whose day is replayed")
 
 
-def run(args: argparse.Namespace) -> dict:
-    import asyncio
-
+def run(args: argparse.Namespace) -> IngestSummary:
     return asyncio.run(_run(args))
 
 
@@ -52,17 +110,16 @@ def _percentile(values: list[float], q: float) -> float | None:
 class Served:
     """`devkit serve --attach` on a free loopback port, against emulators this process started."""
 
-    http: Any  # httpx.AsyncClient on the server
+    http: httpx.AsyncClient  # on the server
     port: int
     key: str  # an ingest key of TENANT
     admin_key: str
-    devices: Any  # the Cosmos `devices` container
+    devices: ContainerProxy  # the Cosmos `devices` container
 
 
 @asynccontextmanager
-async def serving(site, *, server_args: tuple[str, ...] = ()):
+async def serving(site: SiteModel, *, server_args: tuple[str, ...] = ()) -> AsyncIterator[Served]:
     """Emulators, the site and an ingest key in Cosmos, and the app serving in its own process; stopped after."""
-    import asyncio
     import os
     import subprocess
     import sys
@@ -103,7 +160,7 @@ async def serving(site, *, server_args: tuple[str, ...] = ()):
                         await server.wait()
 
 
-def office_day(args: argparse.Namespace):
+def office_day(args: argparse.Namespace) -> OfficeDay:
     """The simulated office whose morning the phones replay (the last half hour, so every batch is fresh)."""
     from datetime import UTC, datetime, timedelta
 
@@ -114,22 +171,16 @@ def office_day(args: argparse.Namespace):
                      start=datetime.now(UTC) - timedelta(minutes=window_min + 1))
 
 
-async def _run(args: argparse.Namespace) -> dict:
-    import asyncio
-    import time
-
+async def _run(args: argparse.Namespace) -> IngestSummary:
     day = office_day(args)
     bodies = [b.body for b in day.batches()]
     if not bodies:
         raise RuntimeError("the office simulator produced no batches")
     async with serving(day.site) as served:
-        return await _measure(args, served.http, served.key, served.admin_key, bodies, day, served.devices, time,
-                              asyncio)
+        return await _measure(args, served.http, served.port, served.key, served.admin_key, bodies, day, served.devices)
 
 
-async def _wait_ready(http, server, log_name: str) -> None:
-    import asyncio
-    import time
+async def _wait_ready(http: httpx.AsyncClient, server: asyncio.subprocess.Process, log_name: str) -> None:
     from pathlib import Path
 
     import httpx
@@ -148,14 +199,14 @@ async def _wait_ready(http, server, log_name: str) -> None:
     raise RuntimeError("the server did not become healthy in 60 s")
 
 
-async def _measure(args, http, key, admin_key, bodies, day, devices, time, asyncio) -> dict:
+async def _measure(args: argparse.Namespace, http: httpx.AsyncClient, port: int, key: str, admin_key: str,
+                   bodies: list[dict[str, Any]], day: OfficeDay, devices: ContainerProxy) -> IngestSummary:
     import json
 
     from devkit.loadclient import LoadClient
 
     headers = {"x-api-key": key}
     admin_headers = {"x-api-key": admin_key}
-    port = http.base_url.port
     accepted_ids: set[str] = set()
     # Phones past their arrival (a steady working morning), in send order; serialised before any clock starts,
     # so the client costs as little CPU as possible. Each batch is posted once (retries aside).
@@ -164,14 +215,14 @@ async def _measure(args, http, key, admin_key, bodies, day, devices, time, async
              for b in steady]
     cursor = 0
 
-    def next_request():
+    def next_request() -> Request:
         nonlocal cursor
         if cursor >= len(queue):
             raise RuntimeError("the simulated day ran out of batches: raise --people")
         cursor += 1
         return queue[cursor - 1]
 
-    async def post(item, client) -> tuple[int, float, bool]:
+    async def post(item: Request, client: LoadClient) -> Result:
         batch_id, raw = item
         started = time.perf_counter()
         try:
@@ -188,16 +239,17 @@ async def _measure(args, http, key, admin_key, bodies, day, devices, time, async
     for _ in range(5):
         await post(next_request(), warm_client)
     await warm_client.close()
-    await _drain(http, admin_headers, len(accepted_ids), asyncio, time)
+    await _drain(http, admin_headers, len(accepted_ids))
 
     # ---- phase 1: find the sustainable rate: double an open-loop rate until a step sheds or slows ---------------
-    ramp = []
+    ramp: list[RampStep] = []
     rate, passed_rps = args.start_rps, 0.0
     while rate <= args.max_rps:
-        step = await _open_loop(rate, args.ramp_seconds, next_request, post, port, asyncio, time)
-        await _drain(http, admin_headers, len(accepted_ids), asyncio, time)
-        step.pop("freshness")
-        ramp.append({k: step[k] for k in ("offered_rps", "accepted_rps", "p95_ms", "shed_429_503", "status_500")})
+        step, _ = await _open_loop(rate, args.ramp_seconds, next_request, post, port)
+        await _drain(http, admin_headers, len(accepted_ids))
+        ramp.append(RampStep(offered_rps=step["offered_rps"], accepted_rps=step["accepted_rps"],
+                             p95_ms=step["p95_ms"], shed_429_503=step["shed_429_503"],
+                             status_500=step["status_500"]))
         if step["shed_429_503"] > 0.01 * step["requests"] or (step["p95_ms"] or 0) > 500 or step["status_500"]:
             break
         passed_rps = rate
@@ -207,19 +259,17 @@ async def _measure(args, http, key, admin_key, bodies, day, devices, time, async
     sustainable_rps = round(0.8 * passed_rps, 1) if passed_rps else args.start_rps / 2
 
     # ---- phase 2: the sustainable rate, open loop, with freshness probes ---------------------------------------
-    steady_stats = await _open_loop(sustainable_rps, args.seconds, next_request, post, port, asyncio, time,
-                                    probes=[_probe(n, args, http, headers, day, devices, accepted_ids, asyncio, time)
-                                            for n in range(args.probes)])
-    await _drain(http, admin_headers, len(accepted_ids), asyncio, time)
+    steady_stats, freshness = await _open_loop(
+        sustainable_rps, args.seconds, next_request, post, port,
+        probes=[_probe(n, args, http, headers, day, devices, accepted_ids) for n in range(args.probes)])
+    await _drain(http, admin_headers, len(accepted_ids))
 
     # ---- phase 3: twice the sustainable rate: shed with 429/503 + Retry-After, never 500 -----------------------
-    over = await _open_loop(2 * sustainable_rps, args.seconds, next_request, post, port, asyncio, time)
+    over, _ = await _open_loop(2 * sustainable_rps, args.seconds, next_request, post, port)
 
     # ---- every accepted batch is processed ---------------------------------------------------------------------
-    await _drain(http, admin_headers, len(accepted_ids), asyncio, time, timeout_s=120)
+    await _drain(http, admin_headers, len(accepted_ids), timeout_s=120)
     processed = await _processed(http, admin_headers)
-    freshness = steady_stats.pop("freshness")
-    over.pop("freshness")
     return {
         "phase_seconds": args.seconds, "sightings_per_batch": round(
             sum(len(b["sightings"]) for b in steady) / len(steady), 1),
@@ -234,17 +284,20 @@ async def _measure(args, http, key, admin_key, bodies, day, devices, time, async
     }
 
 
-async def _open_loop(rate: float, seconds: float, next_request, post, port: int, asyncio, time, probes=()) -> dict:
-    """Requests at `rate` a second whatever the answers (the client may open up to 1,000 connections)."""
+async def _open_loop(rate: float, seconds: float, next_request: Callable[[], Request], post: Post, port: int,
+                     probes: Iterable[Coroutine[Any, Any, float | None]] = ()) -> tuple[LoadStats, list[float]]:
+    """Requests at `rate` a second whatever the answers (the client may open up to 1,000 connections): the stats,
+    and the freshness in seconds of each of the `probes` that saw its batch processed."""
     from devkit.loadclient import LoadClient
 
     client = LoadClient("127.0.0.1", port, 1000)
     results: list[tuple[int, float, bool]] = []
 
-    async def one(item) -> None:
+    async def one(item: Request) -> None:
         results.append(await post(item, client))
 
-    tasks, sent = [], 0
+    tasks: list[asyncio.Task[None]] = []
+    sent = 0
     probe_tasks = [asyncio.create_task(p) for p in probes]
     began = time.monotonic()
     while time.monotonic() - began < seconds:
@@ -263,7 +316,7 @@ async def _open_loop(rate: float, seconds: float, next_request, post, port: int,
     latencies = [s for _st, s, _r in results]
     accepted = [s for st, s, _r in results if st == 202]
     shed = [r for r in results if r[0] in (429, 503)]
-    return {
+    stats: LoadStats = {
         "offered_rps": round(rate, 1), "requests": sent, "accepted_rps": round(statuses.get(202, 0) / elapsed, 1),
         "p50_ms": _ms(_percentile(latencies, 0.5)), "p95_ms": _ms(_percentile(latencies, 0.95)),
         "p99_ms": _ms(_percentile(latencies, 0.99)),
@@ -275,11 +328,12 @@ async def _open_loop(rate: float, seconds: float, next_request, post, port: int,
         "shed_with_retry_after": sum(1 for r in shed if r[2]),
         "status_500": sum(v for k, v in statuses.items() if k >= 500 and k != 503),
         "other": {str(k): v for k, v in statuses.items() if k not in (202, 429, 503)},
-        "freshness": freshness,
     }
+    return stats, freshness
 
 
-async def _probe(n: int, args, http, headers, day, devices, accepted_ids, asyncio, time) -> float | None:
+async def _probe(n: int, args: argparse.Namespace, http: httpx.AsyncClient, headers: dict[str, str], day: OfficeDay,
+                 devices: ContainerProxy, accepted_ids: set[str]) -> float | None:
     """A new phone posts one batch; seconds until Cosmos shows it with a floor and room (what queries read)."""
     import uuid
 
@@ -300,6 +354,7 @@ async def _probe(n: int, args, http, headers, day, devices, accepted_ids, asynci
     from azure.cosmos.exceptions import CosmosHttpResponseError
 
     while time.perf_counter() - started < 30:
+        doc: dict[str, Any]
         try:
             doc = await devices.read_item(body["deviceId"], partition_key=BuildingRef(TENANT, day.site.building_id).key)
         except CosmosHttpResponseError:  # not there yet
@@ -310,10 +365,7 @@ async def _probe(n: int, args, http, headers, day, devices, accepted_ids, asynci
     return None
 
 
-async def _processed(http, admin_headers) -> int:
-    import asyncio
-    import time
-
+async def _processed(http: httpx.AsyncClient, admin_headers: dict[str, str]) -> int:
     deadline = time.monotonic() + 30
     while True:
         response = await http.get("/api/ops/stats", headers=admin_headers)
@@ -322,10 +374,11 @@ async def _processed(http, admin_headers) -> int:
             break
         await asyncio.sleep(float(response.headers.get("retry-after", "1")))
     response.raise_for_status()
-    return response.json()["pipeline"]["batches"]
+    batches: int = response.json()["pipeline"]["batches"]
+    return batches
 
 
-async def _drain(http, admin_headers, expected: int, asyncio, time, timeout_s: float = 60) -> float:
+async def _drain(http: httpx.AsyncClient, admin_headers: dict[str, str], expected: int, timeout_s: float = 60) -> float:
     started = time.monotonic()
     while time.monotonic() - started < timeout_s:
         if await _processed(http, admin_headers) >= expected:

@@ -14,6 +14,51 @@ long): 401 at once without a key, 408 at the body deadline (10 s) with one.
 from __future__ import annotations
 
 import argparse
+from typing import TypedDict
+
+
+class ProbeSummary(TypedDict):
+    """Health requests or ingest posts of one phase: latencies are of the successful ones."""
+
+    requests: int
+    success_ratio: float
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    max_ms: float | None
+    statuses: dict[str, int]  # status (0: no answer) -> count
+
+
+class Probes(TypedDict):
+    health: ProbeSummary
+    ingest: ProbeSummary
+
+
+class SlowAnswers(TypedDict):
+    """How one kind of slow request was answered."""
+
+    connections: int
+    requests: int
+    answered: int
+    statuses: dict[str, int]
+    answered_after_p50_ms: float | None
+    answered_after_p95_ms: float | None
+    max_body_bytes_sent: int | None
+
+
+class Attack(Probes):
+    slow_anonymous: SlowAnswers
+    slow_keyed: SlowAnswers
+
+
+class SlowlorisSummary(TypedDict):
+    phase_seconds: float
+    probe_rps: float
+    quiet: Probes
+    attack: Attack
+    health_success_ratio_under_attack: float
+    health_p95_ms_under_attack: float | None
+    health_p99_ms_under_attack: float | None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,13 +70,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--people", type=int, default=60, help="phones of the simulated office (probe batches)")
 
 
-def run(args: argparse.Namespace) -> dict:
+def run(args: argparse.Namespace) -> SlowlorisSummary:
     import asyncio
 
     return asyncio.run(_run(args))
 
 
-async def _run(args: argparse.Namespace) -> dict:
+async def _run(args: argparse.Namespace) -> SlowlorisSummary:
     import asyncio
     import json
     import time
@@ -51,7 +96,7 @@ async def _run(args: argparse.Namespace) -> dict:
         def next_post() -> bytes:
             return LoadClient.request("POST", "/api/v1/sightings", next(posts, bodies[-1]), {"x-api-key": served.key})
 
-        async def probes(stop_at: float) -> dict:
+        async def probes(stop_at: float) -> Probes:
             health = LoadClient("127.0.0.1", port, 16)
             ingest = LoadClient("127.0.0.1", port, 16)
             health_get = LoadClient.request("GET", "/api/health")
@@ -66,7 +111,7 @@ async def _run(args: argparse.Namespace) -> dict:
                     status = 0  # refused, dropped or too slow: a failure to count, not to raise
                 results[name].append((status, time.monotonic() - started))
 
-            tasks = []
+            tasks: list[asyncio.Task[None]] = []
             began = time.monotonic()
             sent = 0
             while time.monotonic() < stop_at:
@@ -81,7 +126,7 @@ async def _run(args: argparse.Namespace) -> dict:
             await ingest.close()
             return {"health": _summary(results["health"], 200), "ingest": _summary(results["ingest"], 202)}
 
-        def _summary(results: list[tuple[int, float]], ok: int) -> dict:
+        def _summary(results: list[tuple[int, float]], ok: int) -> ProbeSummary:
             good = [s for status, s in results if status == ok]
             statuses: dict[str, int] = {}
             for status, _s in results:
@@ -108,7 +153,7 @@ async def _run(args: argparse.Namespace) -> dict:
         attacked = await probes(stop_at)
         await asyncio.gather(*attack)
 
-        def answers(clients: SlowClients) -> dict:
+        def answers(clients: SlowClients) -> SlowAnswers:
             answered = [(o.reply, o.answered_after_s or 0.0, o.bytes_sent) for o in clients.outcomes
                         if o.reply is not None]
             statuses: dict[str, int] = {}
