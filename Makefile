@@ -8,7 +8,7 @@ STAMP_NPM := node_modules/.installed
 PORT ?= 7071
 PYTEST_ARGS ?=
 
-.PHONY: setup demo serve test test-unit test-integration schemas clean
+.PHONY: setup demo serve test lint test-unit test-integration schemas clean
 
 setup: $(STAMP_PY) $(STAMP_NPM)
 
@@ -33,8 +33,13 @@ demo: setup
 serve: setup
 	$(PY) -m devkit serve --port $(PORT)
 
-test: setup
+# Lint and types first (seconds), then every test.
+test: lint
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 test-unit: setup
 	$(PY) -m pytest tests/unit tests/functions $(PYTEST_ARGS)

@@ -26,6 +26,9 @@ async def serve(port: int, body_deadline_s: float) -> None:
     values = json.loads((REPO / "local.settings.json").read_text())["Values"]
     context = build_in_memory_context(load_settings(values))
     set_context(context)
+    from tests.support.pipeline import add_small_site
+
+    await add_small_site(context.site_models, TENANT)  # a building with the beacons tests.support.batches posts
     key, _ = await context.auth.mint_key(TENANT, {Scope.ingest})
     server = uvicorn.Server(uvicorn.Config(create_api(body_deadline_s=body_deadline_s), host="127.0.0.1", port=port,
                                            log_level="warning", backlog=4096, timeout_graceful_shutdown=2))
