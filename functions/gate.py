@@ -17,8 +17,10 @@ before the body was read close the connection, so the unread body is never taken
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -38,14 +40,18 @@ PUBLIC_PATHS = frozenset({"/api/health", "/api/openapi.json", "/api/docs"})
 BODY_DEADLINE_S = 10.0  # from the headers to the body's last byte, in all
 CALLER_STATE = "caller"  # where in the request state the gate leaves the authenticated caller (functions/deps.py)
 
-Authenticate = Callable[[str | None, str | None], Awaitable[Caller]]
+Authenticate = Callable[[str | None, str | None, Any], Awaitable[Caller]]
 
 
-async def authenticate_with_context(api_key: str | None, authorization: str | None) -> Caller:
-    """The worker's AuthService (shared.wiring), looked up per request: tests install their own context."""
-    from shared.wiring import get_context
+async def authenticate_with_context(api_key: str | None, authorization: str | None, app: Any = None) -> Caller:
+    """The worker's AuthService (shared.wiring), looked up per request the way the routes look it up: through the
+    FastAPI app's dependency overrides when a test installs its own context there, else the worker's."""
+    from shared.wiring import AppContext, get_context
 
-    return await (await get_context()).auth.authenticate_request(api_key, authorization)
+    overrides = getattr(app, "dependency_overrides", None) or {}
+    found = overrides.get(get_context, get_context)()
+    context: AppContext = await found if inspect.isawaitable(found) else found
+    return await context.auth.authenticate_request(api_key, authorization)
 
 
 class RequestGate:
@@ -71,7 +77,8 @@ class RequestGate:
         headers = _headers(scope)
         if scope["path"] not in self.public_paths:
             try:
-                who = await self.authenticate(headers.get(b"x-api-key"), headers.get(b"authorization"))
+                who = await self.authenticate(headers.get(b"x-api-key"), headers.get(b"authorization"),
+                                              scope.get("app"))
             except (Unauthenticated, DependencyUnavailable) as exc:
                 self.refused += isinstance(exc, Unauthenticated)
                 await _answer(domain_problem(exc), scope, send, close=True)
