@@ -215,7 +215,9 @@ def test_every_accepted_batch_is_processed_or_dead_lettered_and_none_is_lost(out
     assert outcome.devices_in_cosmos == {f"{name}-phone-{i}" for i in range(PHONES)}, outcome.line()
     assert outcome.stored_telemetry is not None, outcome.line()
     behind = outcome.sent_telemetry - datetime.fromisoformat(outcome.stored_telemetry)
-    assert timedelta(0) <= behind <= timedelta(seconds=POST_EVERY_S), (behind, outcome.line())
+    # Two rounds, not one: partitions write beacon health concurrently, so a round can land after the next one on
+    # a loaded machine (seen: 2.1 s behind with rounds 2 s apart). Anything written before the outage is far older.
+    assert timedelta(0) <= behind <= timedelta(seconds=2 * POST_EVERY_S), (behind, outcome.line())
 
 
 def test_an_unreachable_store_is_ridden_out_by_retries_not_parked(outcomes):
