@@ -18,11 +18,12 @@ from typing import Any
 import numpy as np
 
 from devkit.simulator import BuildingSpec, Phone, RadioSimulator, RadioSpec, Trajectory, generate_building, room_points
+from shared.domain import space_kinds
 from shared.domain.site import SiteModel, Space
 
 PHONE_MODELS = (("iPhone15,2", "ios", 0.0), ("iPhone14,5", "ios", 2.0), ("Pixel 8", "android", -3.0),
                 ("SM-S911B", "android", -5.0), ("Pixel 7a", "android", 4.0))
-MEETING_KINDS = ("conferenceroom", "huddleroom")
+MEETING_KINDS = tuple(sorted(space_kinds.MEETING_ROOMS))
 SETTLE_S = 60.0  # a phone that just sat down is not scored until it has been in the room this long
 WALKING_MPS = 1.2
 FLOOR_CHANGE_S = 12.0

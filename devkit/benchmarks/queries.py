@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
+from shared.domain import space_kinds
+
 if TYPE_CHECKING:
     from shared.domain.site import Space
     from shared.domain.wayfinding import NavigationIndex, Place
@@ -24,7 +26,7 @@ CROSS_X = (2.0, 60.0, 118.0)
 LENGTH_M = 120.0
 KINDS = (("office", 0.40), ("conferenceroom", 0.20), ("huddleroom", 0.10), ("phoneroom", 0.10),
          ("kitchen", 0.04), ("restroom", 0.06), ("storage", 0.05), ("lounge", 0.05))
-MEETING_KINDS = ("conferenceroom", "huddleroom")
+MEETING_KINDS = tuple(sorted(space_kinds.MEETING_ROOMS))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -22,12 +22,13 @@ from zoneinfo import ZoneInfo
 import numpy as np
 from numpy.typing import NDArray
 
+from shared.domain import space_kinds
 from shared.domain.site import BusinessHours, SiteModel
 
 ANALYTICS_SCHEMA_VERSION = 1
 LATE_DATA_WINDOW = timedelta(hours=2)  # a window is recomputed until this long after its end, then it is final
 MAX_STAY = timedelta(hours=24)  # stays are read by end time up to this long after a window (see docs/metrics.md)
-MEETING_ROOM_KINDS = frozenset({"conferenceroom", "huddleroom"})
+MEETING_ROOM_KINDS = space_kinds.MEETING_ROOMS
 DEFAULT_MIN_GROUP_SIZE = 5
 
 _HOUR = timedelta(hours=1)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import enum
 from collections import defaultdict, deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Annotated, Any, Final, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -135,9 +135,37 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
 
+LanguageTag = Annotated[str, Field(min_length=2, max_length=35, pattern=r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$")]
+# IMDF LABELS: one name per language (BCP 47 tag -> name), e.g. {"en": "Kitchen", "de": "Küche"}.
+Labels = Annotated[dict[LanguageTag, Annotated[str, Field(min_length=1, max_length=128)]], Field(max_length=16)]
+Category = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9._\-]*$")]
+Holes = Annotated[list[Polygon], Field(default_factory=list, max_length=64)]
+SpaceRefs = Annotated[list[Identifier], Field(default_factory=list, max_length=16)]
+
+
+class GeoOrigin(_Strict):
+    """Where building metres are anchored on Earth: (0, 0) is this WGS84 point (an IMDF venue's display point),
+    x runs east and y north (azimuthal equidistant projection around it, so distances hold in the building)."""
+
+    latitude: float = Field(ge=-90, le=90, allow_inf_nan=False)
+    longitude: float = Field(ge=-180, le=180, allow_inf_nan=False)
+
+
+class ImdfIdentity(_Strict):
+    """The IMDF features a building was imported from (kept so an export gives the same archive back)."""
+
+    venue_id: Identifier = Field(alias="venueId")
+    building_id: Identifier | None = Field(default=None, alias="buildingId")
+    address_id: Identifier | None = Field(default=None, alias="addressId")
+    venue_category: Category = Field(default="businesscampus", alias="venueCategory")
+    address: dict[str, str | None] | None = Field(default=None, max_length=16, description="IMDF address properties")
+
+
 class Floor(_Strict):
     id: Identifier
     name: str = Field(default="", max_length=128)
+    short_name: str = Field(default="", alias="shortName", max_length=32)
+    labels: Labels = Field(default_factory=dict, description="the floor's name per language")
     ordinal: int = Field(ge=-50, le=200, description="IMDF level ordinal: 0 ground, negative below ground")
     elevation: float = Field(default=0.0, ge=-500, le=2000, description="metres above the ground floor")
     outline: Polygon = Field(description="the floor's footprint; beacons and spaces must lie inside it")
@@ -157,12 +185,21 @@ def _known_space_kind(value: object) -> object:
 _SPACE_KINDS = {kind.value for kind in SpaceKind}
 
 
+class SpacePart(_Strict):
+    polygon: Polygon
+    holes: Holes
+
+
 class Space(_Strict):
     id: Identifier
     name: str = Field(min_length=1, max_length=128)
     kind: Annotated[SpaceKind, BeforeValidator(_known_space_kind)]
     floor: Identifier
-    polygon: Polygon
+    polygon: Polygon = Field(description="the outer ring (of the largest part, for a unit of several parts)")
+    holes: Holes = Field(description="rings cut out of `polygon` (a courtyard, a shaft)")
+    parts: list[SpacePart] = Field(default_factory=list, max_length=64,
+                                   description="further parts of a space drawn as several polygons (IMDF MultiPolygon)")
+    labels: Labels = Field(default_factory=dict, description="the space's name per language")
     capacity: int = Field(default=0, ge=0, le=100_000)
     amenities: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(default_factory=list, max_length=64)
     bookable: bool = False
@@ -182,6 +219,66 @@ class Beacon(_Strict):
             return normalize_beacon_id(value)
         except ValueError as exc:
             raise PydanticCustomError("beacon_id", str(exc)) from None
+
+
+class Door(_Strict):
+    """An opening in a space's boundary (IMDF opening): where people pass, and no wall for the signal model."""
+
+    id: Identifier
+    floor: Identifier
+    segment: list[tuple[Coordinate, Coordinate]] = Field(min_length=2, max_length=64,
+                                                         description="the opening along the boundary (a polyline)")
+    category: Category = Field(default="pedestrian", description="IMDF opening category")
+    accessible: bool = True
+    name: str | None = Field(default=None, max_length=128)
+    spaces: SpaceRefs = Field(description="the spaces it joins (filled in by the importer or the generator)")
+
+
+class Amenity(_Strict):
+    """A point of interest inside a space (IMDF amenity): a printer, a defibrillator, a water fountain."""
+
+    id: Identifier
+    floor: Identifier
+    x: Coordinate
+    y: Coordinate
+    category: Category
+    name: str | None = Field(default=None, max_length=128)
+    spaces: SpaceRefs
+
+
+class Obstacle(_Strict):
+    """Something fixed that people walk around (IMDF fixture): furniture, a counter, a wall section."""
+
+    id: Identifier
+    floor: Identifier
+    polygon: Polygon
+    holes: Holes
+    category: Category = "unspecified"
+    name: str | None = Field(default=None, max_length=128)
+
+
+class ConnectorKind(str, enum.Enum):
+    elevator = "elevator"
+    stairs = "stairs"
+    escalator = "escalator"
+    ramp = "ramp"
+
+
+class VerticalConnector(_Strict):
+    """Spaces on different floors that one elevator, staircase, escalator or ramp joins (IMDF relationship,
+    or elevator/stairs units stacked over each other). Elevators and ramps are step-free, stairs and escalators
+    not, unless `accessible` says otherwise."""
+
+    id: Identifier
+    kind: ConnectorKind
+    spaces: list[Identifier] = Field(min_length=2, max_length=MAX_FLOORS)
+    accessible: bool | None = None
+
+    @property
+    def step_free(self) -> bool:
+        if self.accessible is not None:
+            return self.accessible
+        return self.kind in (ConnectorKind.elevator, ConnectorKind.ramp)
 
 
 class NavNode(_Strict):
@@ -204,6 +301,9 @@ class NavEdge(_Strict):
 class NavigationGraph(_Strict):
     nodes: list[NavNode] = Field(default_factory=list, max_length=MAX_NAV_NODES)
     edges: list[NavEdge] = Field(default_factory=list, max_length=4 * MAX_NAV_NODES)
+    generated: bool = Field(default=False, description="generated from the geometry (true) or given by hand")
+    geometry_hash: str | None = Field(default=None, alias="geometryHash", max_length=64,
+                                      description="the geometry a generated graph was made from")
 
 
 class BusinessHours(_Strict):
@@ -229,8 +329,15 @@ class SiteModel(_Strict):
     time_zone: str = Field(default="UTC", alias="timeZone", max_length=64, description="IANA time zone")
     business_hours: BusinessHours = Field(default_factory=BusinessHours, alias="businessHours")
     path_loss_exponent: float | None = Field(default=None, alias="pathLossExponent", ge=1.0, le=6.0)
+    labels: Labels = Field(default_factory=dict, description="the building's name per language")
+    origin: GeoOrigin | None = Field(default=None, description="where building metres sit on Earth")
+    imdf: ImdfIdentity | None = None
     floors: list[Floor] = Field(min_length=1, max_length=MAX_FLOORS)
     spaces: list[Space] = Field(default_factory=list, max_length=MAX_SPACES)
+    doors: list[Door] = Field(default_factory=list, max_length=MAX_SPACES * 4)
+    amenities: list[Amenity] = Field(default_factory=list, max_length=MAX_SPACES)
+    obstacles: list[Obstacle] = Field(default_factory=list, max_length=MAX_SPACES)
+    connectors: list[VerticalConnector] = Field(default_factory=list, max_length=MAX_SPACES)
     beacons: list[Beacon] = Field(default_factory=list, max_length=MAX_BEACONS)
     navigation: NavigationGraph = Field(default_factory=NavigationGraph)
 
@@ -265,6 +372,10 @@ def site_problems(site: SiteModel) -> Iterator[tuple[str, str]]:
     yield from _duplicates("spaces", [s.id for s in site.spaces])
     yield from _duplicates("beacons", [b.id for b in site.beacons])
     yield from _duplicates("navigation.nodes", [n.id for n in site.navigation.nodes])
+    yield from _duplicates("doors", [d.id for d in site.doors])
+    yield from _duplicates("amenities", [a.id for a in site.amenities])
+    yield from _duplicates("obstacles", [o.id for o in site.obstacles])
+    yield from _duplicates("connectors", [c.id for c in site.connectors])
     floors = site.floor_by_id()
     ordinals: dict[int, str] = {}
     for i, floor in enumerate(site.floors):
@@ -286,7 +397,32 @@ def site_problems(site: SiteModel) -> Iterator[tuple[str, str]]:
             where = f" (it is inside floor {on_other[0]!r})" if on_other else " and every other floor"
             yield (f"beacons[{i}]",
                    f"beacon '{beacon.id}' at ({beacon.x}, {beacon.y}) is outside floor '{beacon_floor.id}'{where}")
+    yield from _feature_problems(site, floors)
     yield from _navigation_problems(site, floors)
+
+
+def _feature_problems(site: SiteModel, floors: dict[str, Floor]) -> Iterator[tuple[str, str]]:
+    spaces = {s.id: s for s in site.spaces}
+    located: list[tuple[str, Sequence[Door | Amenity | Obstacle]]] = [
+        ("doors", site.doors), ("amenities", site.amenities), ("obstacles", site.obstacles)]
+    for path, features in located:
+        for i, feature in enumerate(features):
+            if feature.floor not in floors:
+                yield (f"{path}[{i}].floor", f"unknown floor '{feature.floor}'")
+            for ref in getattr(feature, "spaces", ()):
+                if ref not in spaces:
+                    yield (f"{path}[{i}].spaces", f"unknown space '{ref}'")
+    for i, connector in enumerate(site.connectors):
+        on_floor: dict[str, str] = {}
+        for ref in connector.spaces:
+            space = spaces.get(ref)
+            if space is None:
+                yield (f"connectors[{i}].spaces", f"unknown space '{ref}'")
+            elif space.floor in on_floor:
+                yield (f"connectors[{i}].spaces",
+                       f"spaces '{on_floor[space.floor]}' and '{ref}' are on the same floor: a connector joins floors")
+            else:
+                on_floor[space.floor] = ref
 
 
 def _duplicates(path: str, ids: list[str]) -> Iterator[tuple[str, str]]:
@@ -322,7 +458,9 @@ def _navigation_problems(site: SiteModel, floors: dict[str, Floor]) -> Iterator[
             yield (f"navigation.edges[{i}].accessible", "stairs cannot be accessible")
         adjacency[a.id].add(b.id)
         adjacency[b.id].add(a.id)
-    if len(nodes) > 1 and len(nodes) == len(site.navigation.nodes):
+    # A generated graph may have parts the geometry does not join (they are reported as unreachable spaces);
+    # a hand-written one must be connected.
+    if not site.navigation.generated and len(nodes) > 1 and len(nodes) == len(site.navigation.nodes):
         start = next(iter(nodes))
         reached = {start}
         queue = deque([start])
@@ -335,8 +473,6 @@ def _navigation_problems(site: SiteModel, floors: dict[str, Floor]) -> Iterator[
             cut_off = sorted(set(nodes) - reached)
             shown = ", ".join(cut_off[:5]) + (f" and {len(cut_off) - 5} more" if len(cut_off) > 5 else "")
             yield ("navigation", f"navigation graph is disconnected: {shown} cannot be reached from '{start}'")
-
-
 
 
 def site_json_schema() -> dict[str, Any]:

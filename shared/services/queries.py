@@ -9,26 +9,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
+from shared.domain import space_kinds
 from shared.domain.errors import ContractViolation, FieldError, NotFound
 from shared.domain.ports import LiveStateStore
 from shared.domain.presence import SpaceState
-from shared.domain.site import Space, SpaceKind
+from shared.domain.site import Space
 from shared.domain.tenancy import BuildingRef
 from shared.domain.wayfinding import NavigationIndex, NoRoute, Place, Route, UnknownPlace
 from shared.services.common import Clock, utc_now
 from shared.services.sites import Building, SiteDirectory
 
-MEETING_KINDS = (SpaceKind.conferenceroom, SpaceKind.huddleroom)
+MEETING_KINDS = space_kinds.MEETING_ROOMS
 SILENT_AFTER = timedelta(hours=24)
 _POINT = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*,\s*(-?\d+(?:\.\d+)?)\s*,\s*([A-Za-z0-9][A-Za-z0-9._\-]*)\s*$")
-AMENITY_KINDS = {
-    "kitchen": {"kitchen", "foodservice"},
-    "restroom": {"restroom", "restroom.family", "restroom.female", "restroom.male", "restroom.transgender",
-                 "restroom.unisex"},
-    "firstaid": {"firstaid"},
-    "mothersroom": {"mothersroom"},
-    "lounge": {"lounge", "privatelounge"},
-}
+AMENITY_KINDS = space_kinds.AMENITY_SEARCH
 
 
 @dataclass(frozen=True)
@@ -140,7 +134,7 @@ class QueryService:
                          amenity: str | None = None, kinds: list[str] | None = None, limit: int = 10,
                          accessible: bool = False) -> list[Nearby]:
         building = await self.building(ref)
-        wanted = set(kinds) if kinds else {k.value for k in MEETING_KINDS}
+        wanted = set(kinds) if kinds else set(MEETING_KINDS)
         distances = self._distances(building, near, "near", accessible)
         found = []
         for view in await self.views(building):
@@ -157,7 +151,7 @@ class QueryService:
     async def amenities(self, ref: BuildingRef, kind: str, near: str | None, *,
                         limit: int = 10, accessible: bool = False) -> list[Nearby]:
         building = await self.building(ref)
-        kinds = AMENITY_KINDS.get(kind, {kind})
+        kinds = AMENITY_KINDS.get(kind, frozenset({kind}))
         candidates = [v for v in await self.views(building)
                       if v.space.kind.value in kinds or kind in v.space.amenities]
         if near is None:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import NDArray
 
-from shared.domain import geometry
+from shared.domain import geometry, space_kinds
 
 if TYPE_CHECKING:
     from shared.domain.site import SiteModel
@@ -20,15 +20,10 @@ Point = tuple[float, float]
 LossKey = tuple[float, float, float]  # (path-loss exponent, beacon height, wall loss): what a path loss depends on
 _SilenceKey = tuple[LossKey, tuple[float, ...], float, float, float]
 
-# IMDF unit kinds a phone cannot be in: the grid leaves them out.
-NOT_OCCUPIABLE = frozenset({"column", "structure", "opentobelow", "vegetation", "road", "brick", "concrete",
-                            "drywall", "glass"})
 WALL_REACH_M = 60.0  # walls are counted between a beacon and the points this close to it
-TRANSITION_KINDS = frozenset({"stairs", "elevator", "escalator", "steps"})
-# kinds whose outline is not a wall (open areas, or zones of unknown construction)
-OPEN_KINDS = frozenset({"walkway", "walkway.island", "lobby", "unenclosedarea", "unspecified", "opentobelow",
-                        "footbridge", "movingwalkway", "platform", "terrace", "fieldofplay", "parking", "road",
-                        "ramp", "wheelchairramp", "vegetation", "steps"})
+TRANSITION_KINDS = space_kinds.VERTICAL
+OPEN_KINDS = space_kinds.OPEN
+NOT_OCCUPIABLE = space_kinds.NOT_OCCUPIABLE
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from typing import Any, Final, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.domain import space_kinds
 from shared.domain.positioning.estimator import Estimate, Readings, choose_space, floor_scores, posterior
 from shared.domain.positioning.floor import FloorPolicy, decide_floor, may_change_floor
 from shared.domain.positioning.signal import RssiFilter, SignalModel, SmoothedRssi
@@ -23,7 +24,7 @@ from shared.domain.positioning.site_index import SiteIndex
 from shared.domain.positioning.space import SpacePolicy, decide_space
 
 TRACKING_SCHEMA: Final = "tracking/v1"
-PASSAGES = frozenset({"walkway", "walkway.island", "lobby", "stairs", "elevator", "escalator", "steps", "ramp"})
+PASSAGES = space_kinds.PASSAGES
 
 
 @dataclass(frozen=True)
