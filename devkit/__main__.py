@@ -12,6 +12,7 @@ COMMANDS = {
     "serve": ("devkit.serve", "emulators and the app on loopback until Ctrl-C"),
     "emulators": ("devkit.emulators.cli", "start only the emulators (Azurite, Cosmos) until Ctrl-C"),
     "replay-deadletters": ("devkit.replay", "publish the events of dead letters again (after a processing outage)"),
+    "import-imdf": ("devkit.import_imdf", "import an IMDF venue (zip or folder) as a building, over HTTP or --attach"),
     "seed": ("devkit.seed", "create a demo tenant, its keys, sign-in and a simulated building through the public API"),
     "token": ("devkit.token", "print a bearer token for a person, signed by the devkit's OpenID Connect issuer"),
     "oidc-keys": ("devkit.oidc_keys", "show, rotate or retire the devkit issuer's signing keys"),

@@ -8,6 +8,7 @@ checked once it is decompressed, here.
 from __future__ import annotations
 
 import json
+import re
 import zlib
 
 import numpy as np
@@ -19,6 +20,15 @@ MAX_COMPRESSED_BYTES = 256 * 1024
 MAX_UNCOMPRESSED_BYTES = 1024 * 1024
 # The gate's cap on any request body, before a route's own limit applies: the largest of those (a site model).
 MAX_REQUEST_BYTES = 4 * 1024 * 1024
+# Routes made for files take more (the gate looks these up by path; each route checks its own limit again).
+MAX_IMDF_BYTES = 64 * 1024 * 1024  # an IMDF archive, zipped (shared.domain.imdf bounds what it unpacks to)
+MAX_SITE_WIRE_BYTES = 16 * 1024 * 1024  # a site model of a large venue, as sent (gzip or not)
+_BUILDING = r"/api/v1/buildings/[^/]+"
+LARGE_BODIES: tuple[tuple[re.Pattern[str], int], ...] = (
+    (re.compile(_BUILDING + "/imdf"), MAX_IMDF_BYTES),
+    (re.compile(_BUILDING), MAX_SITE_WIRE_BYTES),
+    (re.compile(_BUILDING + "/beacons"), MAX_SITE_WIRE_BYTES),
+)
 # The deepest JSON any route accepts. Site models, the deepest contract, nest about 6 levels; the cap keeps
 # json.loads and pydantic far from Python's recursion limit (a 100,000-deep array raised RecursionError: 500).
 MAX_JSON_DEPTH = 32
@@ -104,3 +114,28 @@ def _gunzip(data: bytes, limit: int) -> bytes:
 def _too_large(encoding: str, limit: int) -> str:
     what = "compressed" if encoding == "gzip" else "uncompressed"
     return f"the body exceeds {limit // 1024} KB ({what})"
+
+
+async def read_raw_body(request: Request, media_types: tuple[str, ...], max_bytes: int) -> bytes:
+    """The body as bytes, for routes that take files: 415 unless its media type is one of `media_types`
+    (identity coding only: the files are compressed already), 413 over `max_bytes`."""
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding != "identity":
+        raise HTTPException(415, f"Content-Encoding '{encoding}' is not supported here: send the file as it is")
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type not in media_types:
+        raise HTTPException(415, f"Content-Type '{media_type or '(none)'}' is not supported: send "
+                                 f"{' or '.join(media_types)}")
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > max_bytes:
+        raise HTTPException(413, f"the body exceeds {max_bytes // 1024} KB")
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw.extend(chunk)
+        if len(raw) > max_bytes:
+            raise HTTPException(413, f"the body exceeds {max_bytes // 1024} KB")
+    return bytes(raw)
+
+
+def media_type_of(request: Request) -> str:
+    return request.headers.get("content-type", "application/json").split(";")[0].strip().lower()

@@ -19,13 +19,14 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from functions.bodies import MAX_JSON_DEPTH, MAX_REQUEST_BYTES, check_json_depth
+from functions.bodies import LARGE_BODIES, MAX_JSON_DEPTH, MAX_REQUEST_BYTES, check_json_depth
 from functions.overload import AdmissionControl, Overloaded
 from functions.problems import PROBLEM_BASE, contract_problem, domain_problem, problem
 from shared.domain.errors import ContractViolation, Unauthenticated
@@ -58,7 +59,8 @@ class RequestGate:
     def __init__(self, app: ASGIApp, *, admission: AdmissionControl | None = None,
                  authenticate: Authenticate = authenticate_with_context, body_deadline_s: float = BODY_DEADLINE_S,
                  max_body_bytes: int = MAX_REQUEST_BYTES, max_json_depth: int = MAX_JSON_DEPTH,
-                 public_paths: frozenset[str] = PUBLIC_PATHS) -> None:
+                 public_paths: frozenset[str] = PUBLIC_PATHS,
+                 large_bodies: tuple[tuple[re.Pattern[str], int], ...] = LARGE_BODIES) -> None:
         self.app = app
         self.admission = admission or AdmissionControl()
         self.authenticate = authenticate
@@ -66,6 +68,7 @@ class RequestGate:
         self.max_body_bytes = max_body_bytes
         self.max_json_depth = max_json_depth
         self.public_paths = public_paths
+        self.large_bodies = large_bodies
         self.timed_out = 0
         self.refused = 0  # 401 before reading a body
 
@@ -112,11 +115,19 @@ class RequestGate:
                                   "Retry-After seconds", type_=PROBLEM_BASE + "overloaded",
                                   headers={"Retry-After": str(exc.retry_after_s)}), scope, send)
 
+    def body_limit(self, path: str) -> int:
+        """The most bytes a request to `path` may carry: MAX_REQUEST_BYTES, more on the few routes made for files."""
+        for pattern, limit in self.large_bodies:
+            if pattern.fullmatch(path):
+                return limit
+        return self.max_body_bytes
+
     async def _read_body(self, scope: Scope, receive: Receive, send: Send, headers: dict[bytes, str],
                          deadline: float) -> bytes | None:
+        limit = self.body_limit(scope["path"])
         declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-            await _answer(self._too_large(), scope, send, close=True)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _answer(self._too_large(limit), scope, send, close=True)
             return None
         chunks: list[bytes] = []
         size = 0
@@ -128,7 +139,7 @@ class RequestGate:
                         return None
                     chunk = message.get("body", b"")
                     size += len(chunk)
-                    if size > self.max_body_bytes:
+                    if size > limit:
                         break
                     chunks.append(chunk)
                     if not message.get("more_body", False):
@@ -142,11 +153,11 @@ class RequestGate:
                                   f"{self.body_deadline_s:g} s", type_=PROBLEM_BASE + "body-timeout"),
                           scope, send, close=True)
             return None
-        await _answer(self._too_large(), scope, send, close=True)
+        await _answer(self._too_large(limit), scope, send, close=True)
         return None
 
-    def _too_large(self) -> Response:
-        return problem(413, "Content Too Large", f"the body exceeds {self.max_body_bytes // 1024} KB",
+    def _too_large(self, limit: int) -> Response:
+        return problem(413, "Content Too Large", f"the body exceeds {limit // 1024} KB",
                        type_=PROBLEM_BASE + "too-large")
 
 

@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shared.domain import imdf
 from shared.domain.errors import (
     Conflict,
     ContractViolation,
@@ -56,6 +57,15 @@ def domain_problem(exc: Exception) -> JSONResponse | None:
                        headers={"WWW-Authenticate": challenge})
     if isinstance(exc, Conflict):
         return problem(409, "Conflict", str(exc), type_=PROBLEM_BASE + "conflict", **exc.details)
+    if isinstance(exc, imdf.ImdfError):
+        where = {k: v for k, v in (("file", exc.file), ("featureId", exc.feature_id)) if v is not None}
+        if isinstance(exc, imdf.ArchiveTooLarge):
+            return problem(413, "Content Too Large", str(exc), type_=PROBLEM_BASE + "archive-too-large", **where)
+        field = exc.file or "$"
+        if exc.feature_id:
+            field += f"#{exc.feature_id}"
+        return problem(400, "The IMDF archive is invalid", str(exc), type_=PROBLEM_BASE + "invalid-imdf",
+                       errors=[{"field": field, "message": exc.message}], **where)
     if isinstance(exc, SiteUnavailable):
         # Not transient: an operator must fix or re-save the building. Only this building answers so.
         return problem(503, "Building unavailable", str(exc), type_=PROBLEM_BASE + "site-unavailable",
@@ -83,7 +93,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem(400, "The request is invalid", f"{len(errors)} field(s) are invalid",
                        type_=PROBLEM_BASE + "invalid-request", errors=errors)
 
-    for exc_type in (*_DOMAIN_PROBLEMS, DependencyUnavailable, Conflict, SiteUnavailable):
+    for exc_type in (*_DOMAIN_PROBLEMS, DependencyUnavailable, Conflict, SiteUnavailable, imdf.ImdfError):
         app.add_exception_handler(exc_type, _domain_handler)
 
     @app.exception_handler(StarletteHTTPException)

@@ -26,6 +26,7 @@ from shared.services import EventProcessingService, HealthService, ScheduledJobs
 from shared.services.admin import AdminService
 from shared.services.auth import AuthService
 from shared.services.common import Clock, utc_now
+from shared.services.floorplans import FloorPlanService
 from shared.services.identity import BearerTokenVerifier, IdentityService, IssuerKeys
 from shared.services.ingest import IngestService
 from shared.services.people import PeopleService
@@ -64,6 +65,7 @@ class AppContext:
     analytics: AnalyticsReader
     identity: IdentityService
     issuer_documents: IssuerDocuments
+    floorplans: FloorPlanService
     closers: list[Any] = field(default_factory=list)
 
     async def close(self) -> None:
@@ -103,13 +105,14 @@ def _assemble(settings: Settings, *, site_models: SiteModelStore, blobs: BlobSto
     # Tokens carry real times: the verifier reads the wall clock even when the app runs on a simulated one.
     verifier = BearerTokenVerifier(tenants, issuer_keys)
     auth = AuthService(api_keys, settings.admin_api_key, clock=clock, tokens=verifier)
+    admin = AdminService(tenants, api_keys, auth, site_models, sites, clock=clock)
     return AppContext(
         settings=settings, publisher=publisher, site_models=site_models, blobs=blobs, live_state=live_state,
         api_keys=api_keys,
         health=HealthService({"cosmos": cosmos_health or site_models, "blob": blobs, "eventHub": publisher}),
         processing=processing, scheduled=scheduled, auth=auth, ingest=IngestService(publisher, sites, clock=clock),
         sites=sites, pipeline=pipeline, tenants=tenants,
-        admin=AdminService(tenants, api_keys, auth, site_models, sites, clock=clock),
+        admin=admin, floorplans=FloorPlanService(admin),
         queries=QueryService(sites, live_state, clock=clock), people=PeopleService(tenants, live_state, audit, clock),
         teams=teams, rollups=rollups,
         analytics=AnalyticsReader(blobs, settings.analytics_container, settings.analytics_min_group_size),

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from functions.bodies import read_json_body
+from functions.bodies import MAX_SITE_WIRE_BYTES, read_json_body
 from functions.deps import require
 from functions.routes.models import PROBLEMS, PathId, id_query
 from shared.domain.tenancy import Principal, Scope
@@ -17,7 +17,7 @@ from shared.wiring import AppContext, get_context
 
 router = APIRouter(prefix="/v1/buildings", tags=["buildings"], responses=PROBLEMS)
 
-MAX_SITE_BYTES = 4 * 1024 * 1024  # a 2,000-space building with its graph is ~1.5 MB of JSON
+MAX_SITE_BYTES = 32 * 1024 * 1024  # uncompressed: a 2,000-unit IMDF venue with holes, doors and its graph is ~10 MB
 
 
 class BuildingSummary(BaseModel):
@@ -138,7 +138,7 @@ async def put_building(buildingId: PathId, request: Request,
                        if_none_match: str | None = Header(default=None, alias="If-None-Match"),
                        who: Principal = Depends(require(Scope.admin)),
                        context: AppContext = Depends(get_context)) -> Response:
-    data = await read_json_body(request, max_uncompressed=MAX_SITE_BYTES)
+    data = await read_json_body(request, max_compressed=MAX_SITE_WIRE_BYTES, max_uncompressed=MAX_SITE_BYTES)
     saved = await context.admin.put_site(who.building(buildingId), data, if_match, if_none_match)
     return JSONResponse(saved.site.model_dump(mode="json", by_alias=True), status_code=201 if saved.created else 200,
                         headers={"ETag": saved.etag})

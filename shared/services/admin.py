@@ -8,9 +8,9 @@ from dataclasses import dataclass, replace
 from shared.domain.errors import Conflict, ContractViolation, FieldError, NotFound
 from shared.domain.people import Tenant
 from shared.domain.ports import ApiKeyStore, PreconditionFailed, SiteModelStore, TenantDirectory, VersionedSite
-from shared.domain.site import SiteModel, parse_site_model
+from shared.domain.site import SiteModel, parse_site_model, site_problems
 from shared.domain.tenancy import ApiKeyRecord, BuildingRef, Scope, is_tenant_id
-from shared.domain.wayfinding import NavigationIndex
+from shared.domain.wayfinding import GeneratedNavigation, NavigationIndex, unreachable_spaces, with_navigation
 from shared.services.auth import AuthService
 from shared.services.common import Clock, utc_now
 from shared.services.sites import SiteDirectory, build_building
@@ -23,6 +23,8 @@ class SavedSite:
     site: SiteModel
     etag: str
     created: bool
+    generated: GeneratedNavigation | None = None  # the navigation graph generated from the geometry, if it was
+    unreachable_spaces: tuple[str, ...] = ()  # rooms no route reaches
 
 
 class AdminService:
@@ -75,25 +77,32 @@ class AdminService:
     # ---- site models ---------------------------------------------------------------------------------------------
     async def put_site(self, building: BuildingRef, data: object, if_match: str | None,
                        if_none_match: str | None = None) -> SavedSite:
-        """Create or replace a building's site model; with If-Match only over that version (412 otherwise),
-        with `If-None-Match: *` only when it does not exist yet. Every model accepted here loads: one whose
-        positioning index or navigation graph cannot be built is refused (400), and beacon ids used by another
-        building of the tenant are refused (409) so every sighting has one building."""
-        await self.tenant(building.tenant_id)
+        """Create or replace a building's site model (parsed JSON, site/v1); see `save_site`."""
         site = parse_site_model(data)
         if site.building_id != building.building_id:
             raise ContractViolation([FieldError("buildingId", f"must be '{building.building_id}', the building in the URL")])
-        await asyncio.to_thread(_check_loads, building, site)
+        return await self.save_site(building, site, if_match, if_none_match)
+
+    async def save_site(self, building: BuildingRef, site: SiteModel, if_match: str | None,
+                        if_none_match: str | None = None) -> SavedSite:
+        """Save a validated site model; with If-Match only over that version (412 otherwise), with
+        `If-None-Match: *` only when it does not exist yet. A model without a navigation graph (or with a generated
+        one its geometry no longer matches) gets one generated from its geometry. Every model accepted here loads:
+        one whose positioning index or navigation graph cannot be built is refused (400), and beacon ids used by
+        another building of the tenant are refused (409) so every sighting has one building."""
+        await self.tenant(building.tenant_id)
+        site, generated = await asyncio.to_thread(_prepare, building, site)
         await self._check_beacons_unique(building, site)
-        current = await self._sites.get(building)
-        if if_none_match == "*" and current is not None:
+        current_etag = await self._sites.version(building)
+        if if_none_match == "*" and current_etag is not None:
             raise PreconditionFailed(f"building '{building.building_id}' exists already")
-        if if_match is not None and if_match != "*" and current is None:
+        if if_match is not None and if_match != "*" and current_etag is None:
             raise PreconditionFailed(f"building '{building.building_id}' does not exist")
         etag = await self._sites.put(building, site, if_match=None if if_match in (None, "*") else if_match)
         self._directory.invalidate(building.tenant_id)
         logger.info("site model of building %s (tenant %s) saved", building.building_id, building.tenant_id)
-        return SavedSite(site, etag, current is None)
+        unreachable = generated.unreachable_spaces if generated is not None else tuple(unreachable_spaces(site))
+        return SavedSite(site, etag, current_etag is None, generated, unreachable)
 
     async def get_site(self, building: BuildingRef) -> VersionedSite:
         found = await self._sites.get(building)
@@ -117,6 +126,19 @@ class AdminService:
                 shown = ", ".join(clashing[:20]) + (f" and {len(clashing) - 20} more" if len(clashing) > 20 else "")
                 raise Conflict(f"beacons {shown} are already placed in building '{other.building_id}'",
                                beacons=clashing, buildingId=other.building_id)
+
+
+def _prepare(building: BuildingRef, site: SiteModel) -> tuple[SiteModel, GeneratedNavigation | None]:
+    """The navigation graph generated where the model needs one, then everything built once: CPU work (a thread)."""
+    site, generated = with_navigation(site)
+    if generated is not None:
+        problems = [FieldError(path, message) for path, message in site_problems(site)]
+        if problems:  # a generator defect, never the customer's data: still a clear answer, not a 500
+            logger.error("generated navigation of building %s is inconsistent: %s", building.building_id, problems[:3])
+            raise ContractViolation([FieldError("navigation", f"the navigation graph generated from the geometry "
+                                                              f"is inconsistent: {problems[0].message}")])
+    _check_loads(building, site)
+    return site, generated
 
 
 def _check_loads(building: BuildingRef, site: SiteModel) -> None:

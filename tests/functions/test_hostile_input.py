@@ -28,16 +28,21 @@ from tests.support.sites import small_site
 # A valid value for each path parameter, and the rest of a valid request for each route.
 VALID_IDS = {"buildingId": "hq", "spaceId": "r-oak", "tenantId": "acme", "keyId": "nokey", "teamId": "team-1",
              "userId": "ann@acme.example"}
-QUERIES = {"/free-rooms": {"near": "r-oak"}, "/route": {"from": "r-oak", "to": "o-1"},
+QUERIES = {"/free-rooms": {"near": "r-oak"}, "/geojson": {"floor": "f0"}, "/route": {"from": "r-oak", "to": "o-1"},
            "/amenities": {"kind": "kitchen"}, "/analytics": {"from": "2026-01-05", "to": "2026-01-06"}}
 BODIES = {"/api/v1/buildings/{buildingId}": small_site("hq"), "/api/v1/teams/{teamId}": {"members": ["ann"]},
           "/api/v1/people/{userId}/sharing": {"level": "off"}, "/api/v1/tenants/{tenantId}/keys": {"scopes": ["read"]},
           "/api/v1/tenants": {"tenantId": "other", "name": "Other"}, "/api/v1/sightings": {"schema": "sightings/v1"},
           "/api/v1/me/sharing": {"level": "off"},
+          # a JSON body where a zip belongs is a 415; nested deeper than the limit, the gate's 400 comes first
+          "/api/v1/buildings/{buildingId}/imdf": {"not": "a zip"},
+          "/api/v1/buildings/{buildingId}/beacons": {"beacons": []},
+          "/api/v1/buildings/{buildingId}/beacon-plan": {"minBeaconsPerRoom": 3},
           "/api/v1/tenants/{tenantId}/identity": {"issuer": "https://login.example.com/acme/v2.0",
                                                   "audience": "api://spaceflow"}}
 # Routes whose body goes through functions/bodies.py (gzip accepted); the others are pydantic bodies.
-GZIP_ROUTES = {"/api/v1/sightings", "/api/v1/buildings/{buildingId}", "/api/v1/teams/{teamId}"}
+GZIP_ROUTES = {"/api/v1/sightings", "/api/v1/buildings/{buildingId}", "/api/v1/teams/{teamId}",
+               "/api/v1/buildings/{buildingId}/beacons"}
 VALIDATORS = {"tenantId": is_tenant_id, "userId": is_user_id}
 
 
