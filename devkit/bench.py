@@ -15,6 +15,7 @@ TARGETS = {
     "queries": "devkit.benchmarks.queries",
     "people": "devkit.benchmarks.people",
     "slowloris": "devkit.benchmarks.slowloris",
+    "imdf": "devkit.benchmarks.imdf",
 }
 
 

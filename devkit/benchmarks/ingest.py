@@ -115,11 +115,13 @@ class Served:
     key: str  # an ingest key of TENANT
     admin_key: str
     devices: ContainerProxy  # the Cosmos `devices` container
+    database: Any  # the Cosmos database the server uses
 
 
 @asynccontextmanager
-async def serving(site: SiteModel, *, server_args: tuple[str, ...] = ()) -> AsyncIterator[Served]:
-    """Emulators, the site and an ingest key in Cosmos, and the app serving in its own process; stopped after."""
+async def serving(site: SiteModel | None, *, server_args: tuple[str, ...] = ()) -> AsyncIterator[Served]:
+    """Emulators, the site (if any) and an ingest key in Cosmos, and the app serving in its own process; stopped
+    after."""
     import os
     import subprocess
     import sys
@@ -137,7 +139,8 @@ async def serving(site: SiteModel, *, server_args: tuple[str, ...] = ()) -> Asyn
         env = devkit_environment(load_local_settings(), azurite.port, cosmos.port)
         async with cosmos_aio_client(cosmos.port) as client:
             database = await ensure_cosmos_schema(client, env["COSMOS_DATABASE"])
-            await CosmosSiteModelStore(database).put(BuildingRef(TENANT, site.building_id), site)
+            if site is not None:
+                await CosmosSiteModelStore(database).put(BuildingRef(TENANT, site.building_id), site)
             key, _ = await AuthService(CosmosApiKeyStore(database)).mint_key(TENANT, {Scope.ingest}, "bench")
             port = free_port()
             with tempfile.NamedTemporaryFile(prefix="bench-ingest-server-", suffix=".log", delete=False) as log:
@@ -150,7 +153,8 @@ async def serving(site: SiteModel, *, server_args: tuple[str, ...] = ()) -> Asyn
                     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30,
                                                  limits=httpx.Limits(max_connections=64)) as http:
                         await _wait_ready(http, server, log.name)
-                        yield Served(http, port, key, env["ADMIN_API_KEY"], database.get_container_client(DEVICES))
+                        yield Served(http, port, key, env["ADMIN_API_KEY"], database.get_container_client(DEVICES),
+                                     database)
                 finally:
                     server.terminate()
                     try:
