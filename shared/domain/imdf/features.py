@@ -26,7 +26,7 @@ GEOMETRY: Final[dict[str, tuple[str | None, ...]]] = {
     "fixture": POLYGONAL,
     "relationship": (None, "Point", "LineString", "Polygon", "MultiPolygon"),
 }
-MAX_FEATURES: Final[dict[str, int]] = {"unit": 50_000, "venue": 1, "building": 1_000, "level": 1_000}
+MAX_FEATURES: Final[dict[str, int]] = {"unit": 50_000, "venue": 100, "building": 1_000, "level": 1_000}
 DEFAULT_MAX_FEATURES: Final = 100_000
 MAX_POSITIONS: Final = 5_000_000  # coordinates in one archive
 _ID = re.compile(ID_PATTERN)
