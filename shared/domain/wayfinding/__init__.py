@@ -18,7 +18,15 @@ obstacles and vertical connectors).
 """
 from __future__ import annotations
 
+from shared.domain.wayfinding.generate import (
+    GeneratedNavigation,
+    generate_navigation,
+    geometry_hash,
+    unreachable_spaces,
+    with_navigation,
+)
 from shared.domain.wayfinding.index import NavigationIndex
 from shared.domain.wayfinding.model import CostModel, Leg, NoRoute, Place, Point, PointPlace, Route, UnknownPlace
 
-__all__ = ["CostModel", "Leg", "NavigationIndex", "NoRoute", "Place", "Point", "PointPlace", "Route", "UnknownPlace"]
+__all__ = ["CostModel", "GeneratedNavigation", "Leg", "NavigationIndex", "NoRoute", "Place", "Point", "PointPlace",
+           "Route", "UnknownPlace", "generate_navigation", "geometry_hash", "unreachable_spaces", "with_navigation"]

@@ -160,7 +160,9 @@ class NavigationIndex:
                 adj[ov_of[u]].append((ov_of[v], t, d, -1, -1))
             self._ov_adj.append(adj)
 
-        # Where each space starts and ends: its door nodes, else the node nearest its centroid on its floor.
+        # Where each space starts and ends: its door nodes, else (in a hand-written graph) the node nearest its
+        # centroid on its floor. A generated graph gives every space it reaches a door: one without has none.
+        self._generated = site.navigation.generated
         self._space_anchor: dict[str, tuple[int, ...]] = {}
         doors: dict[str, list[int]] = {}
         for i, sid in enumerate(self._node_space):
@@ -168,7 +170,9 @@ class NavigationIndex:
                 doors.setdefault(sid, []).append(i)
         for space in site.spaces:
             anchor = doors.get(space.id)
-            if anchor is None:
+            if anchor is None and self._generated:
+                anchor = []
+            elif anchor is None:
                 space_floor = self._floor_index.get(space.floor)
                 cx, cy = polygon_centroid(space.polygon)
                 near = self._nearest(space_floor, cx, cy) if space_floor is not None else None
@@ -196,10 +200,9 @@ class NavigationIndex:
         """
         a, b = self.anchor(origin), self.anchor(destination)
         mode = STEP_FREE if accessible else ALL
-        if not a.nodes:
-            raise NoRoute(f"{a.label} is on a floor without navigation nodes")
-        if not b.nodes:
-            raise NoRoute(f"{b.label} is on a floor without navigation nodes")
+        for end in (a, b):
+            if not end.nodes:
+                raise NoRoute(self._unanchored(end))
         search = self._search(a.nodes, mode)
         target, t, d = self._best(search, b.nodes)
         if target < 0:
@@ -254,6 +257,16 @@ class NavigationIndex:
         if near is None:
             return Anchor((), 0.0, (x, y), point_floor, None, label)
         return Anchor((near[0],), near[1], (x, y), point_floor, None, label)
+
+    def space_nodes(self, space_id: str) -> tuple[int, ...]:
+        """The navigation nodes (indices into the site's `navigation.nodes`) a space starts and ends at."""
+        return self._space_anchor[space_id]
+
+    def _unanchored(self, end: Anchor) -> str:
+        if end.space_id is not None and 0 <= end.floor < len(self._floor_nodes) and len(self._floor_nodes[end.floor]):
+            return (f"{end.label} has no door in the navigation graph: no opening or shared wall joins it to "
+                    "anywhere people walk")
+        return f"{end.label} is on a floor without navigation nodes"
 
     def clear_cache(self) -> None:
         with self._lock:
