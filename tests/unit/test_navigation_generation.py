@@ -107,7 +107,7 @@ def test_a_straight_corridor_reads_as_one_walk_not_a_zigzag(office):
     assert all(y == pytest.approx(9.5) for _x, y in leg.polyline[1:-1])
     assert route.distance_m == pytest.approx(abs(leg.polyline[-1][0] - leg.polyline[0][0]), abs=4.0)
     corridor_nodes = [n for n in gen.navigation.nodes if n.floor == "L1" and n.kind.value == "corridor"]
-    assert len(corridor_nodes) < 60  # a 60 m corridor: nodes near doors, chains between them cut down
+    assert len(corridor_nodes) <= 45  # a 60 m corridor: nodes near doors, chains between them cut down (49 uncut)
 
 
 def test_a_room_without_a_shared_wall_is_unreachable_and_a_room_behind_a_room_gets_a_door_through_it():
