@@ -22,6 +22,9 @@ PASSAGES: Final = frozenset({"walkway", "walkway.island", "lobby", "stairs", "el
                              "ramp"})
 WALKABLE: Final = frozenset({"walkway", "lobby", "unenclosedarea", "footbridge", "movingwalkway", "platform",
                              "ramp", "wheelchairramp", "waitingroom"})
+# Spaces that take people to other floors: the navigation generator joins those stacked over each other on
+# consecutive floors (elevators ride, stairs and escalators climb). "steps" stay on one floor.
+FLOOR_CHANGERS: Final = frozenset({"elevator", "stairs", "escalator"})
 # Meeting rooms: free-rooms searches them by default; analytics judges their right-sizing.
 MEETING_ROOMS: Final = frozenset({"conferenceroom", "huddleroom"})
 # Amenity searches: the word a person asks for -> the kinds that answer it.
