@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     analytics_storage_service_uri: str | None = Field(default=None, alias=f"{ANALYTICS_STORAGE_PREFIX}__serviceUri")
     analytics_container: Name = Field(default="analytics", alias="ANALYTICS_CONTAINER")
     deadletter_container: Name = Field(default="deadletter", alias="DEADLETTER_CONTAINER")
+    sites_container: Name = Field(
+        default="sites", alias="SITES_CONTAINER",
+        description="blob container of the site models (gzip JSON by version; Cosmos `buildings` points at them)",
+    )
 
     event_publisher: PublisherKind = Field(default=PublisherKind.eventhub, alias="EVENT_PUBLISHER")
     eventhub_connection_string: str | None = Field(default=None, alias=EVENTHUB_PREFIX)

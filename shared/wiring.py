@@ -158,7 +158,8 @@ async def build_context(settings: Settings, *, bootstrap: bool = True, clock: Cl
     schema = CosmosSchema(cosmos, settings.cosmos_database)
     if bootstrap:
         await schema.ensure()
-        await ensure_blob_containers(blob_service, [settings.analytics_container, settings.deadletter_container])
+        await ensure_blob_containers(blob_service, [settings.analytics_container, settings.deadletter_container,
+                                                    settings.sites_container])
     database = schema.database
 
     def publisher_factory(deliver: EventBatchHandler) -> EventPublisher:
@@ -170,9 +171,12 @@ async def build_context(settings: Settings, *, bootstrap: bool = True, clock: Cl
 
         return EventHubEventPublisher(create_eventhub_producer(settings, credential))
 
+    blobs = AzureBlobStore(blob_service, probe_container=settings.deadletter_container)
     return _assemble(
-        settings, site_models=CosmosSiteModelStore(database),
-        blobs=AzureBlobStore(blob_service, probe_container=settings.deadletter_container),
+        settings,
+        # Site models in Blob storage (any size), their versions in Cosmos (docs/data-model.md, "Site models").
+        site_models=CosmosSiteModelStore(database, blobs=blobs, blob_container=settings.sites_container),
+        blobs=blobs,
         live_state=CosmosLiveStateStore(database), api_keys=CosmosApiKeyStore(database),
         tenants=CosmosTenantDirectory(database), audit=CosmosAuditLog(database), teams=CosmosTeamDirectory(database),
         issuer_documents=AiohttpIssuerDocuments(), publisher_factory=publisher_factory, clock=clock, closers=closers,

@@ -128,9 +128,11 @@ async def serving(site: SiteModel | None, *, server_args: tuple[str, ...] = ()) 
     import tempfile
 
     import httpx
+    from azure.storage.blob.aio import BlobServiceClient
 
     from devkit.emulators.launcher import REPO_ROOT, cosmos_aio_client, free_port, running_emulators
     from devkit.local_settings import devkit_environment, load_local_settings
+    from shared.adapters.blob import AzureBlobStore, ensure_blob_containers
     from shared.adapters.cosmos import DEVICES, CosmosApiKeyStore, CosmosSiteModelStore, ensure_cosmos_schema
     from shared.domain.tenancy import Scope
     from shared.services.auth import AuthService
@@ -139,8 +141,14 @@ async def serving(site: SiteModel | None, *, server_args: tuple[str, ...] = ()) 
         env = devkit_environment(load_local_settings(), azurite.port, cosmos.port)
         async with cosmos_aio_client(cosmos.port) as client:
             database = await ensure_cosmos_schema(client, env["COSMOS_DATABASE"])
+            # The site as the app keeps it: the model in Blob storage, its version in Cosmos (any size of model).
             if site is not None:
-                await CosmosSiteModelStore(database).put(BuildingRef(TENANT, site.building_id), site)
+                sites_container = env.get("SITES_CONTAINER", "sites")
+                async with BlobServiceClient.from_connection_string(env["ANALYTICS_STORAGE"]) as blob_service:
+                    await ensure_blob_containers(blob_service, [sites_container])
+                    store = CosmosSiteModelStore(database, blobs=AzureBlobStore(blob_service),
+                                                 blob_container=sites_container)
+                    await store.put(BuildingRef(TENANT, site.building_id), site)
             key, _ = await AuthService(CosmosApiKeyStore(database)).mint_key(TENANT, {Scope.ingest}, "bench")
             port = free_port()
             with tempfile.NamedTemporaryFile(prefix="bench-ingest-server-", suffix=".log", delete=False) as log:

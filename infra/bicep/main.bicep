@@ -134,6 +134,9 @@ param analyticsContainerName string = 'analytics'
 @description('DEADLETTER_CONTAINER')
 param deadletterContainerName string = 'deadletter'
 
+@description('SITES_CONTAINER')
+param sitesContainerName string = 'sites'
+
 @description('EVENTHUB_NAME')
 param eventHubName string = 'sightings'
 
@@ -226,7 +229,8 @@ module hostStorage 'modules/storage.bicep' = {
   }
 }
 
-// The app's data: Parquet rollups (cool after analyticsCoolAfterDays), dead letters, optional Event Hubs Capture.
+// The app's data: Parquet rollups (cool after analyticsCoolAfterDays), dead letters, site models (gzip JSON by
+// version, pointed at from Cosmos `buildings`), optional Event Hubs Capture.
 module analyticsStorage 'modules/storage.bicep' = {
   name: 'analytics-storage'
   scope: rg
@@ -237,6 +241,7 @@ module analyticsStorage 'modules/storage.bicep' = {
     containerNames: concat([
       analyticsContainerName
       deadletterContainerName
+      sitesContainerName
     ], eventHubCaptureEnabled ? [
       captureContainerName
     ] : [])
@@ -338,6 +343,7 @@ var appSettings = {
   ANALYTICS_STORAGE__serviceUri: analyticsStorage.outputs.blobEndpoint
   ANALYTICS_CONTAINER: analyticsContainerName
   DEADLETTER_CONTAINER: deadletterContainerName
+  SITES_CONTAINER: sitesContainerName
   EVENT_PUBLISHER: 'eventhub'
   EVENTHUB__fullyQualifiedNamespace: eventHubs.outputs.fullyQualifiedNamespace
   EVENTHUB__credential: 'managedidentity'
@@ -388,6 +394,7 @@ output COSMOS_DATABASE string = cosmos.outputs.databaseName
 output ANALYTICS_STORAGE__serviceUri string = analyticsStorage.outputs.blobEndpoint
 output ANALYTICS_CONTAINER string = analyticsContainerName
 output DEADLETTER_CONTAINER string = deadletterContainerName
+output SITES_CONTAINER string = sitesContainerName
 output EVENTHUB__fullyQualifiedNamespace string = eventHubs.outputs.fullyQualifiedNamespace
 output EVENTHUB_NAME string = eventHubs.outputs.eventHubName
 output EVENTHUB_CONSUMER_GROUP string = eventHubs.outputs.consumerGroupName

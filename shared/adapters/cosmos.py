@@ -1,6 +1,7 @@
 """Cosmos DB (NoSQL) adapters: the client factory, the container layout, the bootstrap and the stores."""
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 from collections.abc import AsyncIterator, Awaitable
@@ -14,10 +15,12 @@ from azure.cosmos.aio import CosmosClient, DatabaseProxy
 from azure.cosmos.exceptions import (
     CosmosAccessConditionFailedError,
     CosmosHttpResponseError,
+    CosmosResourceExistsError,
     CosmosResourceNotFoundError,
 )
 
-from shared.domain.ports import DependencyUnavailable, PreconditionFailed, VersionedSite
+from shared.adapters import site_documents
+from shared.domain.ports import BlobStore, DependencyUnavailable, PreconditionFailed, VersionedSite
 from shared.domain.site import SiteModel
 from shared.domain.tenancy import ApiKeyRecord, BuildingRef, Scope
 from shared.settings import COSMOS_PREFIX, Settings
@@ -162,48 +165,130 @@ def unavailable(exc: Exception) -> DependencyUnavailable:
 
 
 class CosmosSiteModelStore:
-    """Site models in the `buildings` container: id = buildingId, partition key = tenantId."""
+    """Site models: a pointer document in the `buildings` container (id = buildingId, partition key = tenantId),
+    whose `_etag` is the building's version, and the model itself as gzip-compressed JSON in Blob storage, named by
+    its SHA-256 (shared/adapters/site_documents.py; docs/data-model.md, "Site models"). A document written by older
+    code still holds the model inline (`site`) and reads as before; the next save moves it to Blob storage.
 
-    def __init__(self, database: ContainerSource, container_name: str = "buildings") -> None:
+    Without `blobs` (a benchmark or a test on Cosmos alone) models are kept inline, as before, up to
+    INLINE_LIMIT_BYTES of JSON; larger ones are refused (SiteTooLarge)."""
+
+    _UNCONDITIONAL_ATTEMPTS = 5
+
+    def __init__(self, database: ContainerSource, container_name: str = "buildings", *,
+                 blobs: BlobStore | None = None, blob_container: str = "sites") -> None:
         self._database = database
         self._container = database.get_container_client(container_name)
+        self._blobs = blobs
+        self._blob_container = blob_container
 
-    async def get(self, building: BuildingRef) -> VersionedSite | None:
+    async def _read(self, building: BuildingRef) -> dict[str, Any] | None:
         try:
-            item = await self._container.read_item(building.building_id, partition_key=building.tenant_id)
+            return await self._container.read_item(building.building_id, partition_key=building.tenant_id)
         except CosmosResourceNotFoundError:
             return None
         except (ServiceRequestError, ServiceResponseError) as exc:
             raise unavailable(exc) from exc
-        return VersionedSite(SiteModel.model_validate(item["site"]), item["_etag"])
+
+    async def version(self, building: BuildingRef) -> str | None:
+        item = await self._read(building)
+        return None if item is None else str(item["_etag"])
+
+    async def get(self, building: BuildingRef) -> VersionedSite | None:
+        item = await self._read(building)
+        if item is None:
+            return None
+        etag: str = item["_etag"]
+        if site_documents.is_inline(item):
+            data = item[site_documents.INLINE_SITE]
+            if not isinstance(data, dict):
+                raise TypeError(f"building document '{building.building_id}' holds no site model")
+            large = len(data.get("spaces") or ()) + len((data.get("navigation") or {}).get("nodes") or ()) > 500
+            site = await asyncio.to_thread(SiteModel.model_validate, data) if large else SiteModel.model_validate(data)
+            return VersionedSite(site, etag)
+        name, version = site_documents.pointed_blob(item)
+        if self._blobs is None:
+            raise ValueError(f"the model of building '{building.building_id}' is in Blob storage; this store has none")
+        blob = await self._blobs.get(self._blob_container, name)
+        if blob is None:
+            raise KeyError(f"site blob {name} of building '{building.building_id}' is missing")
+        raw_bytes = item.get(site_documents.RAW_BYTES)
+        if isinstance(raw_bytes, int) and raw_bytes <= site_documents.THREAD_THRESHOLD_BYTES:
+            site = site_documents.decode_site(blob, version)
+        else:  # decompressing and validating a large model takes a while: not on the event loop
+            site = await asyncio.to_thread(site_documents.decode_site, blob, version)
+        return VersionedSite(site, etag)
 
     async def put(self, building: BuildingRef, site: SiteModel, if_match: str | None = None) -> str:
         if site.building_id != building.building_id:
             raise ValueError(f"site {site.building_id} saved as building {building.building_id}")
-        document = {
-            "id": site.building_id,
-            "tenantId": building.tenant_id,
-            "site": site.model_dump(mode="json", by_alias=True),
-        }
+        if self._blobs is None:
+            document = await asyncio.to_thread(site_documents.inline_document, building, site)
+            return await self._write(building, document, if_match)
+        encoded = await asyncio.to_thread(site_documents.encode_site, site)
+        name = encoded.blob_name(building)
+        # The blob first: content-addressed, so writing it again is harmless, and a pointer write that fails after
+        # it leaves an orphan blob, never a pointer to nothing.
+        await self._blobs.put(self._blob_container, name, encoded.compressed, site_documents.BLOB_CONTENT_TYPE)
+        for _attempt in range(self._UNCONDITIONAL_ATTEMPTS):
+            current = await self._read(building)
+            if if_match is not None and (current is None or current["_etag"] != if_match):
+                raise self._stale(building, if_match)
+            kept = site_documents.current_blob(current)
+            if kept == name:  # the same model again: its predecessor stays the one kept
+                kept = site_documents.previous_blob(current)
+            document = site_documents.pointer_document(building, site, encoded, kept)
+            try:
+                etag = await self._write(building, document, current["_etag"] if current else None,
+                                         create=current is None)
+            except PreconditionFailed:
+                if if_match is not None:
+                    raise
+                continue  # an unconditional save lost a race: last writer wins, so go again over the newer version
+            await self._drop_superseded(site_documents.previous_blob(current), keep={name, kept})
+            return etag
+        # Still racing after several rounds: write regardless. The version this replaces keeps its blob (an orphan,
+        # never a dangling pointer).
+        return await self._write(building, site_documents.pointer_document(building, site, encoded, None), None)
+
+    async def _write(self, building: BuildingRef, document: dict[str, Any], if_match: str | None, *,
+                     create: bool = False) -> str:
+        """Upsert the document; with `if_match` replace only that version; with `create` only create it."""
         try:
-            if if_match is None:
+            if create:
+                result = await self._container.create_item(document)
+            elif if_match is None:
                 result = await self._container.upsert_item(document)
             else:
                 from azure.core import MatchConditions
 
                 result = await self._container.replace_item(
-                    site.building_id, document, etag=if_match, match_condition=MatchConditions.IfNotModified
+                    building.building_id, document, etag=if_match, match_condition=MatchConditions.IfNotModified
                 )
-        except (CosmosAccessConditionFailedError, CosmosResourceNotFoundError):
-            raise PreconditionFailed(f"building '{site.building_id}' is not at version {if_match}") from None
+        except (CosmosAccessConditionFailedError, CosmosResourceNotFoundError, CosmosResourceExistsError):
+            raise self._stale(building, if_match) from None
         except CosmosHttpResponseError as exc:
-            if exc.status_code == 412:
-                raise PreconditionFailed(f"building '{site.building_id}' is not at version {if_match}") from None
+            if exc.status_code in (409, 412):
+                raise self._stale(building, if_match) from None
             raise
         except (ServiceRequestError, ServiceResponseError) as exc:
             raise unavailable(exc) from exc
         etag: str = result["_etag"]
         return etag
+
+    @staticmethod
+    def _stale(building: BuildingRef, if_match: str | None) -> PreconditionFailed:
+        return PreconditionFailed(f"building '{building.building_id}' is not at version {if_match}")
+
+    async def _drop_superseded(self, name: str | None, keep: set[str | None]) -> None:
+        """Best effort: delete the blob of the version before the previous one (the previous one stays for readers
+        that hold its pointer). A failure only leaves a blob behind."""
+        if name is None or name in keep or self._blobs is None:
+            return
+        try:
+            await self._blobs.delete(self._blob_container, name)
+        except (DependencyUnavailable, AzureError) as exc:  # never fail a save that has happened
+            logger.warning("superseded site blob %s not deleted: %s", name, type(exc).__name__)
 
     async def list_buildings(self, tenant_id: str) -> list[BuildingRef]:
         query = "SELECT c.id FROM c WHERE c.tenantId = @tenantId"

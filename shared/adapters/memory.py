@@ -30,6 +30,10 @@ class InMemorySiteModelStore:
     async def get(self, building: BuildingRef) -> VersionedSite | None:
         return self._items.get(building)
 
+    async def version(self, building: BuildingRef) -> str | None:
+        current = self._items.get(building)
+        return None if current is None else current.etag
+
     async def put(self, building: BuildingRef, site: SiteModel, if_match: str | None = None) -> str:
         if site.building_id != building.building_id:
             raise ValueError(f"site {site.building_id} saved as building {building.building_id}")

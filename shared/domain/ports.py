@@ -77,7 +77,13 @@ class VersionedSite:
 class SiteModelStore(Protocol):
     """Site models per tenant, versioned by ETag for optimistic concurrency."""
 
-    async def get(self, building: BuildingRef) -> VersionedSite | None: ...
+    async def get(self, building: BuildingRef) -> VersionedSite | None:
+        """The model and its ETag; None when there is no such building. A stored model that cannot be read back
+        (missing or corrupt, an old schema) raises ValueError, KeyError or TypeError: that building only."""
+
+    async def version(self, building: BuildingRef) -> str | None:
+        """The building's current ETag (what `get` would return with the model), None when there is no such
+        building: one small point read, no model read or validated (SiteDirectory compares it every refresh)."""
 
     async def put(self, building: BuildingRef, site: SiteModel, if_match: str | None = None) -> str:
         """Create or replace; with `if_match`, only over that version (else PreconditionFailed). Returns the new ETag.

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from shared.domain.errors import DomainError
-from shared.domain.ports import SiteModelStore
+from shared.domain.ports import DependencyUnavailable, SiteModelStore
 from shared.domain.positioning import SignalModel, SiteIndex
 from shared.domain.positioning.signal import signal_for_site
 from shared.domain.site import SiteModel
@@ -82,8 +82,9 @@ class _TenantSites:
 
 
 class SiteDirectory:
-    """A tenant's buildings and which building each beacon is in. Re-checked every `refresh_s` (one point read
-    per building to compare versions); a building's positioning index is rebuilt only when its version changes."""
+    """A tenant's buildings and which building each beacon is in. Re-checked every `refresh_s` (one point read of
+    each building's version, `SiteModelStore.version`); a building's model is read, and its positioning index
+    rebuilt, only when its version changes."""
 
     def __init__(self, sites: SiteModelStore, refresh_s: float = 60.0,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
@@ -139,17 +140,34 @@ class SiteDirectory:
         buildings: dict[str, Building] = {}
         unavailable: dict[str, str] = {}
         for ref in await self._sites.list_buildings(tenant_id):
+            old = previous.buildings.get(ref.building_id) if previous else None
             try:
+                if old is not None:
+                    # One small point read: the version. The model is read (and validated) only when it changed.
+                    etag = await self._sites.version(ref)
+                    if etag is None:
+                        continue
+                    if etag == old.etag:
+                        buildings[ref.building_id] = old
+                        continue
                 versioned = await self._sites.get(ref)
             except (ValueError, KeyError, TypeError) as exc:
-                # A stored document that no longer validates (edited by hand, an old schema): that building only.
+                # A stored document that no longer validates (edited by hand, an old schema, a missing or corrupt
+                # blob): that building only.
                 unavailable[ref.building_id] = type(exc).__name__
                 logger.error("site model of tenant %s building %s cannot be loaded: %s", tenant_id, ref.building_id,
                              type(exc).__name__)
                 continue
+            except DependencyUnavailable as exc:
+                if old is None:
+                    raise
+                # Its new version cannot be read now (Blob storage down): the version before serves until it can.
+                buildings[ref.building_id] = old
+                logger.warning("tenant %s building %s: new version not readable (%s); serving version %s",
+                               tenant_id, ref.building_id, exc, old.etag)
+                continue
             if versioned is None:
                 continue
-            old = previous.buildings.get(ref.building_id) if previous else None
             if old is not None and old.etag == versioned.etag:
                 buildings[ref.building_id] = old
                 continue

@@ -442,6 +442,7 @@ def test_analytics_storage_has_its_containers_and_a_cool_tier_rule():
     containers = params["containerNames"]
     assert isinstance(containers, Expr) and "analyticsContainerName" in containers.text
     assert "deadletterContainerName" in containers.text
+    assert "sitesContainerName" in containers.text  # the site models (shared/adapters/site_documents.py)
     assert params["coolTierPrefix"] == Expr("'${analyticsContainerName}/'")
     [policy] = resources_of_type("Microsoft.Storage/storageAccounts/managementPolicies")
     [rule] = body(policy)["properties"]["policy"]["rules"]
@@ -622,7 +623,8 @@ def test_setting_values_default_to_the_local_values():
         if first_word in setting_names():
             linked[first_word] = name
             assert str(value(decl.value)) == LOCAL_VALUES[first_word], f"{name} defaults to something else than {first_word}"
-    assert set(linked) == {"COSMOS_DATABASE", "ANALYTICS_CONTAINER", "DEADLETTER_CONTAINER", "EVENTHUB_NAME",
+    assert set(linked) == {"COSMOS_DATABASE", "ANALYTICS_CONTAINER", "DEADLETTER_CONTAINER", "SITES_CONTAINER",
+                           "EVENTHUB_NAME",
                            "EVENTHUB_CONSUMER_GROUP", "PRESENCE_TIMEOUT_SECONDS", "PRESENCE_SWEEP_SCHEDULE", "ROLLUP_HOURLY_SCHEDULE",
                            "ROLLUP_DAILY_SCHEDULE", "ANALYTICS_MIN_GROUP_SIZE"}
     # ...and each such parameter feeds its setting, directly or through the module that creates the resource.

@@ -1,12 +1,17 @@
 """Per-building structures precomputed once and cached: beacon arrays, a grid of candidate positions per floor
-(inside the floor's spaces, else its outline), which space each grid point lies in, and where floors connect.
+(inside the floor's spaces, else its outline), which space each grid point lies in, where floors connect, and the
+walls between every grid point and every beacon of its floor.
+
+Walls are the boundaries of enclosed spaces (their outer rings, holes and further parts) less the openings in
+them (doors): a signal through a doorway crosses no wall.
 """
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -21,6 +26,9 @@ LossKey = tuple[float, float, float]  # (path-loss exponent, beacon height, wall
 _SilenceKey = tuple[LossKey, tuple[float, ...], float, float, float]
 
 WALL_REACH_M = 60.0  # walls are counted between a beacon and the points this close to it
+OPENING_BUFFER_M = 0.1  # a door cuts the walls within this distance of its segment
+_MIN_WALL_M = 1e-6  # what is left of a wall next to a door, shorter than this, is no wall
+Wall = tuple[float, float, float, float]  # x1, y1, x2, y2 (the lesser end first), rounded to the millimetre
 TRANSITION_KINDS = space_kinds.VERTICAL
 OPEN_KINDS = space_kinds.OPEN
 NOT_OCCUPIABLE = space_kinds.NOT_OCCUPIABLE
@@ -48,6 +56,17 @@ class SpaceSpec:
     floor: str
     polygon: tuple[Point, ...]
     kind: str = "unspecified"
+    # Further rings of the space's boundary, walls as much as `polygon` is: its holes, and the outlines and holes
+    # of further parts of a space drawn as several polygons (they place no grid points: `polygon` does).
+    rings: tuple[tuple[Point, ...], ...] = ()
+
+
+@dataclass(frozen=True)
+class OpeningSpec:
+    """A door: where the boundary of a space is open (a polyline along it)."""
+
+    floor: str
+    segment: tuple[Point, ...]
 
 
 @dataclass
@@ -97,7 +116,8 @@ class FloorGrid:
         return cached
 
     def walls_between(self) -> np.ndarray:
-        """(M, Bf) number of walls between each candidate point and each beacon (computed once, lazily)."""
+        """(M, Bf) number of walls between each candidate point and each beacon: computed once, by
+        SiteIndex.build (off the event loop) or else lazily here on first use."""
         if self._walls_between is None:
             counts = np.zeros(self.dist2.shape, dtype=np.float32)
             if len(self.walls):
@@ -160,9 +180,15 @@ class SiteIndex:
         silence_reach_m: float = 40.0,
         tracking_reach_m: float = 30.0,  # the tracker looks wider: its smoothed readings are worth the time  # silent beacons this close to the loudest one count as evidence
         margin_m: float = 1.0,
+        openings: Iterable[OpeningSpec] = (),
+        opening_buffer_m: float = OPENING_BUFFER_M,
+        precompute_walls: bool = True,
     ) -> SiteIndex:
         """Precompute a site from plain specs. `transitions` are (floor, x, y) of stairs and elevators besides
-        the spaces of those kinds. Raises ValueError for a beacon or space on an unknown floor."""
+        the spaces of those kinds; `openings` (doors) cut the walls within `opening_buffer_m` of them. With
+        `precompute_walls` the wall counts between grid points and beacons are computed here (seconds on a large
+        floor: callers build indexes off the event loop), else on the first estimate that needs them.
+        Raises ValueError for a beacon, space or opening on an unknown floor."""
         floors = sorted(floors, key=lambda f: f.ordinal)
         floor_ids = {f.id for f in floors}
         if not floors:
@@ -175,6 +201,10 @@ class SiteIndex:
         for s in spaces:
             if s.floor not in floor_ids:
                 raise ValueError(f"space '{s.id}' is on unknown floor '{s.floor}'")
+        openings = list(openings)
+        for o in openings:
+            if o.floor not in floor_ids:
+                raise ValueError(f"an opening is on unknown floor '{o.floor}'")
         beacons = list(beacons)
         spaces = list(spaces)
         beacon_index = {b.id: i for i, b in enumerate(beacons)}
@@ -207,13 +237,9 @@ class SiteIndex:
             near_beacons = [np.flatnonzero(bb[j] <= silence_reach_m**2) for j in range(len(floor_beacons))]
             gates = [geometry.polygon_centroid(s.polygon) for _i, s in floor_spaces if s.kind in TRANSITION_KINDS]
             gates += [(x, y) for f, x, y in transitions if f == floor.id]
-            walls = sorted({
-                tuple(round(v, 3) for v in (min(p, q) + max(p, q)))
-                for _i, sp in floor_spaces
-                if sp.kind not in OPEN_KINDS
-                for p, q in zip(sp.polygon, sp.polygon[1:] + sp.polygon[:1])
-            })
-            grids[floor.id] = FloorGrid(
+            walls = _floor_walls([sp for _i, sp in floor_spaces],
+                                 [o.segment for o in openings if o.floor == floor.id], opening_buffer_m)
+            grid = FloorGrid(
                 floor=floor.id,
                 points=points,
                 beacons=floor_beacons,
@@ -226,18 +252,29 @@ class SiteIndex:
                 walls=np.array(walls, dtype=np.float64).reshape(-1, 4),
                 beacon_xy=bxy,
             )
+            if precompute_walls and len(grid.walls):
+                grid.walls_between()
+            grids[floor.id] = grid
         return cls(list(floors), beacons, spaces, grids, beacon_index, min(steps) if steps else 1.0, reach_m)
 
     @classmethod
-    def from_site_model(cls, site: SiteModel, *, grid_step_m: float | None = None, **options: float) -> SiteIndex:
-        """Precompute a validated `shared.domain.site.SiteModel`."""
+    def from_site_model(cls, site: SiteModel, *, grid_step_m: float | None = None, **options: Any) -> SiteIndex:
+        """Precompute a validated `shared.domain.site.SiteModel` (its doors are the openings); `options` are
+        those of `build`."""
         floors = [FloorSpec(f.id, f.ordinal, tuple(f.outline)) for f in site.floors]
         beacons = [BeaconSpec(b.id, b.x, b.y, b.floor, float(b.measured_power)) for b in site.beacons]
-        spaces = [SpaceSpec(s.id, s.floor, tuple(s.polygon), s.kind.value) for s in site.spaces]
+        spaces = [
+            SpaceSpec(s.id, s.floor, tuple(s.polygon), s.kind.value,
+                      rings=tuple(tuple(ring) for ring in [*s.holes, *(r for part in s.parts
+                                                                        for r in (part.polygon, *part.holes))]))
+            for s in site.spaces
+        ]
         transitions = [
             (n.floor, n.x, n.y) for n in site.navigation.nodes if n.kind.value in ("stairs", "elevator")
         ]
-        return cls.build(floors, beacons, spaces, transitions, grid_step_m=grid_step_m, **options)
+        openings = [OpeningSpec(d.floor, tuple(d.segment)) for d in site.doors]
+        return cls.build(floors, beacons, spaces, transitions, grid_step_m=grid_step_m, openings=openings,
+                         **options)
 
     def space_containing(self, floor: str, point: Point, max_distance_m: float = 0.0) -> tuple[str | None, float]:
         """The space of `floor` containing `point`, else the nearest within `max_distance_m`; (id, distance)."""
@@ -264,6 +301,41 @@ class SiteIndex:
     @property
     def has_transitions(self) -> bool:
         return any(len(g.transitions) for g in self.grids.values())
+
+
+def _wall(p: Point, q: Point) -> Wall:
+    a, b = min(p, q), max(p, q)
+    return (round(a[0], 3), round(a[1], 3), round(b[0], 3), round(b[1], 3))
+
+
+def _floor_walls(spaces: Sequence[SpaceSpec], openings: Sequence[Sequence[Point]], buffer_m: float) -> list[Wall]:
+    """The floor's wall segments, sorted and without duplicates (two rooms drawing their shared edge alike): every
+    edge of every ring of the enclosed spaces, less the parts within `buffer_m` of an opening."""
+    walls = sorted({
+        _wall(p, q)
+        for sp in spaces
+        if sp.kind not in OPEN_KINDS
+        for ring in (sp.polygon, *sp.rings)
+        for p, q in zip(ring, ring[1:] + ring[:1])
+    })
+    if not walls or not openings:
+        return walls
+    import shapely
+
+    gaps = shapely.union_all([shapely.buffer(shapely.linestrings(list(o)), buffer_m, cap_style="flat")
+                              for o in openings if len(o) >= 2])
+    lines = shapely.linestrings(np.asarray(walls, dtype=np.float64).reshape(-1, 2, 2))
+    hit = shapely.intersects(lines, gaps)
+    kept = {w for w, h in zip(walls, hit) if not h}
+    for line in lines[hit]:
+        for part in shapely.get_parts(shapely.difference(line, gaps)):
+            if shapely.get_type_id(part) != 1:  # LineString; a touching point is no wall
+                continue
+            coords = shapely.get_coordinates(part)
+            for p, q in itertools.pairwise(coords):
+                if math.dist(p, q) > _MIN_WALL_M:
+                    kept.add(_wall((float(p[0]), float(p[1])), (float(q[0]), float(q[1]))))
+    return sorted(kept)
 
 
 def _orient(o: NDArray[np.float64], u: NDArray[np.float64], v: NDArray[np.float64]) -> NDArray[np.float64]:
