@@ -58,7 +58,7 @@ def domain_problem(exc: Exception) -> JSONResponse | None:
     if isinstance(exc, Conflict):
         return problem(409, "Conflict", str(exc), type_=PROBLEM_BASE + "conflict", **exc.details)
     if isinstance(exc, imdf.ImdfError):
-        where = {k: v for k, v in (("file", exc.file), ("featureId", exc.feature_id)) if v is not None}
+        where: dict[str, Any] = {k: v for k, v in (("file", exc.file), ("featureId", exc.feature_id)) if v is not None}
         if isinstance(exc, imdf.ArchiveTooLarge):
             return problem(413, "Content Too Large", str(exc), type_=PROBLEM_BASE + "archive-too-large", **where)
         field = exc.file or "$"

@@ -87,6 +87,8 @@ class QueryService:
         return await self._directory.all(tenant_id)
 
     def navigation(self, building: Building) -> NavigationIndex:
+        if building.navigation is not None:
+            return building.navigation  # built with the building, off the event loop
         key = (building.ref, building.etag)
         index = self._navigation.get(key)
         if index is None:

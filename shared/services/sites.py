@@ -19,6 +19,7 @@ from shared.domain.positioning import SignalModel, SiteIndex
 from shared.domain.positioning.signal import signal_for_site
 from shared.domain.site import SiteModel
 from shared.domain.tenancy import BuildingRef
+from shared.domain.wayfinding import NavigationIndex
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ class Building:
     index: SiteIndex | None
     signal: SignalModel
     positioning_problem: str | None = None
+    navigation: NavigationIndex | None = None  # built with the rest, off the event loop (None: the graph failed)
 
     @property
     def building_id(self) -> str:
@@ -63,13 +65,18 @@ def build_building(ref: BuildingRef, site: SiteModel, etag: str) -> Building:
     """The building with its positioning index; never raises for a valid site model (no beacons, or an index
     the engine refuses, gives a building that is mapped but not positioned)."""
     signal = signal_for_site(site)
+    try:
+        navigation: NavigationIndex | None = NavigationIndex.from_site(site)
+    except (ValueError, KeyError, ArithmeticError) as exc:  # refused at save; a model edited by hand may still
+        logger.error("navigation index of building %s failed: %s", ref.building_id, exc)
+        navigation = None
     if not site.beacons:
-        return Building(ref, site, etag, None, signal, "no beacons placed yet")
+        return Building(ref, site, etag, None, signal, "no beacons placed yet", navigation)
     try:
         index = SiteIndex.from_site_model(site)
     except (ValueError, ArithmeticError) as exc:
-        return Building(ref, site, etag, None, signal, f"positioning index failed: {exc}")
-    return Building(ref, site, etag, index, signal)
+        return Building(ref, site, etag, None, signal, f"positioning index failed: {exc}", navigation)
+    return Building(ref, site, etag, index, signal, None, navigation)
 
 
 @dataclass

@@ -178,11 +178,20 @@ async def test_a_beacon_plan_covers_every_room_and_predicts_accuracy(api, acme, 
 async def test_a_site_saved_without_a_navigation_graph_gets_one(api, acme):
     data = small_site("plain")
     data["navigation"] = {"nodes": [], "edges": []}
+    for floor in ("f0", "f1"):  # a corridor along the rooms, an elevator and stairs stacked at its ends
+        data["spaces"] += [
+            {"id": f"c-{floor}", "name": "Corridor", "kind": "walkway", "floor": floor,
+             "polygon": [[0, 8], [40, 8], [40, 16], [0, 16]]},
+            {"id": f"el-{floor}", "name": "Lift", "kind": "elevator", "floor": floor,
+             "polygon": [[0, 16], [4, 16], [4, 20], [0, 20]]},
+            {"id": f"st-{floor}", "name": "Stairs", "kind": "stairs", "floor": floor,
+             "polygon": [[36, 16], [40, 16], [40, 20], [36, 20]]}]
     response = await api.put("/api/v1/buildings/plain", json=data, headers=acme["admin"])
     assert response.status_code == 201, response.text
     assert response.json()["navigation"]["generated"] and response.json()["navigation"]["nodes"]
     route = await api.get("/api/v1/buildings/plain/route", params={"from": "r-oak", "to": "o-1"}, headers=acme["read"])
     assert route.status_code == 200, route.text
+    assert {leg["floor"] for leg in route.json()["legs"]} == {"f0", "f1"}
     free = await api.get("/api/v1/buildings/plain/free-rooms", params={"near": "k-0"}, headers=acme["read"])
     assert [r["id"] for r in free.json()] == ["r-oak"]
 

@@ -132,13 +132,28 @@ async def test_a_body_that_arrives_in_pieces_before_the_deadline_is_replayed_who
 async def test_bodies_over_the_global_cap_get_413_declared_or_not(memory_context, keys):
     api = create_api()
     declared = Exchange([b"x"])
-    await api(http_scope("PUT", "/api/v1/buildings/hq", {**ADMIN, "content-length": str(5 * 1024 * 1024)}),
+    await api(http_scope("PUT", "/api/v1/teams/team-1", {**ADMIN, "content-length": str(5 * 1024 * 1024)}),
               declared.receive, declared.send)
     assert declared.status == 413 and declared.reads == 0 and declared.headers["connection"] == "close"
     streamed = Exchange([b" " * (1024 * 1024)] * 5)  # chunked: no length announced
-    await api(http_scope("PUT", "/api/v1/buildings/hq", ADMIN), streamed.receive, streamed.send)
+    await api(http_scope("PUT", "/api/v1/teams/team-1", ADMIN), streamed.receive, streamed.send)
     assert streamed.status == 413 and streamed.json()["status"] == 413
     assert streamed.reads == 5  # it stopped reading at the cap
+
+
+async def test_routes_made_for_files_take_more_and_still_have_a_cap(memory_context, keys):
+    from functions.bodies import MAX_IMDF_BYTES, MAX_SITE_WIRE_BYTES
+
+    api = create_api()
+    for path, cap in (("/api/v1/buildings/hq/imdf", MAX_IMDF_BYTES), ("/api/v1/buildings/hq", MAX_SITE_WIRE_BYTES)):
+        over = Exchange([b"x"])
+        await api(http_scope("PUT", path, {**ADMIN, "content-length": str(cap + 1)}), over.receive, over.send)
+        assert over.status == 413 and over.reads == 0, path
+        assert f"{cap // 1024} KB" in over.json()["detail"]
+        under = Exchange([b"x" * (5 * 1024 * 1024)])  # over the global 4 MB cap: read, then judged by the route
+        await api(http_scope("POST" if path.endswith("imdf") else "PUT", path,
+                             {**ADMIN, "content-length": str(5 * 1024 * 1024)}), under.receive, under.send)
+        assert under.reads == 1 and under.status != 413, (path, under.status)
 
 
 @pytest.fixture
