@@ -9,6 +9,8 @@ Pure domain code (stdlib, numpy, pydantic). Build a `SiteIndex` once per buildin
     # space_confidence (None while nothing of the site was heard lately)
 
 Single scans (eval, benchmarks): `locate(index, signal, {beacon: rssi})`, `locate_many(index, signal, scans)`.
+Beacon planning (a building without beacons): `plan_beacons(site)` -> wall-mounted positions and their coverage,
+`coverage(site, beacons)`, `predict_room_accuracy(site, beacons)`.
 See docs/positioning.md for the method and its measurements.
 """
 from shared.domain.positioning.estimator import (
@@ -20,15 +22,28 @@ from shared.domain.positioning.estimator import (
     posterior,
     resolve_readings,
 )
+from shared.domain.positioning.planning import (
+    BeaconPlan,
+    CoverageReport,
+    PlannedBeacon,
+    RoomCoverage,
+    coverage,
+    plan_beacons,
+    predict_room_accuracy,
+)
 from shared.domain.positioning.signal import RssiFilter, SignalModel, signal_for_site
 from shared.domain.positioning.site_index import BeaconSpec, FloorSpec, SiteIndex, SpaceSpec
 from shared.domain.positioning.tracking import Sighting, TrackingPolicy, TrackingState, track
 
 __all__ = [
+    "BeaconPlan",
     "BeaconSpec",
+    "CoverageReport",
     "Estimate",
     "FloorSpec",
+    "PlannedBeacon",
     "Readings",
+    "RoomCoverage",
     "RssiFilter",
     "Sighting",
     "SignalModel",
@@ -36,10 +51,13 @@ __all__ = [
     "SpaceSpec",
     "TrackingPolicy",
     "TrackingState",
+    "coverage",
     "floor_scores",
     "locate",
     "locate_many",
+    "plan_beacons",
     "posterior",
+    "predict_room_accuracy",
     "resolve_readings",
     "signal_for_site",
     "track",
