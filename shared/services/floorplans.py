@@ -15,7 +15,7 @@ from typing import Any
 
 from shared.domain import imdf, space_kinds
 from shared.domain.errors import ContractViolation, FieldError, NotFound
-from shared.domain.positioning.planning import BeaconPlan, plan_beacons
+from shared.domain.positioning import BeaconPlan, plan_beacons
 from shared.domain.site import SiteModel, Space, parse_site_model
 from shared.domain.tenancy import BuildingRef
 from shared.services.admin import AdminService, SavedSite
