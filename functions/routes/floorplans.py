@@ -23,15 +23,16 @@ from shared.wiring import AppContext, get_context
 
 router = APIRouter(prefix="/v1/buildings", tags=["floor plans"], responses=PROBLEMS)
 
-ZIP_TYPES = ("application/zip", "application/x-zip-compressed")
+# What browsers, curl and HTTP libraries send a zip as (octet-stream: a file of unknown type).
+ZIP_TYPES = ("application/zip", "application/x-zip-compressed", "application/octet-stream")
 GEOJSON = "application/geo+json"
 MAX_BEACON_CSV_BYTES = 4 * 1024 * 1024
 
-_ZIP_BODY = {"requestBody": {"required": True, "content": {"application/zip": {
-    "schema": {"type": "string", "format": "binary"}}}}}
+_ZIP_BODY = {"requestBody": {"required": True, "content": {
+    media: {"schema": {"type": "string", "format": "binary"}} for media in ("application/zip", "application/octet-stream")}}}
 _BEACONS_BODY = {"requestBody": {"required": True, "content": {
     "application/json": {"schema": {"type": "object", "properties": {"beacons": {
-        "type": "array", "items": {"$ref": "https://spaceflow.dev/schemas/site-v1.json#/$defs/Beacon"}}}}},
+        "type": "array", "items": {"$ref": "#/components/schemas/Beacon"}}}}},  # from the embedded site-v1
     "text/csv": {"schema": {"type": "string", "description": "header id,x,y,floor,measuredPower"}}}}}
 
 
