@@ -32,6 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--requests", type=int, default=200, help="routes and free-room queries, each")
     parser.add_argument("--origins", type=int, default=300, help="rooms the routable share is measured from")
     parser.add_argument("--no-http", action="store_true", help="only the in-process import (no emulators)")
+    parser.add_argument("--no-openings", action="store_true",
+                        help="a venue without openings: every door is inferred from shared walls")
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -39,8 +41,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     from devkit.imdf_venue import generate_venue
 
-    archive = zip_archive(generate_venue(units=args.units, levels=args.levels, seed=args.seed))
-    result: dict[str, Any] = {"units": args.units, "levels": args.levels, "archive_bytes": len(archive)}
+    archive = zip_archive(generate_venue(units=args.units, levels=args.levels, seed=args.seed,
+                                         openings=not args.no_openings))
+    result: dict[str, Any] = {"units": args.units, "levels": args.levels, "openings": not args.no_openings,
+                              "archive_bytes": len(archive)}
     result.update(_import_in_child(archive))
     if not args.no_http:
         result.update(asyncio.run(_over_http(archive, args.requests, args.seed)))
