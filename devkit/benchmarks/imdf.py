@@ -37,9 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from shared.domain.imdf import zip_archive
-
     from devkit.imdf_venue import generate_venue
+    from shared.domain.imdf import zip_archive
 
     archive = zip_archive(generate_venue(units=args.units, levels=args.levels, seed=args.seed,
                                          openings=not args.no_openings))
@@ -72,7 +71,6 @@ def _peak_rss_mb() -> float:
 
 def _child_baseline() -> float:
     import shared.domain.imdf
-
     import shared.services.admin  # noqa: F401
 
     return _peak_rss_mb()
