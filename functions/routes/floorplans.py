@@ -1,9 +1,9 @@
 """A building's map in and out: IMDF import and export, GeoJSON for maps, beacons placed later, a beacon plan."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -122,13 +122,16 @@ async def export_imdf(buildingId: PathId, who: Principal = Depends(require(Scope
 
 
 @router.get("/{buildingId}/geojson",
-            summary="A floor's spaces, doors, amenities, beacons and navigation graph as GeoJSON (building metres)",
+            summary="A floor's spaces, doors, amenities, beacons and navigation graph as GeoJSON",
             responses={200: {"description": "a FeatureCollection; `properties.featureType` tells the layers apart",
                              "content": {GEOJSON: {}}}})
 async def geojson(buildingId: PathId, floor: str | None = id_query(description="a floor id (default: every floor)"),
+                  coordinates: Literal["metres", "wgs84"] = Query(
+                      default="metres", description="building metres (x east, y north), or WGS84 longitude/latitude "
+                                                    "(RFC 7946) for a building with a geographic origin"),
                   who: Principal = Depends(require(Scope.read)),
                   context: AppContext = Depends(get_context)) -> Response:
-    collection, etag = await context.floorplans.geojson(who.building(buildingId), floor)
+    collection, etag = await context.floorplans.geojson(who.building(buildingId), floor, coordinates == "wgs84")
     return JSONResponse(collection, media_type=GEOJSON, headers={"ETag": etag})
 
 

@@ -13,8 +13,11 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from shared.domain import imdf, space_kinds
 from shared.domain.errors import ContractViolation, FieldError, NotFound
+from shared.domain.imdf.projection import Projection
 from shared.domain.positioning import BeaconPlan, plan_beacons
 from shared.domain.site import SiteModel, Space, parse_site_model
 from shared.domain.tenancy import BuildingRef
@@ -72,14 +75,23 @@ class FloorPlanService:
         files = await asyncio.to_thread(imdf.export_imdf, found.site)
         return await asyncio.to_thread(imdf.zip_archive, files), found.etag
 
-    async def geojson(self, building: BuildingRef, floor: str | None) -> tuple[dict[str, Any], str]:
-        """One floor (or every floor) as a GeoJSON FeatureCollection in building metres, and the version."""
+    async def geojson(self, building: BuildingRef, floor: str | None,
+                      wgs84: bool = False) -> tuple[dict[str, Any], str]:
+        """One floor (or every floor) as a GeoJSON FeatureCollection, and the version: in building metres, or in
+        WGS84 longitude/latitude (RFC 7946) for a building placed on Earth (an `origin`)."""
         found = await self._admin.get_site(building)
         site = found.site
         if floor is not None and floor not in site.floor_by_id():
             raise ContractViolation([FieldError("floor", f"building '{site.building_id}' has no floor '{floor}'")],
                                     title="Unknown floor")
-        return floor_geojson(site, floor), found.etag
+        if wgs84 and site.origin is None:
+            raise ContractViolation([FieldError("coordinates", f"building '{site.building_id}' has no geographic "
+                                                               "origin (import it from IMDF, or set `origin`)")],
+                                    title="Not placed on Earth")
+        collection = floor_geojson(site, floor)
+        if wgs84 and site.origin is not None:
+            collection = await asyncio.to_thread(_to_wgs84, collection, site.origin.latitude, site.origin.longitude)
+        return collection, found.etag
 
     async def put_beacons(self, building: BuildingRef, beacons: object, if_match: str | None) -> SavedSite:
         """Place or replace every beacon of an existing building (the JSON list, or CSV rows already split)."""
@@ -185,6 +197,23 @@ def floor_geojson(site: SiteModel, floor: str | None) -> dict[str, Any]:
                                   "properties": {"buildingId": site.building_id, "units": "m", "floor": floor}}
     if site.origin is not None:
         collection["properties"]["origin"] = {"latitude": site.origin.latitude, "longitude": site.origin.longitude}
+    return collection
+
+
+def _to_wgs84(collection: dict[str, Any], latitude: float, longitude: float) -> dict[str, Any]:
+    projection = Projection(latitude, longitude)
+
+    def convert(coordinates: Any) -> Any:
+        if coordinates and isinstance(coordinates[0], (int, float)):  # a position
+            return projection.to_lonlat(np.array([coordinates], dtype=float))[0].tolist()
+        if coordinates and isinstance(coordinates[0], list) and coordinates[0] and \
+                isinstance(coordinates[0][0], (int, float)):  # a ring or a line: one call for all its positions
+            return projection.to_lonlat(np.array(coordinates, dtype=float)).tolist()
+        return [convert(part) for part in coordinates]
+
+    for feature in collection["features"]:
+        feature["geometry"]["coordinates"] = convert(feature["geometry"]["coordinates"])
+    collection["properties"]["units"] = "degrees"
     return collection
 
 

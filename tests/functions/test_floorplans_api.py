@@ -243,3 +243,26 @@ async def test_only_admins_import_and_other_tenants_see_nothing(api, acme, demo_
         assert (await api.get(f"/api/v1/buildings/z{path}", headers=globex["read"])).status_code == 404
     plan = await api.post("/api/v1/buildings/z/beacon-plan", json={}, headers=globex["admin"])
     assert plan.status_code == 404
+
+
+async def test_geojson_in_wgs84_lands_where_the_imdf_archive_put_the_venue(api, acme, demo_archive):
+    import json
+
+    assert (await post_imdf(api, acme, "geo", demo_archive)).status_code == 201
+    venue = json.loads(zipfile.ZipFile(io.BytesIO(demo_archive)).read("venue.geojson"))["features"][0]
+    lon0, lat0 = venue["properties"]["display_point"]["coordinates"]
+    units = {f["id"]: f for f in json.loads(zipfile.ZipFile(io.BytesIO(demo_archive)).read("unit.geojson"))["features"]}
+    response = await api.get("/api/v1/buildings/geo/geojson", params={"coordinates": "wgs84"}, headers=acme["read"])
+    assert response.status_code == 200, response.text
+    spaces = [f for f in response.json()["features"] if f["properties"]["featureType"] == "space"]
+    for feature in spaces[:20]:
+        ours = feature["geometry"]["coordinates"][0]
+        theirs = units[feature["id"]]["geometry"]["coordinates"][0]
+        lon, lat = ours[0]
+        assert abs(lon - lon0) < 0.01 and abs(lat - lat0) < 0.01  # within a kilometre of the display point
+        # the same corners as the archive drew (1e-7 degree is ~1 cm)
+        assert any(abs(lon - x) < 1e-7 and abs(lat - y) < 1e-7 for x, y in theirs)
+    plain = small_site("flat")
+    assert (await api.put("/api/v1/buildings/flat", json=plain, headers=acme["admin"])).status_code == 201
+    refused = await api.get("/api/v1/buildings/flat/geojson", params={"coordinates": "wgs84"}, headers=acme["read"])
+    assert refused.status_code == 400 and refused.json()["errors"][0]["field"] == "coordinates"
