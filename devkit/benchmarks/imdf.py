@@ -8,7 +8,7 @@ elevators and stairs). Measured:
 - over real HTTP against `devkit serve --attach` on emulators this benchmark starts: `POST .../imdf` seconds,
   what the store holds (the Cosmos pointer document and the compressed model in Blob), then `--requests` routes
   between random rooms on different levels and `--requests` free-room queries from random rooms (p50/p95 ms, the
-  first request of each kind left out: it builds the navigation index);
+  first request of each kind left out), then one beacon plan (3 beacons above -85 dBm per room) and its seconds;
 - in process on the stored model: the share of room pairs on different levels that are routable (every room on
   another level, from `--origins` random rooms; one search each).
 """
@@ -143,11 +143,20 @@ async def _over_http(archive: bytes, requests: int, seed: int) -> dict[str, Any]
             if n:
                 free_ms.append((time.perf_counter() - t0) * 1000)
                 free_status[answer.status_code] = free_status.get(answer.status_code, 0) + 1
+        t0 = time.perf_counter()
+        planned = await http.post(f"/api/v1/buildings/{BUILDING}/beacon-plan", json={}, headers=keys["admin"],
+                                  timeout=600)
+        plan_s = time.perf_counter() - t0
+        plan = planned.json() if planned.status_code == 200 else {}
     return {"http_import_s": round(import_s, 2), "http_unreachable_spaces": len(summary["unreachableSpaces"]),
             **stored,
             "route_p50_ms": _pct(route_ms, 0.5), "route_p95_ms": _pct(route_ms, 0.95), "route_status": route_status,
             "free_rooms_p50_ms": _pct(free_ms, 0.5), "free_rooms_p95_ms": _pct(free_ms, 0.95),
-            "free_rooms_status": free_status}
+            "free_rooms_status": free_status, "beacon_plan_status": planned.status_code,
+            "beacon_plan_s": round(plan_s, 1), "planned_beacons": len(plan.get("beacons", [])),
+            "planned_rooms_meeting_target": (plan.get("planned") or {}).get("roomsMeetingTarget"),
+            "planned_rooms": (plan.get("planned") or {}).get("rooms"),
+            "planned_predicted_room_accuracy": (plan.get("planned") or {}).get("predictedRoomAccuracy")}
 
 
 async def _stored_size(served: Any) -> dict[str, Any]:
