@@ -11,6 +11,11 @@
 5. the app, with the buffered body replayed to it (functions/bodies.py keeps each route's own size limits, gzip
    and media types).
 
+A stream (STREAM_PATHS: Server-Sent Events, minutes long) holds its work slot only until its response starts:
+by then the route has authorized the caller, found the building, taken one of the instance's stream places
+(shared/services/stream.py caps them) and read the first state, which is the work; what follows is mostly
+sleeping between polls. Held for the stream's life, 32 open streams would take every slot and shed all else.
+
 The answers the gate gives itself are the same problem+json documents as the app's handlers; the ones given
 before the body was read close the connection, so the unread body is never taken for the next request.
 """
@@ -39,6 +44,8 @@ logger = logging.getLogger(__name__)
 # which paths exist) needs one, so a route added later is authenticated without anyone remembering to.
 PUBLIC_PATHS = frozenset({"/api/health", "/api/openapi.json", "/api/docs"})
 BODY_DEADLINE_S = 10.0  # from the headers to the body's last byte, in all
+# Routes whose response is a long stream: their work slot is given back once the response has started.
+STREAM_PATHS = (re.compile(r"/api/v1/buildings/[^/]+/stream"),)
 CALLER_STATE = "caller"  # where in the request state the gate leaves the authenticated caller (functions/deps.py)
 
 Authenticate = Callable[[str | None, str | None, Any], Awaitable[Caller]]
@@ -60,7 +67,8 @@ class RequestGate:
                  authenticate: Authenticate = authenticate_with_context, body_deadline_s: float = BODY_DEADLINE_S,
                  max_body_bytes: int = MAX_REQUEST_BYTES, max_json_depth: int = MAX_JSON_DEPTH,
                  public_paths: frozenset[str] = PUBLIC_PATHS,
-                 large_bodies: tuple[tuple[re.Pattern[str], int], ...] = LARGE_BODIES) -> None:
+                 large_bodies: tuple[tuple[re.Pattern[str], int], ...] = LARGE_BODIES,
+                 streams: tuple[re.Pattern[str], ...] = STREAM_PATHS) -> None:
         self.app = app
         self.admission = admission or AdmissionControl()
         self.authenticate = authenticate
@@ -69,6 +77,7 @@ class RequestGate:
         self.max_json_depth = max_json_depth
         self.public_paths = public_paths
         self.large_bodies = large_bodies
+        self.streams = streams
         self.timed_out = 0
         self.refused = 0  # 401 before reading a body
 
@@ -101,6 +110,12 @@ class RequestGate:
                 return {"type": "http.request", "body": body, "more_body": False}
             return await receive()  # after the body: the disconnect, which streaming responses listen for
 
+        if any(pattern.fullmatch(scope["path"]) for pattern in self.streams):
+            try:
+                await self._stream(scope, replay, send)
+            except Overloaded as exc:
+                await _answer(_overloaded(exc), scope, send)
+            return
         try:
             async with self.admission.slot():  # the only thing here that raises Overloaded
                 if body and _is_identity_json(headers):
@@ -111,9 +126,30 @@ class RequestGate:
                         return
                 await self.app(scope, replay, send)
         except Overloaded as exc:
-            await _answer(problem(503, "Service unavailable", "this instance is overloaded; retry after the "
-                                  "Retry-After seconds", type_=PROBLEM_BASE + "overloaded",
-                                  headers={"Retry-After": str(exc.retry_after_s)}), scope, send)
+            await _answer(_overloaded(exc), scope, send)
+
+    async def _stream(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The app for a stream route, holding a work slot until the response starts (or the app ends without one:
+        an error answer is a normal response and starts too). Raises Overloaded before the app runs."""
+        held = self.admission.slot()
+        await held.__aenter__()  # entered by hand: it is left in the middle of the app, not around it
+        released = False
+
+        async def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                await held.__aexit__(None, None, None)
+
+        async def send_then_release(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                await release()
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_then_release)
+        finally:
+            await release()
 
     def body_limit(self, path: str) -> int:
         """The most bytes a request to `path` may carry: MAX_REQUEST_BYTES, more on the few routes made for files."""
@@ -159,6 +195,11 @@ class RequestGate:
     def _too_large(self, limit: int) -> Response:
         return problem(413, "Content Too Large", f"the body exceeds {limit // 1024} KB",
                        type_=PROBLEM_BASE + "too-large")
+
+
+def _overloaded(exc: Overloaded) -> Response:
+    return problem(503, "Service unavailable", "this instance is overloaded; retry after the Retry-After seconds",
+                   type_=PROBLEM_BASE + "overloaded", headers={"Retry-After": str(exc.retry_after_s)})
 
 
 def _headers(scope: Scope) -> dict[bytes, str]:

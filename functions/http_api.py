@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from functions.gate import BODY_DEADLINE_S, PUBLIC_PATHS, RequestGate
 from functions.overload import AdmissionControl
 from functions.problems import install_problem_handlers
-from functions.routes import admin, analytics, buildings, floorplans, health, ingest, ops, people, teams
+from functions.routes import admin, analytics, buildings, floorplans, health, ingest, ops, people, stream, teams
 from shared.domain.sightings import batch_json_schema
 from shared.domain.site import site_json_schema
 
@@ -36,6 +36,7 @@ def create_api(*, admission: AdmissionControl | None = None, body_deadline_s: fl
     api.include_router(ops.router, prefix=API_PREFIX)
     api.include_router(admin.router, prefix=API_PREFIX)
     api.include_router(buildings.router, prefix=API_PREFIX)
+    api.include_router(stream.router, prefix=API_PREFIX)
     api.include_router(floorplans.router, prefix=API_PREFIX)
     api.include_router(people.router, prefix=API_PREFIX)
     api.include_router(people.me_router, prefix=API_PREFIX)

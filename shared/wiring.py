@@ -34,6 +34,7 @@ from shared.services.pipeline import PipelineService, PresenceSweepService
 from shared.services.queries import QueryService
 from shared.services.rollups import AnalyticsReader, RollupService
 from shared.services.sites import SiteDirectory
+from shared.services.stream import StreamService
 from shared.settings import PublisherKind, Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -66,6 +67,7 @@ class AppContext:
     identity: IdentityService
     issuer_documents: IssuerDocuments
     floorplans: FloorPlanService
+    stream: StreamService
     closers: list[Any] = field(default_factory=list)
 
     async def close(self) -> None:
@@ -106,6 +108,7 @@ def _assemble(settings: Settings, *, site_models: SiteModelStore, blobs: BlobSto
     verifier = BearerTokenVerifier(tenants, issuer_keys)
     auth = AuthService(api_keys, settings.admin_api_key, clock=clock, tokens=verifier)
     admin = AdminService(tenants, api_keys, auth, site_models, sites, clock=clock)
+    queries = QueryService(sites, live_state, clock=clock)
     return AppContext(
         settings=settings, publisher=publisher, site_models=site_models, blobs=blobs, live_state=live_state,
         api_keys=api_keys,
@@ -113,7 +116,7 @@ def _assemble(settings: Settings, *, site_models: SiteModelStore, blobs: BlobSto
         processing=processing, scheduled=scheduled, auth=auth, ingest=IngestService(publisher, sites, clock=clock),
         sites=sites, pipeline=pipeline, tenants=tenants,
         admin=admin, floorplans=FloorPlanService(admin),
-        queries=QueryService(sites, live_state, clock=clock), people=PeopleService(tenants, live_state, audit, clock),
+        queries=queries, stream=StreamService(queries), people=PeopleService(tenants, live_state, audit, clock),
         teams=teams, rollups=rollups,
         analytics=AnalyticsReader(blobs, settings.analytics_container, settings.analytics_min_group_size),
         identity=IdentityService(tenants, verifier, issuer_keys, allow_loopback=settings.identity_allow_loopback,

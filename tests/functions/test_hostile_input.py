@@ -29,7 +29,8 @@ from tests.support.sites import small_site
 VALID_IDS = {"buildingId": "hq", "spaceId": "r-oak", "tenantId": "acme", "keyId": "nokey", "teamId": "team-1",
              "userId": "ann@acme.example"}
 QUERIES = {"/free-rooms": {"near": "r-oak"}, "/geojson": {"floor": "f0"}, "/route": {"from": "r-oak", "to": "o-1"},
-           "/amenities": {"kind": "kitchen"}, "/analytics": {"from": "2026-01-05", "to": "2026-01-06"}}
+           "/amenities": {"kind": "kitchen"}, "/analytics": {"from": "2026-01-05", "to": "2026-01-06"},
+           "/stream": {"maxSeconds": "0"}}  # a stream ends at once: the fuzzer reads whole answers
 BODIES = {"/api/v1/buildings/{buildingId}": small_site("hq"), "/api/v1/teams/{teamId}": {"members": ["ann"]},
           "/api/v1/people/{userId}/sharing": {"level": "off"}, "/api/v1/tenants/{tenantId}/keys": {"scopes": ["read"]},
           "/api/v1/tenants": {"tenantId": "other", "name": "Other"}, "/api/v1/sightings": {"schema": "sightings/v1"},
