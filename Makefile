@@ -5,12 +5,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP_PY := $(VENV)/.installed
 STAMP_NPM := node_modules/.installed
+VENDOR := functions/static/vendor/.copied
 PORT ?= 7071
 PYTEST_ARGS ?=
 
-.PHONY: setup demo serve test lint test-unit test-integration schemas clean
+.PHONY: setup vendor browser-check demo serve test lint test-unit test-integration schemas clean
 
-setup: $(STAMP_PY) $(STAMP_NPM)
+setup: $(STAMP_PY) $(STAMP_NPM) vendor browser-check
 
 # Re-installs only when the pinned requirements change, so `make setup` is idempotent and quick the second time.
 $(STAMP_PY): requirements.txt requirements-dev.txt
@@ -24,6 +25,20 @@ $(STAMP_NPM): package.json package-lock.json
 	@command -v npm >/dev/null || { echo "need Node.js 20 and npm on PATH (the emulators are npm packages)"; exit 1; }
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
+
+# The dashboard's and /api/docs' browser assets (Leaflet, Chart.js, Swagger UI), copied from node_modules into
+# functions/static/vendor/ (gitignored); azure.yaml's prepackage hook runs the same copy before a deployment.
+vendor: $(VENDOR)
+
+$(VENDOR): $(STAMP_NPM) devkit/vendor.py
+	$(PY) -m devkit.vendor
+	@touch $@
+
+# The browser tests (tests/e2e/test_dashboard.py) drive Debian's chromium; say what to install, never fail setup.
+browser-check:
+	@command -v chromium >/dev/null || test -x /usr/bin/chromium || echo "setup: no chromium on PATH: the browser \
+	tests (tests/e2e/test_dashboard.py) will fail. Install it: Debian/Ubuntu 'sudo apt-get install -y chromium', \
+	Fedora 'sudo dnf install chromium', macOS 'brew install --cask chromium' (then set CHROMIUM=/path/to/chromium)"
 
 DEMO_ARGS ?=
 

@@ -43,6 +43,10 @@ logger = logging.getLogger(__name__)
 # The only routes that take no credential. Everything else (unknown paths too: a 404 would tell a stranger
 # which paths exist) needs one, so a route added later is authenticated without anyone remembering to.
 PUBLIC_PATHS = frozenset({"/api/health", "/api/openapi.json", "/api/docs"})
+# And the folders of static files that hold no data (the dashboard's HTML, JS and CSS at `/app/`; the vendored
+# Leaflet, Chart.js and Swagger UI): their data calls take a key like any other. Only these two (bare `/app` too
+# needs a key): any other path needs one.
+PUBLIC_PREFIXES = ("/app/", "/api/static/")
 BODY_DEADLINE_S = 10.0  # from the headers to the body's last byte, in all
 # Routes whose response is a long stream: their work slot is given back once the response has started.
 STREAM_PATHS = (re.compile(r"/api/v1/buildings/[^/]+/stream"),)
@@ -66,7 +70,7 @@ class RequestGate:
     def __init__(self, app: ASGIApp, *, admission: AdmissionControl | None = None,
                  authenticate: Authenticate = authenticate_with_context, body_deadline_s: float = BODY_DEADLINE_S,
                  max_body_bytes: int = MAX_REQUEST_BYTES, max_json_depth: int = MAX_JSON_DEPTH,
-                 public_paths: frozenset[str] = PUBLIC_PATHS,
+                 public_paths: frozenset[str] = PUBLIC_PATHS, public_prefixes: tuple[str, ...] = PUBLIC_PREFIXES,
                  large_bodies: tuple[tuple[re.Pattern[str], int], ...] = LARGE_BODIES,
                  streams: tuple[re.Pattern[str], ...] = STREAM_PATHS) -> None:
         self.app = app
@@ -76,6 +80,7 @@ class RequestGate:
         self.max_body_bytes = max_body_bytes
         self.max_json_depth = max_json_depth
         self.public_paths = public_paths
+        self.public_prefixes = public_prefixes
         self.large_bodies = large_bodies
         self.streams = streams
         self.timed_out = 0
@@ -87,7 +92,7 @@ class RequestGate:
             return
         deadline = asyncio.get_running_loop().time() + self.body_deadline_s
         headers = _headers(scope)
-        if scope["path"] not in self.public_paths:
+        if not self.is_public(scope["path"]):
             try:
                 who = await self.authenticate(headers.get(b"x-api-key"), headers.get(b"authorization"),
                                               scope.get("app"))
@@ -150,6 +155,13 @@ class RequestGate:
             await self.app(scope, receive, send_then_release)
         finally:
             await release()
+
+    def is_public(self, path: str) -> bool:
+        """One of PUBLIC_PATHS, or a file under PUBLIC_PREFIXES (no `..` segment, no backslash: a path that
+        climbs out of the folder is not public, whatever the static files would make of it)."""
+        if path in self.public_paths:
+            return True
+        return path.startswith(self.public_prefixes) and "\\" not in path and ".." not in path.split("/")
 
     def body_limit(self, path: str) -> int:
         """The most bytes a request to `path` may carry: MAX_REQUEST_BYTES, more on the few routes made for files."""

@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
+from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
 
 from functions.gate import BODY_DEADLINE_S, PUBLIC_PATHS, RequestGate
 from functions.overload import AdmissionControl
@@ -15,6 +19,10 @@ from shared.domain.sightings import batch_json_schema
 from shared.domain.site import site_json_schema
 
 API_PREFIX = "/api"
+STATIC = Path(__file__).resolve().parent / "static"  # app/ (the dashboard), docs/, vendor/ (devkit/vendor.py)
+# The browser pages load everything from this origin (the vendored assets): a policy the browser enforces.
+CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+                           "object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
 
 
 def create_api(*, admission: AdmissionControl | None = None, body_deadline_s: float = BODY_DEADLINE_S) -> FastAPI:
@@ -26,7 +34,7 @@ def create_api(*, admission: AdmissionControl | None = None, body_deadline_s: fl
         version="0.1.0",
         description="Real-time space analytics from BLE beacons.",
         openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
+        docs_url=None,  # FastAPI's page loads Swagger UI from another host; ours (below) uses the vendored copy
         redoc_url=None,
     )
     install_problem_handlers(api)
@@ -42,8 +50,51 @@ def create_api(*, admission: AdmissionControl | None = None, body_deadline_s: fl
     api.include_router(people.me_router, prefix=API_PREFIX)
     api.include_router(analytics.router, prefix=API_PREFIX)
     api.include_router(teams.router, prefix=API_PREFIX)
+    _mount_browser_pages(api)
     _document_problems(api)
     return api
+
+
+class _Static(StaticFiles):
+    """StaticFiles with the browser pages' content security policy on every answer."""
+
+    async def get_response(self, path: str, scope: Scope) -> Any:
+        response = await super().get_response(path, scope)
+        response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
+
+DOCS_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>spaceflow API</title>
+  <link rel="stylesheet" href="{static}/vendor/swagger-ui/swagger-ui.css">
+</head>
+<body>
+  <div id="swagger-ui" data-openapi-url="{openapi}"></div>
+  <script src="{static}/vendor/swagger-ui/swagger-ui-bundle.js"></script>
+  <script src="{static}/vendor/swagger-ui/swagger-ui-standalone-preset.js"></script>
+  <script src="{static}/docs/init.js"></script>
+</body>
+</html>
+"""
+
+
+def _mount_browser_pages(api: FastAPI) -> None:
+    """/api/docs (Swagger UI from the vendored files), /api/static/ (those files) and the dashboard at /app/.
+    None of them holds data: the gate lets them through without a key (functions/gate.py PUBLIC_PREFIXES)."""
+    page = DOCS_PAGE.format(static=f"{API_PREFIX}/static", openapi=api.openapi_url)
+
+    @api.get(f"{API_PREFIX}/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return HTMLResponse(page, headers={"Content-Security-Policy": CONTENT_SECURITY_POLICY,
+                                           "X-Content-Type-Options": "nosniff"})
+
+    # check_dir=False: the app starts without the vendored copy (`make setup` makes it); its files then answer 404
+    api.mount(f"{API_PREFIX}/static", _Static(directory=STATIC, check_dir=False), name="static")
+    api.mount("/app", _Static(directory=STATIC / "app", html=True, check_dir=False), name="dashboard")
 
 
 class Problem(BaseModel):

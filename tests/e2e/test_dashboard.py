@@ -1,0 +1,215 @@
+"""The dashboard (/app/) and /api/docs in a real browser: Debian's chromium driven by Playwright, against `devkit
+serve` seeded through the public API and fed real SDK batches. Offline: any request to another host fails the test.
+
+Set SPACEFLOW_SCREENSHOT=1 to copy the dashboard's screenshot to docs/images/dashboard.png."""
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from devkit.local_settings import local_settings
+from devkit.seed import seed
+from tests.e2e.conftest import CHROMIUM_ARGS, REPO, chromium_path
+from tests.support.batches import sdk_batch
+
+ADMIN_KEY = local_settings()["ADMIN_API_KEY"]
+ROOMS_MEASURED = 3  # rooms a phone walks into, one after the other: the median of their POST-to-colour times
+SCREENSHOT_ENV = "SPACEFLOW_SCREENSHOT"
+
+# Every data-status change of a space, with its wall-clock time (Date.now(), the test's clock too).
+RECORD_CHANGES = """
+window.__changes = [];
+new MutationObserver((records) => {
+  for (const r of records) {
+    const el = r.target;
+    if (el.getAttribute && el.hasAttribute('data-space-id'))
+      window.__changes.push({id: el.getAttribute('data-space-id'), status: el.getAttribute('data-status'), t: Date.now()});
+  }
+}).observe(document, {subtree: true, attributes: true, attributeFilter: ['data-status']});
+"""
+
+
+@pytest.fixture(scope="module")
+def tenant(live_server, devkit_keys) -> dict:
+    return seed(live_server, ADMIN_KEY, tenant_id=f"e2e-dash-{uuid.uuid4().hex[:6]}", floors=2,
+                keys_path=devkit_keys)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    path = chromium_path()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, live_server):
+    """A page that may talk to the app only: a request to any other host is aborted and fails the test."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    local = urlsplit(live_server).netloc
+    foreign: list[str] = []
+
+    def guard(route) -> None:
+        if urlsplit(route.request.url).netloc == local:
+            route.continue_()
+        else:
+            foreign.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", guard)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda message: print(f"console {message.type}: {message.text}")
+            if message.type in ("error", "warning") else None)
+    yield page
+    context.close()
+    assert not foreign, f"requests to other hosts: {foreign}"
+    assert not errors, f"errors in the page: {errors}"
+
+
+def read(tenant: dict) -> dict[str, str]:
+    return {"x-api-key": tenant["keys"]["read"]}
+
+
+def rooms_with_a_beacon(site: dict, floor: str) -> list[tuple[dict, dict]]:
+    """(room, a beacon inside its bounding box) for the meeting rooms and offices of a floor."""
+    out = []
+    for space in site["spaces"]:
+        if space["floor"] != floor or space["kind"] not in ("conferenceroom", "office", "huddleroom"):
+            continue
+        xs, ys = [p[0] for p in space["polygon"]], [p[1] for p in space["polygon"]]
+        inside = [b for b in site["beacons"] if b["floor"] == floor
+                  and min(xs) <= b["x"] <= max(xs) and min(ys) <= b["y"] <= max(ys)]
+        if inside:
+            out.append((space, inside[0]))
+    return out
+
+
+def walk_in(server: str, tenant: dict, device: str, beacon: str) -> float:
+    """A phone's three batches (20 s of strong readings of the room's beacon); returns the time of the last POST."""
+    now = datetime.now(UTC)
+    for n in range(3):
+        sent = now - timedelta(seconds=10 * (2 - n))
+        batch = sdk_batch(sent, device=device, readings=[(beacon, -55 - i % 3) for i in range(8)])
+        response = httpx.post(f"{server}/api/v1/sightings", json=batch,
+                              headers={"x-api-key": tenant["keys"]["ingest"]})
+        assert response.status_code == 202, response.text
+    return time.time()
+
+
+def open_dashboard(page, server: str, tenant: dict) -> float:
+    page.add_init_script(RECORD_CHANGES)
+    page.goto(f"{server}/app/#key={tenant['keys']['read']}&building={tenant['buildingId']}")
+    page.wait_for_selector("[data-space-id][data-status]", state="attached", timeout=20_000)
+    paint = page.evaluate("""() => Object.fromEntries(performance.getEntriesByType('paint')
+                               .map(e => [e.name, Math.round(e.startTime)]))""")
+    print(f"\ndashboard first paint: {paint.get('first-paint')} ms, first contentful paint: "
+          f"{paint.get('first-contentful-paint')} ms")
+    return float(paint.get("first-contentful-paint") or paint.get("first-paint") or 0)
+
+
+def test_dashboard_floors_live_colours_and_route(page, live_server, tenant, tmp_path):
+    server, building = live_server, tenant["buildingId"]
+    site = httpx.get(f"{server}/api/v1/buildings/{building}", headers=read(tenant)).json()
+    assert open_dashboard(page, server, tenant) > 0
+    assert "key=" not in page.url  # the key left the address bar for sessionStorage
+    assert page.evaluate("sessionStorage.getItem('spaceflow.apiKey')") == tenant["keys"]["read"]
+
+    # floor tabs switch the plan
+    tabs = page.locator("[data-floor]")
+    floors = [tabs.nth(i).get_attribute("data-floor") for i in range(tabs.count())]
+    assert floors == [f["id"] for f in sorted(site["floors"], key=lambda f: f["ordinal"])]
+    second = floors[1]
+    tabs.nth(1).click()
+    page.wait_for_function("f => document.body.dataset.currentFloor === f", arg=second)
+    ids_on_second = set(page.eval_on_selector_all("[data-space-id]", "els => els.map(e => e.dataset.spaceId)"))
+    assert ids_on_second and ids_on_second <= {s["id"] for s in site["spaces"] if s["floor"] == second}
+    tabs.nth(0).click()
+    page.wait_for_function("f => document.body.dataset.currentFloor === f", arg=floors[0])
+    statuses = page.eval_on_selector_all("[data-space-id]", "els => els.map(e => e.dataset.status)")
+    assert statuses and set(statuses) <= {"free", "occupied", "none"} and "free" in statuses
+    assert page.locator("body").get_attribute("data-live") in ("polling", "stream")
+    page.wait_for_selector("[data-beacon]", state="attached")
+    page.screenshot(path=str(tmp_path / "dashboard-floor.png"))
+
+    # phones walk into rooms: each room turns occupied on the map without a reload
+    candidates = rooms_with_a_beacon(site, floors[0])
+    assert len(candidates) >= ROOMS_MEASURED
+    latencies, seen, occupied_room = [], set(), None
+    for n, (room, beacon) in enumerate(candidates[:ROOMS_MEASURED]):
+        posted = walk_in(server, tenant, f"e2e-dash-phone-{n}", beacon["id"])
+        change = page.wait_for_function(
+            """([since, seen]) => window.__changes.find(c => c.status === 'occupied' && c.t >= since
+                                                        && !seen.includes(c.id))""",
+            arg=[int((posted - 30) * 1000), sorted(seen)], timeout=20_000).json_value()
+        seen.add(change["id"])
+        latencies.append(max(0.0, change["t"] / 1000 - posted))
+        occupied_room = change["id"]
+        api_status = httpx.get(f"{server}/api/v1/buildings/{building}/spaces/{change['id']}",
+                               headers=read(tenant)).json()["status"]
+        assert api_status == "occupied"
+        assert page.get_attribute(f"[data-space-id='{change['id']}']", "data-status") == "occupied"
+        assert change["id"] == room["id"] or change["id"] in {s["id"] for s in site["spaces"]}
+    print(f"POST to occupied colour: median {statistics.median(latencies):.2f} s over {len(latencies)} rooms "
+          f"({', '.join(f'{x:.2f}' for x in latencies)} s)")
+
+    # click the occupied room: its state, the nearest free rooms, the route drawn with its instructions
+    page.locator(f"[data-space-id='{occupied_room}']").first.dispatch_event("click")
+    page.wait_for_selector("#space-state .status-occupied")
+    page.wait_for_selector("#free-rooms li")
+    page.wait_for_selector("#route-steps li")
+    steps = page.locator("#route-steps li").all_inner_texts()
+    assert steps and all(step.strip() for step in steps)
+    assert page.locator("[data-route]").count() >= 1
+    shot = tmp_path / "dashboard.png"
+    page.screenshot(path=str(shot))
+    print(f"screenshots in {tmp_path}")
+    if os.environ.get(SCREENSHOT_ENV):
+        shutil.copyfile(shot, REPO / "docs" / "images" / "dashboard.png")
+
+
+def test_dashboard_asks_for_a_key_and_keeps_it_out_of_urls(page, live_server, tenant):
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    page.goto(f"{live_server}/app/")
+    page.wait_for_selector("#key-form:not([hidden])")
+    page.fill("#key-input", tenant["keys"]["read"])
+    page.click("#key-form button[type=submit]")
+    page.wait_for_selector("[data-space-id][data-status]", state="attached", timeout=20_000)
+    assert requests and not [url for url in requests if tenant["keys"]["read"] in url]
+    assert page.locator("#building option").count() == 1
+
+
+def test_api_docs_render_offline(page, live_server, tmp_path):
+    page.goto(f"{live_server}/api/docs")
+    page.wait_for_selector(".opblock", timeout=20_000)
+    operations = page.locator(".opblock").count()
+    print(f"\n/api/docs: {operations} operations rendered")
+    assert operations >= 20
+    assert page.locator(".opblock-summary-path", has_text="/api/v1/buildings/{buildingId}/spaces").count() >= 1
+    page.screenshot(path=str(tmp_path / "api-docs.png"))
+
+
+def test_static_files_need_no_key_and_data_still_does(live_server, tenant):
+    for path in ("/app/", "/app/app.js", "/api/docs", "/api/static/vendor/leaflet/leaflet.js",
+                 "/api/static/vendor/chart.js/chart.umd.js", "/api/static/vendor/swagger-ui/swagger-ui-bundle.js"):
+        response = httpx.get(f"{live_server}{path}")
+        assert response.status_code == 200, path
+        assert "default-src 'self'" in response.headers["content-security-policy"]
+    assert httpx.get(f"{live_server}/api/v1/buildings").status_code == 401
+    assert httpx.get(f"{live_server}/app/nothing-here.js").status_code == 404
+    assert httpx.get(f"{live_server}/elsewhere/").status_code == 401
