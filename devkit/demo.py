@@ -3,7 +3,13 @@
 Emulators, the app on loopback with in-process Event Hubs and the presence sweep, and a simulated building whose
 people arrive, sit at desks, meet, lunch and leave while their phones post real HTTP batches. A live console
 shows per-floor headcount, free meeting rooms, ingest rate, processing lag and agreement with the simulator's
-ground truth. The app runs on a simulated clock `--speed` times faster than real time.
+ground truth (plain lines every 10 s when stdout is not a terminal). The app runs on a simulated clock `--speed`
+times faster than real time.
+
+The first hour: the demo tenant is a real tenant (the bootstrap admin key lists and manages it), with one key per
+scope (all four printed), sign-in at the devkit's OpenID Connect issuer, and a share of the simulated people opted
+in to the co-worker finder at `space`, `floor` or `building` (each with their own token, `PUT /api/v1/me/sharing`);
+the dashboard's URL is printed with the read key in its fragment.
 """
 from __future__ import annotations
 
@@ -18,10 +24,12 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from devkit.emulators.launcher import LOOPBACK, EmulatorStartError, running_emulators
+from devkit.emulators.launcher import LOOPBACK, EmulatorStartError, free_port, port_in_use, running_emulators
 from devkit.local_settings import blob_port, cosmos_port, devkit_environment, local_settings
+from shared.domain.ports import AlreadyExists
 from shared.domain.tenancy import BuildingRef
 
 if TYPE_CHECKING:
@@ -36,6 +44,10 @@ TENANT = "demo-tenant"
 SWEEP_EVERY_S = 30.0
 SAMPLE_EVERY_S = 20.0
 DRAIN_TIMEOUT_S = 60.0  # real seconds the summary waits for the hub to hand over what it holds
+# Of the simulated people with a user id (the app signs them in), these shares opt in to the co-worker finder at
+# each level, in turn; the rest never opt in (the finder answers 404 `not available` for them).
+SHARING_LEVELS = ("space", "floor", "building", None)
+TITLE_WIDTH = 100  # the console's title line is cut, never wrapped, at this many columns
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -92,8 +104,14 @@ def main(args: argparse.Namespace) -> int:
         print("demo: --people, --minutes and --speed must be positive", file=sys.stderr)
         return 2
     values = local_settings()  # the environment over local.settings.json
+    azurite_port, cosmos_port_ = args.azurite_port or blob_port(values), args.cosmos_port or cosmos_port(values)
+    clashes = port_clashes(args.port, azurite_port, cosmos_port_)
+    if clashes:
+        for line in clashes:
+            print(f"demo: {line}", file=sys.stderr)
+        return 1
     try:
-        with running_emulators(args.azurite_port or blob_port(values), args.cosmos_port or cosmos_port(values)) as (
+        with running_emulators(azurite_port, cosmos_port_) as (
             azurite, cosmos,
         ):
             print(f"emulators ready: azurite :{azurite.port} ({azurite.started_in_s:.2f} s), "
@@ -109,11 +127,25 @@ def main(args: argparse.Namespace) -> int:
         return 1
 
 
+def port_clashes(app_port: int, azurite_port: int, cosmos_port_: int) -> list[str]:
+    """One line per port that is taken, naming the flag that moves it (another demo or `make serve` running?)."""
+    out = []
+    for what, flag, port in (("the app", "--port", app_port), ("azurite", "--azurite-port", azurite_port),
+                             ("the cosmos server", "--cosmos-port", cosmos_port_)):
+        if port_in_use(port):
+            spare = free_port()
+            make = f"make demo PORT={spare}" if flag == "--port" else f'make demo DEMO_ARGS="{flag} {spare}"'
+            out.append(f"port {port} on {LOOPBACK} ({what}) is already in use (another demo or `make serve`?): "
+                       f"stop it, or move {what} with {flag}, e.g. {flag} {spare} ({make})")
+    return out
+
+
 async def _demo(args: argparse.Namespace) -> int:
     import httpx
     import uvicorn
 
     from devkit.demo_rollups import around_the_clock, roll_simulated_hours
+    from devkit.identity import default_keys_path, with_devkit_issuer
     from devkit.office import OfficeDay
     from functions.http_api import create_api
     from shared.adapters.inprocess_events import InProcessEventPublisher
@@ -127,24 +159,41 @@ async def _demo(args: argparse.Namespace) -> int:
     clock = SimClock(start, args.speed)
     context = await build_context(load_settings(), clock=clock.now)
     set_context(context)
-    server = uvicorn.Server(uvicorn.Config(create_api(), host=LOOPBACK, port=args.port, log_level="warning"))
+    keys_path = default_keys_path()
+    # The devkit's OpenID Connect issuer beside the app, as `devkit serve` has it: the simulated people sign in.
+    app = with_devkit_issuer(create_api(), keys_path)
+    server = uvicorn.Server(uvicorn.Config(app, host=LOOPBACK, port=args.port, log_level="warning"))
     server_task = asyncio.create_task(server.serve())
     tasks: list[asyncio.Task[None]] = []
+    base_url = f"http://{LOOPBACK}:{args.port}"
     try:
+        # A real tenant, so the bootstrap admin key lists it and manages its keys (GET /api/v1/tenants/demo-tenant/keys).
+        with contextlib.suppress(AlreadyExists):
+            await context.admin.create_tenant(TENANT, "Demo tenant")
         await context.site_models.put(BuildingRef(TENANT, day.site.building_id), around_the_clock(day.site))
-        ingest_key, _ = await context.auth.mint_key(TENANT, {Scope.ingest}, "demo phones")
-        read_key, _ = await context.auth.mint_key(TENANT, {Scope.read}, "demo reader")
+        keys = {scope.value: (await context.admin.mint_key(TENANT, {scope}, f"demo {scope.value}"))[0]
+                for scope in (Scope.ingest, Scope.read, Scope.people, Scope.admin)}
+        ingest_key, read_key = keys["ingest"], keys["read"]
         while not server.started:
+            if server_task.done():  # uvicorn could not bind the port (taken since the check) and gave up
+                print(f"demo: the app could not listen on {LOOPBACK}:{args.port}: move it with --port, e.g. "
+                      f"--port {free_port()}", file=sys.stderr)
+                return 1
             await asyncio.sleep(0.05)
-        print(f"spaceflow is serving on http://{LOOPBACK}:{args.port} (docs: /api/docs, health: /api/health)\n"
+        print(f"spaceflow is serving on {base_url} (docs: /api/docs, health: /api/health)\n"
               f"demo tenant '{TENANT}', building '{day.site.building_id}': {len(day.site.floors)} floors, "
               f"{len(day.site.spaces)} spaces, {len(day.site.beacons)} beacons\n"
-              f"keys: ingest {ingest_key}\n      read   {read_key}\n"
-              f"simulating {args.people} people for {args.minutes:g} minutes at {args.speed:g}x "
-              f"(about {args.minutes * 60 / args.speed:.0f} s); Ctrl-C stops everything", flush=True)
+              f"keys: ingest {keys['ingest']}\n      read   {keys['read']}\n"
+              f"      people {keys['people']}\n      admin  {keys['admin']}\n"
+              f"      (the bootstrap admin key, ADMIN_API_KEY, manages the tenant too)\n"
+              f"dashboard: {base_url}/app/#key={read_key}&building={day.site.building_id}", flush=True)
         stats = DemoStats()
-        async with httpx.AsyncClient(base_url=f"http://{LOOPBACK}:{args.port}", timeout=30,
+        async with httpx.AsyncClient(base_url=base_url, timeout=30,
                                      limits=httpx.Limits(max_connections=32)) as http:
+            for line in await _opt_in(day, http, keys, base_url, keys_path):
+                print(line, flush=True)
+            print(f"simulating {args.people} people for {args.minutes:g} minutes at {args.speed:g}x "
+                  f"(about {args.minutes * 60 / args.speed:.0f} s); Ctrl-C stops everything", flush=True)
             phones = asyncio.create_task(_post_batches(day, clock, http, ingest_key, stats))
             sweeper = asyncio.create_task(_sweep(context, clock, ScheduledJobs.PRESENCE_SWEEP))
             sampler = asyncio.create_task(_sample(day, clock, context, stats))
@@ -176,6 +225,43 @@ async def _demo(args: argparse.Namespace) -> int:
         await asyncio.gather(server_task, return_exceptions=True)
         await context.close()
         set_context(None)
+
+
+async def _opt_in(day: OfficeDay, http: httpx.AsyncClient, keys: dict[str, str], base_url: str,
+                  keys_path: Path) -> list[str]:
+    """Sign-in for the demo tenant at the devkit issuer, then a share of the simulated people with a user id opt in
+    to the co-worker finder, each with their own token, at `space`, `floor` or `building` in turn; the lines to
+    print (how many at each level, and a lookup to try)."""
+    from devkit.identity import DEVKIT_AUDIENCE, DEVKIT_USER_CLAIM, KeyRing, issue_token, issuer_url
+
+    issuer = issuer_url(base_url, TENANT)
+    answer = await http.put(f"/api/v1/tenants/{TENANT}/identity", headers={"x-api-key": keys["admin"]},
+                            json={"issuer": issuer, "audience": DEVKIT_AUDIENCE, "userClaim": DEVKIT_USER_CLAIM})
+    if answer.status_code != 200:
+        return [f"co-worker finder: sign-in not configured ({answer.status_code} {answer.text[:200]})"]
+    ring = KeyRing.load_or_create(keys_path)
+    users = [p.user_id for p in day.people if p.user_id]
+    shared: dict[str, list[str]] = defaultdict(list)
+    for i, user_id in enumerate(users):
+        level = SHARING_LEVELS[i % len(SHARING_LEVELS)]
+        if level is None:
+            continue
+        token = issue_token(ring, issuer, user_id, lifetime_s=8 * 3600)
+        answer = await http.put("/api/v1/me/sharing", headers={"Authorization": f"Bearer {token}"},
+                                json={"level": level})
+        if answer.status_code == 200:
+            shared[level].append(user_id)
+        else:
+            logger.warning("sharing of %s: %s %s", user_id, answer.status_code, answer.text[:200])
+    counts = ", ".join(f"{len(shared[level])} at {level}" for level in SHARING_LEVELS if level)
+    opted = sum(map(len, shared.values()))
+    lines = [f"co-worker finder: {opted} of {len(day.people)} people opted in ({counts}); "
+             + f"{len(users) - opted} signed-in people did not"]
+    example = next((shared[level][0] for level in SHARING_LEVELS if level and shared[level]), None)
+    if example:
+        lines.append(f"  try: curl -H 'x-api-key: {keys['people']}' {base_url}/api/v1/people/{example}/location "
+                     "(404 `not available` until their phone is heard)")
+    return lines
 
 
 async def _post_batches(day: OfficeDay, clock: SimClock, http: httpx.AsyncClient, key: str, stats: DemoStats) -> None:
@@ -270,13 +356,33 @@ async def _show(day: OfficeDay, clock: SimClock, context: AppContext, stats: Dem
                 live.update(_render(await _snapshot(day, clock, context), day, clock, context, stats))
                 await asyncio.sleep(0.5)
     else:
+        print(f"not a terminal: a plain line every 10 s (real); headcount lags the truth by up to the presence timeout "
+              f"({context.settings.presence_timeout_seconds:g} s simulated) when people leave", flush=True)
         while True:
             await asyncio.sleep(10)
             snap = await _snapshot(day, clock, context)
             line = ", ".join(f"{f['floor']}: {f['headcount']} (truth {f['truth']})" for f in snap["floors"])
             accuracy = f"{stats.accuracy:.1%}" if stats.accuracy is not None else "n/a"
-            print(f"[sim {clock.elapsed_s() / 60:5.1f} min] {line}; posted {stats.posted}; "
+            print(f"[sim {_sim_minutes(day, clock)}] {line}; posted {stats.posted}; "
                   f"room accuracy {accuracy}", flush=True)
+
+
+def _sim_minutes(day: OfficeDay, clock: SimClock) -> str:
+    """Simulated minutes into the day, which stop at its end (the app keeps serving, the day does not go on)."""
+    elapsed = clock.elapsed_s()
+    if elapsed >= day.window_s:
+        return f"{day.minutes:g} of {day.minutes:g} min, day over"
+    return f"{elapsed / 60:.1f} of {day.minutes:g} min"
+
+
+def _title(day: OfficeDay, clock: SimClock, width: int = TITLE_WIDTH) -> str:
+    """The console's one-line title, cut (never wrapped) to `width` columns: a long building name loses its end."""
+    moment = day.at(min(clock.elapsed_s(), day.window_s))
+    tail = f", simulated {moment:%H:%M:%S} UTC ({_sim_minutes(day, clock)})"
+    head = f"spaceflow demo: {day.site.name}"
+    if len(head) + len(tail) > width:
+        head = head[:max(width - len(tail) - 1, 16)] + "…"
+    return (head + tail)[:width]
 
 
 def _render(snapshot: dict[str, Any], day: OfficeDay, clock: SimClock, context: AppContext,
@@ -288,8 +394,10 @@ def _render(snapshot: dict[str, Any], day: OfficeDay, clock: SimClock, context: 
     stats.rate_window = [(t, n) for t, n in stats.rate_window if now - t < 5]
     rate = len(stats.rate_window) / 5
     sight_rate = sum(n for _, n in stats.rate_window) / 5
-    table = Table(title=f"spaceflow demo: {day.site.name}, simulated {clock.now():%H:%M:%S} UTC "
-                        f"({clock.elapsed_s() / 60:.1f} of {day.minutes:g} min)")
+    from rich.text import Text
+
+    title = Text(_title(day, clock), style="bold", no_wrap=True, overflow="ellipsis")
+    table = Table()
     for column in ("floor", "headcount", "simulator truth", "free meeting rooms"):
         table.add_column(column, justify="right" if column != "floor" else "left")
     for floor in snapshot["floors"]:
@@ -306,7 +414,10 @@ def _render(snapshot: dict[str, Any], day: OfficeDay, clock: SimClock, context: 
                                f"({context.processing.last_lag_s:.1f} s simulated), backlog {backlog} events")
     info.add_row("agreement", f"room accuracy {accuracy} over {stats.samples} samples "
                               f"(phones settled in a room for 60 s or more)")
-    return Group(table, info)
+    timeout = context.settings.presence_timeout_seconds
+    info.add_row("note", f"when people leave, headcount lags the truth by up to the presence timeout ({timeout:g} s "
+                         "simulated, PRESENCE_TIMEOUT_SECONDS): a phone no longer heard is closed by the sweep")
+    return Group(title, table, info)
 
 
 def _summary(day: OfficeDay, context: AppContext, stats: DemoStats, args: argparse.Namespace) -> dict[str, Any]:

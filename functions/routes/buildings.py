@@ -64,8 +64,19 @@ class Occupancy(BaseModel):
 
 
 class NearbySpace(SpaceOut):
-    distance_m: float = Field(alias="distanceM", description="walking distance along the navigation graph")
-    eta_s: float = Field(alias="etaS", description="walking time, stairs and lifts included")
+    distance_m: float | None = Field(alias="distanceM", description="walking distance along the navigation graph "
+                                                                    "from `near`; null when no `near` was given")
+    eta_s: float | None = Field(alias="etaS", description="walking time, stairs and lifts included; null when no "
+                                                          "`near` was given")
+    model_config = {"populate_by_name": True}
+
+
+class NearbyPage(BaseModel):
+    """The v1 list shape (as `spaces`): these lists are limited (`limit`), so the token is always null."""
+
+    items: list[NearbySpace]
+    continuation_token: str | None = Field(default=None, alias="continuationToken",
+                                           description="always null: the list is limited, not paged")
     model_config = {"populate_by_name": True}
 
 
@@ -112,7 +123,9 @@ def _space_out(view: SpaceView) -> SpaceOut:
 
 
 def _nearby_out(n: Nearby) -> NearbySpace:
-    return NearbySpace(**_space_out(n.view).model_dump(), distance_m=round(n.distance_m, 1), eta_s=round(n.eta_s))
+    return NearbySpace(**_space_out(n.view).model_dump(),
+                       distance_m=round(n.distance_m, 1) if n.distance_m is not None else None,
+                       eta_s=round(n.eta_s) if n.eta_s is not None else None)
 
 
 NEAR = Query(description="a space id, or `x,y,floor` in building metres", max_length=200)
@@ -160,7 +173,8 @@ async def get_building(buildingId: PathId,
             summary="Spaces with their live state, filtered and paged")
 async def list_spaces(buildingId: PathId,
                       floor: str | None = id_query(description="a floor id"),
-                      kind: str | None = Query(default=None, max_length=64),
+                      kind: str | None = Query(default=None, max_length=64,
+                                               description="a space kind (IMDF unit category); unknown: 400"),
                       status: Literal["free", "occupied"] | None = None,
                       min_capacity: int | None = Query(default=None, alias="minCapacity", ge=0, le=100_000),
                       amenity: str | None = Query(default=None, max_length=64),
@@ -193,20 +207,21 @@ async def occupancy(buildingId: PathId, who: Principal = Depends(require(Scope.r
                      floors=[FloorCount(floor=f, name=names[f], headcount=n) for f, n in per_floor.items()])
 
 
-@router.get("/{buildingId}/free-rooms", response_model=list[NearbySpace], response_model_by_alias=True,
+@router.get("/{buildingId}/free-rooms", response_model=NearbyPage, response_model_by_alias=True,
             summary="Free meeting rooms by walking distance from `near`")
 async def free_rooms(buildingId: PathId, near: str = NEAR,
                      min_capacity: int | None = Query(default=None, alias="minCapacity", ge=0, le=100_000),
                      amenity: str | None = Query(default=None, max_length=64),
                      kind: list[str] | None = Query(default=None, max_length=10,
-                                                    description="space kinds (default: conferenceroom, huddleroom)"),
+                                                    description="space kinds (default: conferenceroom, huddleroom); "
+                                                                "unknown: 400"),
                      accessible: bool = False,
                      limit: int = Query(default=10, ge=1, le=100),
                      who: Principal = Depends(require(Scope.read)),
-                     context: AppContext = Depends(get_context)) -> list[NearbySpace]:
+                     context: AppContext = Depends(get_context)) -> NearbyPage:
     rooms = await context.queries.free_rooms(who.building(buildingId), near, min_capacity=min_capacity,
                                              amenity=amenity, kinds=kind, limit=limit, accessible=accessible)
-    return [_nearby_out(n) for n in rooms]
+    return NearbyPage(items=[_nearby_out(n) for n in rooms], continuation_token=None)
 
 
 @router.get("/{buildingId}/route", response_model=RouteOut, response_model_by_alias=True,
@@ -225,19 +240,22 @@ async def route(buildingId: PathId,
                     instructions=list(found.instructions))
 
 
-@router.get("/{buildingId}/amenities", response_model=list[NearbySpace], response_model_by_alias=True,
+@router.get("/{buildingId}/amenities", response_model=NearbyPage, response_model_by_alias=True,
             summary="Amenities (kitchen, restroom, printer, ...) by walking distance from `near`")
 async def amenities(buildingId: PathId,
                     kind: str = Query(min_length=1, max_length=64,
-                                      description="a space kind (kitchen, restroom...) or an amenity (printer...)"),
-                    near: str | None = Query(default=None, max_length=200),
+                                      description="an amenity search (kitchen, restroom...), a space kind, or an "
+                                                  "amenity a space of the building lists (printer...); else 400"),
+                    near: str | None = Query(default=None, max_length=200,
+                                             description="a space id, or `x,y,floor`; without it, distanceM and "
+                                                         "etaS are null"),
                     accessible: bool = False,
                     limit: int = Query(default=10, ge=1, le=100),
                     who: Principal = Depends(require(Scope.read)),
-                    context: AppContext = Depends(get_context)) -> list[NearbySpace]:
+                    context: AppContext = Depends(get_context)) -> NearbyPage:
     found = await context.queries.amenities(who.building(buildingId), kind, near, limit=limit,
                                             accessible=accessible)
-    return [_nearby_out(n) for n in found]
+    return NearbyPage(items=[_nearby_out(n) for n in found], continuation_token=None)
 
 
 @router.get("/{buildingId}/beacons/health", response_model=BeaconHealthOut, response_model_by_alias=True,

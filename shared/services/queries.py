@@ -13,7 +13,7 @@ from shared.domain import space_kinds
 from shared.domain.errors import ContractViolation, FieldError, NotFound
 from shared.domain.ports import LiveStateStore
 from shared.domain.presence import SpaceState
-from shared.domain.site import Space
+from shared.domain.site import Space, SpaceKind
 from shared.domain.tenancy import BuildingRef
 from shared.domain.wayfinding import NavigationIndex, NoRoute, Place, Route, UnknownPlace
 from shared.services.common import Clock, utc_now
@@ -23,6 +23,8 @@ MEETING_KINDS = space_kinds.MEETING_ROOMS
 SILENT_AFTER = timedelta(hours=24)
 _POINT = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*,\s*(-?\d+(?:\.\d+)?)\s*,\s*([A-Za-z0-9][A-Za-z0-9._\-]*)\s*$")
 AMENITY_KINDS = space_kinds.AMENITY_SEARCH
+# Every space kind a `kind` filter may name (IMDF unit categories); anything else is a 400 naming `query.kind`.
+KNOWN_KINDS = frozenset(k.value for k in SpaceKind)
 
 
 @dataclass(frozen=True)
@@ -45,9 +47,11 @@ class SpaceView:
 
 @dataclass(frozen=True)
 class Nearby:
+    """A space and how far it is to walk there; both None when the question gave no `near`."""
+
     view: SpaceView
-    distance_m: float
-    eta_s: float
+    distance_m: float | None
+    eta_s: float | None
 
 
 @dataclass(frozen=True)
@@ -106,7 +110,9 @@ class QueryService:
                      kind: str | None = None, status: str | None = None, min_capacity: int | None = None,
                      amenity: str | None = None, limit: int = 100, continuation: str | None = None) -> Page:
         building = await self.building(ref)
-        self._check_floor(building, floor, "floor")
+        self._check_floor(building, floor, "query.floor")
+        if kind is not None:
+            _check_kinds([kind])
         start = _decode_token(continuation, building)
         matches = [v for v in await self.views(building)
                    if (floor is None or v.space.floor == floor)
@@ -136,8 +142,10 @@ class QueryService:
                          amenity: str | None = None, kinds: list[str] | None = None, limit: int = 10,
                          accessible: bool = False) -> list[Nearby]:
         building = await self.building(ref)
+        if kinds:
+            _check_kinds(kinds)
         wanted = set(kinds) if kinds else set(MEETING_KINDS)
-        distances = self._distances(building, near, "near", accessible)
+        distances = self._distances(building, near, "query.near", accessible)
         found = []
         for view in await self.views(building):
             space = view.space
@@ -147,32 +155,40 @@ class QueryService:
                 continue
             distance, eta = distances[space.id]
             found.append(Nearby(view, distance, eta))
-        found.sort(key=lambda n: (n.distance_m, n.view.space.id))
+        found.sort(key=lambda n: (n.distance_m or 0.0, n.view.space.id))
         return found[:limit]
 
     async def amenities(self, ref: BuildingRef, kind: str, near: str | None, *,
                         limit: int = 10, accessible: bool = False) -> list[Nearby]:
         building = await self.building(ref)
+        # `kind` is an amenity word (AMENITY_SEARCH: kitchen, restroom...), a space kind, or an amenity some space
+        # of this building lists (printer, display...); anything else is a typo, answered 400 rather than [].
+        present = {a for s in building.site.spaces for a in s.amenities}
+        if kind not in AMENITY_KINDS and kind not in KNOWN_KINDS and kind not in present:
+            raise ContractViolation([FieldError(
+                "query.kind", f"unknown kind '{kind[:64]}': neither an amenity search "
+                f"({', '.join(sorted(AMENITY_KINDS))}), a space kind, nor an amenity of a space in this building")])
         kinds = AMENITY_KINDS.get(kind, frozenset({kind}))
         candidates = [v for v in await self.views(building)
                       if v.space.kind.value in kinds or kind in v.space.amenities]
-        if near is None:
-            return [Nearby(v, 0.0, 0.0) for v in sorted(candidates, key=lambda v: v.space.id)][:limit]
-        distances = self._distances(building, near, "near", accessible)
+        if near is None:  # no origin: no distance either (null, never a made-up 0)
+            return [Nearby(v, None, None) for v in sorted(candidates, key=lambda v: v.space.id)][:limit]
+        distances = self._distances(building, near, "query.near", accessible)
         found = [Nearby(v, *distances[v.space.id]) for v in candidates if v.space.id in distances]
-        found.sort(key=lambda n: (n.distance_m, n.view.space.id))
+        found.sort(key=lambda n: (n.distance_m or 0.0, n.view.space.id))
         return found[:limit]
 
     async def route(self, ref: BuildingRef, origin: str, destination: str,
                     accessible: bool) -> Route:
         building = await self.building(ref)
         navigation = self.navigation(building)
-        start = _place(building, origin, "from")
-        end = _place(building, destination, "to")
+        start = _place(building, origin, "query.from")
+        end = _place(building, destination, "query.to")
         try:
             return navigation.route(start, end, accessible=accessible)
         except UnknownPlace as exc:
-            raise ContractViolation([FieldError("from/to", str(exc))]) from None
+            field = "query.to" if exc.place == end and exc.place != start else "query.from"
+            raise ContractViolation([FieldError(field, str(exc))]) from None
         except NoRoute as exc:
             raise NotFound(f"no route: {exc}") from None
 
@@ -204,6 +220,13 @@ class QueryService:
             raise ContractViolation([FieldError(field, f"unknown floor '{floor}'")])
 
 
+def _check_kinds(kinds: list[str]) -> None:
+    unknown = [k for k in kinds if k not in KNOWN_KINDS]
+    if unknown:
+        raise ContractViolation([FieldError("query.kind", f"unknown space kind '{unknown[0][:64]}' "
+                                                          "(the IMDF unit categories: conferenceroom, office...)")])
+
+
 def _place(building: Building, text: str, field: str) -> Place:
     """A space id, or `x,y,floor` in building metres."""
     match = _POINT.match(text)
@@ -232,5 +255,5 @@ def _decode_token(token: str | None, building: Building) -> int:
             raise ValueError
         return offset
     except (ValueError, KeyError, TypeError):
-        raise ContractViolation([FieldError("continuationToken",
+        raise ContractViolation([FieldError("query.continuationToken",
                                             "not a token from this listing (or the site changed since)")]) from None

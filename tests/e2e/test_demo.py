@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -28,5 +30,26 @@ def test_demo_runs_a_short_office_day_end_to_end(tmp_path):
     assert summary["pipeline"]["unknown_building"] == 0
     assert summary["accuracy_samples"] > 50 and summary["room_accuracy"] >= 0.6
     assert "room accuracy" in result.stdout  # the console view (plain lines when not a terminal)
+    assert "not a terminal" in result.stdout and "presence timeout" in result.stdout
+    printed = dict(re.findall(r"^(?:keys:)?\s+(ingest|read|people|admin)\s+(\S+)$", result.stdout, re.MULTILINE))
+    assert set(printed) == {"ingest", "read", "people", "admin"}, result.stdout
+    building = re.search(r"building '([^']+)'", result.stdout)[1]
+    assert f"dashboard: http://127.0.0.1:{ports[0]}/app/#key={printed['read']}&building={building}" in result.stdout
+    opted = re.search(r"co-worker finder: (\d+) of 12 people opted in", result.stdout)
+    assert opted and int(opted[1]) >= 1, result.stdout
     for port in ports:
         assert not port_in_use(port), f"port {port} still open after the demo"
+
+
+def test_a_taken_port_names_the_flag_that_moves_it():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "devkit", "demo", "--port", str(port), "--azurite-port", str(free_port()),
+             "--cosmos-port", str(free_port())],
+            cwd=REPO, capture_output=True, text=True, timeout=60, check=False,  # its exit code is asserted below
+        )
+    assert result.returncode == 1
+    assert f"port {port}" in result.stderr and "--port" in result.stderr and "already in use" in result.stderr

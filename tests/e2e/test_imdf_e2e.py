@@ -67,7 +67,7 @@ def test_the_stored_venue_reads_back_and_answers_queries(server, keys, imported)
     assert route.json()["legs"][0]["floor"] == floors[0]["id"]
     free = httpx.get(f"{server}/api/v1/buildings/tower/free-rooms", params={"near": low["id"]}, headers=read,
                      timeout=60)
-    assert free.status_code == 200 and free.json()
+    assert free.status_code == 200 and free.json()["items"]
     exported = httpx.get(f"{server}/api/v1/buildings/tower/imdf", headers=read, timeout=120)
     assert exported.status_code == 200
     units = json.loads(zipfile.ZipFile(io.BytesIO(exported.content)).read("unit.geojson"))

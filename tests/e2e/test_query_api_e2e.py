@@ -127,7 +127,7 @@ def test_ingest_then_see_the_room_occupied_and_find_a_free_one(server, tenant):
     occupancy = httpx.get(f"{server}/api/v1/buildings/{building}/occupancy", headers=headers(tenant, "read")).json()
     assert occupancy["headcount"] == 1
     free = httpx.get(f"{server}/api/v1/buildings/{building}/free-rooms", params={"near": taken},
-                     headers=headers(tenant, "read")).json()
+                     headers=headers(tenant, "read")).json()["items"]
     assert free and taken not in {r["id"] for r in free}
     assert [r["distanceM"] for r in free] == sorted(r["distanceM"] for r in free)
 
@@ -282,7 +282,7 @@ def test_two_tenants_with_the_same_building_device_and_user_ids_never_see_each_o
     seen_by_b = live_view(server, other_tenant, building)
     assert seen_by_b == before_b and beacon_a not in seen_by_b["heard"]
     free_for_b = httpx.get(f"{server}/api/v1/buildings/{building}/free-rooms",
-                           params={"near": room_a, "limit": 100}, headers=headers(other_tenant, "read")).json()
+                           params={"near": room_a, "limit": 100}, headers=headers(other_tenant, "read")).json()["items"]
     assert room_a in {r["id"] for r in free_for_b}
 
     # B's phone with the same installation id and user id sits in room_b: a device of B, not A's device moving.

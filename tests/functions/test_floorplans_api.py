@@ -75,7 +75,7 @@ async def test_an_imported_building_has_rooms_routes_and_free_rooms_before_any_b
 
     free = await api.get("/api/v1/buildings/imported/free-rooms", params={"near": low["id"]}, headers=acme["read"])
     assert free.status_code == 200, free.text
-    found = free.json()
+    found = free.json()["items"]
     assert found, "rooms are free: nobody is in the building"
     assert [r["distanceM"] for r in found] == sorted(r["distanceM"] for r in found)
 
@@ -193,7 +193,7 @@ async def test_a_site_saved_without_a_navigation_graph_gets_one(api, acme):
     assert route.status_code == 200, route.text
     assert {leg["floor"] for leg in route.json()["legs"]} == {"f0", "f1"}
     free = await api.get("/api/v1/buildings/plain/free-rooms", params={"near": "k-0"}, headers=acme["read"])
-    assert [r["id"] for r in free.json()] == ["r-oak"]
+    assert [r["id"] for r in free.json()["items"]] == ["r-oak"]
 
 
 @pytest.mark.parametrize(("body", "content_type", "status"), [

@@ -43,7 +43,7 @@ async def assert_building_works(api, keys, building_id: str) -> None:
     assert (await api.get(f"/api/v1/buildings/{building_id}/spaces", headers=read)).status_code == 200
     assert (await api.get(f"/api/v1/buildings/{building_id}/occupancy", headers=read)).status_code == 200
     free = await api.get(f"/api/v1/buildings/{building_id}/free-rooms", params={"near": "k-0"}, headers=read)
-    assert free.status_code == 200 and [r["id"] for r in free.json()] == ["r-oak"]
+    assert free.status_code == 200 and [r["id"] for r in free.json()["items"]] == ["r-oak"]
     route = await api.get(f"/api/v1/buildings/{building_id}/route", params={"from": "r-oak", "to": "o-1"},
                           headers=read)
     assert route.status_code == 200 and route.json()["instructions"]

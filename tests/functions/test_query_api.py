@@ -151,24 +151,34 @@ async def test_space_listing_filters_and_pages(api, acme):
     assert [s["id"] for s in on_f1] == ["o-1"]
     big = (await api.get("/api/v1/buildings/hq/spaces?minCapacity=10", headers=acme["read"])).json()["items"]
     assert {s["id"] for s in big} == {"k-0", "o-1"}
-    for bad in ("continuationToken=garbage", "limit=0", "floor=f9", "minCapacity=-1", "status=busy"):
+    rooms = (await api.get("/api/v1/buildings/hq/spaces?kind=conferenceroom", headers=acme["read"])).json()["items"]
+    assert [s["id"] for s in rooms] == ["r-oak"]
+    for bad, field in (("continuationToken=garbage", "query.continuationToken"), ("limit=0", "query.limit"),
+                       ("floor=f9", "query.floor"), ("minCapacity=-1", "query.minCapacity"),
+                       ("status=busy", "query.status"), ("kind=boardroom", "query.kind")):
         response = await api.get(f"/api/v1/buildings/hq/spaces?{bad}", headers=acme["read"])
         assert response.status_code == 400, bad
-        assert response.json()["errors"][0]["field"]
+        assert [e["field"] for e in response.json()["errors"]] == [field], bad
 
 
 async def test_free_rooms_sorted_by_walking_distance(api, acme, memory_context):
     response = await api.get("/api/v1/buildings/hq/free-rooms?near=k-0&kind=conferenceroom&kind=office",
                              headers=acme["read"])
-    rooms = response.json()
+    page = response.json()
+    assert set(page) == {"items", "continuationToken"} and page["continuationToken"] is None  # the v1 list shape
+    rooms = page["items"]
     assert [r["id"] for r in rooms] == ["r-oak", "o-1"]  # o-1 is a floor up: farther to walk
     assert rooms[0]["distanceM"] < rooms[1]["distanceM"] and rooms[0]["etaS"] > 0
     await occupy(memory_context, "r-oak", "install-2")
     rooms = (await api.get("/api/v1/buildings/hq/free-rooms?near=35,4,f0&kind=conferenceroom",
-                           headers=acme["read"])).json()
+                           headers=acme["read"])).json()["items"]
     assert rooms == []
-    for bad in ("near=nowhere", "near=1,2,f9", "near=r-oak&minCapacity=x"):
-        assert (await api.get(f"/api/v1/buildings/hq/free-rooms?{bad}", headers=acme["read"])).status_code == 400
+    for bad, field in (("near=nowhere", "query.near"), ("near=1,2,f9", "query.near"), ("", "query.near"),
+                       ("near=r-oak&minCapacity=x", "query.minCapacity"), ("near=r-oak&kind=boardroom", "query.kind"),
+                       ("near=r-oak&limit=0", "query.limit")):
+        response = await api.get(f"/api/v1/buildings/hq/free-rooms?{bad}", headers=acme["read"])
+        assert response.status_code == 400, bad
+        assert [e["field"] for e in response.json()["errors"]] == [field], bad
 
 
 async def test_routes_cross_floors_and_respect_accessibility(api, acme):
@@ -180,7 +190,11 @@ async def test_routes_cross_floors_and_respect_accessibility(api, acme):
                                 headers=acme["read"])).json()
     assert any("elevator" in step.lower() for step in accessible["instructions"])
     assert not any("stairs" in step.lower() for step in accessible["instructions"])
-    assert (await api.get("/api/v1/buildings/hq/route?from=r-oak", headers=acme["read"])).status_code == 400
+    for bad, field in (("from=r-oak", "query.to"), ("to=o-1", "query.from"), ("from=nowhere&to=o-1", "query.from"),
+                       ("from=r-oak&to=1,2,f9", "query.to")):
+        response = await api.get(f"/api/v1/buildings/hq/route?{bad}", headers=acme["read"])
+        assert response.status_code == 400, bad
+        assert [e["field"] for e in response.json()["errors"]] == [field], bad
 
 
 async def test_no_accessible_route_is_404_with_a_reason(api, acme):
@@ -194,10 +208,19 @@ async def test_no_accessible_route_is_404_with_a_reason(api, acme):
 
 
 async def test_amenities_by_walking_distance(api, acme):
-    kitchens = (await api.get("/api/v1/buildings/hq/amenities?kind=kitchen&near=r-oak", headers=acme["read"])).json()
-    assert [k["id"] for k in kitchens] == ["k-0"] and kitchens[0]["distanceM"] > 0
-    displays = (await api.get("/api/v1/buildings/hq/amenities?kind=display", headers=acme["read"])).json()
+    page = (await api.get("/api/v1/buildings/hq/amenities?kind=kitchen&near=r-oak", headers=acme["read"])).json()
+    assert set(page) == {"items", "continuationToken"} and page["continuationToken"] is None  # the v1 list shape
+    kitchens = page["items"]
+    assert [k["id"] for k in kitchens] == ["k-0"] and kitchens[0]["distanceM"] > 0 and kitchens[0]["etaS"] > 0
+    displays = (await api.get("/api/v1/buildings/hq/amenities?kind=display", headers=acme["read"])).json()["items"]
     assert [d["id"] for d in displays] == ["r-oak"]
+    assert displays[0]["distanceM"] is None and displays[0]["etaS"] is None  # no `near`: no distance, never 0
+    by_kind = (await api.get("/api/v1/buildings/hq/amenities?kind=office", headers=acme["read"])).json()["items"]
+    assert [o["id"] for o in by_kind] == ["o-1"]  # a space kind answers too
+    for bad, field in (("kind=printr", "query.kind"), ("", "query.kind"), ("kind=kitchen&near=nowhere", "query.near")):
+        response = await api.get(f"/api/v1/buildings/hq/amenities?{bad}", headers=acme["read"])
+        assert response.status_code == 400, bad
+        assert [e["field"] for e in response.json()["errors"]] == [field], bad
 
 
 async def test_beacon_health_flags_silent_beacons(api, acme, memory_context):
