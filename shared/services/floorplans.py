@@ -82,10 +82,10 @@ class FloorPlanService:
         found = await self._admin.get_site(building)
         site = found.site
         if floor is not None and floor not in site.floor_by_id():
-            raise ContractViolation([FieldError("floor", f"building '{site.building_id}' has no floor '{floor}'")],
+            raise ContractViolation([FieldError("query.floor", f"building '{site.building_id}' has no floor '{floor}'")],
                                     title="Unknown floor")
         if wgs84 and site.origin is None:
-            raise ContractViolation([FieldError("coordinates", f"building '{site.building_id}' has no geographic "
+            raise ContractViolation([FieldError("query.coordinates", f"building '{site.building_id}' has no geographic "
                                                                "origin (import it from IMDF, or set `origin`)")],
                                     title="Not placed on Earth")
         collection = floor_geojson(site, floor)

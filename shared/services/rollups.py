@@ -157,7 +157,7 @@ class RollupService:
             raise ContractViolation([FieldError("building", f"no building '{building.building_id}' for tenant "
                                                             f"'{tenant_id}'")])
         if last < first:
-            raise ContractViolation([FieldError("to", "must not be before from")])
+            raise ContractViolation([FieldError("query.to", "must not be before from")])
         now = now or self._clock()
         written: list[WrittenWindow] = []
         day = first

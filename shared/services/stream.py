@@ -200,7 +200,7 @@ class StreamService:
         try:
             after = Cursor.parse(since)
         except ValueError:
-            raise ContractViolation([FieldError("since", "not a cursor from this API")]) from None
+            raise ContractViolation([FieldError("query.since", "not a cursor from this API")]) from None
         found = changed_since(views, after)
         return Changes([v for _c, v in found], max(after, newest(views)))
 

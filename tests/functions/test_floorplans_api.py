@@ -120,7 +120,7 @@ async def test_geojson_serves_one_floor_and_names_an_unknown_one(api, acme, demo
     ring = spaces[0]["geometry"]["coordinates"][0]
     assert ring[0] == ring[-1], "GeoJSON rings are closed"
     unknown = await api.get("/api/v1/buildings/map/geojson", params={"floor": "nowhere"}, headers=acme["read"])
-    assert unknown.status_code == 400 and unknown.json()["errors"][0]["field"] == "floor"
+    assert unknown.status_code == 400 and unknown.json()["errors"][0]["field"] == "query.floor"
 
 
 async def test_beacons_are_placed_later_as_json_or_csv(api, acme, demo_archive):
@@ -265,4 +265,4 @@ async def test_geojson_in_wgs84_lands_where_the_imdf_archive_put_the_venue(api, 
     plain = small_site("flat")
     assert (await api.put("/api/v1/buildings/flat", json=plain, headers=acme["admin"])).status_code == 201
     refused = await api.get("/api/v1/buildings/flat/geojson", params={"coordinates": "wgs84"}, headers=acme["read"])
-    assert refused.status_code == 400 and refused.json()["errors"][0]["field"] == "coordinates"
+    assert refused.status_code == 400 and refused.json()["errors"][0]["field"] == "query.coordinates"

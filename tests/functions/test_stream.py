@@ -166,7 +166,7 @@ async def test_changes_is_the_stream_for_clients_that_poll(api, acme, fake, memo
                            headers=acme["read"])).json()
     assert after["items"] == []
     bad = await api.get("/api/v1/buildings/hq/changes", params={"since": "yesterday"}, headers=acme["read"])
-    assert bad.status_code == 400 and bad.json()["errors"][0]["field"] == "since"
+    assert bad.status_code == 400 and bad.json()["errors"][0]["field"] == "query.since"
 
 
 async def test_over_the_cap_a_stream_is_refused_with_retry_after(api, acme, fake, memory_context):
