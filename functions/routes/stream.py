@@ -54,13 +54,19 @@ class EventStreamResponse(StreamingResponse):
             self.stream.close()
 
 
+# One server-sent event as its fields (what SSE-aware tools such as schemathesis check each event against):
+# `data` is JSON text (the snapshot `{items, cursor}` or one space's state).
+_SSE_EVENT = {"type": "object", "properties": {
+    "event": {"type": "string", "enum": ["snapshot", "space"]}, "data": {"type": "string"},
+    "id": {"type": "string"}, "retry": {"type": "integer"}}}
+
 @router.get("/{buildingId}/stream", summary="Live state as Server-Sent Events: a snapshot, then each change",
             response_class=StreamingResponse,
             responses={200: {"description": "`text/event-stream`: `retry`, one `snapshot` event "
                                             "(`{items, cursor}`), then a `space` event per changed space (its "
                                             "state as GET .../spaces/{spaceId}); each `id` is a cursor; "
                                             "`: keepalive` comments every 15 s",
-                             "content": {"text/event-stream": {"schema": {"type": "string"}}}}})
+                             "content": {"text/event-stream": {"schema": _SSE_EVENT}}}})
 async def stream(buildingId: PathId, request: Request,
                  last_event_id: str | None = Header(default=None, alias="Last-Event-ID", max_length=128,
                                                     description="the id of the last event received: resume"),
