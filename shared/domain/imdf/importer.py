@@ -288,11 +288,8 @@ class _Importer:
         units: dict[str, _Unit] = {}
         outside = 0
         for feature in features:
-            level_id = feature.properties.get("level_id")
-            floor = level_floor.get(level_id) if isinstance(level_id, str) else None
+            floor = self._floor_of(feature, level_floor, "unit.geojson")
             if floor is None:
-                self.warn(f"unit.geojson: feature {feature.id}: left out: level {str(level_id)[:64]!r} "
-                          "is not a level of the building")
                 continue
             category = feature.properties.get("category")
             kind = category if isinstance(category, str) and category in _SPACE_KINDS else "unspecified"
@@ -309,7 +306,8 @@ class _Importer:
             polygon = _ring(main.exterior)
             if not planar.point_in_polygon(planar.polygon_centroid(polygon), outlines[floor]):
                 outside += 1
-                self.warn(f"unit.geojson: feature {feature.id}: left out: it lies outside its level {level_id}")
+                self.warn(f"unit.geojson: feature {feature.id}: left out: it lies outside its level "
+                          f"{feature.properties.get('level_id')}")
                 continue
             names = labels(feature, "name", self.warnings)
             doc: dict[str, Any] = {
@@ -373,11 +371,8 @@ class _Importer:
         trees = {floor: shapely.STRtree([u.geom for u in members]) for floor, members in by_floor.items()}
         doors: list[dict[str, Any]] = []
         for feature in features:
-            level_id = feature.properties.get("level_id")
-            floor = level_floor.get(level_id) if isinstance(level_id, str) else None
+            floor = self._floor_of(feature, level_floor, "opening.geojson")
             if floor is None:
-                self.warn(f"opening.geojson: feature {feature.id}: left out: level {str(level_id)[:64]!r} "
-                          "is not a level of the building")
                 continue
             line = geoms[feature.id]
             points = _dedupe([(_r(x), _r(y)) for x, y in line.coords])
@@ -435,15 +430,21 @@ class _Importer:
                         "name": pick_label(labels(feature, "name", self.warnings)), "spaces": known})
         return out
 
+    def _floor_of(self, feature: Feature, level_floor: dict[str, str], file: str) -> str | None:
+        """The floor a feature's `level_id` names; None (with a warning: the feature is left out) otherwise."""
+        level_id = feature.properties.get("level_id")
+        floor = level_floor.get(level_id) if isinstance(level_id, str) else None
+        if floor is None:
+            self.warn(f"{file}: feature {feature.id}: left out: level {str(level_id)[:64]!r} "
+                      "is not a level of the building")
+        return floor
+
     def _obstacles(self, features: list[Feature], level_floor: dict[str, str],
                    geoms: dict[str, Any]) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         for feature in features:
-            level_id = feature.properties.get("level_id")
-            floor = level_floor.get(level_id) if isinstance(level_id, str) else None
+            floor = self._floor_of(feature, level_floor, "fixture.geojson")
             if floor is None:
-                self.warn(f"fixture.geojson: feature {feature.id}: left out: level {str(level_id)[:64]!r} "
-                          "is not a level of the building")
                 continue
             parts = sorted(_polygons(self._clean_polygonal(feature, geoms[feature.id])), key=lambda p: -p.area)
             if len(parts) > 1:
