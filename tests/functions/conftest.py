@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import httpx
 import pytest
 
 from shared.settings import load_settings
@@ -27,3 +28,13 @@ def memory_context():
     set_context(context)
     yield context
     set_context(None)
+
+
+@pytest.fixture
+async def api(memory_context):
+    """An HTTP client on the app (FastAPI in process) over the in-memory context."""
+    from functions.http_api import create_api
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_api()), base_url="http://test",
+                                 timeout=120) as client:
+        yield client

@@ -5,21 +5,12 @@ import csv
 import io
 from datetime import UTC, date
 
-import httpx
 import pytest
 
-from functions.http_api import create_api
 from shared.domain.presence import Visit
 from shared.domain.tenancy import Scope
 from tests.support.analytics import at, site
 from tests.support.sites import store_site
-
-
-@pytest.fixture
-async def api(memory_context):
-    transport = httpx.ASGITransport(app=create_api())
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        yield client
 
 
 @pytest.fixture

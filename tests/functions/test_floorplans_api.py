@@ -10,20 +10,12 @@ import httpx
 import pytest
 
 from devkit.import_imdf import archive_bytes
-from functions.http_api import create_api
 from shared.domain import space_kinds
 from tests.functions.test_query_api import new_tenant
 from tests.support.sites import small_site
 
 DEMO = Path(__file__).resolve().parents[1] / "fixtures" / "imdf" / "demo-office"
 ZIP = {"Content-Type": "application/zip"}
-
-
-@pytest.fixture
-async def api(memory_context):
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_api()), base_url="http://test",
-                                 timeout=120) as client:
-        yield client
 
 
 @pytest.fixture

@@ -7,10 +7,8 @@ import os
 from datetime import UTC, datetime, timedelta
 
 import azure.functions as func
-import httpx
 import pytest
 
-from functions.http_api import create_api
 from shared.domain.ingest_event import decode_ingest_event
 from shared.domain.people import Tenant
 from shared.domain.ports import DependencyUnavailable
@@ -20,13 +18,6 @@ from tests.support.pipeline import add_small_site
 from tests.support.sites import small_site
 
 NOW = datetime.now(UTC)
-
-
-@pytest.fixture
-async def api(memory_context):
-    transport = httpx.ASGITransport(app=create_api())
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        yield client
 
 
 @pytest.fixture

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import httpx
 import pytest
 
-from functions.http_api import create_api
 from shared.domain.site import SiteModel
 from shared.domain.tenancy import BuildingRef
 from shared.services import sites as sites_module
@@ -17,12 +15,6 @@ from tests.support.batches import BEACON_A, sdk_batch
 from tests.support.sites import small_site
 
 NOW = datetime.now(UTC)
-
-
-@pytest.fixture
-async def api(memory_context):
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_api()), base_url="http://test") as client:
-        yield client
 
 
 @pytest.fixture

@@ -4,22 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import httpx
 import pytest
 
-from functions.http_api import create_api
 from tests.functions.conftest import LOCAL_VALUES
 from tests.support.identity import configure_sign_in
 from tests.support.pipeline import room_event
 from tests.support.sites import small_site
 
 ADMIN = {"x-api-key": LOCAL_VALUES["ADMIN_API_KEY"]}
-
-
-@pytest.fixture
-async def api(memory_context):
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_api()), base_url="http://test") as client:
-        yield client
 
 
 async def new_tenant(api, tenant_id: str) -> dict[str, dict[str, str]]:

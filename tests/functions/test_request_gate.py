@@ -156,12 +156,6 @@ async def test_routes_made_for_files_take_more_and_still_have_a_cap(memory_conte
         assert under.reads == 1 and under.status != 413, (path, under.status)
 
 
-@pytest.fixture
-async def api(memory_context):
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_api()), base_url="http://test") as client:
-        yield client
-
-
 def nested(depth: int) -> bytes:
     return b'{"a":' * (depth // 2) + b"[" * (depth - depth // 2) + b"0" + b"]" * (depth - depth // 2) + b"}" * (depth // 2)
 

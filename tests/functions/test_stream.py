@@ -9,7 +9,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-import httpx
 import pytest
 
 from functions.http_api import create_api
@@ -40,12 +39,6 @@ class FakeTime:
         self.sleeps += 1
         if (hook := self.at.get(self.sleeps)) is not None:
             await hook()
-
-
-@pytest.fixture
-async def api(memory_context):
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_api()), base_url="http://test") as client:
-        yield client
 
 
 @pytest.fixture
