@@ -19,6 +19,7 @@ COMMANDS = {
     "eval-positioning": ("devkit.eval_positioning", "score the positioning engine on a dataset folder"),
     "bench": ("devkit.bench", "benchmarks that print JSON"),
     "rollup": ("devkit.rollup", "recompute the analytics rollups of a building for a range of days"),
+    "history": ("devkit.history", "write weeks of past office days (visits) for a building and roll them up"),
     "export-schemas": ("devkit.export_schemas", "write the JSON Schemas of the contracts to docs/schemas"),
 }
 

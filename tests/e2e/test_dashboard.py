@@ -10,9 +10,7 @@ import shutil
 import statistics
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -20,7 +18,7 @@ import pytest
 from devkit.local_settings import local_settings
 from devkit.seed import seed
 from shared.services.stream import STREAM_POLL_SECONDS
-from tests.e2e.conftest import CHROMIUM_ARGS, REPO, chromium_path
+from tests.e2e.conftest import REPO
 from tests.support.batches import sdk_batch
 
 ADMIN_KEY = local_settings()["ADMIN_API_KEY"]
@@ -45,43 +43,6 @@ new MutationObserver((records) => {
 def tenant(live_server, devkit_keys) -> dict:
     return seed(live_server, ADMIN_KEY, tenant_id=f"e2e-dash-{uuid.uuid4().hex[:6]}", floors=2,
                 keys_path=devkit_keys, length_m=BUILDING_LENGTH_M)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator:
-    path = chromium_path()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser, live_server):
-    """A page that may talk to the app only: a request to any other host is aborted and fails the test."""
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    page = context.new_page()
-    local = urlsplit(live_server).netloc
-    foreign: list[str] = []
-
-    def guard(route) -> None:
-        if urlsplit(route.request.url).netloc == local:
-            route.continue_()
-        else:
-            foreign.append(route.request.url)
-            route.abort()
-
-    page.route("**/*", guard)
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.on("console", lambda message: print(f"console {message.type}: {message.text}")
-            if message.type in ("error", "warning") else None)
-    yield page
-    context.close()
-    assert not foreign, f"requests to other hosts: {foreign}"
-    assert not errors, f"errors in the page: {errors}"
 
 
 def read(tenant: dict) -> dict[str, str]:
@@ -141,11 +102,11 @@ def test_dashboard_floors_live_colours_and_route(page, live_server, tenant, tmp_
     second = floors[1]
     tabs.nth(1).click()
     page.wait_for_function("f => document.body.dataset.currentFloor === f", arg=second)
-    ids_on_second = set(page.eval_on_selector_all("[data-space-id]", "els => els.map(e => e.dataset.spaceId)"))
+    ids_on_second = set(page.eval_on_selector_all("#map [data-space-id]", "els => els.map(e => e.dataset.spaceId)"))
     assert ids_on_second and ids_on_second <= {s["id"] for s in site["spaces"] if s["floor"] == second}
     tabs.nth(0).click()
     page.wait_for_function("f => document.body.dataset.currentFloor === f", arg=floors[0])
-    statuses = page.eval_on_selector_all("[data-space-id]", "els => els.map(e => e.dataset.status)")
+    statuses = page.eval_on_selector_all("#map [data-space-id]", "els => els.map(e => e.dataset.status)")
     assert statuses and set(statuses) <= {"free", "occupied", "none"} and "free" in statuses
     assert page.locator("body").get_attribute("data-live") in ("polling", "stream")
     page.wait_for_selector("[data-beacon]", state="attached")
@@ -171,13 +132,13 @@ def test_dashboard_floors_live_colours_and_route(page, live_server, tenant, tmp_
         api_status = httpx.get(f"{server}/api/v1/buildings/{building}/spaces/{change['id']}",
                                headers=read(tenant)).json()["status"]
         assert api_status == "occupied"
-        assert page.get_attribute(f"[data-space-id='{change['id']}']", "data-status") == "occupied"
+        assert page.get_attribute(f"#map [data-space-id='{change['id']}']", "data-status") == "occupied"
         assert change["id"] == room["id"] or change["id"] in {s["id"] for s in site["spaces"]}
     print(f"POST to occupied colour: median {statistics.median(latencies):.2f} s over {len(latencies)} rooms "
           f"({', '.join(f'{x:.2f}' for x in latencies)} s)")
 
     # click the occupied room: its state, the nearest free rooms, the route drawn with its instructions
-    page.locator(f"[data-space-id='{occupied_room}']").first.dispatch_event("click")
+    page.locator(f"#map [data-space-id='{occupied_room}']").first.dispatch_event("click")
     page.wait_for_selector("#space-state .status-occupied")
     page.wait_for_selector("#free-rooms li")
     page.wait_for_selector("#route-steps li")
@@ -258,15 +219,15 @@ def test_people_layer_shows_each_person_only_as_they_allow(page, live_server, te
     assert "room not shared" in listed[sharing["floor"]].inner_text()
     room_name = next(s["name"] for s in site["spaces"] if s["id"] == space_person["spaceId"])
     assert room_name in listed[sharing["space"]].inner_text()
-    markers = page.locator("svg [data-person]")
+    markers = page.locator("#map [data-person]")
     assert markers.count() == 1 and markers.first.get_attribute("data-person") == sharing["space"]
     assert markers.first.get_attribute("data-in-space") == space_person["spaceId"]
     # The marker sits inside the person's room as drawn on the map.
     marker_box = markers.first.bounding_box()
-    room_box = page.locator(f"[data-space-id='{space_person['spaceId']}']").first.bounding_box()
+    room_box = page.locator(f"#map [data-space-id='{space_person['spaceId']}']").first.bounding_box()
     assert marker_box and room_box
     centre = (marker_box["x"] + marker_box["width"] / 2, marker_box["y"] + marker_box["height"] / 2)
     assert room_box["x"] <= centre[0] <= room_box["x"] + room_box["width"], (centre, room_box, marker_box)
     assert room_box["y"] <= centre[1] <= room_box["y"] + room_box["height"]
     page.uncheck("#show-people")
-    assert page.locator("svg [data-person]").count() == 0 and page.locator("#people-list").count() == 0
+    assert page.locator("#map [data-person]").count() == 0 and page.locator("#people-list").count() == 0

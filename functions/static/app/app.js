@@ -1,17 +1,18 @@
 // spaceflow live: building, floor tabs, the floor plan (Leaflet, CRS.Simple in building metres) coloured by live
-// state, a room's nearest free rooms and the way there, beacon health, opt-in people, today's occupancy (Chart.js).
+// state, a room's nearest free rooms and the way there, beacon health, opt-in people, and the analytics panel
+// (analytics.js).
+import { showAnalytics } from "./analytics.js";
 import { ApiError, allSpaces, api, b, forgetKey, listOf, storeKey, storedKey } from "./api.js";
 import { follow } from "./live.js";
 import { PeopleLayer } from "./people.js";
 
 const L = window.L;
-const Chart = window.Chart;
 const LOW_BATTERY_MV = 2500; // a coin cell below this has weeks left
 const COLOURS = { free: "#22c55e", occupied: "#ef4444", none: "#d1d5db" };
 const $ = (id) => document.getElementById(id);
 
 const state = { building: null, site: null, floor: null, spaceLayers: new Map(), spaces: new Map(),
-                stop: null, generation: 0, chart: null, selected: null };
+                stop: null, generation: 0, selected: null };
 
 const renderer = L.svg({ padding: 0.5 }); // SVG paths: each space carries data-space-id and data-status
 const map = L.map("map", { renderer, crs: L.CRS.Simple, minZoom: -3, maxZoom: 4, zoomSnap: 0.25, attributionControl: false });
@@ -81,7 +82,6 @@ async function openBuilding(building, floor) {
     tab.addEventListener("click", () => openFloor(f.id).catch(showError));
     return tab;
   }));
-  loadAnalytics().catch((e) => { $("analytics-note").textContent = `analytics: ${e.message}`; });
   await openFloor(floors.some((f) => f.id === floor) ? floor : floors[0].id);
 }
 
@@ -95,6 +95,7 @@ async function openFloor(floor) {
   state.floor = floor;
   state.selected = null;
   writeFragment();
+  showAnalytics(state.building, state.site, floor);
   for (const tab of $("floors").children) tab.setAttribute("aria-selected", String(tab.dataset.floor === floor));
   const [plan, spaces, beacons] = await Promise.all([
     api(`${b(state.building)}/geojson?floor=${encodeURIComponent(floor)}`),
@@ -265,31 +266,6 @@ async function showRoute(from, to) {
   box.append(heading, steps);
   if (other.length) box.append(Object.assign(document.createElement("p"), { className: "muted", textContent: `continues on ${[...new Set(other)].join(", ")}` }));
   $("details").append(box);
-}
-
-function localToday(timeZone) {
-  try { return new Intl.DateTimeFormat("en-CA", { timeZone, year: "numeric", month: "2-digit", day: "2-digit" }).format(new Date()); } catch { return new Date().toISOString().slice(0, 10); }
-}
-
-async function loadAnalytics() {
-  const today = localToday(state.site.timeZone);
-  const query = new URLSearchParams({ from: today, to: today, grain: "hour", metric: "mean_headcount,peak_headcount" });
-  const answer = await api(`${b(state.building)}/analytics?${query}`);
-  const hours = [...Array(24).keys()];
-  const series = (metric) => hours.map((h) => {
-    const row = answer.rows.find((r) => r.scope === "building" && r.metric === metric && r.localHour === h);
-    return row ? row.value : null;
-  });
-  const data = { labels: hours.map((h) => `${String(h).padStart(2, "0")}:00`), datasets: [
-    { type: "bar", label: "mean headcount", data: series("mean_headcount"), backgroundColor: "#60a5fa" },
-    { type: "line", label: "peak headcount", data: series("peak_headcount"), borderColor: "#ef4444", spanGaps: true },
-  ] };
-  if (state.chart) state.chart.destroy();
-  state.chart = new Chart($("chart"), { data, options: { animation: false, responsive: true,
-    scales: { y: { beginAtZero: true, title: { display: true, text: "people" } } } } });
-  const suppressed = answer.rows.filter((r) => r.suppressed).length;
-  $("analytics-note").textContent = `${answer.timeZone}, ${answer.windows.length} hourly windows rolled up`
-    + (suppressed ? `, ${suppressed} cells hidden (fewer than ${answer.minGroupSize} people)` : "");
 }
 
 $("key-form").addEventListener("submit", (event) => {
