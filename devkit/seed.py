@@ -23,13 +23,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                             "else of local.settings.json)")
     parser.add_argument("--tenant", help="tenant id (default: demo-<random>)")
     parser.add_argument("--floors", type=int, default=3)
+    parser.add_argument("--length", type=float, default=60.0, help="the building's length in metres (more rooms)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--oidc-keys", type=Path, help="the devkit issuer's key file (default: the one serve uses)")
     parser.add_argument("--json", action="store_true", help="print only the JSON")
 
 
 def seed(url: str, admin_key: str, tenant_id: str | None = None, floors: int = 3, seed_value: int = 7,
-         keys_path: Path | None = None) -> dict[str, Any]:
+         keys_path: Path | None = None, length_m: float = 60.0) -> dict[str, Any]:
     """Create the tenant, one key per scope, its sign-in (the devkit issuer), the building, and two people who
     opt in; returns {tenantId, buildingId, keys, identity, people: [{userId, sharing, token}]}."""
     import httpx
@@ -39,7 +40,7 @@ def seed(url: str, admin_key: str, tenant_id: str | None = None, floors: int = 3
     from devkit.simulator import BuildingSpec, generate_building
 
     tenant_id = tenant_id or f"demo-{uuid.uuid4().hex[:8]}"
-    site = generate_building(BuildingSpec(floors=floors), seed=seed_value)
+    site = generate_building(BuildingSpec(floors=floors, length_m=length_m), seed=seed_value)
     ring = KeyRing.load_or_create(keys_path or default_keys_path())
     with httpx.Client(base_url=url, timeout=30) as http:
         def call(method: str, path: str, headers: dict[str, str], **kwargs: Any) -> httpx.Response:
@@ -80,7 +81,7 @@ def main(args: argparse.Namespace) -> int:
         print("seed: no admin key: pass --admin-key or set ADMIN_API_KEY", file=sys.stderr)
         return 2
     try:
-        result = seed(args.url, admin_key, args.tenant, args.floors, args.seed, args.oidc_keys)
+        result = seed(args.url, admin_key, args.tenant, args.floors, args.seed, args.oidc_keys, args.length)
     except Exception as exc:  # noqa: BLE001 - a CLI reports what failed instead of a traceback
         print(f"seed: {exc}", file=sys.stderr)
         return 1

@@ -90,6 +90,7 @@ def create_api(*, admission: AdmissionControl | None = None, body_deadline_s: fl
     api.include_router(floorplans.router, prefix=API_PREFIX)
     api.include_router(people.router, prefix=API_PREFIX)
     api.include_router(people.me_router, prefix=API_PREFIX)
+    api.include_router(people.building_router, prefix=API_PREFIX)
     api.include_router(analytics.router, prefix=API_PREFIX)
     api.include_router(teams.router, prefix=API_PREFIX)
     _mount_browser_pages(api)

@@ -116,7 +116,7 @@ def _assemble(settings: Settings, *, site_models: SiteModelStore, blobs: BlobSto
         processing=processing, scheduled=scheduled, auth=auth, ingest=IngestService(publisher, sites, clock=clock),
         sites=sites, pipeline=pipeline, tenants=tenants,
         admin=admin, floorplans=FloorPlanService(admin),
-        queries=queries, stream=StreamService(queries), people=PeopleService(tenants, live_state, audit, clock),
+        queries=queries, stream=StreamService(queries), people=PeopleService(tenants, live_state, audit, sites, clock),
         teams=teams, rollups=rollups,
         analytics=AnalyticsReader(blobs, settings.analytics_container, settings.analytics_min_group_size),
         identity=IdentityService(tenants, verifier, issuer_keys, allow_loopback=settings.identity_allow_loopback,

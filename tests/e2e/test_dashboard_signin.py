@@ -83,6 +83,13 @@ def test_a_person_signs_in_with_the_organization_and_the_api_sees_only_their_tok
     secrets = [access, identity, *seen["codes"]]
     assert not [r.url for r in requests if any(secret in r.url for secret in secrets)]
 
+    # a signed-in person may see who shares (the co-worker finder's rules), unlike a read key
+    with page.expect_response(lambda r: urlsplit(r.url).path.endswith("/people")) as listed:
+        page.check("#show-people")
+    assert listed.value.status == 200
+    assert listed.value.request.all_headers().get("authorization") == f"Bearer {access}"
+    assert page.is_checked("#show-people") and page.text_content("#people-note") == ""
+
     # the token is the person's: the API knows them (their own sharing choice, set by devkit seed)
     sharing = page.evaluate("""(token) => fetch('/api/v1/me/sharing', {headers: {authorization: 'Bearer ' + token}})
                                .then(r => r.json())""", access)

@@ -1,8 +1,9 @@
 // spaceflow live: building, floor tabs, the floor plan (Leaflet, CRS.Simple in building metres) coloured by live
-// state, a room's nearest free rooms and the way there, beacon health, today's occupancy (Chart.js).
+// state, a room's nearest free rooms and the way there, beacon health, opt-in people, today's occupancy (Chart.js).
 import { ApiError, allSpaces, api, b, forgetKey, listOf, onUnauthorized, storeKey, storedKey } from "./api.js";
 import { mountSignIn, resumeSignIn, signOut, signedIn } from "./auth.js";
 import { follow } from "./live.js";
+import { PeopleLayer } from "./people.js";
 
 const L = window.L;
 const Chart = window.Chart;
@@ -20,6 +21,7 @@ const planLayer = L.layerGroup().addTo(map);
 const spacesLayer = L.layerGroup().addTo(map);
 const beaconsLayer = L.layerGroup().addTo(map);
 const routeLayer = L.layerGroup().addTo(map);
+const people = new PeopleLayer(map, renderer, $("people"));
 
 function showError(error) {
   const box = $("error");
@@ -28,7 +30,7 @@ function showError(error) {
   box.textContent = !refused ? `Error: ${error.message || error}` : error.byToken
     ? "Your sign-in has expired or was refused: sign in again." : "The API key was refused: enter a key with the read scope.";
   box.hidden = false;
-  if (refused) { if (state.stop) state.stop(); if (error.byToken) signOut(); else forgetKey(); askForKey(); }
+  if (refused) { if (state.stop) state.stop(); people.hide(); if (error.byToken) signOut(); else forgetKey(); askForKey(); }
 }
 
 function readFragment() {
@@ -105,6 +107,7 @@ async function openFloor(floor) {
   drawPlan(plan);
   applySpaces(spaces);
   drawBeacons(beacons);
+  showPeople();
   $("details").innerHTML = '<p class="muted">Click a room for its state, the nearest free rooms and the way there.</p>';
   document.body.dataset.currentFloor = floor; // not data-floor: that names the tabs
   state.stop = follow(state.building, floor, (items, options) => {
@@ -135,7 +138,7 @@ function drawPlan(plan) {
       .bindTooltip(f.properties.name || f.properties.category),
   }).addTo(planLayer);
   const bounds = outline.getBounds();
-  if (bounds.isValid()) map.fitBounds(bounds, { padding: [16, 16] });
+  if (bounds.isValid()) map.fitBounds(bounds, { padding: [16, 16], animate: false }); // a new plan: no zoom from the last one
 }
 
 function pathsOf(group) {
@@ -163,6 +166,20 @@ function applySpaces(items, { partial = false } = {}) {
     layer.setTooltipContent?.(space ? `${space.name}: ${space.status}, ${space.headcount}/${space.capacity}` : id);
   }
   if (state.selected && !partial) renderState(state.spaces.get(state.selected));
+}
+
+function roomCentre(spaceId) {
+  const bounds = state.spaceLayers.get(spaceId)?.getBounds();
+  return bounds && bounds.isValid() ? bounds.getCenter() : null;
+}
+
+function showPeople() {
+  if (!$("show-people").checked) { people.hide(); return; }
+  $("people-note").textContent = "";
+  people.show({ building: state.building, site: state.site, floor: state.floor, roomCentre }, (message) => {
+    $("show-people").checked = false;
+    $("people-note").textContent = message;
+  });
 }
 
 function drawBeacons(health) {
@@ -285,13 +302,14 @@ $("key-form").addEventListener("submit", (event) => {
   start(readFragment()).catch(showError);
 });
 $("building").addEventListener("change", (event) => openBuilding(event.target.value).catch(showError));
-$("forget").addEventListener("click", () => { forgetKey(); if (state.stop) state.stop(); askForKey(); });
+$("forget").addEventListener("click", () => { forgetKey(); if (state.stop) state.stop(); people.hide(); askForKey(); });
+$("show-people").addEventListener("change", showPeople);
 $("show-beacons").addEventListener("change", (event) => {
   if (event.target.checked) beaconsLayer.addTo(map); else beaconsLayer.remove();
 });
 
 onUnauthorized(showError);
-mountSignIn({ onSignedOut: () => { if (state.stop) state.stop(); askForKey(); }, onError: showError });
+mountSignIn({ onSignedOut: () => { if (state.stop) state.stop(); people.hide(); askForKey(); }, onError: showError });
 // Back from the organization's sign-in first (its answer is in the fragment), then the fragment's own parameters.
 resumeSignIn().then(({ wanted: back }) => {
   const wanted = { ...readFragment(), ...back };
