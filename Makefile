@@ -26,7 +26,7 @@ $(STAMP_NPM): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-# The dashboard's and /api/docs' browser assets (Leaflet, Chart.js, Swagger UI), copied from node_modules into
+# The dashboard's and /api/docs' browser assets (Leaflet, Chart.js, oidc-client-ts, Swagger UI), copied from node_modules into
 # functions/static/vendor/ (gitignored); azure.yaml's prepackage hook runs the same copy before a deployment.
 vendor: $(VENDOR)
 

@@ -1,8 +1,9 @@
 """`python -m devkit seed --url URL [--admin-key KEY] [--json]`: a demo tenant, its keys, its people's sign-in and
 a simulated building, created through the public API of a running server (`python -m devkit serve`).
 
-Sign-in points at the devkit's OpenID Connect issuer of that server, and two people opt in with their own tokens
-(`PUT /api/v1/me/sharing`), so the people finder works at once; their tokens are printed with the keys."""
+Sign-in points at the devkit's OpenID Connect issuer of that server (with the dashboard's client id, so people sign
+in to `/app/#tenant=<tenantId>` too), and two people opt in with their own tokens (`PUT /api/v1/me/sharing`), so the
+people finder works at once; their tokens are printed with the keys."""
 from __future__ import annotations
 
 import argparse
@@ -35,6 +36,7 @@ def seed(url: str, admin_key: str, tenant_id: str | None = None, floors: int = 3
     import httpx
 
     from devkit.identity import DEVKIT_AUDIENCE, DEVKIT_USER_CLAIM, KeyRing, default_keys_path, issue_token, issuer_url
+    from devkit.oidc_login import DEVKIT_DASHBOARD_CLIENT_ID, DEVKIT_DASHBOARD_SCOPE
     from devkit.simulator import BuildingSpec, generate_building
 
     tenant_id = tenant_id or f"demo-{uuid.uuid4().hex[:8]}"
@@ -56,7 +58,9 @@ def seed(url: str, admin_key: str, tenant_id: str | None = None, floors: int = 3
             keys[scope] = minted["key"]
         issuer = issuer_url(url, tenant_id)
         identity = call("PUT", f"/api/v1/tenants/{tenant_id}/identity", {"x-api-key": keys["admin"]},
-                        json={"issuer": issuer, "audience": DEVKIT_AUDIENCE, "userClaim": DEVKIT_USER_CLAIM}).json()
+                        json={"issuer": issuer, "audience": DEVKIT_AUDIENCE, "userClaim": DEVKIT_USER_CLAIM,
+                              "dashboardClientId": DEVKIT_DASHBOARD_CLIENT_ID,
+                              "dashboardScope": DEVKIT_DASHBOARD_SCOPE}).json()
         call("PUT", f"/api/v1/buildings/{site.building_id}", {"x-api-key": keys["admin"]},
              json=site.model_dump(mode="json", by_alias=True))
         people = []

@@ -230,6 +230,11 @@ async def get_context() -> AppContext:
     return _context
 
 
+def installed_context() -> AppContext | None:
+    """The worker's context when it is built already; never builds one (for what must not wait for the stores)."""
+    return _context
+
+
 def set_context(context: AppContext | None) -> None:
     """Install a ready context (devkit serve, tests) or forget the current one."""
     global _context, _lock

@@ -162,6 +162,9 @@ param rollupDailySchedule string = '0 20 * * * *'
 @description('ANALYTICS_MIN_GROUP_SIZE: analytics cells built from fewer distinct people are suppressed')
 param analyticsMinGroupSize int = 5
 
+@description('DASHBOARD_SIGNIN_ORIGINS: origins the dashboard may connect to when people sign in (their issuers), comma-separated')
+param dashboardSigninOrigins string = 'https://login.microsoftonline.com'
+
 // ---------------------------------------------------------------- names
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
@@ -357,6 +360,8 @@ var appSettings = {
   ANALYTICS_MIN_GROUP_SIZE: string(analyticsMinGroupSize)
   // People sign in with their tenant's issuer over https; a loopback (devkit) issuer is refused in Azure.
   IDENTITY_ALLOW_LOOPBACK: 'false'
+  // The dashboard's pages may connect there (Content-Security-Policy connect-src) for the code exchange.
+  DASHBOARD_SIGNIN_ORIGINS: dashboardSigninOrigins
   ADMIN_API_KEY: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.adminApiKeySecretUri})'
 }
 
@@ -403,6 +408,7 @@ output PRESENCE_SWEEP_SCHEDULE string = presenceSweepSchedule
 output ROLLUP_HOURLY_SCHEDULE string = rollupHourlySchedule
 output ROLLUP_DAILY_SCHEDULE string = rollupDailySchedule
 output ANALYTICS_MIN_GROUP_SIZE string = string(analyticsMinGroupSize)
+output DASHBOARD_SIGNIN_ORIGINS string = dashboardSigninOrigins
 // azd's own
 output AZURE_LOCATION string = location
 output AZURE_TENANT_ID string = tenant().tenantId

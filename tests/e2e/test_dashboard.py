@@ -193,8 +193,11 @@ def test_people_layer_shows_each_person_only_as_they_allow(page, live_server, te
     rooms = rooms_with_a_beacon(site, floor)[-2:]  # rooms the latency test leaves alone
     for (room, beacon), level in zip(rooms, ("space", "floor"), strict=True):
         walk_in(server, tenant, f"e2e-people-{level}", beacon["id"], user_id=sharing[level])
-    expected = {p["userId"]: p for p in httpx.get(f"{server}/api/v1/buildings/{building}/people",
-                                                  headers={"x-api-key": tenant["keys"]["people"]}).json()["items"]}
+    deadline, expected = time.monotonic() + 20, {}
+    while set(expected) != set(sharing.values()) and time.monotonic() < deadline:  # the batches are processed
+        time.sleep(0.2)
+        expected = {p["userId"]: p for p in httpx.get(f"{server}/api/v1/buildings/{building}/people",
+                                                      headers={"x-api-key": tenant["keys"]["people"]}).json()["items"]}
     assert set(expected) == set(sharing.values())
     space_person = expected[sharing["space"]]
 

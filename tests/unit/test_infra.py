@@ -626,7 +626,7 @@ def test_setting_values_default_to_the_local_values():
     assert set(linked) == {"COSMOS_DATABASE", "ANALYTICS_CONTAINER", "DEADLETTER_CONTAINER", "SITES_CONTAINER",
                            "EVENTHUB_NAME",
                            "EVENTHUB_CONSUMER_GROUP", "PRESENCE_TIMEOUT_SECONDS", "PRESENCE_SWEEP_SCHEDULE", "ROLLUP_HOURLY_SCHEDULE",
-                           "ROLLUP_DAILY_SCHEDULE", "ANALYTICS_MIN_GROUP_SIZE"}
+                           "ROLLUP_DAILY_SCHEDULE", "ANALYTICS_MIN_GROUP_SIZE", "DASHBOARD_SIGNIN_ORIGINS"}
     # ...and each such parameter feeds its setting, directly or through the module that creates the resource.
     settings_source = text_of(declared(MAIN, "var")["appSettings"].value)
     for setting, param in linked.items():

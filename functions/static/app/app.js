@@ -2,7 +2,8 @@
 // state, a room's nearest free rooms and the way there, beacon health, opt-in people, and the analytics panel
 // (analytics.js).
 import { showAnalytics } from "./analytics.js";
-import { ApiError, allSpaces, api, b, forgetKey, listOf, storeKey, storedKey } from "./api.js";
+import { ApiError, allSpaces, api, b, forgetKey, listOf, onUnauthorized, storeKey, storedKey } from "./api.js";
+import { mountSignIn, resumeSignIn, signOut, signedIn } from "./auth.js";
 import { follow } from "./live.js";
 import { PeopleLayer } from "./people.js";
 
@@ -26,10 +27,11 @@ const people = new PeopleLayer(map, renderer, $("people"));
 function showError(error) {
   const box = $("error");
   if (!error) { box.hidden = true; return; }
-  box.textContent = error instanceof ApiError && error.status === 401
-    ? "The API key was refused: enter a key with the read scope." : `Error: ${error.message || error}`;
+  const refused = error instanceof ApiError && error.status === 401;
+  box.textContent = !refused ? `Error: ${error.message || error}` : error.byToken
+    ? "Your sign-in has expired or was refused: sign in again." : "The API key was refused: enter a key with the read scope.";
   box.hidden = false;
-  if (error instanceof ApiError && error.status === 401) { forgetKey(); askForKey(); }
+  if (refused) { if (state.stop) state.stop(); people.hide(); if (error.byToken) signOut(); else forgetKey(); askForKey(); }
 }
 
 function readFragment() {
@@ -57,7 +59,7 @@ function askForKey() {
 
 async function start(wanted) {
   $("key-form").hidden = true;
-  $("forget").hidden = false;
+  $("forget").hidden = signedIn();
   const buildings = listOf(await api("/api/v1/buildings"));
   const select = $("building");
   select.replaceChildren(...buildings.map((x) => new Option(`${x.name} (${x.buildingId})`, x.buildingId)));
@@ -282,5 +284,11 @@ $("show-beacons").addEventListener("change", (event) => {
   if (event.target.checked) beaconsLayer.addTo(map); else beaconsLayer.remove();
 });
 
-const wanted = readFragment();
-if (storedKey()) start(wanted).catch(showError); else askForKey();
+onUnauthorized(showError);
+mountSignIn({ onSignedOut: () => { if (state.stop) state.stop(); people.hide(); askForKey(); }, onError: showError });
+// Back from the organization's sign-in first (its answer is in the fragment), then the fragment's own parameters.
+resumeSignIn().then(({ wanted: back }) => {
+  const wanted = { ...readFragment(), ...back };
+  if (signedIn() || storedKey()) return start(wanted);
+  askForKey();
+}).catch((error) => { askForKey(); showError(error); });
