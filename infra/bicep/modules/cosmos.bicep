@@ -23,12 +23,16 @@ param visitsRetentionDays int
 
 var visitsTtl = visitsRetentionDays > 0 ? visitsRetentionDays * 86400 : null
 
+// includedPaths are written out as the indexing policy wants them (no lambda to map strings to objects): the policy
+// scanner (checkov, tests/unit/test_infra.py) cannot parse lambdas.
 var cosmosContainers = [
   {
     name: 'tenants'
     partitionKey: '/tenantId'
-    indexedPaths: [
-      '/tenantId/?'
+    includedPaths: [
+      {
+        path: '/tenantId/?'
+      }
     ]
     defaultTtl: null
   }
@@ -36,16 +40,20 @@ var cosmosContainers = [
     // id = SHA-256 of the key, also the partition key: a lookup is one point read
     name: 'apikeys'
     partitionKey: '/id'
-    indexedPaths: [
-      '/tenantId/?'
+    includedPaths: [
+      {
+        path: '/tenantId/?'
+      }
     ]
     defaultTtl: null
   }
   {
     name: 'buildings'
     partitionKey: '/tenantId'
-    indexedPaths: [
-      '/tenantId/?'
+    includedPaths: [
+      {
+        path: '/tenantId/?'
+      }
     ]
     defaultTtl: null
   }
@@ -54,44 +62,76 @@ var cosmosContainers = [
     // new containers because Cosmos DB cannot change the partition key of an existing one.
     name: 'devices-v2'
     partitionKey: '/buildingKey'
-    indexedPaths: [
-      '/buildingKey/?'
-      '/tenantId/?'
-      '/lastSeen/?'
-      '/spaceId/?'
-      '/leavingSpaceId/?'
-      '/userId/?'
+    includedPaths: [
+      {
+        path: '/buildingKey/?'
+      }
+      {
+        path: '/tenantId/?'
+      }
+      {
+        path: '/lastSeen/?'
+      }
+      {
+        path: '/spaceId/?'
+      }
+      {
+        path: '/leavingSpaceId/?'
+      }
+      {
+        path: '/userId/?'
+      }
     ]
     defaultTtl: null
   }
   {
     name: 'spaces-v2'
     partitionKey: '/buildingKey'
-    indexedPaths: [
-      '/buildingKey/?'
-      '/tenantId/?'
-      '/status/?'
+    includedPaths: [
+      {
+        path: '/buildingKey/?'
+      }
+      {
+        path: '/tenantId/?'
+      }
+      {
+        path: '/status/?'
+      }
     ]
     defaultTtl: null
   }
   {
     name: 'visits-v2'
     partitionKey: '/buildingKey'
-    indexedPaths: [
-      '/buildingKey/?'
-      '/tenantId/?'
-      '/end/?'
-      '/start/?'
+    includedPaths: [
+      {
+        path: '/buildingKey/?'
+      }
+      {
+        path: '/tenantId/?'
+      }
+      {
+        path: '/end/?'
+      }
+      {
+        path: '/start/?'
+      }
     ]
     defaultTtl: visitsTtl
   }
   {
     name: 'beacons-v2'
     partitionKey: '/buildingKey'
-    indexedPaths: [
-      '/buildingKey/?'
-      '/tenantId/?'
-      '/lastHeard/?'
+    includedPaths: [
+      {
+        path: '/buildingKey/?'
+      }
+      {
+        path: '/tenantId/?'
+      }
+      {
+        path: '/lastHeard/?'
+      }
     ]
     defaultTtl: null
   }
@@ -99,9 +139,13 @@ var cosmosContainers = [
     // people-finder lookups and sharing changes for the tenant's admins, kept a year (AUDIT_RETENTION_S in shared/adapters/cosmos.py)
     name: 'audit'
     partitionKey: '/tenantId'
-    indexedPaths: [
-      '/tenantId/?'
-      '/at/?'
+    includedPaths: [
+      {
+        path: '/tenantId/?'
+      }
+      {
+        path: '/at/?'
+      }
     ]
     defaultTtl: 31536000
   }
@@ -169,9 +213,7 @@ resource containers 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containe
       indexingPolicy: {
         indexingMode: 'consistent'
         automatic: true
-        includedPaths: map(container.indexedPaths, path => {
-          path: path
-        })
+        includedPaths: container.includedPaths
         excludedPaths: [
           {
             path: '/*'
