@@ -113,8 +113,10 @@ param appInsightsSamplingPercentage int = 25
 @description('Accept telemetry only with an Entra token (the identity has Monitoring Metrics Publisher).')
 param appInsightsDisableLocalAuth bool = true
 
-@description('Key Vault purge protection (cannot be turned off again; the vault name stays taken 90 days after deletion).')
-param keyVaultPurgeProtection bool = false
+@minValue(30)
+@maxValue(730)
+@description('The admin API key\'s expiry, in days after the provisioning that writes it (every provisioning writes it again).')
+param adminApiKeyValidityDays int = 365
 
 @secure()
 @description('The admin API key to store in Key Vault (admin-api-key). azd passes the stored one back on every run; on the first run (or when shorter than 24 characters) a random key is generated instead.')
@@ -123,6 +125,10 @@ param adminApiKey string = ''
 @secure()
 @description('Do not set: the random admin key used when adminApiKey is shorter than 24 characters.')
 param generatedAdminApiKey string = '${replace(newGuid(), '-', '')}${replace(newGuid(), '-', '')}'
+
+// ---------------------------------------------------------------- resilience
+@description('Availability zones for the plan, Cosmos DB, Event Hubs and both storage accounts (ZRS). Decide at the first deployment: Cosmos DB and Event Hubs take it only at creation. Costs more (docs/deploy.md), and the region must have zones.')
+param zoneRedundant bool = false
 
 // ---------------------------------------------------------------- values of the app settings (local.settings.json has the same)
 @description('COSMOS_DATABASE')
@@ -181,6 +187,7 @@ var names = {
   plan: 'plan-spaceflow-${resourceToken}'
   functionApp: 'func-spaceflow-${resourceToken}'
 }
+var storageSku = zoneRedundant ? 'Standard_ZRS' : 'Standard_LRS'
 var deploymentContainerName = 'app-package'
 var captureContainerName = 'capture'
 
@@ -226,6 +233,7 @@ module hostStorage 'modules/storage.bicep' = {
     containerNames: [
       deploymentContainerName
     ]
+    skuName: storageSku
   }
 }
 
@@ -247,6 +255,7 @@ module analyticsStorage 'modules/storage.bicep' = {
     ] : [])
     coolTierPrefix: '${analyticsContainerName}/'
     coolAfterDays: analyticsCoolAfterDays
+    skuName: storageSku
   }
 }
 
@@ -266,6 +275,7 @@ module eventHubs 'modules/eventhubs.bicep' = {
     captureEnabled: eventHubCaptureEnabled
     captureStorageAccountName: analyticsStorage.outputs.name
     captureContainerName: captureContainerName
+    zoneRedundant: zoneRedundant
   }
 }
 
@@ -280,6 +290,7 @@ module cosmos 'modules/cosmos.bicep' = {
     capacityMode: cosmosCapacityMode
     autoscaleMaxThroughput: cosmosAutoscaleMaxThroughput
     visitsRetentionDays: visitsRetentionDays
+    zoneRedundant: zoneRedundant
   }
 }
 
@@ -292,7 +303,7 @@ module keyVault 'modules/keyvault.bicep' = {
     tags: tags
     adminApiKey: adminApiKey
     generatedAdminApiKey: generatedAdminApiKey
-    enablePurgeProtection: keyVaultPurgeProtection
+    adminApiKeyValidityDays: adminApiKeyValidityDays
   }
 }
 
@@ -378,11 +389,29 @@ module functionApp 'modules/functionapp.bicep' = {
     maximumInstanceCount: maximumInstanceCount
     alwaysReadyHttpInstances: alwaysReadyHttpInstances
     alwaysReadyProcessorInstances: alwaysReadyProcessorInstances
+    zoneRedundant: zoneRedundant
   }
   // The identity must hold its roles before the host starts (storage, Key Vault reference, Event Hubs).
   dependsOn: [
     appRoles
   ]
+}
+
+// ---------------------------------------------------------------- diagnostics
+// Each data service's audit logs to the Log Analytics workspace (modules/diagnostics.bicep says which and why).
+module diagnostics 'modules/diagnostics.bicep' = {
+  name: 'diagnostics'
+  scope: rg
+  params: {
+    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsId
+    cosmosAccountName: cosmos.outputs.accountName
+    eventHubNamespaceName: eventHubs.outputs.namespaceName
+    keyVaultName: keyVault.outputs.name
+    storageAccountNames: [
+      hostStorage.outputs.name
+      analyticsStorage.outputs.name
+    ]
+  }
 }
 
 // ---------------------------------------------------------------- outputs (azd writes them to .azure/<env>/.env)

@@ -244,6 +244,38 @@ def bicep_app_settings() -> dict[str, Any]:
     return {**main_app_settings(), **host_app_settings()}
 
 
+def evaluate(node: Node, env: dict[str, Any]) -> Any:
+    """The value of a Bicep expression of literals, names, `!`, `&&`, `||`, `==`, `!=` and `? :`, given the values
+    of the names it uses (a name missing from env is a KeyError: a test states every input it depends on)."""
+    kind = node.type
+    if kind == "identifier":
+        return env[text_of(node)]
+    if kind == "parenthesized_expression":
+        return evaluate(node.named_children[0], env)
+    if kind == "unary_expression" and text_of(node).startswith("!"):
+        return not evaluate(node.named_children[-1], env)
+    if kind == "binary_expression":
+        left, operator, right = node.children
+        a, b = evaluate(left, env), evaluate(right, env)
+        operations = {"&&": lambda: a and b, "||": lambda: a or b, "==": lambda: a == b, "!=": lambda: a != b}
+        return operations[operator.type]()
+    if kind == "ternary_expression":
+        condition, when_true, when_false = node.named_children
+        return evaluate(when_true if evaluate(condition, env) else when_false, env)
+    literal = value(node)
+    if isinstance(literal, Expr):
+        raise NotImplementedError(f"the test evaluator does not take: {text_of(node)}")
+    return literal
+
+
+def evaluate_text(expression: Expr | Any, env: dict[str, Any]) -> Any:
+    """evaluate() for a value read with value(): an Expr is parsed again, a literal is itself."""
+    if not isinstance(expression, Expr):
+        return expression
+    [declaration] = parse(f"var v = {expression.text}\n".encode()).named_children
+    return evaluate(declaration.named_children[-1], env)
+
+
 # ----------------------------------------------------------------------------------------------- parsing
 def test_there_is_a_main_template_and_its_modules():
     names = {p.relative_to(BICEP_DIR).as_posix() for p in bicep_files()}
@@ -298,7 +330,9 @@ def referenced_identifiers(root: Node) -> dict[str, tuple[int, int]]:
         if node.type == "lambda_expression":
             local.update(text_of(c) for c in node.named_children[:-1] if c.type == "identifier")
         if node.type == "for_statement":
-            initializer = node.child_by_field_name("initializer")
+            # `for x in ...` names its variable as the initializer; `for (x, i) in ...` has for_loop_parameters
+            initializer = node.child_by_field_name("initializer") or next(
+                c for c in node.named_children if c.type == "for_loop_parameters")
             loop_names = [initializer] if initializer.type == "identifier" else initializer.named_children
             local.update(text_of(n) for n in loop_names)
         if node.type == "identifier":
@@ -353,8 +387,16 @@ def test_the_required_resource_types_are_declared():
     assert REQUIRED_RESOURCE_TYPES <= declared_types, sorted(REQUIRED_RESOURCE_TYPES - declared_types)
 
 
+# Types whose only current API version is a preview: diagnostic settings have had no GA version since 2016-09-01,
+# which has only the older subscription-style 'service' shape; 2021-05-01-preview is the one Azure documents.
+PREVIEW_ONLY_TYPES = {"Microsoft.Insights/diagnosticSettings": "2021-05-01-preview"}
+
+
 def test_every_resource_has_a_pinned_stable_api_version():
     for decl in resources():
+        if resource_type(decl) in PREVIEW_ONLY_TYPES:
+            assert decl.type_text.split("@")[1] == PREVIEW_ONLY_TYPES[resource_type(decl)], decl.type_text
+            continue
         assert re.fullmatch(r"[\w.]+(/\w+)+@\d{4}-\d{2}-\d{2}", decl.type_text), f"{decl.name}: {decl.type_text}"
 
 
@@ -494,6 +536,106 @@ def test_cosmos_containers_match_the_code():
     assert re.findall(r"path: '([^']+)'", source) == excluded
     assert "includedPaths: container.includedPaths" in source
     assert re.search(r"paths:\s*\[\s*container\.partitionKey\s*\]", source)
+
+
+# ----------------------------------------------------------------------------------------------- hardening and zones
+def test_the_evaluator_follows_bicep_operators():
+    env = {"a": True, "b": False, "s": "x"}
+    assert evaluate_text(Expr("a && !b ? 'yes' : 'no'"), env) == "yes"
+    assert evaluate_text(Expr("(b || s == 'y') ? 1 : 2"), env) == 2
+    assert evaluate_text(Expr("s != 'x' ? 'p' : (a ? 'q' : 'r')"), env) == "q"
+    with pytest.raises(KeyError):
+        evaluate_text(Expr("unknown ? 1 : 2"), env)
+
+
+def test_key_vault_is_recoverable_and_the_admin_key_expires():
+    [vault] = resources_of_type("Microsoft.KeyVault/vaults")
+    properties = body(vault)["properties"]
+    # soft delete with purge protection: nobody, an attacker with Owner included, can destroy the vault for good
+    assert properties["enableSoftDelete"] is True and properties["enablePurgeProtection"] is True
+    assert "keyVaultPurgeProtection" not in declared(MAIN, "param")  # no way to turn it off
+    keyvault = MODULES / "keyvault.bicep"
+    [secret] = [d for d in resources(keyvault) if resource_type(d) == "Microsoft.KeyVault/vaults/secrets"]
+    attributes = body(secret)["properties"]["attributes"]
+    assert attributes["exp"] == Expr("dateTimeToEpoch(dateTimeAdd(now, 'P${adminApiKeyValidityDays}D'))")
+    assert param_default(keyvault, "now") == Expr("utcNow()")  # counted from each provisioning
+    validity = declared(MAIN, "param")["adminApiKeyValidityDays"]
+    assert validity.decorators["minValue"] <= param_default(MAIN, "adminApiKeyValidityDays") <= validity.decorators["maxValue"]
+    assert body(declared(MAIN, "module")["keyVault"])["params"]["adminApiKeyValidityDays"] == Expr("adminApiKeyValidityDays")
+
+
+def test_the_platform_health_check_probes_the_public_health_route():
+    from functions.gate import PUBLIC_PATHS
+    from functions.http_api import create_api
+
+    [site] = resources_of_type("Microsoft.Web/sites")
+    path = body(site)["properties"]["siteConfig"]["healthCheckPath"]
+    assert path in PUBLIC_PATHS  # a probe has no key
+    assert "get" in create_api().openapi()["paths"][path]  # the route the app serves
+
+
+def test_tls_1_2_is_the_minimum_everywhere():
+    [site] = resources_of_type("Microsoft.Web/sites")
+    site_config = body(site)["properties"]["siteConfig"]
+    assert site_config["minTlsVersion"] == site_config["scmMinTlsVersion"] == "1.2"
+    assert site_config["ftpsState"] == "Disabled" and body(site)["properties"]["httpsOnly"] is True
+    [storage] = resources_of_type("Microsoft.Storage/storageAccounts")
+    assert body(storage)["properties"]["minimumTlsVersion"] == "TLS1_2"
+    assert body(storage)["properties"]["supportsHttpsTrafficOnly"] is True
+    [namespace] = resources_of_type("Microsoft.EventHub/namespaces")
+    assert body(namespace)["properties"]["minimumTlsVersion"] == "1.2"
+    [cosmos] = resources_of_type("Microsoft.DocumentDB/databaseAccounts")
+    assert body(cosmos)["properties"]["minimalTlsVersion"] == "Tls12"
+
+
+def test_zone_redundancy_is_one_parameter_for_the_plan_cosmos_event_hubs_and_storage():
+    assert param_default(MAIN, "zoneRedundant") is False  # a trial pays for no zones
+    parameters = json.loads((BICEP_DIR / "main.parameters.json").read_text())["parameters"]
+    assert re.fullmatch(r"\$\{SPACEFLOW_ZONE_REDUNDANT=false\}", parameters["zoneRedundant"]["value"])
+    modules = {d.name: body(d)["params"] for d in declarations(MAIN) if d.kind == "module"}
+    for module in ("functionApp", "cosmos", "eventHubs"):
+        assert modules[module]["zoneRedundant"] == Expr("zoneRedundant"), module
+    storage_sku = value(declared(MAIN, "var")["storageSku"].value)
+    assert evaluate_text(storage_sku, {"zoneRedundant": True}) == "Standard_ZRS"
+    assert evaluate_text(storage_sku, {"zoneRedundant": False}) == "Standard_LRS"
+    for module in ("hostStorage", "analyticsStorage"):
+        assert modules[module]["skuName"] == Expr("storageSku"), module
+    # ...and each module puts it where the resource takes it
+    [plan] = resources_of_type("Microsoft.Web/serverfarms")
+    assert body(plan)["properties"]["zoneRedundant"] == Expr("zoneRedundant")
+    [cosmos] = resources_of_type("Microsoft.DocumentDB/databaseAccounts")
+    [location] = body(cosmos)["properties"]["locations"]
+    assert location["isZoneRedundant"] == Expr("zoneRedundant")
+    [namespace] = resources_of_type("Microsoft.EventHub/namespaces")
+    assert body(namespace)["properties"]["zoneRedundant"] == Expr("zoneRedundant")
+    [storage] = resources_of_type("Microsoft.Storage/storageAccounts")
+    assert body(storage)["sku"]["name"] == Expr("skuName")
+    assert "Standard_ZRS" in declared(MODULES / "storage.bicep", "param")["skuName"].decorators["allowed"]
+
+
+def test_each_data_service_sends_its_audit_logs_to_the_workspace():
+    diagnostics = MODULES / "diagnostics.bicep"
+    settings = {d.name: d for d in resources(diagnostics) if resource_type(d) == "Microsoft.Insights/diagnosticSettings"}
+    targets = {d.name: resource_type(d) for d in resources(diagnostics) if is_existing(d)}
+    scoped = {}
+    for name, setting in settings.items():
+        setting_body = body(setting)
+        scope = setting_body["scope"].text.split("[")[0]
+        scoped[targets[scope]] = {log["category"] for log in setting_body["properties"]["logs"]}
+        assert setting_body["properties"]["workspaceId"] == Expr("logAnalyticsWorkspaceId"), name
+        assert all(log["enabled"] is True for log in setting_body["properties"]["logs"]), name
+        assert "metrics" not in setting_body["properties"], name  # platform metrics stay free in Azure Monitor
+    assert scoped == {
+        "Microsoft.DocumentDB/databaseAccounts": {"ControlPlaneRequests"},
+        "Microsoft.EventHub/namespaces": {"OperationalLogs", "AutoScaleLogs"},
+        "Microsoft.KeyVault/vaults": {"AuditEvent"},
+        "Microsoft.Storage/storageAccounts/blobServices": {"StorageDelete"},
+    }
+    # per-request categories would fill the workspace's daily cap at the ingest rate (and stop the app's telemetry)
+    assert not {"DataPlaneRequests", "StorageRead", "StorageWrite"} & set().union(*scoped.values())
+    params = body(declared(MAIN, "module")["diagnostics"])["params"]
+    assert params["logAnalyticsWorkspaceId"] == Expr("monitoring.outputs.logAnalyticsId")
+    assert params["storageAccountNames"] == [Expr("hostStorage.outputs.name"), Expr("analyticsStorage.outputs.name")]
 
 
 # ----------------------------------------------------------------------------------------------- identity and roles

@@ -21,6 +21,9 @@ param autoscaleMaxThroughput int
 @description('Days a closed visit is kept (container TTL); 0 keeps visits forever.')
 param visitsRetentionDays int
 
+@description('Replicas in three availability zones of the region (set at creation only; the region must have zones).')
+param zoneRedundant bool
+
 var visitsTtl = visitsRetentionDays > 0 ? visitsRetentionDays * 86400 : null
 
 // includedPaths are written out as the indexing policy wants them (no lambda to map strings to objects): the policy
@@ -162,7 +165,7 @@ resource account 'Microsoft.DocumentDB/databaseAccounts@2024-11-15' = {
       {
         locationName: location
         failoverPriority: 0
-        isZoneRedundant: false
+        isZoneRedundant: zoneRedundant
       }
     ]
     consistencyPolicy: {
@@ -229,6 +232,7 @@ resource containers 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containe
   }
 }]
 
+output id string = account.id
 output accountName string = account.name
 output endpoint string = account.properties.documentEndpoint
 output databaseName string = database.name

@@ -36,6 +36,9 @@ param alwaysReadyHttpInstances int
 @description('Always-ready instances for the Event Hub-triggered process_sightings function.')
 param alwaysReadyProcessorInstances int
 
+@description('Spread instances over availability zones; the platform then keeps two always-ready instances per function group (billed).')
+param zoneRedundant bool
+
 var alwaysReady = concat(alwaysReadyHttpInstances > 0 ? [
   {
     name: 'http'
@@ -69,6 +72,7 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   }
   properties: {
     reserved: true
+    zoneRedundant: zoneRedundant
   }
 }
 
@@ -113,8 +117,11 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
     }
     siteConfig: {
       minTlsVersion: '1.2'
+      scmMinTlsVersion: '1.2'
       ftpsState: 'Disabled'
       http20Enabled: true
+      // The route that checks each dependency (functions/routes/health.py); public, so a probe needs no key.
+      healthCheckPath: '/api/health'
     }
   }
 }

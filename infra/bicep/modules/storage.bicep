@@ -19,13 +19,20 @@ param coolAfterDays int = 30
 @description('Days a deleted blob or container can be restored.')
 param softDeleteDays int = 7
 
+@allowed([
+  'Standard_LRS'
+  'Standard_ZRS'
+])
+@description('Standard_ZRS keeps the three copies in three availability zones (main.bicep zoneRedundant).')
+param skuName string
+
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   name: name
   location: location
   tags: tags
   kind: 'StorageV2'
   sku: {
-    name: 'Standard_LRS'
+    name: skuName
   }
   properties: {
     accessTier: 'Hot'
