@@ -638,6 +638,118 @@ def test_each_data_service_sends_its_audit_logs_to_the_workspace():
     assert params["storageAccountNames"] == [Expr("hostStorage.outputs.name"), Expr("analyticsStorage.outputs.name")]
 
 
+# ----------------------------------------------------------------------------------------------- private networking
+PRIVATE_DNS_ZONES = {  # private endpoint sub-resource (groupId) -> the zone its address is registered in
+    "Sql": "privatelink.documents.azure.com",
+    "namespace": "privatelink.servicebus.windows.net",
+    "blob": "privatelink.blob.core.windows.net",
+    "vault": "privatelink.vaultcore.azure.net",
+}
+
+
+def private_endpoints() -> list[dict[str, Any]]:
+    return body(declared(MAIN, "module")["privateEndpoints"])["params"]["endpoints"]
+
+
+def zone_name(reference: Expr) -> str:
+    """`privateDnsZoneNames.cosmos` -> the zone name in main.bicep's variable."""
+    variable, key = reference.text.split(".")
+    return value(declared(MAIN, "var")[variable].value)[key]
+
+
+def test_network_isolation_is_a_parameter_off_by_default():
+    assert param_default(MAIN, "networkIsolation") is False  # a trial stays one command, reachable from anywhere
+    parameters = json.loads((BICEP_DIR / "main.parameters.json").read_text())["parameters"]
+    assert parameters["networkIsolation"]["value"] == "${SPACEFLOW_NETWORK_ISOLATION=false}"
+    modules = {d.name: d for d in declarations(MAIN) if d.kind == "module"}
+    for name in ("network", "privateEndpoints"):
+        assert modules[name].condition == "(networkIsolation)", name
+    for name in ("cosmos", "eventHubs", "keyVault"):
+        assert body(modules[name])["params"]["networkIsolation"] == Expr("networkIsolation"), name
+
+
+@pytest.mark.parametrize("isolated", [True, False])
+@pytest.mark.parametrize("capture", [True, False])
+def test_isolated_data_services_take_no_public_traffic(isolated: bool, capture: bool):
+    env = {"networkIsolation": isolated, "eventHubCaptureEnabled": capture}
+    closed = "Disabled" if isolated else "Enabled"
+    for type_name in ("Microsoft.DocumentDB/databaseAccounts", "Microsoft.EventHub/namespaces", "Microsoft.KeyVault/vaults"):
+        [service] = resources_of_type(type_name)
+        assert evaluate_text(body(service)["properties"]["publicNetworkAccess"], env) == closed, type_name
+    [vault] = resources_of_type("Microsoft.KeyVault/vaults")
+    assert evaluate_text(body(vault)["properties"]["networkAcls"]["defaultAction"], env) == ("Deny" if isolated else "Allow")
+    [storage] = resources_of_type("Microsoft.Storage/storageAccounts")
+    storage_properties = body(storage)["properties"]
+    assert storage_properties["publicNetworkAccess"] == Expr("publicNetworkAccess")
+    assert storage_properties["networkAcls"] == {"defaultAction": Expr("networkDefaultAction"), "bypass": "AzureServices"}
+    modules = {d.name: body(d)["params"] for d in declarations(MAIN) if d.kind == "module"}
+    for name in ("hostStorage", "analyticsStorage"):
+        assert evaluate_text(modules[name]["networkDefaultAction"], env) == ("Deny" if isolated else "Allow"), name
+    assert evaluate_text(modules["hostStorage"]["publicNetworkAccess"], env) == closed
+    # Capture writes as a trusted service, let in only through "enabled for selected networks" (none: default Deny)
+    analytics = evaluate_text(modules["analyticsStorage"]["publicNetworkAccess"], env)
+    assert analytics == ("Enabled" if capture or not isolated else "Disabled")
+
+
+def test_isolated_app_sends_its_traffic_through_the_vnet_after_the_endpoints_exist():
+    function_app = body(declared(MAIN, "module")["functionApp"])
+    assert function_app["params"]["virtualNetworkSubnetId"] == Expr(
+        "networkIsolation ? network.outputs.appSubnetId : ''")
+    assert {e.text for e in function_app["dependsOn"]} == {"appRoles", "privateEndpoints"}
+    [site] = resources_of_type("Microsoft.Web/sites")
+    assert body(site)["properties"]["virtualNetworkSubnetId"] == Expr(
+        "empty(virtualNetworkSubnetId) ? null : virtualNetworkSubnetId")
+    [vnet] = resources_of_type("Microsoft.Network/virtualNetworks")
+    subnets = {subnet["name"]: subnet["properties"] for subnet in body(vnet)["properties"]["subnets"]}
+    app_subnet, endpoint_subnet = subnets[Expr("appSubnetName")], subnets[Expr("privateEndpointSubnetName")]
+    # Flex Consumption integrates only with a subnet delegated to Microsoft.App/environments
+    assert [d["properties"]["serviceName"] for d in app_subnet["delegations"]] == ["Microsoft.App/environments"]
+    assert endpoint_subnet["privateEndpointNetworkPolicies"] == "Enabled"  # its NSG applies to the endpoints
+    nsgs = {d.name for d in resources_of_type("Microsoft.Network/networkSecurityGroups")}
+    assert {app_subnet["networkSecurityGroup"]["id"].text, endpoint_subnet["networkSecurityGroup"]["id"].text} == {
+        f"{n}.id" for n in nsgs}
+    outputs = declared(MODULES / "network.bicep", "output")
+    for output, subnet in (("appSubnetId", "appSubnetName"), ("privateEndpointSubnetId", "privateEndpointSubnetName")):
+        assert text_of(outputs[output].value) == (
+            f"resourceId('Microsoft.Network/virtualNetworks/subnets', vnet.name, {subnet})"), output
+
+
+def test_isolated_variant_has_a_private_endpoint_for_every_data_service_the_app_uses():
+    endpoints = private_endpoints()
+    by_service = {e["serviceId"].text.split(".")[0]: e for e in endpoints}
+    assert len(by_service) == len(endpoints) == len({e["name"].text for e in endpoints})
+    # Every module whose outputs feed an app setting is a data service the app calls, so it needs an endpoint
+    # (the identity is not a network service). A new service in the settings fails here until it has one.
+    settings_source = text_of(declared(MAIN, "var")["appSettings"].value)
+    used = set(re.findall(r"\b(\w+)\.outputs\.", settings_source)) - {"identity"}
+    assert used == set(by_service), f"no private endpoint for {sorted(used - set(by_service))}"
+    groups = {service: e["groupId"] for service, e in by_service.items()}
+    assert groups == {"cosmos": "Sql", "eventHubs": "namespace", "hostStorage": "blob", "analyticsStorage": "blob",
+                      "keyVault": "vault"}
+    for service, endpoint in by_service.items():
+        assert zone_name(endpoint["dnsZoneName"]) == PRIVATE_DNS_ZONES[endpoint["groupId"]], service
+    assert body(declared(MAIN, "module")["privateEndpoints"])["params"]["subnetId"] == Expr(
+        "network.outputs.privateEndpointSubnetId")
+
+
+def test_private_dns_zones_are_linked_to_the_vnet_and_used_by_the_endpoints():
+    zones = body(declared(MAIN, "module")["network"])["params"]["privateDnsZoneNames"]
+    assert sorted(zone_name(z) for z in zones) == sorted(PRIVATE_DNS_ZONES.values())
+    [link] = resources_of_type("Microsoft.Network/privateDnsZones/virtualNetworkLinks")
+    assert body(link)["properties"] == {"registrationEnabled": False, "virtualNetwork": {"id": Expr("vnet.id")}}
+    [zone] = resources_of_type("Microsoft.Network/privateDnsZones")
+    assert body(zone)["location"] == "global"
+    [group] = resources_of_type("Microsoft.Network/privateEndpoints/privateDnsZoneGroups")
+    [config] = body(group)["properties"]["privateDnsZoneConfigs"]
+    assert config["properties"]["privateDnsZoneId"] == Expr(
+        "resourceId('Microsoft.Network/privateDnsZones', spec.dnsZoneName)")
+    [endpoint] = resources_of_type("Microsoft.Network/privateEndpoints")
+    endpoint_properties = body(endpoint)["properties"]
+    assert endpoint_properties["subnet"] == {"id": Expr("subnetId")}
+    [connection] = endpoint_properties["privateLinkServiceConnections"]
+    assert connection["properties"] == {"privateLinkServiceId": Expr("spec.serviceId"), "groupIds": [Expr("spec.groupId")]}
+
+
 # ----------------------------------------------------------------------------------------------- identity and roles
 def role_assignments(path: Path) -> dict[str, dict[str, Any]]:
     found = {}

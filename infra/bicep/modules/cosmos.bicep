@@ -21,6 +21,9 @@ param autoscaleMaxThroughput int
 @description('Days a closed visit is kept (container TTL); 0 keeps visits forever.')
 param visitsRetentionDays int
 
+@description('The isolated variant (main.bicep networkIsolation): public network access off, only the private endpoint reaches it.')
+param networkIsolation bool
+
 @description('Replicas in three availability zones of the region (set at creation only; the region must have zones).')
 param zoneRedundant bool
 
@@ -179,7 +182,7 @@ resource account 'Microsoft.DocumentDB/databaseAccounts@2024-11-15' = {
     disableLocalAuth: true
     disableKeyBasedMetadataWriteAccess: true
     minimalTlsVersion: 'Tls12'
-    publicNetworkAccess: 'Enabled'
+    publicNetworkAccess: networkIsolation ? 'Disabled' : 'Enabled'
     enableAutomaticFailover: false
     enableMultipleWriteLocations: false
   }

@@ -27,6 +27,9 @@ param maximumThroughputUnits int
 
 param captureEnabled bool
 
+@description('The isolated variant (main.bicep networkIsolation): public network access off, only the private endpoint reaches it.')
+param networkIsolation bool
+
 @description('Events and metadata replicated across the region\'s availability zones (set at creation only).')
 param zoneRedundant bool
 
@@ -54,7 +57,7 @@ resource namespace 'Microsoft.EventHub/namespaces@2024-01-01' = {
     disableLocalAuth: true
     minimumTlsVersion: '1.2'
     zoneRedundant: zoneRedundant
-    publicNetworkAccess: 'Enabled'
+    publicNetworkAccess: networkIsolation ? 'Disabled' : 'Enabled'
     isAutoInflateEnabled: autoInflate
     maximumThroughputUnits: autoInflate ? maximumThroughputUnits : 0
   }

@@ -36,6 +36,9 @@ param alwaysReadyHttpInstances int
 @description('Always-ready instances for the Event Hub-triggered process_sightings function.')
 param alwaysReadyProcessorInstances int
 
+@description('The isolated variant\'s integration subnet (main.bicep networkIsolation): the app\'s outbound traffic goes through the VNet, where the data services resolve to their private endpoints; empty for none.')
+param virtualNetworkSubnetId string
+
 @description('Spread instances over availability zones; the platform then keeps two always-ready instances per function group (billed).')
 param zoneRedundant bool
 
@@ -94,6 +97,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
     httpsOnly: true
     clientCertEnabled: false
     keyVaultReferenceIdentity: identityId
+    virtualNetworkSubnetId: empty(virtualNetworkSubnetId) ? null : virtualNetworkSubnetId
     functionAppConfig: {
       deployment: {
         storage: {

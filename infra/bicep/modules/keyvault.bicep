@@ -12,6 +12,9 @@ param adminApiKey string
 @description('A random key, stored when adminApiKey is too short (azd\'s first-run placeholder, or none given).')
 param generatedAdminApiKey string
 
+@description('The isolated variant (main.bicep networkIsolation): public network access off and firewall default deny; only the private endpoint and trusted Azure services reach the vault.')
+param networkIsolation bool
+
 @minValue(7)
 @maxValue(90)
 @description('Days a deleted vault (or secret) can be recovered; with purge protection nobody can shorten them.')
@@ -47,9 +50,9 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
     enabledForDeployment: false
     enabledForTemplateDeployment: false
     enabledForDiskEncryption: false
-    publicNetworkAccess: 'Enabled'
+    publicNetworkAccess: networkIsolation ? 'Disabled' : 'Enabled'
     networkAcls: {
-      defaultAction: 'Allow'
+      defaultAction: networkIsolation ? 'Deny' : 'Allow'
       bypass: 'AzureServices'
     }
   }

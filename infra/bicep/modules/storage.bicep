@@ -20,6 +20,20 @@ param coolAfterDays int = 30
 param softDeleteDays int = 7
 
 @allowed([
+  'Enabled'
+  'Disabled'
+])
+@description('Disabled in the isolated variant: only private endpoints reach the account.')
+param publicNetworkAccess string
+
+@allowed([
+  'Allow'
+  'Deny'
+])
+@description('Deny in the isolated variant: no public address is let in (trusted Azure services still are).')
+param networkDefaultAction string
+
+@allowed([
   'Standard_LRS'
   'Standard_ZRS'
 ])
@@ -42,9 +56,9 @@ resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
     defaultToOAuthAuthentication: true
     minimumTlsVersion: 'TLS1_2'
     supportsHttpsTrafficOnly: true
-    publicNetworkAccess: 'Enabled'
+    publicNetworkAccess: publicNetworkAccess
     networkAcls: {
-      defaultAction: 'Allow'
+      defaultAction: networkDefaultAction
       bypass: 'AzureServices'
     }
   }
