@@ -123,6 +123,7 @@ param adminApiKeyValidityDays int = 365
 param adminApiKey string = ''
 
 @secure()
+// checkov:skip=CKV_AZURE_131: the default is newGuid() twice, a fresh random value at each deployment, not a hard-coded secret; it only ever reaches the Key Vault secret
 @description('Do not set: the random admin key used when adminApiKey is shorter than 24 characters.')
 param generatedAdminApiKey string = '${replace(newGuid(), '-', '')}${replace(newGuid(), '-', '')}'
 
