@@ -113,16 +113,36 @@ param appInsightsSamplingPercentage int = 25
 @description('Accept telemetry only with an Entra token (the identity has Monitoring Metrics Publisher).')
 param appInsightsDisableLocalAuth bool = true
 
-@description('Key Vault purge protection (cannot be turned off again; the vault name stays taken 90 days after deletion).')
-param keyVaultPurgeProtection bool = false
+@minValue(30)
+@maxValue(730)
+@description('The admin API key\'s expiry, in days after the provisioning that writes it (every provisioning writes it again).')
+param adminApiKeyValidityDays int = 365
 
 @secure()
 @description('The admin API key to store in Key Vault (admin-api-key). azd passes the stored one back on every run; on the first run (or when shorter than 24 characters) a random key is generated instead.')
 param adminApiKey string = ''
 
 @secure()
+// checkov:skip=CKV_AZURE_131: the default is newGuid() twice, a fresh random value at each deployment, not a hard-coded secret; it only ever reaches the Key Vault secret
 @description('Do not set: the random admin key used when adminApiKey is shorter than 24 characters.')
 param generatedAdminApiKey string = '${replace(newGuid(), '-', '')}${replace(newGuid(), '-', '')}'
+
+// ---------------------------------------------------------------- private networking
+@description('Private networking: a VNet, private endpoints and private DNS zones for Cosmos DB, Event Hubs, both storage accounts and Key Vault, their public network access off, and the app\'s outbound traffic through the VNet. The app itself stays public behind its keys and tokens. Off by default so that a trial stays one command from anywhere (docs/deploy.md, "Private networking").')
+param networkIsolation bool = false
+
+@description('Address space of the VNet (networkIsolation): choose one that does not overlap the networks it will be peered with.')
+param vnetAddressPrefix string = '10.40.0.0/16'
+
+@description('Subnet of the Function App\'s outbound VNet integration (delegated to Microsoft.App/environments).')
+param appSubnetPrefix string = '10.40.0.0/24'
+
+@description('Subnet of the private endpoints.')
+param privateEndpointSubnetPrefix string = '10.40.1.0/24'
+
+// ---------------------------------------------------------------- resilience
+@description('Availability zones for the plan, Cosmos DB, Event Hubs and both storage accounts (ZRS). Decide at the first deployment: Cosmos DB and Event Hubs take it only at creation. Costs more (docs/deploy.md), and the region must have zones.')
+param zoneRedundant bool = false
 
 // ---------------------------------------------------------------- values of the app settings (local.settings.json has the same)
 @description('COSMOS_DATABASE')
@@ -183,6 +203,15 @@ var names = {
   keyVault: 'kv-${resourceToken}'
   plan: 'plan-spaceflow-${resourceToken}'
   functionApp: 'func-spaceflow-${resourceToken}'
+  vnet: 'vnet-spaceflow-${resourceToken}'
+}
+var storageSku = zoneRedundant ? 'Standard_ZRS' : 'Standard_LRS'
+// Where each service's private endpoint registers (Azure public cloud names).
+var privateDnsZoneNames = {
+  cosmos: 'privatelink.documents.azure.com'
+  eventHubs: 'privatelink.servicebus.windows.net'
+  blob: 'privatelink.blob.core.windows.net'
+  keyVault: 'privatelink.vaultcore.azure.net'
 }
 var deploymentContainerName = 'app-package'
 var captureContainerName = 'capture'
@@ -229,6 +258,9 @@ module hostStorage 'modules/storage.bicep' = {
     containerNames: [
       deploymentContainerName
     ]
+    skuName: storageSku
+    publicNetworkAccess: networkIsolation ? 'Disabled' : 'Enabled'
+    networkDefaultAction: networkIsolation ? 'Deny' : 'Allow'
   }
 }
 
@@ -250,6 +282,12 @@ module analyticsStorage 'modules/storage.bicep' = {
     ] : [])
     coolTierPrefix: '${analyticsContainerName}/'
     coolAfterDays: analyticsCoolAfterDays
+    skuName: storageSku
+    // Event Hubs Capture writes here as a trusted Azure service, which the storage firewall lets through only while
+    // public access is 'Enabled' for selected networks: with Capture on, the isolated account keeps that with none
+    // selected (default Deny), so only the private endpoint and trusted services reach it.
+    publicNetworkAccess: networkIsolation && !eventHubCaptureEnabled ? 'Disabled' : 'Enabled'
+    networkDefaultAction: networkIsolation ? 'Deny' : 'Allow'
   }
 }
 
@@ -269,6 +307,8 @@ module eventHubs 'modules/eventhubs.bicep' = {
     captureEnabled: eventHubCaptureEnabled
     captureStorageAccountName: analyticsStorage.outputs.name
     captureContainerName: captureContainerName
+    zoneRedundant: zoneRedundant
+    networkIsolation: networkIsolation
   }
 }
 
@@ -283,6 +323,8 @@ module cosmos 'modules/cosmos.bicep' = {
     capacityMode: cosmosCapacityMode
     autoscaleMaxThroughput: cosmosAutoscaleMaxThroughput
     visitsRetentionDays: visitsRetentionDays
+    zoneRedundant: zoneRedundant
+    networkIsolation: networkIsolation
   }
 }
 
@@ -295,7 +337,8 @@ module keyVault 'modules/keyvault.bicep' = {
     tags: tags
     adminApiKey: adminApiKey
     generatedAdminApiKey: generatedAdminApiKey
-    enablePurgeProtection: keyVaultPurgeProtection
+    adminApiKeyValidityDays: adminApiKeyValidityDays
+    networkIsolation: networkIsolation
   }
 }
 
@@ -383,11 +426,95 @@ module functionApp 'modules/functionapp.bicep' = {
     maximumInstanceCount: maximumInstanceCount
     alwaysReadyHttpInstances: alwaysReadyHttpInstances
     alwaysReadyProcessorInstances: alwaysReadyProcessorInstances
+    zoneRedundant: zoneRedundant
+    virtualNetworkSubnetId: networkIsolation ? network.outputs.appSubnetId : ''
   }
-  // The identity must hold its roles before the host starts (storage, Key Vault reference, Event Hubs).
+  // The identity must hold its roles before the host starts (storage, Key Vault reference, Event Hubs); isolated,
+  // the host reaches its storage and the vault only through the private endpoints.
   dependsOn: [
     appRoles
+    privateEndpoints
   ]
+}
+
+// ---------------------------------------------------------------- private networking (networkIsolation)
+module network 'modules/network.bicep' = if (networkIsolation) {
+  name: 'network'
+  scope: rg
+  params: {
+    name: names.vnet
+    location: location
+    tags: tags
+    addressPrefix: vnetAddressPrefix
+    appSubnetPrefix: appSubnetPrefix
+    privateEndpointSubnetPrefix: privateEndpointSubnetPrefix
+    privateDnsZoneNames: [
+      privateDnsZoneNames.cosmos
+      privateDnsZoneNames.eventHubs
+      privateDnsZoneNames.blob
+      privateDnsZoneNames.keyVault
+    ]
+  }
+}
+
+// One endpoint per data service; the groupId is the sub-resource the endpoint reaches.
+module privateEndpoints 'modules/privateEndpoints.bicep' = if (networkIsolation) {
+  name: 'private-endpoints'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    subnetId: network.outputs.privateEndpointSubnetId
+    endpoints: [
+      {
+        name: 'pe-${names.cosmos}'
+        serviceId: cosmos.outputs.id
+        groupId: 'Sql'
+        dnsZoneName: privateDnsZoneNames.cosmos
+      }
+      {
+        name: 'pe-${names.eventHubNamespace}'
+        serviceId: eventHubs.outputs.id
+        groupId: 'namespace'
+        dnsZoneName: privateDnsZoneNames.eventHubs
+      }
+      {
+        name: 'pe-${names.hostStorage}-blob'
+        serviceId: hostStorage.outputs.id
+        groupId: 'blob'
+        dnsZoneName: privateDnsZoneNames.blob
+      }
+      {
+        name: 'pe-${names.analyticsStorage}-blob'
+        serviceId: analyticsStorage.outputs.id
+        groupId: 'blob'
+        dnsZoneName: privateDnsZoneNames.blob
+      }
+      {
+        name: 'pe-${names.keyVault}'
+        serviceId: keyVault.outputs.id
+        groupId: 'vault'
+        dnsZoneName: privateDnsZoneNames.keyVault
+      }
+    ]
+  }
+}
+
+// ---------------------------------------------------------------- diagnostics
+// Each data service's audit logs to the Log Analytics workspace (modules/diagnostics.bicep says which and why).
+module diagnostics 'modules/diagnostics.bicep' = {
+  name: 'diagnostics'
+  scope: rg
+  params: {
+    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsId
+    cosmosAccountName: cosmos.outputs.accountName
+    eventHubNamespaceName: eventHubs.outputs.namespaceName
+    keyVaultName: keyVault.outputs.name
+    storageAccountNames: [
+      hostStorage.outputs.name
+      analyticsStorage.outputs.name
+    ]
+  }
 }
 
 // ---------------------------------------------------------------- outputs (azd writes them to .azure/<env>/.env)
