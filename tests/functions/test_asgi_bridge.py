@@ -314,3 +314,23 @@ async def test_a_client_gone_while_sending_its_body_is_no_error(memory_context, 
     assert response.status_code == 500  # what the worker would send to nobody
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert any("went away" in r.getMessage() for r in caplog.records)
+
+
+async def test_an_app_that_hangs_after_a_complete_answer_is_cancelled_after_the_finish_timeout(caplog):
+    cancelled = asyncio.Event()
+
+    async def app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"done"})
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    client = Client()
+    with caplog.at_level(logging.ERROR, logger="functions.asgi_bridge"):
+        await asyncio.wait_for(through_bridge(app, client, finish_timeout_s=0.05), timeout=5)
+    assert client.body == b"done"
+    await asyncio.wait_for(cancelled.wait(), timeout=5)
+    assert any("did not end" in r.getMessage() for r in caplog.records)
