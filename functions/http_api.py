@@ -1,4 +1,5 @@
-"""The HTTP API: one FastAPI app, served by the Functions host through AsgiFunctionApp and by uvicorn locally."""
+"""The HTTP API: one FastAPI app, served on Azure Functions through function_app.py's HTTP-streams function
+(functions/asgi_bridge.py) and by uvicorn locally."""
 from __future__ import annotations
 
 import json

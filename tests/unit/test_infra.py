@@ -44,6 +44,9 @@ HOST_IDENTITY_SETTINGS = {
 KEY_VAULT_REFERENCES = {"ADMIN_API_KEY"}
 # Local-only host settings of local.settings.json (Flex Consumption sets the runtime in functionAppConfig).
 LOCAL_HOST_SETTINGS = {"FUNCTIONS_WORKER_RUNTIME", "AzureWebJobsStorage"}
+# Settings of the Python worker, the same locally and in Azure: HTTP streams need the worker to index the app at
+# start (function_app.py, docs/streaming.md).
+WORKER_SETTINGS = {"PYTHON_ENABLE_INIT_INDEXING": "1"}
 # Outputs azd itself uses (written to .azure/<env>/.env) besides those named like app settings.
 AZD_OUTPUTS = {"AZURE_LOCATION", "AZURE_TENANT_ID", "AZURE_RESOURCE_GROUP", "AZURE_FUNCTION_APP_NAME",
                "AZURE_FUNCTION_APP_URL", "AZURE_KEY_VAULT_NAME"}
@@ -885,9 +888,10 @@ def test_app_settings_are_the_settings_the_code_reads():
     """Bicep appSettings = Settings' names in their Azure (identity) form + the host's identity settings + Key
     Vault references; local.settings.json = the same names in their local (connection string) form."""
     names = setting_names()
-    expected = (names - connection_string_forms(names)) | HOST_IDENTITY_SETTINGS | KEY_VAULT_REFERENCES
+    expected = ((names - connection_string_forms(names)) | HOST_IDENTITY_SETTINGS | KEY_VAULT_REFERENCES
+                | set(WORKER_SETTINGS))
     assert set(bicep_app_settings()) == expected
-    local = set(LOCAL_VALUES) - LOCAL_HOST_SETTINGS
+    local = set(LOCAL_VALUES) - LOCAL_HOST_SETTINGS - set(WORKER_SETTINGS)
     azure_only = identity_forms(names) | {"AZURE_CLIENT_ID", "APPLICATIONINSIGHTS_CONNECTION_STRING"}
     assert local == names - azure_only
     # Each local connection string has its identity form in Azure and the other way round.
@@ -895,6 +899,12 @@ def test_app_settings_are_the_settings_the_code_reads():
         assert prefix in LOCAL_VALUES
         assert any(n.startswith(prefix + "__") for n in bicep_app_settings()), prefix
     assert not (set(bicep_app_settings()) & connection_string_forms(names)), "a connection string setting in Azure"
+
+
+def test_the_worker_serves_http_streams_locally_and_in_azure():
+    for name, value in WORKER_SETTINGS.items():
+        assert LOCAL_VALUES[name] == value
+        assert host_app_settings()[name] == value
 
 
 def test_trigger_bindings_find_their_settings_in_azure():

@@ -60,8 +60,11 @@ resource applicationInsights 'Microsoft.Insights/components@2020-02-02' existing
 
 // Settings of the platform rather than of our code. The connection string only says where telemetry goes; with
 // the component's local auth off, telemetry is accepted only with the identity's token (the authentication string).
+// PYTHON_ENABLE_INIT_INDEXING=1 lets the Python worker index the app at start and serve its HTTP function with
+// HTTP streams (function_app.py, docs/streaming.md): without it no HTTP request is answered.
 var hostSettings = {
   APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsights.properties.ConnectionString
+  PYTHON_ENABLE_INIT_INDEXING: '1'
 }
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
