@@ -50,7 +50,7 @@ def evaluate(dataset_dir: str, method: str = "model", mode: str = "snapshot") ->
 
     def fingerprint(scan: Scan, order: float | None = None) -> Fingerprint:
         t = scan.truth
-        return Fingerprint(scan.rssi, t.x, t.y, t.floor, t.zone, measured_power_of(scan), order)
+        return Fingerprint(scan.rssi, t.x, t.y, t.floor, t.zone, measured_power_of(scan), order, scan.device)
 
     # in-place validation holds out time-ordered blocks of each place: the scan's time, else its line in the file
     train = [fingerprint(s, s.timestamp if s.timestamp is not None else float(i))
@@ -68,8 +68,13 @@ def evaluate(dataset_dir: str, method: str = "model", mode: str = "snapshot") ->
     elif locator.method == "model":
         from shared.domain.positioning.estimator import locate_many
 
-        estimates = locate_many(index, locator.signal, [s.rssi for s in test],
-                                tx_power=[measured_power_of(s) for s in test])
+        estimates = [None] * len(test)
+        for device in sorted({s.device for s in test}):
+            mine = [i for i, s in enumerate(test) if s.device == device]
+            for i, est in zip(mine, locate_many(index, locator.signal, [test[i].rssi for i in mine],
+                                                tx_power=[measured_power_of(test[i]) for i in mine],
+                                                phone_model=device)):
+                estimates[i] = est
     else:
         estimates = locator.locate_many([fingerprint(s) for s in test])
 
@@ -156,7 +161,7 @@ def _tracked(index: SiteIndex, locator: CalibratedLocator, scans: list[Scan]) ->
                 Sighting(b, r, ts, powers.get(b) if isinstance(powers, Mapping) else powers)
                 for b, r in scan.rssi.items()
             ]
-            state, out[i] = track(state, sightings, index, ts, signal=locator.signal)
+            state, out[i] = track(state, sightings, index, ts, signal=locator.signal, phone_model=scan.device)
     return out
 
 

@@ -327,46 +327,87 @@ def room_points(site: SiteModel, space_id: str, rng: np.random.Generator, n: int
 
 def dwell_study(
     *, floors: int = 2, phones: int = 40, minutes: float = 30.0, seed: int = 11, noise_db: float = 6.0,
-    batch_every_s: float = 10.0,
-) -> dict[str, float]:
-    """Phones standing still in random rooms: how often the tracker reports the right room (after the first
-    minute), how many times per hour a still phone's reported room changes, and how many of those changes
-    went to a wrong room (mistaken switches)."""
+    batch_every_s: float = 10.0, offset_db: float = 4.0, offsets: str = "normal", warmup_minutes: float = 1.0,
+    selfcal: bool = True, drifted_beacons: int = 0, drift_db: float = -8.0, drift_after_minutes: float = 0.0,
+) -> dict[str, Any]:
+    """Phones standing still in random rooms, all at the same time: how often the tracker reports the right room
+    (after `warmup_minutes`), how many times per hour a still phone's reported room changes, and how many of those
+    changes went to a wrong room (mistaken switches). Phone offsets are N(0, offset_db) (`offsets="normal"`) or
+    uniform in +-offset_db (`"uniform"`), unknown to the tracker. With `selfcal` the tracker self-calibrates
+    (each phone's offset, and every beacon's drift pooled over the phones, folded after every round of batches as
+    the pipeline does per trigger call); `drifted_beacons` beacons (those nearest the middle of the first floor)
+    start transmitting `drift_db` off
+    their site model value after `drift_after_minutes`; the result lists the beacons flagged at the end."""
     from shared.domain.positioning import SiteIndex
-    from shared.domain.positioning.tracking import Sighting, track
+    from shared.domain.positioning.selfcal import SelfCalibrationPolicy, SiteCalibration
+    from shared.domain.positioning.tracking import Sighting, TrackingPolicy, TrackingState, track
 
     site = generate_building(BuildingSpec(floors=floors), seed=seed)
     index = SiteIndex.from_site_model(site)
     radio = RadioSimulator(site, RadioSpec(noise_db=noise_db, batch_every_s=batch_every_s), seed=seed + 1)
+    middle = (BuildingSpec().length_m / 2, BuildingSpec().room_depth_m)
+    first_floor = [b for b in site.beacons if b.floor == site.floors[0].id]
+    drifted = [b.id for b in sorted(first_floor, key=lambda b: math.dist((b.x, b.y), middle))[:drifted_beacons]]
+    policy = TrackingPolicy(selfcal=SelfCalibrationPolicy(enabled=selfcal))
+    drift = SiteCalibration(policy.selfcal) if selfcal else None
     rng = np.random.default_rng(seed + 2)
     rooms = [s.id for s in site.spaces if s.kind.value not in ("walkway", "stairs", "elevator")]
-    hits = total = flaps = mistakes = 0
+    streams = []
     for p in range(phones):
         room = str(rng.choice(rooms))
         floor = next(s.floor for s in site.spaces if s.id == room)
         xy = room_points(site, room, rng, 1)[0]
-        phone = Phone(f"phone-{p}", offset_db=float(rng.normal(0, 4)))
+        offset = rng.uniform(-offset_db, offset_db) if offsets == "uniform" else rng.normal(0, offset_db)
+        phone = Phone(f"phone-{p}", offset_db=float(offset))
         trajectory = Trajectory().dwell(floor, xy, minutes * 60, room)
-        state, previous = None, None
-        for now, readings, _truth in batches(radio, trajectory, phone, seed=seed * 1000 + p):
+        streams.append((room, batches(radio, trajectory, phone, seed=seed * 1000 + p)))
+    states: list[TrackingState | None] = [None] * phones
+    previous: list[str | None] = [None] * phones
+    hits = total = flaps = mistakes = 0
+    start = 1_700_000_000.0
+    drift_applied = not drifted
+    live = True
+    while live:
+        live = False
+        for p, (room, stream) in enumerate(streams):
+            step = next(stream, None)
+            if step is None:
+                continue
+            live = True
+            now, readings, _truth = step
+            if not drift_applied and now - start >= drift_after_minutes * 60:
+                for beacon in drifted:
+                    radio.beacon_power[radio.beacon_ids.index(beacon)] += drift_db
+                drift_applied = True
             sightings = [Sighting(r.beacon, r.rssi, r.ts, r.tx_power) for r in readings]
-            state, estimate = track(state, sightings, index, now)
+            states[p], estimate = track(states[p], sightings, index, now, policy=policy, site_cal=drift)
             if estimate is None:
                 continue
-            warm = now - 1_700_000_000.0 > 60
+            warm = now - start > warmup_minutes * 60
             if warm:
                 total += 1
                 hits += estimate.space_id == room
-                if previous is not None and estimate.space_id != previous:
+                if previous[p] is not None and estimate.space_id != previous[p]:
                     flaps += 1
                     mistakes += estimate.space_id != room
-            previous = estimate.space_id if warm else None
-    hours = phones * (minutes - 1) / 60
+            previous[p] = estimate.space_id if warm else None
+        if drift is not None and live:
+            drift.fold(now)
+    hours = phones * (minutes - warmup_minutes) / 60
+    estimates = drift.estimates if drift is not None else {}
     return {
         "phones": phones, "minutes": minutes, "noise_db": noise_db, "batch_every_s": batch_every_s,
+        "offsets": f"{offsets} {offset_db:g} dB", "warmup_minutes": warmup_minutes,
         "room_accuracy": round(hits / max(total, 1), 4), "room_changes_per_hour": round(flaps / hours, 3),
         "mistaken_switches_per_hour": round(mistakes / hours, 3),
         "estimates": total,
+        "selfcal": selfcal,
+        "drifted_beacons": {b: drift_db for b in drifted},
+        "drift_after_minutes": drift_after_minutes,
+        "flagged_beacons": sorted(b for b in estimates if drift is not None and drift.flagged(b)),
+        "drift_estimates_db": {b: round(estimates[b].drift, 1) for b in drifted if b in estimates},
+        "largest_drifts_db": dict(sorted(((b, round(e.drift, 1)) for b, e in estimates.items()),
+                                         key=lambda kv: -abs(kv[1]))[:5]),
     }
 
 
@@ -382,6 +423,15 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--minutes", type=float, default=30.0)
     d.add_argument("--noise-db", type=float, default=6.0)
     d.add_argument("--seed", type=int, default=11)
+    d.add_argument("--batch-every-s", type=float, default=10.0)
+    d.add_argument("--offset-db", type=float, default=4.0, help="spread of the phones' unknown RSSI offsets")
+    d.add_argument("--offsets", choices=("normal", "uniform"), default="normal",
+                   help="normal: N(0, offset-db); uniform: +-offset-db")
+    d.add_argument("--warmup-minutes", type=float, default=1.0, help="estimates before this are not scored")
+    d.add_argument("--no-selfcal", action="store_true", help="the tracker does not self-calibrate")
+    d.add_argument("--drifted-beacons", type=int, default=0, help="beacons transmitting --drift-db off")
+    d.add_argument("--drift-db", type=float, default=-8.0)
+    d.add_argument("--drift-after-minutes", type=float, default=0.0)
     d.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     if args.command == "building":
@@ -389,7 +439,10 @@ def main(argv: list[str] | None = None) -> int:
         print(site.model_dump_json(by_alias=True, indent=1))
     else:
         result = dwell_study(floors=args.floors, phones=args.phones, minutes=args.minutes, seed=args.seed,
-                             noise_db=args.noise_db)
+                             noise_db=args.noise_db, batch_every_s=args.batch_every_s, offset_db=args.offset_db,
+                             offsets=args.offsets, warmup_minutes=args.warmup_minutes, selfcal=not args.no_selfcal,
+                             drifted_beacons=args.drifted_beacons, drift_db=args.drift_db,
+                             drift_after_minutes=args.drift_after_minutes)
         print(json.dumps(result, indent=None if args.json else 2))
     return 0
 

@@ -36,9 +36,10 @@ IN_PLACE_COVERAGE = 0.5
 MIN_SCANS_PER_PLACE = 2
 CV_FOLDS = 4
 # model-p1m: the default exponent, P1m per beacon shrunk hard towards the fitted site level (weight n / (n + 100)),
-# and, since the level is now calibrated, a tighter prior on the scan's common offset and less reading noise.
+# and, since the level is now calibrated for the phones of the survey, a tighter prior on the common offset of
+# their scans (unseen phones keep the wide prior) and less reading noise.
 P1M_SHRINK = 100.0
-P1M_SIGNAL = {"offset_prior_db": 2.0, "noise_db": 4.0}
+P1M_SIGNAL = {"known_phone_prior_db": 2.0, "noise_db": 4.0}
 
 
 @dataclass(frozen=True)
@@ -52,18 +53,22 @@ class Fingerprint:
     zone: str | None = None
     measured_power: float | None = None
     order: float | None = None  # time taken (or position in the survey): in-place validation holds out blocks
+    phone: str | None = None  # phone model (per-phone offsets are fitted on it)
 
 
 @dataclass(frozen=True)
 class PathLossFit:
-    """Fitted path loss: exponent, P1m relative to the batch's power (site-wide and per beacon)."""
+    """Fitted path loss: exponent, P1m relative to the batch's power (site-wide and per beacon), and each phone
+    model's offset from the site level (a phone of no model is '')."""
 
     exponent: float
     offset_db: float
     beacon_offset_db: dict[str, float] = field(default_factory=dict)
+    phone_offset_db: dict[str, float] = field(default_factory=dict)
 
     def signal(self, base: SignalModel) -> SignalModel:
-        return base.model_copy(update={"path_loss_exponent": self.exponent})
+        return base.model_copy(update={"path_loss_exponent": self.exponent,
+                                       "phone_offsets_db": {**base.phone_offsets_db, **self.phone_offset_db}})
 
     def powers(self, index: SiteIndex, batch_power: float) -> dict[str, float]:
         """Measured power at 1 m of every beacon for a batch sent with `batch_power`."""
@@ -74,10 +79,11 @@ def fit_path_loss(
     index: SiteIndex, samples: Sequence[Fingerprint], base: SignalModel, *, per_beacon: bool, min_readings: int = 20,
     exponent: float | None = None, shrink: float = 30.0,
 ) -> PathLossFit | None:
-    """Least-squares path loss from labelled scans: exponent (unless given) and offset per site, P1m per beacon if
-    asked (shrunk towards the site value: weight n / (n + shrink) for a beacon with n readings). None with fewer
-    than 10 readings."""
+    """Least-squares path loss from labelled scans: exponent (unless given) and offset per site, each phone
+    model's offset from it, P1m per beacon if asked (shrunk towards the site value: weight n / (n + shrink) for a
+    beacon or phone with n readings). None with fewer than 10 readings."""
     rows: list[tuple[int, float, float]] = []  # (beacon, rssi - batch power, 10 log10 slant distance)
+    phones: list[str] = []
     h2 = base.height_m**2 + 0.09
     for s in samples:
         if s.x is None or s.y is None:
@@ -89,6 +95,7 @@ def fit_path_loss(
                 continue
             d2 = (index.beacons[i].x - s.x) ** 2 + (index.beacons[i].y - s.y) ** 2
             rows.append((i, rssi - p, 5.0 * math.log10(d2 + h2)))
+            phones.append(s.phone or "")
     if len(rows) < 10:
         return None
     b = np.array([r[0] for r in rows])
@@ -99,6 +106,14 @@ def fit_path_loss(
         (_offset, exponent), *_ = np.linalg.lstsq(design, y, rcond=None)
         exponent = float(np.clip(exponent, 1.2, 5.0))
     offset = float(np.mean(y + exponent * ld))
+    # each phone model's level relative to the site's (one phone: 0); the beacons are fitted on what is left
+    phone_of = np.array(phones)
+    phone_offsets: dict[str, float] = {}
+    for phone in sorted(set(phones)):
+        mask = phone_of == phone
+        weight = mask.sum() / (mask.sum() + shrink)
+        phone_offsets[phone] = float(weight * (np.mean(y[mask] + exponent * ld[mask]) - offset))
+    y = y - np.array([phone_offsets[ph] for ph in phones])
     beacon_offsets: dict[str, float] = {}
     if per_beacon:
         for i in np.unique(b):
@@ -108,7 +123,7 @@ def fit_path_loss(
             weight = mask.sum() / (mask.sum() + shrink)
             value = weight * np.mean(y[mask] + exponent * ld[mask]) + (1 - weight) * offset
             beacon_offsets[index.beacons[i].id] = float(value)
-    return PathLossFit(exponent, offset, beacon_offsets)
+    return PathLossFit(exponent, offset, beacon_offsets, phone_offsets)
 
 
 class KnnFingerprints:
@@ -249,14 +264,15 @@ class CalibratedLocator:
     def locate_one(self, scan: Fingerprint) -> Estimate | None:
         if self.knn is not None or self.bayes is not None:
             return self.locate_many([scan])[0]
-        return locate(self.index, self.signal, scan.rssi, tx_power=self.batch_powers(scan.measured_power))
+        return locate(self.index, self.signal, scan.rssi, tx_power=self.batch_powers(scan.measured_power),
+                      phone_model=scan.phone)
 
     def _blend(self, scan: Fingerprint, knn: Estimate | None) -> Estimate | None:
         """Hybrid: kNN decides the floor; the position is the inverse-variance mean of kNN and the model."""
         if knn is None or math.isnan(knn.x):
             return knn
         model = locate(self.index, self.signal, scan.rssi, tx_power=self.batch_powers(scan.measured_power),
-                       floor=knn.floor)
+                       phone_model=scan.phone, floor=knn.floor)
         if model is None:
             return knn
         wk = 1.0 / max(knn.uncertainty_m, 0.5) ** 2
@@ -397,7 +413,7 @@ def _candidates_one(name: str, index: SiteIndex, train: Sequence[Fingerprint], b
                             exponent=base.path_loss_exponent, shrink=P1M_SHRINK)
         if fit is None:
             return CalibratedLocator("model", index, base)
-        return CalibratedLocator(name, index, base.model_copy(update=P1M_SIGNAL), fit=fit)
+        return CalibratedLocator(name, index, fit.signal(base).model_copy(update=P1M_SIGNAL), fit=fit)
     fit = fit_path_loss(index, train, base, per_beacon=name in ("model-beacon", "hybrid"))
     if name == "hybrid":
         signal = base if fit is None else fit.signal(base)

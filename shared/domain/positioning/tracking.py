@@ -1,9 +1,12 @@
 """Tracking one device over a stream of batches: what the processing function calls once per batch.
 
-    state, estimate = track(state, sightings, index, now)
+    state, estimate = track(state, sightings, index, now, site_cal=building_calibration)
 
-`TrackingState` is small and JSON-serialisable (`state.model_dump(mode="json")`, a few hundred bytes): the
-smoothed RSSI of the beacons heard lately, the last position, floor and space, and the pending switches.
+`TrackingState` is small and JSON-serialisable (`state.model_dump(mode="json")`, about 1 KB): the smoothed RSSI
+of the beacons heard lately, the last position, floor and space, the pending switches, and the device's
+self-calibrated RSSI offset. `site_cal` (a `SiteCalibration`, one per building, optional) supplies each beacon's
+measured-power drift and the building's device level, and collects the residuals of confident positions
+(selfcal.py); without it the device's offset is learnt but not applied.
 """
 from __future__ import annotations
 
@@ -19,6 +22,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.domain import space_kinds
 from shared.domain.positioning.estimator import Estimate, Readings, choose_space, floor_scores, posterior
 from shared.domain.positioning.floor import FloorPolicy, decide_floor, may_change_floor
+from shared.domain.positioning.selfcal import (
+    DeviceOffset,
+    SelfCalibrationPolicy,
+    SiteCalibration,
+    measured_offset,
+    update_device_offset,
+)
 from shared.domain.positioning.signal import RssiFilter, SignalModel, SmoothedRssi
 from shared.domain.positioning.site_index import SiteIndex
 from shared.domain.positioning.space import SpacePolicy, decide_space
@@ -51,6 +61,7 @@ class TrackingPolicy:
     future_tolerance_s: float = 5.0
     floor: FloorPolicy = field(default_factory=FloorPolicy)
     space: SpacePolicy = field(default_factory=SpacePolicy)
+    selfcal: SelfCalibrationPolicy = field(default_factory=SelfCalibrationPolicy)
 
 
 class TrackingState(BaseModel):
@@ -74,6 +85,9 @@ class TrackingState(BaseModel):
     space_candidate: str | None = None
     space_candidate_since: float | None = None
     space_evidence: float = 0.0
+    offset: tuple[float, float] | None = Field(
+        default=None, description="self-calibrated RSSI offset of the device (dB) and its variance (dB^2)"
+    )
 
 
 def _seconds(ts: float | datetime) -> float:
@@ -98,9 +112,12 @@ def track(
     signal: SignalModel | None = None,
     policy: TrackingPolicy | None = None,
     phone_model: str | None = None,
+    site_cal: SiteCalibration | None = None,
 ) -> tuple[TrackingState, Estimate | None]:
     """Fold one batch of sightings into a device's state; return the new state and the current estimate
-    (None while nothing of this site was heard within the RSSI filter's memory)."""
+    (None while nothing of this site was heard within the RSSI filter's memory). With `site_cal`, each beacon's
+    drift and the device's offset (relative to the building's device level) are added to the measured power, and
+    confident positions feed all three estimates."""
     signal = signal or SignalModel()
     policy = policy or TrackingPolicy()
     state = state or TrackingState()
@@ -131,12 +148,19 @@ def track(
         return new_state, None
     ids = list(live)
     fast_var = np.array([flt.variance_at(live[b], now_s) for b in ids])
+    cal = policy.selfcal
+    device = _device_offset(state, signal, phone_model, cal)
+    reference = site_cal.device_reference() if site_cal is not None and cal.enabled else None
+    applied = device.mean - reference if reference is not None else 0.0
+    drift = np.array([site_cal.offset(b) for b in ids]) if site_cal is not None and cal.enabled \
+        else np.zeros(len(ids))
     readings = Readings(
         beacons=np.array([index.beacon_index[b] for b in ids], dtype=np.int64),
         rssi=np.array([live[b].value for b in ids]),
-        measured_power=np.array([powers[b] for b in ids]),
+        measured_power=np.array([powers[b] for b in ids]) + applied + drift,
         variance=policy.shadowing_db**2 + fast_var,
     )
+    offset_prior = device.prior_db(cal) if reference is not None else signal.offset_prior_for(phone_model)
     last_xy = (state.x, state.y) if state.x is not None and state.y is not None else None
     decision = decide_floor(
         index,
@@ -156,7 +180,8 @@ def track(
     if same_floor and math.isfinite(dt):
         prior_sigma = math.hypot(state.uncertainty_m or 1.0, policy.walking_speed_mps * dt)
     post = posterior(index, signal, readings, floor, prior_xy=last_xy if same_floor else None,
-                     prior_sigma_m=prior_sigma, wide=True)
+                     prior_sigma_m=prior_sigma, wide=True, offset_prior_db=offset_prior,
+                     held_out=site_cal is not None and cal.enabled)
     if post is None:
         # none of the decided floor's beacons is live any more: move to the loudest floor if that is possible
         # from where the phone was (stairs, elevator, or not seen for long), else hold the last estimate
@@ -170,7 +195,7 @@ def track(
                                        state.space_confidence * 0.5, 0)
         floor = loudest
         same_floor = False
-        post = posterior(index, signal, readings, floor, wide=True)
+        post = posterior(index, signal, readings, floor, wide=True, offset_prior_db=offset_prior)
         if post is None:
             return new_state, None
     x, y = post.mean
@@ -209,6 +234,24 @@ def track(
             elapsed_s=dt if math.isfinite(dt) else policy.space.max_step_s,
             policy=policy.space,
         )
+    if cal.enabled and post.uncertainty_m <= cal.confident_m and len(post.beacons) >= cal.min_beacons:
+        common, common_var = measured_offset(post.residuals, post.reading_var)
+        observed = applied + common  # the residuals are against the model with `applied` added
+        device = update_device_offset(device, observed, common_var, dt if math.isfinite(dt) else 0.0, cal)
+        if site_cal is not None:
+            site_cal.observe_device(observed)
+        if site_cal is not None and post.held_out_residuals is not None:
+            # what each beacon leaves over where the other readings put the phone, on top of the drift used
+            used = {index.beacon_index[b]: d for b, d in zip(ids, drift)}
+            for b, residual, fitted in zip(post.beacons.tolist(), post.held_out_residuals.tolist(),
+                                           post.residuals.tolist()):
+                beacon = index.beacons[b].id
+                # only beacons expected well above the phone's sensitivity: a weak one is heard (and kept among
+                # the loudest) only when it fades up, which would hide a drop
+                if live[beacon].value - fitted >= cal.observe_above_dbm:
+                    site_cal.observe(beacon, residual + used.get(b, 0.0))
+    if cal.enabled:
+        new_state.offset = (round(device.mean, 2), round(device.variance, 3))
     new_state.ts = now_s if state.ts is None else max(state.ts, now_s)
     new_state.x, new_state.y = round(x, 2), round(y, 2)
     new_state.floor = floor
@@ -223,6 +266,16 @@ def track(
     estimate = Estimate(x, y, floor, post.uncertainty_m, space_decision.space, space_decision.confidence,
                         post.beacons_used)
     return new_state, estimate
+
+
+def _device_offset(state: TrackingState, signal: SignalModel, phone_model: str | None,
+                   policy: SelfCalibrationPolicy) -> DeviceOffset:
+    """The device's offset so far; a new device starts at its phone model's (already in the measured power) with
+    the model's prior spread, less the update-to-update jitter that the prior also covers."""
+    if state.offset is not None and policy.enabled:
+        return DeviceOffset(state.offset[0], max(state.offset[1], 0.0))
+    spread = signal.offset_prior_for(phone_model)
+    return DeviceOffset(0.0, max(spread**2 - policy.scan_jitter_db**2, 1.0))
 
 
 def _power(index: SiteIndex, signal: SignalModel, beacon: str, tx_power: float | None) -> float:
