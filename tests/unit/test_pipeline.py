@@ -196,7 +196,9 @@ async def test_beacon_drift_is_learnt_from_confident_positions_and_kept_with_bea
         for i, (now, readings, _truth) in enumerate(batches(radio, Trajectory().dwell("L0", xy, 300, room),
                                                               Phone(f"p{p}"), seed=p)):
             at = T0 + timedelta(seconds=now - 1_700_000_000.0)
-            body = ingest_event_body(at, device=f"install-{p:04d}", readings=[(r.beacon, r.rssi) for r in readings])
+            sightings = [{"beacon": r.beacon, "rssi": r.rssi,
+                          "ts": (T0 + timedelta(seconds=r.ts - 1_700_000_000.0)).isoformat()} for r in readings]
+            body = ingest_event_body(at, device=f"install-{p:04d}", sightings=sightings)
             while len(rounds) <= i:
                 rounds.append([])
             rounds[i].append((InboundEvent(body, f"install-{p:04d}", i, at), decode_ingest_event(body)))

@@ -66,6 +66,23 @@ class Posterior:
     # with `held_out`: each beacon's reading against the model where the *other* readings put the phone, less
     # the common offset they imply (a weak beacon cannot pull the position away from itself)
     held_out_residuals: np.ndarray | None = None
+    # with `space_likelihood`: log P(readings | phone in that space), position within the space after a broadened
+    # motion prior (what map-matched tracking weighs its room hypotheses with)
+    space_loglik: dict[int, float] | None = None
+    points: np.ndarray | None = None  # with `space_likelihood`: the candidate points and their posterior weights
+    weights: np.ndarray | None = None
+    owners: np.ndarray | None = None
+
+    def mean_in(self, space: int) -> tuple[float, float] | None:
+        """The posterior mean restricted to one space (None when it holds no mass or the points were not kept)."""
+        if self.points is None or self.weights is None or self.owners is None:
+            return None
+        inside = self.owners == space
+        mass = float(self.weights[inside].sum())
+        if mass <= 1e-9:
+            return None
+        mean = self.weights[inside] @ self.points[inside] / mass
+        return float(mean[0]), float(mean[1])
 
 
 def resolve_readings(
@@ -128,6 +145,7 @@ def posterior(
     wide: bool = False,
     offset_prior_db: float | None = None,
     held_out: bool = False,
+    space_likelihood: bool = False,
 ) -> Posterior | None:
     """Grid posterior of the position on `floor` given the readings of that floor's beacons (None if none).
     `offset_prior_db` overrides the signal model's spread of the readings' common offset (a self-calibrated
@@ -171,6 +189,7 @@ def posterior(
             silence = _silence(index, grid, signal, loss, fallback, uniform)
             loglik = loglik + silence[np.ix_(rows, silent_local)].sum(axis=1)
     points = grid.points[rows]
+    space_loglik = _space_loglik(grid, rows, points, loglik, prior_xy, prior_sigma_m) if space_likelihood else None
     if prior_xy is not None and prior_sigma_m is not None:
         d2 = ((points - np.asarray(prior_xy)) ** 2).sum(axis=1)
         loglik = loglik - 0.5 * d2 / (prior_sigma_m * prior_sigma_m)
@@ -197,7 +216,36 @@ def posterior(
         for i in np.flatnonzero(mass > 1e-4):
             space_probabilities[int(i)] = float(mass[i])
     return Posterior(floor, (float(mean[0]), float(mean[1])), uncertainty, space_probabilities, len(beacons),
-                     beacons, weights @ error, noise_var, held_out_residuals)
+                     beacons, weights @ error, noise_var, held_out_residuals, space_loglik,
+                     points if space_likelihood else None, weights if space_likelihood else None,
+                     owners if space_likelihood else None)
+
+
+ROOM_PRIOR_FLOOR = 0.05  # the within-space position prior never drops below this share of its peak
+ROOM_PRIOR_MIN_SIGMA_M = 3.0
+
+
+def _space_loglik(grid: FloorGrid, rows: np.ndarray, points: np.ndarray, loglik: np.ndarray,
+                  prior_xy: tuple[float, float] | None, prior_sigma_m: float | None) -> dict[int, float]:
+    """log P(readings | in space s) for every space with points among `rows`: the likelihood averaged over the
+    space's points, weighted by the motion prior broadened to at least 3 m and floored (a phone can be anywhere
+    in a room it may have just entered, most likely near where it was)."""
+    owners = grid.space_of_point[rows]
+    inside = owners >= 0
+    if not inside.any():
+        return {}
+    if prior_xy is not None and prior_sigma_m is not None:
+        sigma = math.hypot(prior_sigma_m, ROOM_PRIOR_MIN_SIGMA_M)
+        d2 = ((points - np.asarray(prior_xy)) ** 2).sum(axis=1)
+        where = np.exp(-0.5 * d2 / (sigma * sigma)) + ROOM_PRIOR_FLOOR
+    else:
+        where = np.ones(len(points))
+    top = float(loglik.max())
+    lik = np.exp(loglik - top) * where
+    num = np.bincount(owners[inside], weights=lik[inside])
+    den = np.bincount(owners[inside], weights=where[inside])
+    present = np.flatnonzero(den > 0)
+    return {int(i): float(np.log(max(num[i], 1e-300)) - np.log(den[i]) + top) for i in present}
 
 
 def _mixed_path_loss(index: SiteIndex, grid: FloorGrid, signal: SignalModel) -> np.ndarray:

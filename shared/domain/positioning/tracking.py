@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.domain import space_kinds
 from shared.domain.positioning.estimator import Estimate, Readings, choose_space, floor_scores, posterior
 from shared.domain.positioning.floor import FloorPolicy, decide_floor, may_change_floor
+from shared.domain.positioning.mapmatch import MapMatchPolicy, arrive, step
 from shared.domain.positioning.selfcal import (
     DeviceOffset,
     SelfCalibrationPolicy,
@@ -51,7 +52,10 @@ class Sighting:
 class TrackingPolicy:
     """Tuning of tracking mode (see docs/positioning.md for the measurements behind the defaults)."""
 
-    filter: RssiFilter = field(default_factory=lambda: RssiFilter(drift_db_per_s=1.5, reading_noise_db=4.0))
+    # with map matching the room decision no longer leans on smoothed RSSI: a beacon left behind must stop
+    # pulling the position back within seconds (drift 3 dB/sqrt(s), forgotten after 8 s unheard)
+    filter: RssiFilter = field(default_factory=lambda: RssiFilter(drift_db_per_s=3.0, reading_noise_db=4.0,
+                                                                  expire_s=8.0))
     shadowing_db: float = 3.0
     walking_speed_mps: float = 1.0
     max_speed_mps: float = 2.5
@@ -62,6 +66,11 @@ class TrackingPolicy:
     floor: FloorPolicy = field(default_factory=FloorPolicy)
     space: SpacePolicy = field(default_factory=SpacePolicy)
     selfcal: SelfCalibrationPolicy = field(default_factory=SelfCalibrationPolicy)
+    # map-matched room decisions (mapmatch.py); None = the grid posterior's space masses with passage weighting
+    map_matching: MapMatchPolicy | None = field(default_factory=MapMatchPolicy)
+    matched_space: SpacePolicy = field(default_factory=lambda: SpacePolicy(margin=0.4, dwell_s=0.0,
+                                                                            evidence_needed=0.8,
+                                                                            min_probability=0.7))
 
 
 class TrackingState(BaseModel):
@@ -88,6 +97,7 @@ class TrackingState(BaseModel):
     offset: tuple[float, float] | None = Field(
         default=None, description="self-calibrated RSSI offset of the device (dB) and its variance (dB^2)"
     )
+    rooms: dict[str, float] | None = Field(default=None, description="map-matched probability of each space")
 
 
 def _seconds(ts: float | datetime) -> float:
@@ -181,7 +191,7 @@ def track(
         prior_sigma = math.hypot(state.uncertainty_m or 1.0, policy.walking_speed_mps * dt)
     post = posterior(index, signal, readings, floor, prior_xy=last_xy if same_floor else None,
                      prior_sigma_m=prior_sigma, wide=True, offset_prior_db=offset_prior,
-                     held_out=site_cal is not None and cal.enabled)
+                     held_out=site_cal is not None and cal.enabled, space_likelihood=policy.map_matching is not None)
     if post is None:
         # none of the decided floor's beacons is live any more: move to the loudest floor if that is possible
         # from where the phone was (stairs, elevator, or not seen for long), else hold the last estimate
@@ -195,7 +205,8 @@ def track(
                                        state.space_confidence * 0.5, 0)
         floor = loudest
         same_floor = False
-        post = posterior(index, signal, readings, floor, wide=True, offset_prior_db=offset_prior)
+        post = posterior(index, signal, readings, floor, wide=True, offset_prior_db=offset_prior,
+                         space_likelihood=policy.map_matching is not None)
         if post is None:
             return new_state, None
     x, y = post.mean
@@ -205,9 +216,25 @@ def track(
         if moved > reach > 0:
             x = last_xy[0] + (x - last_xy[0]) * reach / moved
             y = last_xy[1] + (y - last_xy[1]) * reach / moved
-    probabilities = {index.spaces[i].id: p for i, p in post.space_probabilities.items()}
-    if same_floor and last_xy is not None and math.hypot(x - last_xy[0], y - last_xy[1]) < policy.still_m \
-            and probabilities:
+    matcher = policy.map_matching
+    space_policy = policy.space if matcher is None else policy.matched_space
+    rooms: dict[int, float] | None = None
+    if matcher is not None and post.space_loglik:
+        before = {index.space_position[sid]: p for sid, p in (state.rooms or {}).items()
+                  if sid in index.space_position}
+        if state.floor is not None and floor != state.floor and before:
+            rooms = arrive(index, before, post.space_loglik, matcher)
+        else:
+            same = {i: p for i, p in before.items() if index.spaces[i].floor == floor}
+            rooms = step(index, same, post.space_loglik, xy=last_xy if same_floor else None,
+                         uncertainty_m=state.uncertainty_m or 1.0, dt_s=dt if math.isfinite(dt) else 0.0,
+                         policy=matcher)
+    if rooms is not None:
+        probabilities = {index.spaces[i].id: p for i, p in rooms.items()}
+    else:
+        probabilities = {index.spaces[i].id: p for i, p in post.space_probabilities.items()}
+    if rooms is None and same_floor and last_xy is not None \
+            and math.hypot(x - last_xy[0], y - last_xy[1]) < policy.still_m and probabilities:
         # a phone that stays put is more likely in a room than standing in a corridor
         probabilities = {
             sid: p * (policy.passage_weight_when_still if index.spaces[index.space_position[sid]].kind in PASSAGES else 1)
@@ -221,7 +248,7 @@ def track(
             probabilities = {space: confidence}
     if floor != state.floor:
         space_decision = decide_space(probabilities, now_s, current=None, confidence=0.0, candidate=None,
-                                      candidate_since=None, policy=policy.space)
+                                      candidate_since=None, policy=space_policy)
     else:
         space_decision = decide_space(
             probabilities,
@@ -231,8 +258,8 @@ def track(
             candidate=state.space_candidate,
             candidate_since=state.space_candidate_since,
             evidence=state.space_evidence,
-            elapsed_s=dt if math.isfinite(dt) else policy.space.max_step_s,
-            policy=policy.space,
+            elapsed_s=dt if math.isfinite(dt) else space_policy.max_step_s,
+            policy=space_policy,
         )
     if cal.enabled and post.uncertainty_m <= cal.confident_m and len(post.beacons) >= cal.min_beacons:
         common, common_var = measured_offset(post.residuals, post.reading_var)
@@ -252,6 +279,12 @@ def track(
                     site_cal.observe(beacon, residual + used.get(b, 0.0))
     if cal.enabled:
         new_state.offset = (round(device.mean, 2), round(device.variance, 3))
+    new_state.rooms = None if rooms is None else {index.spaces[i].id: round(p, 4) for i, p in rooms.items()}
+    if rooms is not None and space_decision.space in index.space_position:
+        # the position where the map-matched room says the phone is: the posterior within that room
+        inside = post.mean_in(index.space_position[space_decision.space])
+        if inside is not None:
+            x, y = inside
     new_state.ts = now_s if state.ts is None else max(state.ts, now_s)
     new_state.x, new_state.y = round(x, 2), round(y, 2)
     new_state.floor = floor
