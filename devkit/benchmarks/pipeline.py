@@ -4,6 +4,8 @@ Phones of the office simulator post batches (20+ sightings each); the events are
 trigger does (per partition, in order, up to 100 a call) through decode, validation, positioning and the state
 store. Measured:
 - `sightings_per_s`: the whole path over the in-memory store, one core;
+- `positioning_share`: of that processing time, the share spent in the tracker (`track_many`: RSSI filters, grid
+  posteriors, map-matched rooms, self-calibration), with `positioning_s` and `processing_s`;
 - `decode_only_sightings_per_s`: JSON decode and validation alone (the floor the pipeline cannot beat);
 - `cosmos_writes_per_1k_sightings`, `est_ru_per_sighting`: a run of the first events against the Cosmos emulator,
   with RU estimated from document sizes and Azure's documented costs (shared/adapters/documents.py);
@@ -93,7 +95,8 @@ def _enqueued(event: InboundEvent) -> datetime:
 
 
 async def _process_all(calls: list[list[InboundEvent]], site: SiteModel, live_state: LiveStateStore,
-                       clock: Clock) -> tuple[float, PipelineService]:
+                       clock: Clock) -> tuple[float, PipelineService, float]:
+    """Seconds to process every call, the pipeline, and the seconds of it spent in the tracker."""
     from shared.adapters.memory import InMemoryBlobStore, InMemorySiteModelStore
     from shared.services.pipeline import PipelineService
     from shared.services.processing import EventProcessingService
@@ -106,10 +109,28 @@ async def _process_all(calls: list[list[InboundEvent]], site: SiteModel, live_st
     await pipeline._sites.building_for(TENANT, [site.beacons[0].id])  # build the site index before timing
     import time
 
-    started = time.perf_counter()
-    for call in calls:
-        await processing.process(call)
-    return time.perf_counter() - started, pipeline
+    import shared.services.pipeline as pipeline_module
+
+    # the positioning share: time inside the tracker (track_many: filters, grid posteriors, rooms, calibration)
+    tracker = getattr(pipeline_module, "track_many")  # noqa: B009 (replaced below, for the duration of the run)
+    positioning = [0.0]
+
+    def timed_tracker(*args: Any, **kwargs: Any) -> Any:
+        t = time.perf_counter()
+        try:
+            return tracker(*args, **kwargs)
+        finally:
+            positioning[0] += time.perf_counter() - t
+
+    setattr(pipeline_module, "track_many", timed_tracker)  # noqa: B010
+    try:
+        started = time.perf_counter()
+        for call in calls:
+            await processing.process(call)
+        elapsed = time.perf_counter() - started
+    finally:
+        setattr(pipeline_module, "track_many", tracker)  # noqa: B010
+    return elapsed, pipeline, positioning[0]
 
 
 async def _consistency(live_state: LiveStateStore, building: BuildingRef) -> int:
@@ -145,7 +166,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
 
     memory = InMemoryLiveStateStore()
     last_event = day.at(cutoff)
-    elapsed, pipeline = await _process_all(calls, day.site, memory, clock=lambda: last_event)
+    elapsed, pipeline, positioning_s = await _process_all(calls, day.site, memory, clock=lambda: last_event)
     building = BuildingRef(TENANT, day.site.building_id)
     wrong = await _consistency(memory, building)
     truth = day.occupancy(cutoff)
@@ -161,6 +182,8 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         "sightings": sightings, "sightings_per_batch": round(sightings / max(1, len(bodies)), 1),
         "trigger_calls": len(calls),
         "sightings_per_s": round(sightings / elapsed),
+        "positioning_s": round(positioning_s, 2), "processing_s": round(elapsed, 2),
+        "positioning_share": round(positioning_s / elapsed, 3),
         "decode_only_sightings_per_s": round(sightings / decode_s),
         "processing_vs_decode_floor": round((sightings / decode_s) / (sightings / elapsed), 2),
         "memory_writes_per_1k_sightings": round(1000 * memory_writes / sightings, 1),
@@ -193,7 +216,7 @@ async def _cosmos_run(day: OfficeDay, bodies: list[Body]) -> dict[str, Any]:
             calls = _trigger_calls(bodies)
             last = max(received for _d, _b, received in bodies)
             started = time.perf_counter()
-            _elapsed, _pipeline = await _process_all(calls, day.site, store, clock=lambda: last)
+            _elapsed, _pipeline, _positioning = await _process_all(calls, day.site, store, clock=lambda: last)
             wall = time.perf_counter() - started
             sightings = sum(len(decode_ingest_event(body).parsed.batch.sightings) for _d, body, _r in bodies)
             writes = sum(store.meter.writes.values())

@@ -17,8 +17,9 @@ from datetime import UTC, datetime, timedelta
 
 from shared.domain.ingest_event import IngestEvent
 from shared.domain.ports import InboundEvent, LiveStateStore, PreconditionFailed
+from shared.domain.positioning.estimator import Estimate
 from shared.domain.positioning.selfcal import DriftEstimate, SiteCalibration
-from shared.domain.positioning.tracking import Sighting, TrackingState, track
+from shared.domain.positioning.tracking import Sighting, TrackingState, TrackInput, track_many
 from shared.domain.presence import (
     BeaconDrift,
     BeaconHealth,
@@ -74,6 +75,16 @@ class _DeviceWork:
 
     def reset(self) -> None:
         self.cached, self.state, self.transitions, self.changed = None, None, [], False
+
+
+@dataclass(frozen=True)
+class _TrackRequest:
+    """One batch on its way through the tracker: its input, when it happened on our clock, the event."""
+
+    input: TrackInput
+    event_time: datetime
+    decoded: IngestEvent
+    batch_id: str
 
 
 @dataclass
@@ -155,11 +166,12 @@ class PipelineService:
                 work.append(_DeviceWork(building, group))
         limit = asyncio.Semaphore(self._policy.device_concurrency)
 
-        async def fold(item: _DeviceWork) -> None:
+        async def load(item: _DeviceWork) -> None:
             async with limit:
-                await self._fold(item)
+                await self._load_work(item)
 
-        await asyncio.gather(*(fold(item) for item in work))
+        await asyncio.gather(*(load(item) for item in work))
+        self._fold_loaded(work)
         self._fold_calibrations(work)
         await self._occupancy.apply_transitions([t for item in work for t in item.transitions])
 
@@ -210,33 +222,69 @@ class PipelineService:
 
     async def _fold(self, item: _DeviceWork, count: bool = True) -> None:
         """Run the device's batches through the tracker; no writes, only `item` is filled in."""
-        building = item.building
-        item.cached = await self._load(building, item.device_id)
-        calibration = await self._calibration(building)
+        await self._load_work(item)
+        self._fold_loaded([item], count)
+
+    async def _load_work(self, item: _DeviceWork) -> None:
+        """The device's state before this call's batches (and its building's calibration, on first use)."""
+        item.cached = await self._load(item.building, item.device_id)
+        await self._calibration(item.building)
         state = item.cached.state if item.cached else None
         if state is not None and state.leaving_space_id is not None:
             item.transitions.append(_finish_leave(state))
             state = replace(state, leaving_space_id=None, leaving_since=None)
             item.changed = True
-        for decoded in item.events:
-            batch_id = str(decoded.parsed.batch.batch_id)
-            if state is not None and state.has_seen(batch_id):
-                if count:
-                    self.stats.duplicates += 1
-                continue
-            new_state = self._track(building, state, decoded, calibration)
-            if state is None or state.space_id != new_state.space_id:
-                step = transition(state, new_state, new_state.space_since or new_state.last_seen)
-                if step.changes:
-                    item.transitions.append(step)
-                    if count:
-                        self.stats.transitions += 1
-            state = new_state.remember(batch_id)
-            item.changed = True
         item.state = state
 
-    def _track(self, building: Building, state: DeviceState | None, decoded: IngestEvent,
-               calibration: SiteCalibration | None = None) -> DeviceState:
+    def _fold_loaded(self, work: Sequence[_DeviceWork], count: bool = True) -> None:
+        """Fold the loaded devices' batches in rounds: each round takes every device's next batch, and the
+        batches of one building go through the tracker together (`track_many`: one grid posterior per floor for
+        all of them). A device's own batches stay in order."""
+        cursors = {id(item): 0 for item in work}
+        while True:
+            requests: dict[BuildingRef, list[tuple[_DeviceWork, _TrackRequest]]] = defaultdict(list)
+            for item in work:
+                while cursors[id(item)] < len(item.events):
+                    decoded = item.events[cursors[id(item)]]
+                    cursors[id(item)] += 1
+                    batch_id = str(decoded.parsed.batch.batch_id)
+                    if item.state is not None and item.state.has_seen(batch_id):
+                        if count:
+                            self.stats.duplicates += 1
+                        continue
+                    request = self._track_request(item.building, item.state, decoded)
+                    if isinstance(request, DeviceState):  # nothing fresh to track: the batch is only remembered
+                        self._advance(item, request, batch_id, count)
+                        continue
+                    requests[item.building.ref].append((item, request))
+                    break
+            if not requests:
+                return
+            for pending in requests.values():
+                building = pending[0][0].building
+                if building.index is None:  # SiteDirectory.building_for only hands out positioned buildings
+                    raise RuntimeError(f"building {building.ref} is mapped but not positioned "
+                                       f"({building.positioning_problem}): it cannot track devices")
+                results = track_many([r.input for _item, r in pending], building.index, signal=building.signal,
+                                     site_cal=self._calibrations.get(building.ref))
+                for (item, request), (new_tracking, estimate) in zip(pending, results):
+                    self._advance(item, self._tracked(building, item.state, request, new_tracking, estimate),
+                                  request.batch_id, count)
+
+    def _advance(self, item: _DeviceWork, new_state: DeviceState, batch_id: str, count: bool) -> None:
+        state = item.state
+        if state is None or state.space_id != new_state.space_id:
+            step = transition(state, new_state, new_state.space_since or new_state.last_seen)
+            if step.changes:
+                item.transitions.append(step)
+                if count:
+                    self.stats.transitions += 1
+        item.state = new_state.remember(batch_id)
+        item.changed = True
+
+    def _track_request(self, building: Building, state: DeviceState | None,
+                       decoded: IngestEvent) -> DeviceState | _TrackRequest:
+        """The tracker's input for one batch, or the state unchanged when the batch holds nothing fresh."""
         batch = decoded.parsed.batch
         # Phones' clocks drift: shift the readings by how far the phone's clock was from ours when it sent the
         # batch, so last-seen times, visits and the presence timeout are all on the server's clock.
@@ -253,13 +301,17 @@ class PipelineService:
             if not readings:
                 return state
         event_time = max((at for at, _s in readings), default=decoded.received_at)
-        sightings = [Sighting(s.beacon, float(s.rssi), at, s.tx_power) for at, s in readings]
-        if building.index is None:  # SiteDirectory.building_for only hands out positioned buildings
-            raise RuntimeError(f"building {building.ref} is mapped but not positioned "
-                               f"({building.positioning_problem}): it cannot track devices")
+        sightings = [Sighting(s.beacon, float(s.rssi), at.timestamp(), s.tx_power) for at, s in readings]
         tracking = TrackingState.model_validate(state.tracking) if state and state.tracking else None
-        new_tracking, estimate = track(tracking, sightings, building.index, event_time, signal=building.signal,
-                                       phone_model=batch.model, site_cal=calibration)
+        return _TrackRequest(TrackInput(tracking, sightings, event_time.timestamp(), batch.model), event_time,
+                             decoded, str(batch.batch_id))
+
+    @staticmethod
+    def _tracked(building: Building, state: DeviceState | None, request: _TrackRequest,
+                 new_tracking: TrackingState, estimate: Estimate | None) -> DeviceState:
+        """The device's state after the tracker's answer for one batch."""
+        batch = request.decoded.parsed.batch
+        event_time = request.event_time
         if state is None:
             state = DeviceState(tenant_id=building.tenant_id, building_id=building.building_id,
                                 device_id=batch.device_id, last_seen=event_time)

@@ -216,3 +216,22 @@ async def test_beacon_drift_is_learnt_from_confident_positions_and_kept_with_bea
     assert grown and all(again[b].observations >= learnt[b].observations for b in learnt)
     device = await store.get_device(ref, "install-0000")
     assert device.tracking["offset"] is not None  # the device's own offset is kept with its state
+
+
+async def test_one_call_for_many_devices_gives_what_a_call_per_device_gives():
+    """The pipeline tracks a call's devices together (round by round, each device's batches in order): the
+    same rooms, positions and counts as one call per device."""
+    sites = InMemorySiteModelStore()
+    await add_small_site(sites)
+    plans = [[("r-oak", 3), ("k-0", 3)], [("k-0", 4)], [("r-oak", 2), ("k-0", 2), ("r-oak", 2)]]
+    events = [e for n, plan in enumerate(plans) for e in walk(T0, plan, device=f"install-{n:04d}")]
+    together, apart = InMemoryLiveStateStore(), InMemoryLiveStateStore()
+    await PipelineService(SiteDirectory(sites), together).process(events)
+    alone = PipelineService(SiteDirectory(sites), apart)
+    for n in range(len(plans)):
+        await alone.process([e for e in events if e[1].parsed.batch.device_id == f"install-{n:04d}"])
+    for n in range(len(plans)):
+        a = await together.get_device(HQ, f"install-{n:04d}")
+        b = await apart.get_device(HQ, f"install-{n:04d}")
+        assert (a.space_id, a.floor, a.x, a.y, a.space_since) == (b.space_id, b.floor, b.x, b.y, b.space_since)
+    assert await headcounts(together) == await headcounts(apart) == {"r-oak": 1, "k-0": 2}

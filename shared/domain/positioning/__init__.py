@@ -4,9 +4,11 @@ Pure domain code (stdlib, numpy, pydantic). Build a `SiteIndex` once per buildin
 
     index = SiteIndex.from_site_model(site)            # cache per building
     signal = signal_for_site(site)                     # site-level path-loss exponent, if the site declares one
-    state, estimate = track(state, sightings, index, now, signal=signal, phone_model=batch_model)
-    # state: TrackingState (JSON, ~1 KB) stored per device; estimate: x, y, floor, uncertainty_m, space_id,
+    state, estimate = track(state, sightings, index, now, signal=signal, phone_model=batch_model,
+                            site_cal=building_calibration)
+    # state: TrackingState (JSON, ~1.2 KB) stored per device; estimate: x, y, floor, uncertainty_m, space_id,
     # space_confidence (None while nothing of the site was heard lately)
+    results = track_many([TrackInput(state, sightings, now, model), ...], index, ...)  # a trigger call's devices
 
 Single scans (eval, benchmarks): `locate(index, signal, {beacon: rssi})`, `locate_many(index, signal, scans)`.
 Beacon planning (a building without beacons): `plan_beacons(site)` -> wall-mounted positions and their coverage,
@@ -33,7 +35,14 @@ from shared.domain.positioning.planning import (
 )
 from shared.domain.positioning.signal import RssiFilter, SignalModel, signal_for_site
 from shared.domain.positioning.site_index import BeaconSpec, FloorSpec, SiteIndex, SpaceSpec
-from shared.domain.positioning.tracking import Sighting, TrackingPolicy, TrackingState, track
+from shared.domain.positioning.tracking import (
+    Sighting,
+    TrackingPolicy,
+    TrackingState,
+    TrackInput,
+    track,
+    track_many,
+)
 
 __all__ = [
     "BeaconPlan",
@@ -49,6 +58,7 @@ __all__ = [
     "SignalModel",
     "SiteIndex",
     "SpaceSpec",
+    "TrackInput",
     "TrackingPolicy",
     "TrackingState",
     "coverage",
@@ -61,4 +71,5 @@ __all__ = [
     "resolve_readings",
     "signal_for_site",
     "track",
+    "track_many",
 ]

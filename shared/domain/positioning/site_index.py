@@ -89,6 +89,25 @@ class FloorGrid:
     _walls_between: np.ndarray | None = None
     _path_loss: dict[LossKey, np.ndarray] = field(default_factory=dict)
     _silence: dict[_SilenceKey, np.ndarray] = field(default_factory=dict)
+    _space_slots: tuple[np.ndarray, np.ndarray] | None = None
+    _squared_norms: np.ndarray | None = None
+    # silence log-likelihood at the site model's own beacon levels, per signal parameters (batch.py)
+    site_silence: dict[tuple[float, ...], np.ndarray] = field(default_factory=dict)
+
+    def squared_norms(self) -> np.ndarray:
+        """|p|^2 of every candidate point (a posterior's spread from its first two moments)."""
+        if self._squared_norms is None:
+            self._squared_norms = (self.points * self.points).sum(axis=1)
+        return self._squared_norms
+
+    def space_slots(self) -> tuple[np.ndarray, np.ndarray]:
+        """(slot of each point: its space's position among the floor's spaces, -1 outside any; the spaces, as
+        SiteIndex.spaces positions, in slot order): per-space sums over a floor's points by one bincount."""
+        if self._space_slots is None:
+            spaces = np.unique(self.space_of_point[self.space_of_point >= 0])
+            slots = np.where(self.space_of_point >= 0, np.searchsorted(spaces, self.space_of_point), -1)
+            self._space_slots = (slots.astype(np.int64), spaces.astype(np.int64))
+        return self._space_slots
 
     def silence_loglik(self, loss: np.ndarray, loss_key: LossKey, power: np.ndarray, sensitivity_dbm: float,
                        spread_db: float, detect_max: float) -> np.ndarray:

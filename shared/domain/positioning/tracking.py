@@ -10,8 +10,9 @@ measured-power drift and the building's device level, and collects the residuals
 """
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, Literal
@@ -20,8 +21,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.domain import space_kinds
-from shared.domain.positioning.estimator import Estimate, Readings, choose_space, floor_scores, posterior
-from shared.domain.positioning.floor import FloorPolicy, decide_floor, may_change_floor
+from shared.domain.positioning.batch import PosteriorRequest, posterior_many
+from shared.domain.positioning.estimator import Estimate, Posterior, Readings, choose_space, floor_scores
+from shared.domain.positioning.floor import FloorDecision, FloorPolicy, decide_floor, may_change_floor
 from shared.domain.positioning.mapmatch import MapMatchPolicy, arrive, step
 from shared.domain.positioning.selfcal import (
     DeviceOffset,
@@ -113,6 +115,16 @@ def _field(item: Any, name: str, alt: str | None = None) -> Any:
     return value
 
 
+@dataclass(frozen=True)
+class TrackInput:
+    """One device's batch for `track_many`: its state, the sightings, the time of the batch, its phone model."""
+
+    state: TrackingState | None
+    sightings: Iterable[Sighting | Any]
+    now: float | datetime
+    phone_model: str | None = None
+
+
 def track(
     state: TrackingState | None,
     sightings: Iterable[Sighting | Any],
@@ -128,34 +140,100 @@ def track(
     (None while nothing of this site was heard within the RSSI filter's memory). With `site_cal`, each beacon's
     drift and the device's offset (relative to the building's device level) are added to the measured power, and
     confident positions feed all three estimates."""
+    return track_many([TrackInput(state, sightings, now, phone_model)], index, signal=signal, policy=policy,
+                      site_cal=site_cal)[0]
+
+
+def track_many(
+    inputs: Sequence[TrackInput],
+    index: SiteIndex,
+    *,
+    signal: SignalModel | None = None,
+    policy: TrackingPolicy | None = None,
+    site_cal: SiteCalibration | None = None,
+) -> list[tuple[TrackingState, Estimate | None]]:
+    """`track` for the batches of many devices (one each) at once, the same answers: the grid posteriors of the
+    devices on one floor are computed together (batch.py). What the processing function runs per trigger call."""
     signal = signal or SignalModel()
     policy = policy or TrackingPolicy()
-    state = state or TrackingState()
-    now_s = _seconds(now)
+    jobs = [_prepare(index, signal, policy, site_cal, item) for item in inputs]
+    pending = [job for job in jobs if job.request is not None]
+    cal = policy.selfcal
+    posts = posterior_many(index, signal, [job.request for job in pending if job.request is not None],
+                           held_out=site_cal is not None and cal.enabled, held_out_within_m=cal.confident_m,
+                           space_likelihood=policy.map_matching is not None)
+    for job, post in zip(pending, posts):
+        job.result = _finish(index, signal, policy, site_cal, job, post)
+    return [job.result if job.result is not None else (job.new_state, None) for job in jobs]
+
+
+@dataclass
+class _Job:
+    """One device's update between `_prepare` and `_finish`."""
+
+    state: TrackingState
+    new_state: TrackingState
+    now_s: float
+    phone_model: str | None
+    result: tuple[TrackingState, Estimate | None] | None = None
+    request: PosteriorRequest | None = None
+    live: dict[str, SmoothedRssi] = field(default_factory=dict)
+    ids: list[str] = field(default_factory=list)
+    drift: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    device: DeviceOffset = field(default_factory=lambda: DeviceOffset(0.0, 1.0))
+    applied: float = 0.0
+    readings: Readings | None = None
+    offset_prior: float = 0.0
+    last_xy: tuple[float, float] | None = None
+    decision: FloorDecision | None = None
+    same_floor: bool = False
+    dt: float = math.inf
+
+
+def _readings_in_order(sightings: Iterable[Sighting | Any]) -> list[tuple[str, float, float, float | None]]:
+    """(beacon, rssi, epoch seconds, tx power) of each sighting, in time order."""
+    out = []
+    for s in sightings:
+        if isinstance(s, Sighting):
+            ts = s.ts if isinstance(s.ts, float) else _seconds(s.ts)
+            out.append((s.beacon, float(s.rssi), ts, s.tx_power))
+        else:
+            out.append((_field(s, "beacon"), float(_field(s, "rssi")), _seconds(_field(s, "ts")),
+                        _field(s, "tx_power", "txPower")))
+    if any(later[2] < earlier[2] for earlier, later in itertools.pairwise(out)):  # SDK batches are in time order
+        out.sort(key=lambda r: r[2])
+    return out
+
+
+def _prepare(index: SiteIndex, signal: SignalModel, policy: TrackingPolicy, site_cal: SiteCalibration | None,
+             item: TrackInput) -> _Job:
+    """Fold the sightings into the RSSI filters and decide the floor: everything before the grid posterior."""
+    state = item.state or TrackingState()
+    phone_model = item.phone_model
+    now_s = _seconds(item.now)
     flt = policy.filter
     smoothed = {b: SmoothedRssi(v[0], v[1], v[2]) for b, v in state.beacons.items()}
     powers = {b: v[3] for b, v in state.beacons.items()}
-    ordered = sorted(
-        ((_field(s, "beacon"), float(_field(s, "rssi")), _seconds(_field(s, "ts")), _field(s, "tx_power", "txPower"))
-         for s in sightings),
-        key=lambda r: r[2],
-    )
-    for beacon, rssi, ts, tx_power in ordered:
-        if beacon not in index.beacon_index or not math.isfinite(rssi):
+    phone = signal.phone_offset(phone_model)
+    known = index.beacon_index
+    for beacon, rssi, ts, tx_power in _readings_in_order(item.sightings):
+        if beacon not in known or not math.isfinite(rssi):
             continue
         if ts > now_s + policy.future_tolerance_s or now_s - ts > flt.expire_s:
             continue
         smoothed[beacon] = flt.update(smoothed.get(beacon), rssi, min(ts, now_s))
         if tx_power is not None or beacon not in powers:
-            powers[beacon] = _power(index, signal, beacon, tx_power) + signal.phone_offset(phone_model)
+            powers[beacon] = _power(index, signal, beacon, tx_power) + phone
     live = {b: s for b, s in smoothed.items() if not flt.expired(s, now_s)}
     live = dict(sorted(live.items(), key=lambda kv: -kv[1].value)[: policy.max_beacons])
     new_state = state.model_copy()
     new_state.beacons = {
         b: (round(s.value, 2), round(s.variance, 2), round(s.ts, 3), round(powers[b], 1)) for b, s in live.items()
     }
+    job = _Job(state, new_state, now_s, phone_model)
     if not live:
-        return new_state, None
+        job.result = (new_state, None)
+        return job
     ids = list(live)
     fast_var = np.array([flt.variance_at(live[b], now_s) for b in ids])
     cal = policy.selfcal
@@ -165,7 +243,7 @@ def track(
     drift = np.array([site_cal.offset(b) for b in ids]) if site_cal is not None and cal.enabled \
         else np.zeros(len(ids))
     readings = Readings(
-        beacons=np.array([index.beacon_index[b] for b in ids], dtype=np.int64),
+        beacons=np.array([known[b] for b in ids], dtype=np.int64),
         rssi=np.array([live[b].value for b in ids]),
         measured_power=np.array([powers[b] for b in ids]) + applied + drift,
         variance=policy.shadowing_db**2 + fast_var,
@@ -174,7 +252,7 @@ def track(
     last_xy = (state.x, state.y) if state.x is not None and state.y is not None else None
     decision = decide_floor(
         index,
-        floor_scores(index, readings),
+        _floor_shares(index, [known[b] for b in ids], [live[b].value for b in ids]),
         now_s,
         current=state.floor,
         candidate=state.floor_candidate,
@@ -186,12 +264,29 @@ def track(
     floor = decision.floor
     same_floor = floor == state.floor and last_xy is not None and state.ts is not None
     dt = max(now_s - state.ts, 0.0) if state.ts is not None else math.inf
-    prior_sigma = None
+    prior_sigma = within = None
     if same_floor and math.isfinite(dt):
         prior_sigma = math.hypot(state.uncertainty_m or 1.0, policy.walking_speed_mps * dt)
-    post = posterior(index, signal, readings, floor, prior_xy=last_xy if same_floor else None,
-                     prior_sigma_m=prior_sigma, wide=True, offset_prior_db=offset_prior,
-                     held_out=site_cal is not None and cal.enabled, space_likelihood=policy.map_matching is not None)
+        # farther than the step cap plus two spreads of the motion prior, a point cannot win: not computed
+        within = policy.max_speed_mps * dt + (state.uncertainty_m or 0.0) + 2.0 * prior_sigma
+    job.live, job.ids, job.drift, job.device, job.applied = live, ids, drift, device, applied
+    job.readings, job.offset_prior, job.last_xy, job.decision = readings, offset_prior, last_xy, decision
+    job.same_floor, job.dt = same_floor, dt
+    job.request = PosteriorRequest(readings, floor, last_xy if same_floor else None, prior_sigma, offset_prior,
+                                   within)
+    return job
+
+
+def _finish(index: SiteIndex, signal: SignalModel, policy: TrackingPolicy, site_cal: SiteCalibration | None,
+            job: _Job, post: Posterior | None) -> tuple[TrackingState, Estimate | None]:
+    """Everything after the grid posterior: map-matched room, decisions, self-calibration, the new state."""
+    state, new_state, now_s, readings = job.state, job.new_state, job.now_s, job.readings
+    decision, last_xy, dt = job.decision, job.last_xy, job.dt
+    if readings is None or decision is None:  # _prepare fills both for every job with a posterior request
+        raise RuntimeError("a tracking job reached its posterior without readings")
+    floor = decision.floor
+    same_floor = job.same_floor
+    cal = policy.selfcal
     if post is None:
         # none of the decided floor's beacons is live any more: move to the loudest floor if that is possible
         # from where the phone was (stairs, elevator, or not seen for long), else hold the last estimate
@@ -205,8 +300,8 @@ def track(
                                        state.space_confidence * 0.5, 0)
         floor = loudest
         same_floor = False
-        post = posterior(index, signal, readings, floor, wide=True, offset_prior_db=offset_prior,
-                         space_likelihood=policy.map_matching is not None)
+        post = posterior_many(index, signal, [PosteriorRequest(readings, floor, offset_prior_db=job.offset_prior)],
+                              space_likelihood=policy.map_matching is not None)[0]
         if post is None:
             return new_state, None
     x, y = post.mean
@@ -261,21 +356,22 @@ def track(
             elapsed_s=dt if math.isfinite(dt) else space_policy.max_step_s,
             policy=space_policy,
         )
+    device = job.device
     if cal.enabled and post.uncertainty_m <= cal.confident_m and len(post.beacons) >= cal.min_beacons:
         common, common_var = measured_offset(post.residuals, post.reading_var)
-        observed = applied + common  # the residuals are against the model with `applied` added
+        observed = job.applied + common  # the residuals are against the model with `applied` added
         device = update_device_offset(device, observed, common_var, dt if math.isfinite(dt) else 0.0, cal)
         if site_cal is not None:
             site_cal.observe_device(observed)
         if site_cal is not None and post.held_out_residuals is not None:
             # what each beacon leaves over where the other readings put the phone, on top of the drift used
-            used = {index.beacon_index[b]: d for b, d in zip(ids, drift)}
+            used = {index.beacon_index[b]: d for b, d in zip(job.ids, job.drift)}
             for b, residual, fitted in zip(post.beacons.tolist(), post.held_out_residuals.tolist(),
                                            post.residuals.tolist()):
                 beacon = index.beacons[b].id
                 # only beacons expected well above the phone's sensitivity: a weak one is heard (and kept among
                 # the loudest) only when it fades up, which would hide a drop
-                if live[beacon].value - fitted >= cal.observe_above_dbm:
+                if job.live[beacon].value - fitted >= cal.observe_above_dbm:
                     site_cal.observe(beacon, residual + used.get(b, 0.0))
     if cal.enabled:
         new_state.offset = (round(device.mean, 2), round(device.variance, 3))
@@ -299,6 +395,19 @@ def track(
     estimate = Estimate(x, y, floor, post.uncertainty_m, space_decision.space, space_decision.confidence,
                         post.beacons_used)
     return new_state, estimate
+
+
+
+
+def _floor_shares(index: SiteIndex, beacons: list[int], rssi: list[float]) -> np.ndarray:
+    """`floor_scores` for the tracker's few readings (at most `max_beacons`, loudest first): plain Python."""
+    scores = [0.0] * len(index.floor_ids)
+    loudest = max(rssi)
+    floor_of = index.floor_of_beacon
+    for b, v in zip(beacons, rssi):
+        scores[int(floor_of[b])] += 10 ** ((v - loudest) / 10)
+    total = sum(scores)
+    return np.array([x / total for x in scores])
 
 
 def _device_offset(state: TrackingState, signal: SignalModel, phone_model: str | None,

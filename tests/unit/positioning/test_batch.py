@@ -1,0 +1,109 @@
+"""The tracker batched across devices: one grid posterior per floor and call, the answers of one device at a time."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from devkit.simulator import Phone, RadioSimulator, RadioSpec, Trajectory, batches, room_points
+from shared.domain.positioning import SignalModel
+from shared.domain.positioning.batch import PosteriorRequest, posterior_many
+from shared.domain.positioning.estimator import Readings, floor_scores, posterior
+from shared.domain.positioning.selfcal import SiteCalibration
+from shared.domain.positioning.tracking import Sighting, TrackInput, track, track_many
+
+T0 = 1_700_000_000.0
+
+
+def _streams(site, phones=12, seconds=120, every_s=2.0, seed=4):
+    """Per phone, its batches: a still phone in a room, or one walking from a room to another."""
+    radio = RadioSimulator(site, RadioSpec(noise_db=6.0, batch_every_s=every_s), seed=seed)
+    rng = np.random.default_rng(seed)
+    offices = [s for s in site.spaces if s.kind.value == "office"]
+    out = []
+    for p in range(phones):
+        room = offices[p % len(offices)]
+        xy = room_points(site, room.id, rng, 1)[0]
+        trajectory = Trajectory().dwell(room.floor, xy, seconds, room.id)
+        if p % 3 == 0:
+            trajectory = Trajectory().dwell(room.floor, xy, seconds / 2, room.id).walk(
+                room.floor, [xy, (xy[0], 9.5), (xy[0] + 12, 9.5)]).dwell(room.floor, (xy[0] + 12, 9.5), seconds / 2)
+        phone = Phone(f"p{p}", offset_db=float(rng.uniform(-8, 8)))
+        out.append([(now, [Sighting(r.beacon, r.rssi, r.ts, r.tx_power) for r in readings])
+                    for now, readings, _truth in batches(radio, trajectory, phone, seed=seed * 100 + p)])
+    return out
+
+
+def test_track_many_gives_what_track_gives_one_device_at_a_time(sim_site, sim_index):
+    streams = _streams(sim_site)
+    one_cal, many_cal = SiteCalibration(), SiteCalibration()
+    one_states = [None] * len(streams)
+    many_states = [None] * len(streams)
+    for k in range(min(len(s) for s in streams)):
+        many = track_many([TrackInput(many_states[p], stream[k][1], stream[k][0]) for p, stream in enumerate(streams)],
+                          sim_index, site_cal=many_cal)
+        for p, stream in enumerate(streams):
+            one_states[p], one = track(one_states[p], stream[k][1], sim_index, stream[k][0], site_cal=one_cal)
+            many_states[p], batched = many[p]
+            assert (one is None) == (batched is None)
+            if one is None:
+                continue
+            assert (batched.floor, batched.space_id) == (one.floor, one.space_id)
+            assert batched.x == pytest.approx(one.x, abs=1e-4) and batched.y == pytest.approx(one.y, abs=1e-4)
+            assert many_states[p].rooms.keys() == one_states[p].rooms.keys()
+        one_cal.fold(streams[0][k][0])
+        many_cal.fold(streams[0][k][0])
+    assert many_cal.device_reference() == pytest.approx(one_cal.device_reference(), abs=1e-3)
+    assert many_cal.estimates.keys() == one_cal.estimates.keys()
+
+
+def test_batched_posteriors_match_the_single_estimate_posterior(sim_site, sim_index):
+    radio = RadioSimulator(sim_site, RadioSpec(), seed=8)
+    rng = np.random.default_rng(2)
+    requests = []
+    for i in range(60):
+        floor = ("L0", "L1")[i % 2]
+        scan = radio.scan(floor, rng.uniform(1, 59), rng.uniform(1, 18), 0.0, 3.0, Phone("p"), rng)
+        heard: dict[str, list[int]] = {}
+        for r in scan:
+            heard.setdefault(r.beacon, []).append(r.rssi)
+        if not heard:
+            continue
+        ids = sorted(heard, key=lambda b: -np.mean(heard[b]))[:10]
+        readings = Readings(np.array([sim_index.beacon_index[b] for b in ids]), np.array([np.mean(heard[b]) for b in ids]),
+                            np.full(len(ids), -59.0), np.full(len(ids), 12.0))
+        best = sim_index.floor_ids[int(np.argmax(floor_scores(sim_index, readings)))]
+        prior = (rng.uniform(5, 55), rng.uniform(2, 17)) if i % 3 else None
+        requests.append(PosteriorRequest(readings, best, prior, 4.0 if prior else None, 5.0))
+    signal = SignalModel()
+    batched = posterior_many(sim_index, signal, requests, held_out=True, space_likelihood=True)
+    for request, many in zip(requests, batched):
+        one = posterior(sim_index, signal, request.readings, request.floor, prior_xy=request.prior_xy,
+                        prior_sigma_m=request.prior_sigma_m, wide=True, offset_prior_db=request.offset_prior_db,
+                        held_out=True, space_likelihood=True)
+        assert (one is None) == (many is None)
+        if one is None:
+            continue
+        assert many.mean == pytest.approx(one.mean, abs=1e-3)
+        assert many.uncertainty_m == pytest.approx(one.uncertainty_m, abs=1e-3)
+        assert many.space_probabilities.keys() == one.space_probabilities.keys()
+        for space, p in one.space_probabilities.items():
+            assert many.space_probabilities[space] == pytest.approx(p, abs=1e-4)
+        for space, value in one.space_loglik.items():
+            assert many.space_loglik[space] == pytest.approx(value, abs=1e-3)
+        np.testing.assert_allclose(many.residuals, one.residuals, atol=1e-3)
+        if one.held_out_residuals is not None:
+            np.testing.assert_allclose(many.held_out_residuals, one.held_out_residuals, atol=1e-3)
+
+
+def test_a_request_narrowed_to_its_motion_prior_keeps_its_estimate_near_it(sim_index):
+    beacons = [b for b in sim_index.beacons if b.floor == "L0"]
+    near_east = sorted(beacons, key=lambda b: -b.x)[:4]  # readings that say: the east end
+    readings = Readings(np.array([sim_index.beacon_index[b.id] for b in near_east]), np.array([-62.0, -65, -68, -70]),
+                        np.full(4, -59.0), np.full(4, 12.0))
+    wide, narrow = posterior_many(sim_index, SignalModel(), [
+        PosteriorRequest(readings, "L0", (near_east[0].x - 20, 9.0), 3.0),
+        PosteriorRequest(readings, "L0", (near_east[0].x - 20, 9.0), 3.0, within_m=8.0)])
+    assert wide is not None and narrow is not None
+    assert math.dist(narrow.mean, (near_east[0].x - 20, 9.0)) <= 8.0 < math.dist(wide.mean, (near_east[0].x - 20, 9.0))
