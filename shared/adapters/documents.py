@@ -70,14 +70,20 @@ def space_to_doc(s: SpaceState) -> dict[str, Any]:
     # headcount and status are stored as well as derived: queries filter on them (free rooms, occupancy).
     return {"id": s.space_id, PARTITION_KEY_FIELD: s.building.key, "buildingId": s.building_id,
             "tenantId": s.tenant_id, "occupants": s.occupants, "headcount": s.headcount, "status": s.status,
-            "since": iso(s.since), "lastChange": iso(s.last_change)}
+            "since": iso(s.since), "lastChange": iso(s.last_change), "eventSeq": s.event_seq,
+            "headcountReported": s.headcount_reported, "headcountReportedAt": iso(s.headcount_reported_at),
+            "headcountDueAt": iso(s.headcount_due_at)}
 
 
 def space_from_doc(doc: dict[str, Any]) -> SpaceState:
     return SpaceState(tenant_id=doc["tenantId"], building_id=doc["buildingId"], space_id=doc["id"],
                       occupants=dict(doc.get("occupants") or {}),
                       since=parse_time(doc.get("since")), last_change=parse_time(doc.get("lastChange")),
-                      etag=doc.get("_etag"))
+                      event_seq=int(doc.get("eventSeq") or 0),
+                      # written before events existed: the headcount then is taken as reported
+                      headcount_reported=int(doc.get("headcountReported", len(doc.get("occupants") or {}))),
+                      headcount_reported_at=parse_time(doc.get("headcountReportedAt")),
+                      headcount_due_at=parse_time(doc.get("headcountDueAt")), etag=doc.get("_etag"))
 
 
 def visit_to_doc(v: Visit) -> dict[str, Any]:
