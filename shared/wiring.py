@@ -5,7 +5,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from shared.domain.ports import (
@@ -35,6 +35,7 @@ from shared.services.queries import QueryService
 from shared.services.rollups import AnalyticsReader, RollupService
 from shared.services.sites import SiteDirectory
 from shared.services.stream import StreamService
+from shared.services.transitions import SiteFacts, TransitionSweepService
 from shared.settings import PublisherKind, Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -97,10 +98,18 @@ def _assemble(settings: Settings, *, site_models: SiteModelStore, blobs: BlobSto
 
     publisher = publisher_factory(deliver)
     closers.insert(0, publisher.close)  # stop delivering before the stores close
-    sweep = PresenceSweepService(live_state, timedelta(seconds=settings.presence_timeout_seconds))
+    sweep = PresenceSweepService(live_state, timedelta(seconds=settings.presence_timeout_seconds), sites=sites)
+    transitions = TransitionSweepService(live_state, SiteFacts(sites))
+
+    async def sweep_presence_and_transitions(now: datetime) -> None:
+        # Both are what the passing of time changes: phones gone silent, then held-back headcounts and beacons
+        # gone silent (whose events follow the spaces the first one just vacated).
+        await sweep.sweep(now)
+        await transitions.sweep(now)
+
     rollups = RollupService(site_models, live_state, blobs, teams, settings.analytics_container,
                             settings.analytics_min_group_size, clock=clock)
-    scheduled = ScheduledJobs({ScheduledJobs.PRESENCE_SWEEP: sweep.sweep, ScheduledJobs.HOURLY_ROLLUP: rollups.hourly,
+    scheduled = ScheduledJobs({ScheduledJobs.PRESENCE_SWEEP: sweep_presence_and_transitions, ScheduledJobs.HOURLY_ROLLUP: rollups.hourly,
                                ScheduledJobs.DAILY_ROLLUP: rollups.daily})
     closers.append(issuer_documents.close)
     issuer_keys = IssuerKeys(issuer_documents, allow_loopback=settings.identity_allow_loopback)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from shared.domain.events import BeaconAlerts, CloudEvent, parse_event
 from shared.domain.identity import IdentityConfig, issuer_key
 from shared.domain.people import AuditEntry, Sharing, SharingChange, SharingLevel, Tenant
 from shared.domain.presence import BeaconHealth, DeviceState, SpaceState, Visit
@@ -110,7 +111,47 @@ def beacon_from_doc(doc: dict[str, Any]) -> BeaconHealth:
     return BeaconHealth(tenant_id=doc["tenantId"], building_id=doc["buildingId"], beacon_id=doc["id"],
                         last_heard=require_time(doc, "lastHeard"), battery_mv=doc.get("batteryMv"),
                         solar_lux=doc.get("solarLux"), temperature_c=doc.get("temperatureC"),
-                        telemetry_at=parse_time(doc.get("telemetryAt")))
+                        telemetry_at=parse_time(doc.get("telemetryAt")),
+                        silence_reported=bool(doc.get(SILENCE_REPORTED)))
+
+
+# Documents beside the state in the spaces and beacons containers (same partition, so one transactional batch
+# writes a transition with its events) carry a `kind`; the state documents have none.
+KIND_FIELD = "kind"
+OUTBOX_KIND = "outbox"
+ALERTS_KIND = "alerts"
+SILENCE_REPORTED = "silenceReported"
+
+
+def outbox_id(event_id: str) -> str:
+    return f"outbox:{event_id}"
+
+
+def outbox_to_doc(event: CloudEvent) -> dict[str, Any]:
+    building = event.building
+    return {"id": outbox_id(event.id), PARTITION_KEY_FIELD: building.key, "tenantId": building.tenant_id,
+            "buildingId": building.building_id, KIND_FIELD: OUTBOX_KIND, "subject": event.subject,
+            "sequence": event.sequence_number, "event": event.to_json()}
+
+
+def outbox_from_doc(doc: dict[str, Any]) -> CloudEvent:
+    return parse_event(doc["event"])
+
+
+def alerts_id(beacon_id: str) -> str:
+    return f"alerts:{beacon_id}"
+
+
+def alerts_to_doc(a: BeaconAlerts) -> dict[str, Any]:
+    return {"id": alerts_id(a.beacon_id), PARTITION_KEY_FIELD: a.building.key, "tenantId": a.tenant_id,
+            "buildingId": a.building_id, KIND_FIELD: ALERTS_KIND, "beaconId": a.beacon_id, "eventSeq": a.event_seq,
+            "batteryLow": a.battery_low, "silentReportedFor": iso(a.silent_reported_for)}
+
+
+def alerts_from_doc(doc: dict[str, Any]) -> BeaconAlerts:
+    return BeaconAlerts(tenant_id=doc["tenantId"], building_id=doc["buildingId"], beacon_id=doc["beaconId"],
+                        event_seq=int(doc.get("eventSeq") or 0), battery_low=bool(doc.get("batteryLow")),
+                        silent_reported_for=parse_time(doc.get("silentReportedFor")), etag=doc.get("_etag"))
 
 
 # Azure's documented costs (DESIGN.md): a point read of up to 1 KB is 1 RU; a ~1 KB write is ~5.5 RU with no

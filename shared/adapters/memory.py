@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.adapters import documents
+from shared.domain.events import BeaconAlerts, CloudEvent
 from shared.domain.identity import IdentityConfig
 from shared.domain.people import AuditEntry, Sharing, SharingChange, Tenant
 from shared.domain.ports import AlreadyExists, DependencyUnavailable, OutboundEvent, PreconditionFailed, VersionedSite
@@ -155,7 +156,19 @@ class InMemoryLiveStateStore:
         return copy.deepcopy(stored)
 
     def _partition(self, container: str, building: BuildingRef) -> list[Document]:
-        return [d for (p, _), d in self._docs[container].items() if p == building.key]
+        return [d for (p, _), d in self._docs[container].items()
+                if p == building.key and documents.KIND_FIELD not in d]
+
+    def _check_outbox_free(self, container: str, partition: str, events: Sequence[CloudEvent]) -> None:
+        for event in events:
+            if event.building.key != partition:
+                raise ValueError(f"event {event.id} is of another building than its transition")
+            if (partition, documents.outbox_id(event.id)) in self._docs[container]:
+                raise PreconditionFailed(f"{container}/outbox:{event.id} already exists")
+
+    def _put_outbox(self, container: str, events: Sequence[CloudEvent]) -> None:
+        for event in events:
+            self._save(container, event.building.key, documents.outbox_to_doc(event), None)
 
     async def get_device(self, building: BuildingRef, device_id: str) -> DeviceState | None:
         doc = self._get("devices", building.key, device_id)
@@ -177,9 +190,20 @@ class InMemoryLiveStateStore:
         doc = self._get("spaces", building.key, space_id)
         return documents.space_from_doc(doc) if doc else None
 
-    async def save_space(self, space: SpaceState) -> SpaceState:
-        return documents.space_from_doc(
+    async def save_space(self, space: SpaceState, events: Sequence[CloudEvent] = ()) -> SpaceState:
+        # No await between the checks and the writes: all of it or none, like the transactional batch.
+        self._check_outbox_free("spaces", space.building.key, events)
+        saved = documents.space_from_doc(
             self._save("spaces", space.building.key, documents.space_to_doc(space), space.etag))
+        self._put_outbox("spaces", events)
+        return saved
+
+    async def list_spaces_due(self, now: datetime, limit: int = 1000) -> list[SpaceState]:
+        cutoff = documents.iso(now)
+        docs = [d for d in self._docs["spaces"].values()
+                if documents.KIND_FIELD not in d and d.get("headcountDueAt") and d["headcountDueAt"] <= cutoff]
+        docs.sort(key=lambda d: d["headcountDueAt"])
+        return [documents.space_from_doc(copy.deepcopy(d)) for d in docs[:limit]]
 
     async def list_spaces(self, building: BuildingRef) -> list[SpaceState]:
         docs = self._partition("spaces", building)
@@ -206,6 +230,49 @@ class InMemoryLiveStateStore:
     async def list_beacon_health(self, building: BuildingRef) -> list[BeaconHealth]:
         docs = self._partition("beacons", building)
         return sorted((documents.beacon_from_doc(d) for d in docs), key=lambda b: b.beacon_id)
+
+    async def get_beacon_alerts(self, building: BuildingRef, beacon_id: str) -> BeaconAlerts | None:
+        doc = self._get("beacons", building.key, documents.alerts_id(beacon_id))
+        return documents.alerts_from_doc(doc) if doc else None
+
+    async def save_beacon_alerts(self, alerts: BeaconAlerts, events: Sequence[CloudEvent] = (), *,
+                                 silence_of: BeaconHealth | None = None) -> BeaconAlerts:
+        partition = alerts.building.key
+        self._check_outbox_free("beacons", partition, events)
+        current = self._docs["beacons"].get((partition, documents.alerts_id(alerts.beacon_id)))
+        if (alerts.etag is None) != (current is None) or (current is not None and current["_etag"] != alerts.etag):
+            raise PreconditionFailed(f"beacons/alerts:{alerts.beacon_id} changed since it was read")
+        health_doc = None
+        if silence_of is not None:
+            health_doc = self._docs["beacons"].get((partition, silence_of.beacon_id))
+            if health_doc is None or health_doc["lastHeard"] != documents.iso(silence_of.last_heard):
+                raise PreconditionFailed(f"beacons/{silence_of.beacon_id} was heard since it was read")
+        saved = documents.alerts_from_doc(
+            self._save("beacons", partition, documents.alerts_to_doc(alerts), alerts.etag))
+        if health_doc is not None:
+            health_doc[documents.SILENCE_REPORTED] = True
+            health_doc["_etag"] = f'"{uuid.uuid4()}"'
+        self._put_outbox("beacons", events)
+        return saved
+
+    async def list_silent_beacons(self, heard_before: datetime, limit: int = 1000) -> list[BeaconHealth]:
+        cutoff = documents.iso(heard_before)
+        docs = [d for d in self._docs["beacons"].values() if documents.KIND_FIELD not in d
+                and d["lastHeard"] < cutoff and not d.get(documents.SILENCE_REPORTED)]
+        docs.sort(key=lambda d: d["lastHeard"])
+        return [documents.beacon_from_doc(copy.deepcopy(d)) for d in docs[:limit]]
+
+    # EventOutbox: the outbox documents beside the spaces and beacons
+
+    async def pending(self, limit: int = 500) -> list[CloudEvent]:
+        docs = [d for container in ("spaces", "beacons") for d in self._docs[container].values()
+                if d.get(documents.KIND_FIELD) == documents.OUTBOX_KIND]
+        docs.sort(key=lambda d: (d[documents.PARTITION_KEY_FIELD], d["subject"], d["sequence"]))
+        return [documents.outbox_from_doc(copy.deepcopy(d)) for d in docs[:limit]]
+
+    async def remove(self, event: CloudEvent) -> None:
+        for container in ("spaces", "beacons"):
+            self._docs[container].pop((event.building.key, documents.outbox_id(event.id)), None)
 
 
 class InMemoryTenantDirectory:

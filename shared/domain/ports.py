@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from shared.domain.errors import DomainError
+from shared.domain.events import BeaconAlerts, CloudEvent
 from shared.domain.identity import IdentityConfig
 from shared.domain.people import AuditEntry, Sharing, SharingChange, Tenant
 from shared.domain.presence import BeaconHealth, DeviceState, SpaceState, Visit
@@ -157,9 +158,14 @@ class LiveStateStore(Protocol):
 
     async def get_space(self, building: BuildingRef, space_id: str) -> SpaceState | None: ...
 
-    async def save_space(self, space: SpaceState) -> SpaceState: ...
+    async def save_space(self, space: SpaceState, events: Sequence[CloudEvent] = ()) -> SpaceState:
+        """Write the space and put `events` (its events, same building) in the outbox, atomically: both or
+        neither (one transactional batch in the space's partition)."""
 
     async def list_spaces(self, building: BuildingRef) -> list[SpaceState]: ...
+
+    async def list_spaces_due(self, now: datetime, limit: int = 1000) -> list[SpaceState]:
+        """Spaces (of every building) with a held-back headcount event due by `now`."""
 
     async def save_visit(self, visit: Visit) -> None:
         """Upsert by the visit's deterministic id."""
@@ -172,6 +178,27 @@ class LiveStateStore(Protocol):
     async def save_beacon_health(self, health: BeaconHealth) -> None: ...
 
     async def list_beacon_health(self, building: BuildingRef) -> list[BeaconHealth]: ...
+
+    async def get_beacon_alerts(self, building: BuildingRef, beacon_id: str) -> BeaconAlerts | None: ...
+
+    async def save_beacon_alerts(self, alerts: BeaconAlerts, events: Sequence[CloudEvent] = (), *,
+                                 silence_of: BeaconHealth | None = None) -> BeaconAlerts:
+        """Write the alerts (over their etag, or create) and put `events` in the outbox, atomically. With
+        `silence_of`, the beacon's health document is marked as reported silent in the same batch, only if it is
+        still that version (last heard then; else PreconditionFailed: the beacon was heard meanwhile)."""
+
+    async def list_silent_beacons(self, heard_before: datetime, limit: int = 1000) -> list[BeaconHealth]:
+        """Beacons (of every building) last heard before the cutoff whose silence is not reported yet."""
+
+
+class EventOutbox(Protocol):
+    """Events written with their transitions (LiveStateStore.save_space / save_beacon_alerts), not yet handed on."""
+
+    async def pending(self, limit: int = 500) -> list[CloudEvent]:
+        """Events in the outbox, each subject's in sequence order."""
+
+    async def remove(self, event: CloudEvent) -> None:
+        """Take the event out of the outbox (nothing when it is not there)."""
 
 
 class AlreadyExists(DomainError):

@@ -177,6 +177,8 @@ class BeaconHealth:
     solar_lux: float | None = None
     temperature_c: float | None = None
     telemetry_at: datetime | None = None
+    # Set (by the beacon.silent event's batch) when this silence was reported; a health write drops it.
+    silence_reported: bool = False
 
     @property
     def building(self) -> BuildingRef:

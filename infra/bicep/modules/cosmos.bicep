@@ -71,6 +71,8 @@ var cosmosContainers = [
       '/buildingKey/?'
       '/tenantId/?'
       '/status/?'
+      '/kind/?'
+      '/headcountDueAt/?'
     ]
     defaultTtl: null
   }
@@ -92,6 +94,8 @@ var cosmosContainers = [
       '/buildingKey/?'
       '/tenantId/?'
       '/lastHeard/?'
+      '/kind/?'
+      '/silenceReported/?'
     ]
     defaultTtl: null
   }
