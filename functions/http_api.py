@@ -14,7 +14,19 @@ from starlette.types import Scope
 from functions.gate import BODY_DEADLINE_S, PUBLIC_PATHS, RequestGate
 from functions.overload import AdmissionControl
 from functions.problems import install_problem_handlers
-from functions.routes import admin, analytics, buildings, floorplans, health, ingest, ops, people, stream, teams
+from functions.routes import (
+    admin,
+    analytics,
+    buildings,
+    floorplans,
+    health,
+    ingest,
+    ops,
+    people,
+    stream,
+    subscriptions,
+    teams,
+)
 from shared.domain.events import EVENTS_SCHEMA_ID, STRUCTURED_CONTENT_TYPE, events_json_schema
 from shared.domain.sightings import batch_json_schema
 from shared.domain.site import site_json_schema
@@ -51,6 +63,7 @@ def create_api(*, admission: AdmissionControl | None = None, body_deadline_s: fl
     api.include_router(people.me_router, prefix=API_PREFIX)
     api.include_router(analytics.router, prefix=API_PREFIX)
     api.include_router(teams.router, prefix=API_PREFIX)
+    api.include_router(subscriptions.router, prefix=API_PREFIX)
     _mount_browser_pages(api)
     _document_problems(api)
     return api

@@ -74,6 +74,11 @@ class Settings(BaseSettings):
         description="accept tenant identity providers on loopback over plain http (the devkit's issuer); "
                     "false in Azure, where a loopback key location could only reach into the instance itself",
     )
+    webhook_allow_loopback: bool = Field(
+        default=False, alias="WEBHOOK_ALLOW_LOOPBACK",
+        description="accept webhook subscriptions to loopback addresses, over http too (the devkit's receiver); "
+                    "false in Azure, where only https to public addresses is delivered to (SSRF)",
+    )
     managed_identity_client_id: str | None = Field(
         default=None, alias="AZURE_CLIENT_ID", description="client id of the user-assigned identity in Azure"
     )

@@ -12,12 +12,16 @@ from shared.domain.ports import (
     ApiKeyStore,
     AuditLog,
     BlobStore,
+    DeliveryStore,
     EventBatchHandler,
+    EventLog,
+    EventOutbox,
     EventPublisher,
     InboundEvent,
     IssuerDocuments,
     LiveStateStore,
     SiteModelStore,
+    SubscriptionStore,
     TeamDirectory,
     TenantDirectory,
 )
@@ -35,6 +39,7 @@ from shared.services.queries import QueryService
 from shared.services.rollups import AnalyticsReader, RollupService
 from shared.services.sites import SiteDirectory
 from shared.services.stream import StreamService
+from shared.services.subscriptions import SubscriptionService
 from shared.services.transitions import SiteFacts, TransitionSweepService
 from shared.settings import PublisherKind, Settings, get_settings
 
@@ -69,6 +74,11 @@ class AppContext:
     issuer_documents: IssuerDocuments
     floorplans: FloorPlanService
     stream: StreamService
+    outbox: EventOutbox
+    subscription_store: SubscriptionStore
+    deliveries: DeliveryStore
+    event_log: EventLog
+    subscriptions: SubscriptionService
     closers: list[Any] = field(default_factory=list)
 
     async def close(self) -> None:
@@ -86,7 +96,8 @@ PublisherFactory = Callable[[EventBatchHandler], EventPublisher]
 def _assemble(settings: Settings, *, site_models: SiteModelStore, blobs: BlobStore, live_state: LiveStateStore,
               api_keys: ApiKeyStore, tenants: TenantDirectory, audit: AuditLog, teams: TeamDirectory,
               issuer_documents: IssuerDocuments, publisher_factory: PublisherFactory, clock: Clock,
-              closers: list[Any], cosmos_health: Any | None = None) -> AppContext:
+              closers: list[Any], outbox: EventOutbox, subscription_store: SubscriptionStore,
+              deliveries: DeliveryStore, event_log: EventLog, cosmos_health: Any | None = None) -> AppContext:
     """The services over whichever adapters: the same graph for Azure, the devkit and the tests. `cosmos_health`
     is what health asks about Cosmos (default: the site model store)."""
     sites = SiteDirectory(site_models)
@@ -130,7 +141,11 @@ def _assemble(settings: Settings, *, site_models: SiteModelStore, blobs: BlobSto
         analytics=AnalyticsReader(blobs, settings.analytics_container, settings.analytics_min_group_size),
         identity=IdentityService(tenants, verifier, issuer_keys, allow_loopback=settings.identity_allow_loopback,
                                  clock=clock),
-        issuer_documents=issuer_documents, closers=closers,
+        issuer_documents=issuer_documents, outbox=outbox, subscription_store=subscription_store,
+        deliveries=deliveries, event_log=event_log,
+        subscriptions=SubscriptionService(subscription_store, deliveries, event_log, site_models,
+                                          allow_loopback=settings.webhook_allow_loopback, clock=clock),
+        closers=closers,
     )
 
 
@@ -148,6 +163,7 @@ async def build_context(settings: Settings, *, bootstrap: bool = True, clock: Cl
     from shared.adapters.blob import AzureBlobStore, create_blob_service, ensure_blob_containers
     from shared.adapters.cosmos import CosmosApiKeyStore, CosmosSiteModelStore, create_cosmos_client
     from shared.adapters.cosmos_directory import CosmosAuditLog, CosmosTenantDirectory
+    from shared.adapters.cosmos_events import CosmosDeliveryStore, CosmosEventLog, CosmosSubscriptionStore
     from shared.adapters.cosmos_live_state import CosmosLiveStateStore
     from shared.adapters.cosmos_schema import CosmosSchema
     from shared.adapters.cosmos_teams import CosmosTeamDirectory
@@ -184,15 +200,17 @@ async def build_context(settings: Settings, *, bootstrap: bool = True, clock: Cl
         return EventHubEventPublisher(create_eventhub_producer(settings, credential))
 
     blobs = AzureBlobStore(blob_service, probe_container=settings.deadletter_container)
+    live_state = CosmosLiveStateStore(database)
     return _assemble(
         settings,
         # Site models in Blob storage (any size), their versions in Cosmos (docs/data-model.md, "Site models").
         site_models=CosmosSiteModelStore(database, blobs=blobs, blob_container=settings.sites_container),
         blobs=blobs,
-        live_state=CosmosLiveStateStore(database), api_keys=CosmosApiKeyStore(database),
+        live_state=live_state, api_keys=CosmosApiKeyStore(database),
         tenants=CosmosTenantDirectory(database), audit=CosmosAuditLog(database), teams=CosmosTeamDirectory(database),
         issuer_documents=AiohttpIssuerDocuments(), publisher_factory=publisher_factory, clock=clock, closers=closers,
-        cosmos_health=schema,
+        outbox=live_state, subscription_store=CosmosSubscriptionStore(database),
+        deliveries=CosmosDeliveryStore(database), event_log=CosmosEventLog(database), cosmos_health=schema,
     )
 
 
@@ -205,20 +223,26 @@ def build_in_memory_context(settings: Settings, publisher: EventPublisher | None
         InMemoryApiKeyStore,
         InMemoryAuditLog,
         InMemoryBlobStore,
+        InMemoryDeliveryStore,
+        InMemoryEventLog,
         InMemoryIssuerDocuments,
         InMemoryLiveStateStore,
         InMemorySiteModelStore,
+        InMemorySubscriptionStore,
         InMemoryTeamDirectory,
         InMemoryTenantDirectory,
         RecordingEventPublisher,
     )
 
+    live_state = InMemoryLiveStateStore()
     return _assemble(
         settings, site_models=InMemorySiteModelStore(), blobs=InMemoryBlobStore(),
-        live_state=InMemoryLiveStateStore(), api_keys=InMemoryApiKeyStore(),
+        live_state=live_state, api_keys=InMemoryApiKeyStore(),
         tenants=InMemoryTenantDirectory(), audit=InMemoryAuditLog(), teams=InMemoryTeamDirectory(),
         issuer_documents=issuer_documents or InMemoryIssuerDocuments(),
         publisher_factory=lambda deliver: publisher or RecordingEventPublisher(), clock=clock, closers=[],
+        outbox=live_state, subscription_store=InMemorySubscriptionStore(), deliveries=InMemoryDeliveryStore(),
+        event_log=InMemoryEventLog(),
     )
 
 

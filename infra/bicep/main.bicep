@@ -357,6 +357,8 @@ var appSettings = {
   ANALYTICS_MIN_GROUP_SIZE: string(analyticsMinGroupSize)
   // People sign in with their tenant's issuer over https; a loopback (devkit) issuer is refused in Azure.
   IDENTITY_ALLOW_LOOPBACK: 'false'
+  // Webhooks go to https on public addresses only (SSRF); the devkit's receiver on loopback is local only.
+  WEBHOOK_ALLOW_LOOPBACK: 'false'
   ADMIN_API_KEY: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.adminApiKeySecretUri})'
 }
 

@@ -76,6 +76,9 @@ AUDIT_RETENTION_S = 365 * 86400
 
 # Live-state containers by role; the names carry a version because the partition key changed (data-model.md).
 DEVICES, SPACES, VISITS, BEACONS = "devices-v2", "spaces-v2", "visits-v2", "beacons-v2"
+# Integration events (docs/events.md): subscriptions, each event's delivery to each, the event log for replays.
+SUBSCRIPTIONS, DELIVERIES, EVENT_LOG = "subscriptions", "deliveries", "events"
+EVENT_RETENTION_S = 7 * 86400
 
 # The containers the app needs. Bicep (infra/bicep) declares the same set; a test holds the two together.
 # Every container excludes all paths from the index except the ones a query filters or sorts on: writes cost
@@ -98,6 +101,13 @@ COSMOS_CONTAINERS: tuple[ContainerSpec, ...] = (
     ContainerSpec("beacons-v2", "/buildingKey", ("/buildingKey/?", "/tenantId/?", "/lastHeard/?", "/kind/?",
                                                  "/silenceReported/?"),
                   description="beacon fleet health from the SDK's telemetry; its alerts and their events' outbox"),
+    ContainerSpec("subscriptions", "/tenantId", ("/tenantId/?",),
+                  description="event subscriptions: webhook, Event Hub or Event Grid; types, building, secrets"),
+    ContainerSpec("deliveries", "/subscriptionKey", ("/subscriptionKey/?", "/status/?", "/nextAttemptAt/?",
+                                                    "/subject/?"), default_ttl_s=EVENT_RETENTION_S,
+                  description="each event for each subscription with its attempts (id: the event id); a week"),
+    ContainerSpec("events", "/buildingKey", ("/buildingKey/?", "/tenantId/?", "/time/?"),
+                  default_ttl_s=EVENT_RETENTION_S, description="every event handed on, for replays; a week"),
     ContainerSpec("audit", "/tenantId", ("/tenantId/?", "/at/?"), default_ttl_s=AUDIT_RETENTION_S,
                   description="people-finder lookups, for the tenant's admins; kept a year"),
 )

@@ -7,10 +7,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.domain.events import BeaconAlerts, CloudEvent, parse_event
+from shared.domain.events import BeaconAlerts, CloudEvent, EventType, parse_event
 from shared.domain.identity import IdentityConfig, issuer_key
 from shared.domain.people import AuditEntry, Sharing, SharingChange, SharingLevel, Tenant
 from shared.domain.presence import BeaconHealth, DeviceState, SpaceState, Visit
+from shared.domain.subscriptions import (
+    AttemptRecord,
+    Delivery,
+    DeliveryStatus,
+    EventHubTarget,
+    SigningSecret,
+    SinkKind,
+    Subscription,
+)
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -267,3 +276,55 @@ def sharing_change_from_doc(doc: dict[str, Any]) -> SharingChange:
                          from_level=SharingLevel(doc["fromLevel"]) if doc.get("fromLevel") else None,
                          from_until=parse_time(doc.get("fromUntil")), to_level=SharingLevel(doc["toLevel"]),
                          to_until=parse_time(doc.get("toUntil")))
+
+
+def subscription_to_doc(s: Subscription) -> dict[str, Any]:
+    return {"id": s.subscription_id, "tenantId": s.tenant_id, "sink": s.sink.value, "url": s.url,
+            "eventHub": {"namespace": s.event_hub.namespace, "hub": s.event_hub.hub} if s.event_hub else None,
+            "types": sorted(t.value for t in s.types), "buildingId": s.building_id, "paused": s.paused,
+            "disabledReason": s.disabled_reason, "disabledAt": iso(s.disabled_at), "createdAt": iso(s.created_at),
+            # The secrets sign the requests, so they are kept as they are (Cosmos encrypts data at rest); they
+            # are never returned by the API after the answer that created or rotated them.
+            "secrets": [{"value": x.value, "createdAt": iso(x.created_at), "expiresAt": iso(x.expires_at)}
+                        for x in s.secrets]}
+
+
+def subscription_from_doc(doc: dict[str, Any]) -> Subscription:
+    hub = doc.get("eventHub")
+    return Subscription(
+        tenant_id=doc["tenantId"], subscription_id=doc["id"], sink=SinkKind(doc["sink"]),
+        created_at=require_time(doc, "createdAt"), url=doc.get("url"),
+        event_hub=EventHubTarget(hub["namespace"], hub["hub"]) if hub else None,
+        types=frozenset(EventType(t) for t in doc.get("types") or ()), building_id=doc.get("buildingId"),
+        paused=bool(doc.get("paused")), disabled_reason=doc.get("disabledReason"),
+        disabled_at=parse_time(doc.get("disabledAt")),
+        secrets=tuple(SigningSecret(x["value"], require_time(x, "createdAt"), parse_time(x.get("expiresAt")))
+                      for x in doc.get("secrets") or ()),
+        etag=doc.get("_etag"))
+
+
+def delivery_to_doc(d: Delivery) -> dict[str, Any]:
+    return {"id": d.event_id, "subscriptionKey": d.subscription_key, "tenantId": d.tenant_id,
+            "subscriptionId": d.subscription_id, "subject": d.event.subject, "sequence": d.event.sequence_number,
+            "eventTime": iso(d.event.time), "event": d.event.to_json(), "status": d.status.value,
+            "nextAttemptAt": iso(d.next_attempt_at), "attempts": d.attempts,
+            "firstAttemptAt": iso(d.first_attempt_at), "deliveredAt": iso(d.delivered_at),
+            "log": [{"at": iso(r.at), "statusCode": r.status_code, "latencyMs": r.latency_ms, "error": r.error}
+                    for r in d.log]}
+
+
+def delivery_from_doc(doc: dict[str, Any]) -> Delivery:
+    return Delivery(
+        tenant_id=doc["tenantId"], subscription_id=doc["subscriptionId"], event=parse_event(doc["event"]),
+        status=DeliveryStatus(doc["status"]), next_attempt_at=require_time(doc, "nextAttemptAt"),
+        attempts=int(doc.get("attempts") or 0), first_attempt_at=parse_time(doc.get("firstAttemptAt")),
+        delivered_at=parse_time(doc.get("deliveredAt")),
+        log=tuple(AttemptRecord(require_time(r, "at"), r.get("statusCode"), float(r.get("latencyMs") or 0.0),
+                                r.get("error")) for r in doc.get("log") or ()),
+        etag=doc.get("_etag"))
+
+
+def event_log_to_doc(e: CloudEvent) -> dict[str, Any]:
+    building = e.building
+    return {"id": e.id, PARTITION_KEY_FIELD: building.key, "tenantId": building.tenant_id,
+            "buildingId": building.building_id, "time": iso(e.time), "event": e.to_json()}

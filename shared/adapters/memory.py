@@ -17,6 +17,7 @@ from shared.domain.people import AuditEntry, Sharing, SharingChange, Tenant
 from shared.domain.ports import AlreadyExists, DependencyUnavailable, OutboundEvent, PreconditionFailed, VersionedSite
 from shared.domain.presence import BeaconHealth, DeviceState, SpaceState, Visit
 from shared.domain.site import SiteModel
+from shared.domain.subscriptions import Delivery, DeliveryStatus, Subscription
 from shared.domain.teams import Team
 from shared.domain.tenancy import ApiKeyRecord, BuildingRef
 
@@ -373,3 +374,132 @@ class InMemoryIssuerDocuments:
 
     async def close(self) -> None:
         return None
+
+
+class InMemorySubscriptionStore:
+    def __init__(self) -> None:
+        self._docs: dict[tuple[str, str], Document] = {}
+
+    async def create(self, subscription: Subscription) -> Subscription:
+        key = (subscription.tenant_id, subscription.subscription_id)
+        if key in self._docs:
+            raise AlreadyExists(f"subscription '{subscription.subscription_id}' exists")
+        self._docs[key] = {**documents.subscription_to_doc(subscription), "_etag": f'"{uuid.uuid4()}"'}
+        return documents.subscription_from_doc(copy.deepcopy(self._docs[key]))
+
+    async def get(self, tenant_id: str, subscription_id: str) -> Subscription | None:
+        doc = self._docs.get((tenant_id, subscription_id))
+        return documents.subscription_from_doc(copy.deepcopy(doc)) if doc else None
+
+    async def list_for_tenant(self, tenant_id: str) -> list[Subscription]:
+        subs = [documents.subscription_from_doc(copy.deepcopy(d)) for (t, _), d in self._docs.items() if t == tenant_id]
+        return sorted(subs, key=lambda s: (s.created_at, s.subscription_id))
+
+    async def list_all(self) -> list[Subscription]:
+        return sorted((documents.subscription_from_doc(copy.deepcopy(d)) for d in self._docs.values()),
+                      key=lambda s: (s.tenant_id, s.created_at, s.subscription_id))
+
+    async def save(self, subscription: Subscription) -> Subscription:
+        key = (subscription.tenant_id, subscription.subscription_id)
+        current = self._docs.get(key)
+        if current is None or current["_etag"] != subscription.etag:
+            raise PreconditionFailed(f"subscription '{subscription.subscription_id}' changed since it was read")
+        self._docs[key] = {**documents.subscription_to_doc(subscription), "_etag": f'"{uuid.uuid4()}"'}
+        return documents.subscription_from_doc(copy.deepcopy(self._docs[key]))
+
+    async def delete(self, tenant_id: str, subscription_id: str) -> bool:
+        return self._docs.pop((tenant_id, subscription_id), None) is not None
+
+
+class InMemoryDeliveryStore:
+    """`fail_with` makes every call raise (a store outage in the delivery tests)."""
+
+    def __init__(self) -> None:
+        self._docs: dict[tuple[str, str], Document] = {}
+        self.fail_with: Exception | None = None
+
+    def _check(self) -> None:
+        if self.fail_with is not None:
+            raise self.fail_with
+
+    def _stored(self, delivery: Delivery) -> Delivery:
+        key = (delivery.subscription_key, delivery.event_id)
+        self._docs[key] = {**documents.delivery_to_doc(delivery), "_etag": f'"{uuid.uuid4()}"'}
+        return documents.delivery_from_doc(copy.deepcopy(self._docs[key]))
+
+    def _all(self, tenant_id: str, subscription_id: str) -> list[Document]:
+        key = f"{tenant_id}|{subscription_id}"
+        return [d for (k, _), d in self._docs.items() if k == key]
+
+    async def add(self, delivery: Delivery) -> bool:
+        self._check()
+        if (delivery.subscription_key, delivery.event_id) in self._docs:
+            return False
+        self._stored(delivery)
+        return True
+
+    async def put(self, delivery: Delivery) -> Delivery:
+        self._check()
+        return self._stored(delivery)
+
+    async def save(self, delivery: Delivery) -> Delivery:
+        self._check()
+        current = self._docs.get((delivery.subscription_key, delivery.event_id))
+        if current is None or current["_etag"] != delivery.etag:
+            raise PreconditionFailed(f"delivery of event {delivery.event_id} changed since it was read")
+        return self._stored(delivery)
+
+    async def get(self, tenant_id: str, subscription_id: str, event_id: str) -> Delivery | None:
+        self._check()
+        doc = self._docs.get((f"{tenant_id}|{subscription_id}", event_id))
+        return documents.delivery_from_doc(copy.deepcopy(doc)) if doc else None
+
+    async def due(self, now: datetime, limit: int = 500) -> list[Delivery]:
+        self._check()
+        cutoff = documents.iso(now) or ""
+        docs = [d for d in self._docs.values() if d["status"] == "pending" and d["nextAttemptAt"] <= cutoff]
+        docs.sort(key=lambda d: d["nextAttemptAt"])
+        return [documents.delivery_from_doc(copy.deepcopy(d)) for d in docs[:limit]]
+
+    async def open_for_subject(self, tenant_id: str, subscription_id: str, subject: str) -> list[Delivery]:
+        self._check()
+        docs = [d for d in self._all(tenant_id, subscription_id)
+                if d["subject"] == subject and d["status"] in ("pending", "held")]
+        docs.sort(key=lambda d: d["sequence"])
+        return [documents.delivery_from_doc(copy.deepcopy(d)) for d in docs]
+
+    async def with_status(self, tenant_id: str, subscription_id: str, status: DeliveryStatus,
+                          limit: int = 1000) -> list[Delivery]:
+        self._check()
+        docs = [d for d in self._all(tenant_id, subscription_id) if d["status"] == status.value]
+        docs.sort(key=lambda d: (d["subject"], d["sequence"]))
+        return [documents.delivery_from_doc(copy.deepcopy(d)) for d in docs[:limit]]
+
+    async def recent(self, tenant_id: str, subscription_id: str, limit: int = 100) -> list[Delivery]:
+        self._check()
+        docs = sorted(self._all(tenant_id, subscription_id), key=lambda d: (d["eventTime"], d["id"]), reverse=True)
+        return [documents.delivery_from_doc(copy.deepcopy(d)) for d in docs[:limit]]
+
+    async def delete_all(self, tenant_id: str, subscription_id: str) -> int:
+        self._check()
+        key = f"{tenant_id}|{subscription_id}"
+        doomed = [k for k in self._docs if k[0] == key]
+        for k in doomed:
+            del self._docs[k]
+        return len(doomed)
+
+
+class InMemoryEventLog:
+    def __init__(self) -> None:
+        self._docs: dict[tuple[str, str], Document] = {}
+
+    async def append(self, event: CloudEvent) -> None:
+        self._docs[(event.building.key, event.id)] = documents.event_log_to_doc(event)
+
+    async def since(self, tenant_id: str, building_id: str | None, start: datetime,
+                    limit: int = 10_000) -> list[CloudEvent]:
+        cutoff = documents.iso(start) or ""
+        docs = [d for d in self._docs.values() if d["tenantId"] == tenant_id and d["time"] >= cutoff
+                and (building_id is None or d["buildingId"] == building_id)]
+        docs.sort(key=lambda d: (d["time"], d["id"]))
+        return [documents.outbox_from_doc(copy.deepcopy(d)) for d in docs[:limit]]

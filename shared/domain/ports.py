@@ -17,6 +17,7 @@ from shared.domain.people import AuditEntry, Sharing, SharingChange, Tenant
 from shared.domain.presence import BeaconHealth, DeviceState, SpaceState, Visit
 from shared.domain.retry import DeliveryAttempt
 from shared.domain.site import SiteModel
+from shared.domain.subscriptions import Delivery, DeliveryStatus, Subscription
 from shared.domain.teams import Team
 from shared.domain.tenancy import ApiKeyRecord, BuildingRef
 
@@ -260,3 +261,65 @@ class IssuerDocuments(Protocol):
         """The document at `url`; DependencyUnavailable when it cannot be fetched in time or is no JSON object."""
 
     async def close(self) -> None: ...
+
+
+class SubscriptionStore(Protocol):
+    """Event subscriptions per tenant (Cosmos `subscriptions`, partition tenantId)."""
+
+    async def create(self, subscription: Subscription) -> Subscription:
+        """AlreadyExists when the id is taken."""
+
+    async def get(self, tenant_id: str, subscription_id: str) -> Subscription | None: ...
+
+    async def list_for_tenant(self, tenant_id: str) -> list[Subscription]:
+        """The tenant's subscriptions, oldest first."""
+
+    async def list_all(self) -> list[Subscription]:
+        """Every tenant's subscriptions (the dispatcher's view)."""
+
+    async def save(self, subscription: Subscription) -> Subscription:
+        """Replace over the subscription's etag (else PreconditionFailed)."""
+
+    async def delete(self, tenant_id: str, subscription_id: str) -> bool: ...
+
+
+class DeliveryStore(Protocol):
+    """Each event for each subscription that takes it, with its attempts (Cosmos `deliveries`, partition
+    `tenantId|subscriptionId`, id = the event id)."""
+
+    async def add(self, delivery: Delivery) -> bool:
+        """Create; False when the subscription has this event already (a repeated hand-on)."""
+
+    async def put(self, delivery: Delivery) -> Delivery:
+        """Create or replace whatever is there (a replay)."""
+
+    async def save(self, delivery: Delivery) -> Delivery:
+        """Replace over the delivery's etag (else PreconditionFailed)."""
+
+    async def get(self, tenant_id: str, subscription_id: str, event_id: str) -> Delivery | None: ...
+
+    async def due(self, now: datetime, limit: int = 500) -> list[Delivery]:
+        """Pending deliveries of every subscription whose next attempt is due, the earliest first."""
+
+    async def open_for_subject(self, tenant_id: str, subscription_id: str, subject: str) -> list[Delivery]:
+        """The subscription's pending and held deliveries of one subject (space or beacon), in sequence order."""
+
+    async def with_status(self, tenant_id: str, subscription_id: str, status: DeliveryStatus,
+                          limit: int = 1000) -> list[Delivery]: ...
+
+    async def recent(self, tenant_id: str, subscription_id: str, limit: int = 100) -> list[Delivery]:
+        """The subscription's deliveries, the newest event first."""
+
+    async def delete_all(self, tenant_id: str, subscription_id: str) -> int: ...
+
+
+class EventLog(Protocol):
+    """Every event handed on from the outbox, kept for replays (Cosmos `events`, partition `tenantId|buildingId`,
+    seven days)."""
+
+    async def append(self, event: CloudEvent) -> None:
+        """Upsert by the event's id."""
+
+    async def since(self, tenant_id: str, building_id: str | None, start: datetime,
+                    limit: int = 10_000) -> list[CloudEvent]:
+        """The tenant's events (of one building, or all) whose time is `start` or later, oldest first."""

@@ -27,10 +27,10 @@ from tests.support.sites import small_site
 
 # A valid value for each path parameter, and the rest of a valid request for each route.
 VALID_IDS = {"buildingId": "hq", "spaceId": "r-oak", "tenantId": "acme", "keyId": "nokey", "teamId": "team-1",
-             "userId": "ann@acme.example"}
+             "userId": "ann@acme.example", "subscriptionId": "sub-none"}
 QUERIES = {"/free-rooms": {"near": "r-oak"}, "/geojson": {"floor": "f0"}, "/route": {"from": "r-oak", "to": "o-1"},
            "/amenities": {"kind": "kitchen"}, "/analytics": {"from": "2026-01-05", "to": "2026-01-06"},
-           "/stream": {"maxSeconds": "0"}}  # a stream ends at once: the fuzzer reads whole answers
+           "/stream": {"maxSeconds": "0"}, "/replay": {"from": "2026-01-05T00:00:00Z"}}  # a stream ends at once: the fuzzer reads whole answers
 BODIES = {"/api/v1/buildings/{buildingId}": small_site("hq"), "/api/v1/teams/{teamId}": {"members": ["ann"]},
           "/api/v1/people/{userId}/sharing": {"level": "off"}, "/api/v1/tenants/{tenantId}/keys": {"scopes": ["read"]},
           "/api/v1/tenants": {"tenantId": "other", "name": "Other"}, "/api/v1/sightings": {"schema": "sightings/v1"},
@@ -40,7 +40,11 @@ BODIES = {"/api/v1/buildings/{buildingId}": small_site("hq"), "/api/v1/teams/{te
           "/api/v1/buildings/{buildingId}/beacons": {"beacons": []},
           "/api/v1/buildings/{buildingId}/beacon-plan": {"minBeaconsPerRoom": 3},
           "/api/v1/tenants/{tenantId}/identity": {"issuer": "https://login.example.com/acme/v2.0",
-                                                  "audience": "api://spaceflow"}}
+                                                  "audience": "api://spaceflow"},
+          "/api/v1/subscriptions": {"url": "https://hooks.example.com/spaceflow"},
+          "/api/v1/subscriptions/{subscriptionId}": {"paused": True},
+          "/api/v1/subscriptions/{subscriptionId}/rotate-secret": {},
+          "/api/v1/subscriptions/{subscriptionId}/replay": {}}
 # Routes whose body goes through functions/bodies.py (gzip accepted); the others are pydantic bodies.
 GZIP_ROUTES = {"/api/v1/sightings", "/api/v1/buildings/{buildingId}", "/api/v1/teams/{teamId}",
                "/api/v1/buildings/{buildingId}/beacons"}

@@ -608,6 +608,11 @@ def test_only_local_development_accepts_a_loopback_identity_provider():
     assert LOCAL_VALUES["IDENTITY_ALLOW_LOOPBACK"] == "true"  # the devkit's issuer on 127.0.0.1
 
 
+def test_only_local_development_delivers_webhooks_to_loopback():
+    assert bicep_app_settings()["WEBHOOK_ALLOW_LOOPBACK"] == "false"
+    assert LOCAL_VALUES["WEBHOOK_ALLOW_LOOPBACK"] == "true"  # the devkit's webhook receiver on 127.0.0.1
+
+
 def test_key_vault_references_point_at_the_vault():
     settings = bicep_app_settings()
     for name in KEY_VAULT_REFERENCES:
@@ -707,7 +712,7 @@ def test_outputs_are_named_like_the_settings_they_feed_and_hold_no_secret():
     # Every endpoint and name the code needs in Azure is an output, with the same value as the setting.
     # Fixed for Azure, not something the devkit takes from an environment (like EVENT_PUBLISHER).
     not_outputs = {"AZURE_CLIENT_ID", "APPLICATIONINSIGHTS_CONNECTION_STRING", "EVENT_PUBLISHER",
-                   "IDENTITY_ALLOW_LOOPBACK"} | KEY_VAULT_REFERENCES
+                   "IDENTITY_ALLOW_LOOPBACK", "WEBHOOK_ALLOW_LOOPBACK"} | KEY_VAULT_REFERENCES
     needed = {n for n in names if n in settings and n not in not_outputs}
     assert needed <= set(outputs), sorted(needed - set(outputs))
     for name in needed:

@@ -14,7 +14,7 @@ from shared.services.pipeline import PipelineService, PresenceSweepService
 from shared.services.sites import SiteDirectory
 from shared.services.transitions import SiteFacts, TransitionSweepService
 from tests.support.batches import ingest_event_body
-from tests.support.pipeline import HQ, IN_ROOM, OAK_BEACON, add_small_site, room_event
+from tests.support.pipeline import IN_ROOM, OAK_BEACON, add_small_site, room_event
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 

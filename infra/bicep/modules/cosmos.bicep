@@ -100,6 +100,38 @@ var cosmosContainers = [
     defaultTtl: null
   }
   {
+    // event subscriptions (docs/events.md)
+    name: 'subscriptions'
+    partitionKey: '/tenantId'
+    indexedPaths: [
+      '/tenantId/?'
+    ]
+    defaultTtl: null
+  }
+  {
+    // each event for each subscription with its attempts, kept a week (EVENT_RETENTION_S in shared/adapters/cosmos.py)
+    name: 'deliveries'
+    partitionKey: '/subscriptionKey'
+    indexedPaths: [
+      '/subscriptionKey/?'
+      '/status/?'
+      '/nextAttemptAt/?'
+      '/subject/?'
+    ]
+    defaultTtl: 604800
+  }
+  {
+    // every event handed on from the outbox, for replays, kept a week
+    name: 'events'
+    partitionKey: '/buildingKey'
+    indexedPaths: [
+      '/buildingKey/?'
+      '/tenantId/?'
+      '/time/?'
+    ]
+    defaultTtl: 604800
+  }
+  {
     // people-finder lookups and sharing changes for the tenant's admins, kept a year (AUDIT_RETENTION_S in shared/adapters/cosmos.py)
     name: 'audit'
     partitionKey: '/tenantId'
