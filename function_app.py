@@ -5,7 +5,7 @@ routes carry /api themselves). No client connects here: shared.wiring builds the
 """
 import azure.functions as func
 
-from functions import processing, timers
+from functions import events, processing, timers
 from functions.http_api import create_api
 from shared.telemetry import configure_telemetry
 
@@ -13,3 +13,4 @@ configure_telemetry()
 app = func.AsgiFunctionApp(app=create_api(), http_auth_level=func.AuthLevel.ANONYMOUS)
 app.register_functions(processing.bp)
 app.register_functions(timers.bp)
+app.register_functions(events.bp)

@@ -16,6 +16,7 @@ TIMER_SCHEDULE_SETTINGS = {
     ScheduledJobs.PRESENCE_SWEEP: "PRESENCE_SWEEP_SCHEDULE",
     ScheduledJobs.HOURLY_ROLLUP: "ROLLUP_HOURLY_SCHEDULE",
     ScheduledJobs.DAILY_ROLLUP: "ROLLUP_DAILY_SCHEDULE",
+    ScheduledJobs.EVENT_DELIVERY: "EVENT_DELIVERY_SCHEDULE",
 }
 
 
@@ -40,3 +41,9 @@ async def hourly_rollup(timer: func.TimerRequest) -> None:
 @bp.timer_trigger(arg_name="timer", schedule="%ROLLUP_DAILY_SCHEDULE%", run_on_startup=False, use_monitor=True)
 async def daily_rollup(timer: func.TimerRequest) -> None:
     await _run(ScheduledJobs.DAILY_ROLLUP)
+
+
+@bp.function_name("event_delivery")
+@bp.timer_trigger(arg_name="timer", schedule="%EVENT_DELIVERY_SCHEDULE%", run_on_startup=False, use_monitor=False)
+async def event_delivery(timer: func.TimerRequest) -> None:
+    await _run(ScheduledJobs.EVENT_DELIVERY)

@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     presence_sweep_schedule: str = Field(alias="PRESENCE_SWEEP_SCHEDULE", min_length=11)
     rollup_hourly_schedule: str = Field(alias="ROLLUP_HOURLY_SCHEDULE", min_length=11)
     rollup_daily_schedule: str = Field(alias="ROLLUP_DAILY_SCHEDULE", min_length=11)
+    event_delivery_schedule: str = Field(
+        default="*/10 * * * * *", alias="EVENT_DELIVERY_SCHEDULE", min_length=11,
+        description="NCRONTAB of the event delivery timer (retries, and the outbox the change feed has not relayed)",
+    )
     analytics_min_group_size: int = Field(
         default=5, alias="ANALYTICS_MIN_GROUP_SIZE", ge=2, le=1000,
         description="k-anonymity: analytics cells built from fewer distinct people are suppressed",
@@ -86,7 +90,8 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("APPLICATIONINSIGHTS_CONNECTION_STRING")
     )
 
-    @field_validator("presence_sweep_schedule", "rollup_hourly_schedule", "rollup_daily_schedule")
+    @field_validator("presence_sweep_schedule", "rollup_hourly_schedule", "rollup_daily_schedule",
+                     "event_delivery_schedule")
     @classmethod
     def _valid_schedule(cls, value: str) -> str:
         parse_ncrontab(value)

@@ -17,6 +17,7 @@ from shared.domain.ports import (
     EventLog,
     EventOutbox,
     EventPublisher,
+    EventSink,
     InboundEvent,
     IssuerDocuments,
     LiveStateStore,
@@ -26,10 +27,12 @@ from shared.domain.ports import (
     TenantDirectory,
 )
 from shared.domain.retry import DeliveryAttempt
+from shared.domain.subscriptions import SinkKind
 from shared.services import EventProcessingService, HealthService, ScheduledJobs
 from shared.services.admin import AdminService
 from shared.services.auth import AuthService
 from shared.services.common import Clock, utc_now
+from shared.services.delivery import DeliveryLoop, DeliveryWorker, EventRelay, SubscriptionCache
 from shared.services.floorplans import FloorPlanService
 from shared.services.identity import BearerTokenVerifier, IdentityService, IssuerKeys
 from shared.services.ingest import IngestService
@@ -79,6 +82,9 @@ class AppContext:
     deliveries: DeliveryStore
     event_log: EventLog
     subscriptions: SubscriptionService
+    relay: EventRelay
+    delivery: DeliveryWorker
+    delivery_loop: DeliveryLoop
     closers: list[Any] = field(default_factory=list)
 
     async def close(self) -> None:
@@ -97,15 +103,29 @@ def _assemble(settings: Settings, *, site_models: SiteModelStore, blobs: BlobSto
               api_keys: ApiKeyStore, tenants: TenantDirectory, audit: AuditLog, teams: TeamDirectory,
               issuer_documents: IssuerDocuments, publisher_factory: PublisherFactory, clock: Clock,
               closers: list[Any], outbox: EventOutbox, subscription_store: SubscriptionStore,
-              deliveries: DeliveryStore, event_log: EventLog, cosmos_health: Any | None = None) -> AppContext:
+              deliveries: DeliveryStore, event_log: EventLog, event_sinks: dict[SinkKind, EventSink],
+              cosmos_health: Any | None = None) -> AppContext:
     """The services over whichever adapters: the same graph for Azure, the devkit and the tests. `cosmos_health`
     is what health asks about Cosmos (default: the site model store)."""
     sites = SiteDirectory(site_models)
     pipeline = PipelineService(sites, live_state)
     processing = EventProcessingService(blobs, settings.deadletter_container, pipeline.process, clock=clock)
+    # Integration events: the outbox -> the event log and a delivery per subscription -> the targets.
+    subscription_cache = SubscriptionCache(subscription_store)
+    relay = EventRelay(outbox, event_log, deliveries, subscription_cache, clock=clock)
+    delivery = DeliveryWorker(deliveries, subscription_cache, subscription_store, event_sinks, clock=clock)
+    delivery_loop = DeliveryLoop(relay, delivery)
+    for sink in event_sinks.values():
+        closers.append(sink.close)
 
     async def deliver(events: Sequence[InboundEvent], attempt: DeliveryAttempt) -> None:
         await processing.process(events, attempt)
+        delivery_loop.nudge()  # the local poller relays the new outbox events now, not at its next round
+
+    async def deliver_events(_now: datetime) -> None:
+        await relay.relay_pending()
+        await delivery.run_once()
+        await delivery.drain()
 
     publisher = publisher_factory(deliver)
     closers.insert(0, publisher.close)  # stop delivering before the stores close
@@ -121,7 +141,8 @@ def _assemble(settings: Settings, *, site_models: SiteModelStore, blobs: BlobSto
     rollups = RollupService(site_models, live_state, blobs, teams, settings.analytics_container,
                             settings.analytics_min_group_size, clock=clock)
     scheduled = ScheduledJobs({ScheduledJobs.PRESENCE_SWEEP: sweep_presence_and_transitions, ScheduledJobs.HOURLY_ROLLUP: rollups.hourly,
-                               ScheduledJobs.DAILY_ROLLUP: rollups.daily})
+                               ScheduledJobs.DAILY_ROLLUP: rollups.daily,
+                               ScheduledJobs.EVENT_DELIVERY: deliver_events})
     closers.append(issuer_documents.close)
     issuer_keys = IssuerKeys(issuer_documents, allow_loopback=settings.identity_allow_loopback)
     # Tokens carry real times: the verifier reads the wall clock even when the app runs on a simulated one.
@@ -142,11 +163,17 @@ def _assemble(settings: Settings, *, site_models: SiteModelStore, blobs: BlobSto
         identity=IdentityService(tenants, verifier, issuer_keys, allow_loopback=settings.identity_allow_loopback,
                                  clock=clock),
         issuer_documents=issuer_documents, outbox=outbox, subscription_store=subscription_store,
-        deliveries=deliveries, event_log=event_log,
+        deliveries=deliveries, event_log=event_log, relay=relay, delivery=delivery, delivery_loop=delivery_loop,
         subscriptions=SubscriptionService(subscription_store, deliveries, event_log, site_models,
                                           allow_loopback=settings.webhook_allow_loopback, clock=clock),
         closers=closers,
     )
+
+
+def _event_sinks(settings: Settings) -> dict[SinkKind, EventSink]:
+    from shared.adapters.webhooks import WebhookSink
+
+    return {SinkKind.webhook: WebhookSink(allow_loopback=settings.webhook_allow_loopback)}
 
 
 def _credential(settings: Settings) -> Any:
@@ -210,7 +237,8 @@ async def build_context(settings: Settings, *, bootstrap: bool = True, clock: Cl
         tenants=CosmosTenantDirectory(database), audit=CosmosAuditLog(database), teams=CosmosTeamDirectory(database),
         issuer_documents=AiohttpIssuerDocuments(), publisher_factory=publisher_factory, clock=clock, closers=closers,
         outbox=live_state, subscription_store=CosmosSubscriptionStore(database),
-        deliveries=CosmosDeliveryStore(database), event_log=CosmosEventLog(database), cosmos_health=schema,
+        deliveries=CosmosDeliveryStore(database), event_log=CosmosEventLog(database),
+        event_sinks=_event_sinks(settings), cosmos_health=schema,
     )
 
 
@@ -242,7 +270,7 @@ def build_in_memory_context(settings: Settings, publisher: EventPublisher | None
         issuer_documents=issuer_documents or InMemoryIssuerDocuments(),
         publisher_factory=lambda deliver: publisher or RecordingEventPublisher(), clock=clock, closers=[],
         outbox=live_state, subscription_store=InMemorySubscriptionStore(), deliveries=InMemoryDeliveryStore(),
-        event_log=InMemoryEventLog(),
+        event_log=InMemoryEventLog(), event_sinks=_event_sinks(settings),
     )
 
 

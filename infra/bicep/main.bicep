@@ -157,6 +157,9 @@ param rollupHourlySchedule string = '0 5 * * * *'
 @description('ROLLUP_DAILY_SCHEDULE (NCRONTAB, six fields)')
 param rollupDailySchedule string = '0 20 * * * *'
 
+@description('EVENT_DELIVERY_SCHEDULE (NCRONTAB, six fields): event delivery retries and the outbox safety net')
+param eventDeliverySchedule string = '*/10 * * * * *'
+
 @minValue(2)
 @maxValue(1000)
 @description('ANALYTICS_MIN_GROUP_SIZE: analytics cells built from fewer distinct people are suppressed')
@@ -339,6 +342,9 @@ var appSettings = {
   AZURE_CLIENT_ID: identity.outputs.clientId
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identity.outputs.clientId};Authorization=AAD'
   COSMOS__accountEndpoint: cosmos.outputs.endpoint
+  // The change feed trigger's connection (functions/events.py) with the same identity.
+  COSMOS__credential: 'managedidentity'
+  COSMOS__clientId: identity.outputs.clientId
   COSMOS_DATABASE: cosmos.outputs.databaseName
   ANALYTICS_STORAGE__serviceUri: analyticsStorage.outputs.blobEndpoint
   ANALYTICS_CONTAINER: analyticsContainerName
@@ -354,6 +360,7 @@ var appSettings = {
   PRESENCE_SWEEP_SCHEDULE: presenceSweepSchedule
   ROLLUP_HOURLY_SCHEDULE: rollupHourlySchedule
   ROLLUP_DAILY_SCHEDULE: rollupDailySchedule
+  EVENT_DELIVERY_SCHEDULE: eventDeliverySchedule
   ANALYTICS_MIN_GROUP_SIZE: string(analyticsMinGroupSize)
   // People sign in with their tenant's issuer over https; a loopback (devkit) issuer is refused in Azure.
   IDENTITY_ALLOW_LOOPBACK: 'false'
@@ -404,6 +411,7 @@ output PRESENCE_TIMEOUT_SECONDS string = string(presenceTimeoutSeconds)
 output PRESENCE_SWEEP_SCHEDULE string = presenceSweepSchedule
 output ROLLUP_HOURLY_SCHEDULE string = rollupHourlySchedule
 output ROLLUP_DAILY_SCHEDULE string = rollupDailySchedule
+output EVENT_DELIVERY_SCHEDULE string = eventDeliverySchedule
 output ANALYTICS_MIN_GROUP_SIZE string = string(analyticsMinGroupSize)
 // azd's own
 output AZURE_LOCATION string = location

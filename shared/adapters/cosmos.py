@@ -78,6 +78,7 @@ AUDIT_RETENTION_S = 365 * 86400
 DEVICES, SPACES, VISITS, BEACONS = "devices-v2", "spaces-v2", "visits-v2", "beacons-v2"
 # Integration events (docs/events.md): subscriptions, each event's delivery to each, the event log for replays.
 SUBSCRIPTIONS, DELIVERIES, EVENT_LOG = "subscriptions", "deliveries", "events"
+LEASES = "leases"  # the change feed trigger's leases (functions/events.py)
 EVENT_RETENTION_S = 7 * 86400
 
 # The containers the app needs. Bicep (infra/bicep) declares the same set; a test holds the two together.
@@ -108,6 +109,7 @@ COSMOS_CONTAINERS: tuple[ContainerSpec, ...] = (
                   description="each event for each subscription with its attempts (id: the event id); a week"),
     ContainerSpec("events", "/buildingKey", ("/buildingKey/?", "/tenantId/?", "/time/?"),
                   default_ttl_s=EVENT_RETENTION_S, description="every event handed on, for replays; a week"),
+    ContainerSpec("leases", "/id", description="change feed leases of the event relay (Functions Cosmos DB trigger)"),
     ContainerSpec("audit", "/tenantId", ("/tenantId/?", "/at/?"), default_ttl_s=AUDIT_RETENTION_S,
                   description="people-finder lookups, for the tenant's admins; kept a year"),
 )

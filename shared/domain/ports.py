@@ -323,3 +323,21 @@ class EventLog(Protocol):
     async def since(self, tenant_id: str, building_id: str | None, start: datetime,
                     limit: int = 10_000) -> list[CloudEvent]:
         """The tenant's events (of one building, or all) whose time is `start` or later, oldest first."""
+
+
+@dataclass(frozen=True)
+class SinkAnswer:
+    """What a target said to one attempt: an HTTP status (Event Hubs and Event Grid map theirs to one), or None
+    with the reason when there was no answer (timeout, refused connection, a target refused by our SSRF rules)."""
+
+    status_code: int | None
+    error: str | None = None
+
+
+class EventSink(Protocol):
+    """Sends one event to one subscription's target (a signed webhook POST, an Event Hub, Event Grid)."""
+
+    async def send(self, subscription: Subscription, event: CloudEvent, body: bytes) -> SinkAnswer:
+        """Never raises for the target's failures: they are the answer."""
+
+    async def close(self) -> None: ...

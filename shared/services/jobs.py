@@ -18,6 +18,7 @@ class ScheduledJobs:
     PRESENCE_SWEEP = "presence-sweep"
     HOURLY_ROLLUP = "hourly-rollup"
     DAILY_ROLLUP = "daily-rollup"
+    EVENT_DELIVERY = "event-delivery"
 
     def __init__(self, jobs: Mapping[str, ScheduledJob] | None = None) -> None:
         self._jobs = dict(jobs or {})

@@ -38,6 +38,7 @@ LOCAL_VALUES: dict[str, str] = json.loads((REPO / "local.settings.json").read_te
 HOST_IDENTITY_SETTINGS = {
     "AzureWebJobsStorage__accountName", "AzureWebJobsStorage__credential", "AzureWebJobsStorage__clientId",
     "EVENTHUB__credential", "EVENTHUB__clientId", "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+    "COSMOS__credential", "COSMOS__clientId",  # the change feed trigger of the event relay
 }
 # Settings whose value in Azure is a Key Vault reference (the query API reads the admin key from ADMIN_API_KEY).
 KEY_VAULT_REFERENCES = {"ADMIN_API_KEY"}
@@ -587,7 +588,8 @@ def test_trigger_bindings_find_their_settings_in_azure():
             if connection := binding.get("connection"):
                 assert settings[f"{connection}__credential"] == "managedidentity"
                 assert settings[f"{connection}__clientId"] == Expr("identity.outputs.clientId")
-                assert f"{connection}__fullyQualifiedNamespace" in settings
+                assert (f"{connection}__fullyQualifiedNamespace" in settings
+                        or f"{connection}__accountEndpoint" in settings), connection
                 assert connection in LOCAL_VALUES
 
 
@@ -631,7 +633,7 @@ def test_setting_values_default_to_the_local_values():
     assert set(linked) == {"COSMOS_DATABASE", "ANALYTICS_CONTAINER", "DEADLETTER_CONTAINER", "SITES_CONTAINER",
                            "EVENTHUB_NAME",
                            "EVENTHUB_CONSUMER_GROUP", "PRESENCE_TIMEOUT_SECONDS", "PRESENCE_SWEEP_SCHEDULE", "ROLLUP_HOURLY_SCHEDULE",
-                           "ROLLUP_DAILY_SCHEDULE", "ANALYTICS_MIN_GROUP_SIZE"}
+                           "ROLLUP_DAILY_SCHEDULE", "EVENT_DELIVERY_SCHEDULE", "ANALYTICS_MIN_GROUP_SIZE"}
     # ...and each such parameter feeds its setting, directly or through the module that creates the resource.
     settings_source = text_of(declared(MAIN, "var")["appSettings"].value)
     for setting, param in linked.items():

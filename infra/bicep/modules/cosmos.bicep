@@ -132,6 +132,13 @@ var cosmosContainers = [
     defaultTtl: 604800
   }
   {
+    // the change feed trigger's leases (functions/events.py relays the outbox of spaces-v2 and beacons-v2)
+    name: 'leases'
+    partitionKey: '/id'
+    indexedPaths: []
+    defaultTtl: null
+  }
+  {
     // people-finder lookups and sharing changes for the tenant's admins, kept a year (AUDIT_RETENTION_S in shared/adapters/cosmos.py)
     name: 'audit'
     partitionKey: '/tenantId'
