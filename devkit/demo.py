@@ -21,7 +21,7 @@ import logging
 import os
 import sys
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from devkit.emulators.launcher import LOOPBACK, EmulatorStartError, free_port, port_in_use, running_emulators
 from devkit.local_settings import blob_port, cosmos_port, devkit_environment, local_settings
+from devkit.webhook_receiver import Received, WebhookReceiver
 from shared.domain.ports import AlreadyExists
 from shared.domain.tenancy import BuildingRef
 
@@ -44,6 +45,7 @@ TENANT = "demo-tenant"
 SWEEP_EVERY_S = 30.0
 SAMPLE_EVERY_S = 20.0
 DRAIN_TIMEOUT_S = 60.0  # real seconds the summary waits for the hub to hand over what it holds
+EVENTS_SHOWN = 5  # the console shows the webhook receiver's last events
 # Of the simulated people with a user id (the app signs them in), these shares opt in to the co-worker finder at
 # each level, in turn; the rest never opt in (the finder answers 404 `not available` for them).
 SHARING_LEVELS = ("space", "floor", "building", None)
@@ -92,6 +94,16 @@ class DemoStats:
     samples: int = 0
     hits: int = 0
     rate_window: list[tuple[float, int]] = field(default_factory=list)
+    events: deque[str] = field(default_factory=lambda: deque(maxlen=EVENTS_SHOWN))  # the receiver's last events
+    events_received: int = 0
+
+    def on_event(self, received: Received) -> None:
+        event, data = received.event, received.event.get("data") or {}
+        detail = (f"{data.get('name', '')}: {data['status']}, headcount {data['headcount']}" if "headcount" in data
+                  else f"battery {data.get('batteryMv')} mV, silent {data.get('silent')}")
+        self.events.append(f"{event['time'][11:19]} {event['type'].removeprefix('dev.spaceflow.')} "
+                           f"{event['subject']} ({detail})")
+        self.events_received += 1
 
     @property
     def accuracy(self) -> float | None:
@@ -188,17 +200,20 @@ async def _demo(args: argparse.Namespace) -> int:
               f"      (the bootstrap admin key, ADMIN_API_KEY, manages the tenant too)\n"
               f"dashboard: {base_url}/app/#key={read_key}&building={day.site.building_id}", flush=True)
         stats = DemoStats()
+        receiver = WebhookReceiver(secrets=[], on_event=stats.on_event)
+        tasks.append(asyncio.create_task(context.delivery_loop.run()))  # the local outbox poller
         async with httpx.AsyncClient(base_url=base_url, timeout=30,
                                      limits=httpx.Limits(max_connections=32)) as http:
             for line in await _opt_in(day, http, keys, base_url, keys_path):
                 print(line, flush=True)
+            print(await _subscribe_receiver(http, keys["admin"], receiver), flush=True)
             print(f"simulating {args.people} people for {args.minutes:g} minutes at {args.speed:g}x "
                   f"(about {args.minutes * 60 / args.speed:.0f} s); Ctrl-C stops everything", flush=True)
             phones = asyncio.create_task(_post_batches(day, clock, http, ingest_key, stats))
             sweeper = asyncio.create_task(_sweep(context, clock, ScheduledJobs.PRESENCE_SWEEP))
             sampler = asyncio.create_task(_sample(day, clock, context, stats))
             view = asyncio.create_task(_show(day, clock, context, stats, args))
-            tasks = [phones, sweeper, sampler, view]
+            tasks += [phones, sweeper, sampler, view]
             await phones
             await clock.sleep_until(day.window_s + SAMPLE_EVERY_S)
             # Let the hub hand over what it still holds (a busy machine lags; a failed delivery waits for its retry)
@@ -223,8 +238,20 @@ async def _demo(args: argparse.Namespace) -> int:
         await asyncio.gather(*tasks, return_exceptions=True)
         server.should_exit = True
         await asyncio.gather(server_task, return_exceptions=True)
+        await receiver.stop()
         await context.close()
         set_context(None)
+
+
+async def _subscribe_receiver(http: httpx.AsyncClient, admin_key: str, receiver: WebhookReceiver) -> str:
+    """A webhook receiver on loopback (the devkit's, verifying signatures), subscribed to every event of the demo
+    tenant through the public API, as an integrator would."""
+    url = await receiver.start(free_port())
+    response = await http.post("/api/v1/subscriptions", json={"url": url}, headers={"x-api-key": admin_key})
+    response.raise_for_status()
+    receiver.secrets.append(response.json()["secret"])
+    return (f"webhook: {url} is subscribed to every event (subscription {response.json()['id']}, signatures checked "
+            f"with standardwebhooks); the last {EVENTS_SHOWN} show below")
 
 
 async def _opt_in(day: OfficeDay, http: httpx.AsyncClient, keys: dict[str, str], base_url: str,
@@ -364,7 +391,9 @@ async def _show(day: OfficeDay, clock: SimClock, context: AppContext, stats: Dem
             line = ", ".join(f"{f['floor']}: {f['headcount']} (truth {f['truth']})" for f in snap["floors"])
             accuracy = f"{stats.accuracy:.1%}" if stats.accuracy is not None else "n/a"
             print(f"[sim {_sim_minutes(day, clock)}] {line}; posted {stats.posted}; "
-                  f"room accuracy {accuracy}", flush=True)
+                  f"room accuracy {accuracy}; events received {stats.events_received}", flush=True)
+            while stats.events:
+                print(f"  event {stats.events.popleft()}", flush=True)
 
 
 def _sim_minutes(day: OfficeDay, clock: SimClock) -> str:
@@ -415,6 +444,8 @@ def _render(snapshot: dict[str, Any], day: OfficeDay, clock: SimClock, context: 
     info.add_row("agreement", f"room accuracy {accuracy} over {stats.samples} samples "
                               f"(phones settled in a room for 60 s or more)")
     timeout = context.settings.presence_timeout_seconds
+    info.add_row("events", f"{stats.events_received} received by the webhook; the last: "
+                           + ("\n".join(stats.events) if stats.events else "none yet"))
     info.add_row("note", f"when people leave, headcount lags the truth by up to the presence timeout ({timeout:g} s "
                          "simulated, PRESENCE_TIMEOUT_SECONDS): a phone no longer heard is closed by the sweep")
     return Group(title, table, info)
@@ -431,4 +462,6 @@ def _summary(day: OfficeDay, context: AppContext, stats: DemoStats, args: argpar
         "room_accuracy": round(stats.accuracy, 4) if stats.accuracy is not None else None,
         "accuracy_samples": stats.samples,
         "pipeline": vars(context.pipeline.stats),
+        "events_received": stats.events_received,
+        "event_deliveries": vars(context.delivery.stats),
     }

@@ -37,6 +37,11 @@ def test_demo_runs_a_short_office_day_end_to_end(tmp_path):
     assert f"dashboard: http://127.0.0.1:{ports[0]}/app/#key={printed['read']}&building={building}" in result.stdout
     opted = re.search(r"co-worker finder: (\d+) of 12 people opted in", result.stdout)
     assert opted and int(opted[1]) >= 1, result.stdout
+    # a webhook receiver subscribed through the API hears the rooms change, signatures checked on its side
+    assert re.search(r"^webhook: http://127\.0\.0\.1:\d+/events is subscribed", result.stdout, re.MULTILINE)
+    assert summary["events_received"] > 0 and summary["event_deliveries"]["delivered"] >= summary["events_received"]
+    assert re.search(r"^  event \S+ space\.occupied spaces/\S+ \(.+: occupied, headcount \d+\)$", result.stdout,
+                     re.MULTILINE), result.stdout
     for port in ports:
         assert not port_in_use(port), f"port {port} still open after the demo"
 
