@@ -83,6 +83,11 @@ class Settings(BaseSettings):
         description="accept webhook subscriptions to loopback addresses, over http too (the devkit's receiver); "
                     "false in Azure, where only https to public addresses is delivered to (SSRF)",
     )
+    eventgrid_topic_endpoint: str | None = Field(
+        default=None, alias="EVENTGRID_TOPIC_ENDPOINT", pattern=r"^https://[^\s/]+/api/events$",
+        description="the deployment's Event Grid topic (https://<topic>.<region>-1.eventgrid.azure.net/api/events), "
+                    "published to with the managed identity; unset: no eventGrid subscriptions",
+    )
     managed_identity_client_id: str | None = Field(
         default=None, alias="AZURE_CLIENT_ID", description="client id of the user-assigned identity in Azure"
     )

@@ -165,15 +165,32 @@ def _assemble(settings: Settings, *, site_models: SiteModelStore, blobs: BlobSto
         issuer_documents=issuer_documents, outbox=outbox, subscription_store=subscription_store,
         deliveries=deliveries, event_log=event_log, relay=relay, delivery=delivery, delivery_loop=delivery_loop,
         subscriptions=SubscriptionService(subscription_store, deliveries, event_log, site_models,
-                                          allow_loopback=settings.webhook_allow_loopback, clock=clock),
+                                          allow_loopback=settings.webhook_allow_loopback,
+                                          event_grid_available=SinkKind.event_grid in event_sinks,
+                                          event_hub_available=SinkKind.event_hub in event_sinks, clock=clock),
         closers=closers,
     )
 
 
-def _event_sinks(settings: Settings) -> dict[SinkKind, EventSink]:
+def _event_sinks(settings: Settings, credential: Any | None = None) -> dict[SinkKind, EventSink]:
+    """Webhooks always; with a credential (the managed identity) customers' Event Hubs, and the deployment's
+    Event Grid topic when it has one."""
     from shared.adapters.webhooks import WebhookSink
 
-    return {SinkKind.webhook: WebhookSink(allow_loopback=settings.webhook_allow_loopback)}
+    sinks: dict[SinkKind, EventSink] = {SinkKind.webhook: WebhookSink(allow_loopback=settings.webhook_allow_loopback)}
+    if credential is not None:
+        from shared.adapters.event_sinks import (
+            EventGridSink,
+            EventHubSink,
+            event_grid_publisher,
+            event_hub_producer_factory,
+        )
+
+        sinks[SinkKind.event_hub] = EventHubSink(event_hub_producer_factory(credential))
+        if settings.eventgrid_topic_endpoint:
+            sinks[SinkKind.event_grid] = EventGridSink(
+                event_grid_publisher(settings.eventgrid_topic_endpoint, credential))
+    return sinks
 
 
 def _credential(settings: Settings) -> Any:
@@ -238,7 +255,7 @@ async def build_context(settings: Settings, *, bootstrap: bool = True, clock: Cl
         issuer_documents=AiohttpIssuerDocuments(), publisher_factory=publisher_factory, clock=clock, closers=closers,
         outbox=live_state, subscription_store=CosmosSubscriptionStore(database),
         deliveries=CosmosDeliveryStore(database), event_log=CosmosEventLog(database),
-        event_sinks=_event_sinks(settings), cosmos_health=schema,
+        event_sinks=_event_sinks(settings, credential), cosmos_health=schema,
     )
 
 

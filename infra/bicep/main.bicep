@@ -181,6 +181,7 @@ var names = {
   eventHubNamespace: 'evhns-spaceflow-${resourceToken}'
   cosmos: 'cosno-spaceflow-${resourceToken}'
   keyVault: 'kv-${resourceToken}'
+  eventGridTopic: 'evgt-spaceflow-${resourceToken}'
   plan: 'plan-spaceflow-${resourceToken}'
   functionApp: 'func-spaceflow-${resourceToken}'
 }
@@ -286,6 +287,16 @@ module cosmos 'modules/cosmos.bicep' = {
   }
 }
 
+module eventGrid 'modules/eventgrid.bicep' = {
+  name: 'eventgrid'
+  scope: rg
+  params: {
+    name: names.eventGridTopic
+    location: location
+    tags: tags
+  }
+}
+
 module keyVault 'modules/keyvault.bicep' = {
   name: 'keyvault'
   scope: rg
@@ -313,6 +324,7 @@ module appRoles 'modules/roles.bicep' = {
     keyVaultName: keyVault.outputs.name
     adminApiKeySecretName: keyVault.outputs.adminApiKeySecretName
     applicationInsightsName: monitoring.outputs.applicationInsightsName
+    eventGridTopicName: eventGrid.outputs.name
   }
 }
 
@@ -330,6 +342,7 @@ module userRoles 'modules/roles.bicep' = if (!empty(principalId)) {
     keyVaultName: keyVault.outputs.name
     adminApiKeySecretName: keyVault.outputs.adminApiKeySecretName
     applicationInsightsName: monitoring.outputs.applicationInsightsName
+    eventGridTopicName: eventGrid.outputs.name
   }
 }
 
@@ -366,6 +379,8 @@ var appSettings = {
   IDENTITY_ALLOW_LOOPBACK: 'false'
   // Webhooks go to https on public addresses only (SSRF); the devkit's receiver on loopback is local only.
   WEBHOOK_ALLOW_LOOPBACK: 'false'
+  // eventGrid subscriptions publish here with the identity (EventGrid Data Sender on this topic only).
+  EVENTGRID_TOPIC_ENDPOINT: eventGrid.outputs.endpoint
   ADMIN_API_KEY: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.adminApiKeySecretUri})'
 }
 
@@ -412,6 +427,7 @@ output PRESENCE_SWEEP_SCHEDULE string = presenceSweepSchedule
 output ROLLUP_HOURLY_SCHEDULE string = rollupHourlySchedule
 output ROLLUP_DAILY_SCHEDULE string = rollupDailySchedule
 output EVENT_DELIVERY_SCHEDULE string = eventDeliverySchedule
+output EVENTGRID_TOPIC_ENDPOINT string = eventGrid.outputs.endpoint
 output ANALYTICS_MIN_GROUP_SIZE string = string(analyticsMinGroupSize)
 // azd's own
 output AZURE_LOCATION string = location

@@ -31,13 +31,14 @@ REPLAY_WINDOW = timedelta(days=7)  # the event log keeps a week
 class SubscriptionService:
     def __init__(self, subscriptions: SubscriptionStore, deliveries: DeliveryStore, log: EventLog,
                  sites: SiteModelStore, *, allow_loopback: bool = False, event_grid_available: bool = False,
-                 clock: Clock = utc_now) -> None:
+                 event_hub_available: bool = False, clock: Clock = utc_now) -> None:
         self._subscriptions = subscriptions
         self._deliveries = deliveries
         self._log = log
         self._sites = sites
         self._allow_loopback = allow_loopback
         self._event_grid_available = event_grid_available
+        self._event_hub_available = event_hub_available
         self._clock = clock
 
     async def create(self, tenant_id: str, *, url: str | None, event_hub: EventHubTarget | None,
@@ -54,6 +55,9 @@ class SubscriptionService:
         if event_hub is not None:
             errors += [FieldError(name, message) for name, message in event_hub_problem(event_hub.namespace,
                                                                                        event_hub.hub)]
+        if event_hub is not None and not self._event_hub_available:
+            errors.append(FieldError("eventHub", "this deployment sends to Event Hubs with its managed identity, "
+                                                 "which it has only in Azure"))
         if event_grid and not self._event_grid_available:
             errors.append(FieldError("eventGrid", "this deployment has no Event Grid topic"))
         if errors:

@@ -55,6 +55,7 @@ ROLE_IDS = {
     "Storage Blob Data Contributor": "ba92f5b4-2d11-453d-a403-e96b0029c9fe",
     "Key Vault Secrets User": "4633458b-17de-408a-b874-0445c86b69e6",
     "Monitoring Metrics Publisher": "3913510d-42f4-4e42-8a64-420c390055eb",
+    "EventGrid Data Sender": "d5a91429-5739-47e2-a06b-3470a27159e7",
 }
 COSMOS_BUILT_IN_DATA_CONTRIBUTOR = "00000000-0000-0000-0000-000000000002"
 
@@ -346,6 +347,7 @@ REQUIRED_RESOURCE_TYPES = {
     "Microsoft.Insights/components",
     "Microsoft.OperationalInsights/workspaces",
     "Microsoft.Authorization/roleAssignments",
+    "Microsoft.EventGrid/topics",
 }
 
 
@@ -427,6 +429,9 @@ def test_no_service_accepts_keys_or_shared_access_signatures():
     assert storage_properties["minimumTlsVersion"] == "TLS1_2"
     [vault] = resources_of_type("Microsoft.KeyVault/vaults")
     assert body(vault)["properties"]["enableRbacAuthorization"] is True
+    [topic] = resources_of_type("Microsoft.EventGrid/topics")
+    assert body(topic)["properties"]["disableLocalAuth"] is True
+    assert body(topic)["properties"]["inputSchema"] == "CloudEventSchemaV1_0"
     [insights] = resources_of_type("Microsoft.Insights/components")
     assert body(insights)["properties"]["DisableLocalAuth"] == Expr("disableLocalAuth")
     assert param_default(MAIN, "appInsightsDisableLocalAuth") is True
@@ -527,6 +532,7 @@ def test_one_user_assigned_identity_with_least_privilege_roles():
         "Storage Blob Data Contributor": "Microsoft.Storage/storageAccounts",
         "Key Vault Secrets User": "Microsoft.KeyVault/vaults/secrets",
         "Monitoring Metrics Publisher": "Microsoft.Insights/components",
+        "EventGrid Data Sender": "Microsoft.EventGrid/topics",
     }
     for role, scope_type in expected_scopes.items():
         scope = scope_of[ROLE_IDS[role]]
@@ -569,7 +575,8 @@ def test_app_settings_are_the_settings_the_code_reads():
     expected = (names - connection_string_forms(names)) | HOST_IDENTITY_SETTINGS | KEY_VAULT_REFERENCES
     assert set(bicep_app_settings()) == expected
     local = set(LOCAL_VALUES) - LOCAL_HOST_SETTINGS
-    azure_only = identity_forms(names) | {"AZURE_CLIENT_ID", "APPLICATIONINSIGHTS_CONNECTION_STRING"}
+    azure_only = identity_forms(names) | {"AZURE_CLIENT_ID", "APPLICATIONINSIGHTS_CONNECTION_STRING",
+                                          "EVENTGRID_TOPIC_ENDPOINT"}
     assert local == names - azure_only
     # Each local connection string has its identity form in Azure and the other way round.
     for prefix in connection_string_forms(names):
