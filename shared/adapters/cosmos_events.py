@@ -124,12 +124,11 @@ class CosmosDeliveryStore:
         docs.sort(key=lambda d: d["nextAttemptAt"])
         return [documents.delivery_from_doc(d) for d in docs[:limit]]
 
-    async def open_for_subject(self, tenant_id: str, subscription_id: str, subject: str) -> list[Delivery]:
+    async def open_for_subscription(self, tenant_id: str, subscription_id: str) -> list[Delivery]:
         key = f"{tenant_id}|{subscription_id}"
-        docs = await _query(self._container, "SELECT * FROM c WHERE c.subscriptionKey = @k AND c.subject = @s "
-                                             "AND (c.status = 'pending' OR c.status = 'held')",
-                            {"@k": key, "@s": subject}, key)
-        docs.sort(key=lambda d: d["sequence"])
+        docs = await _query(self._container, "SELECT * FROM c WHERE c.subscriptionKey = @k "
+                                             "AND (c.status = 'pending' OR c.status = 'held')", {"@k": key}, key)
+        docs.sort(key=lambda d: (d["subject"], d["sequence"]))
         return [documents.delivery_from_doc(d) for d in docs]
 
     async def with_status(self, tenant_id: str, subscription_id: str, status: DeliveryStatus,

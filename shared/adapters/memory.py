@@ -461,11 +461,10 @@ class InMemoryDeliveryStore:
         docs.sort(key=lambda d: d["nextAttemptAt"])
         return [documents.delivery_from_doc(copy.deepcopy(d)) for d in docs[:limit]]
 
-    async def open_for_subject(self, tenant_id: str, subscription_id: str, subject: str) -> list[Delivery]:
+    async def open_for_subscription(self, tenant_id: str, subscription_id: str) -> list[Delivery]:
         self._check()
-        docs = [d for d in self._all(tenant_id, subscription_id)
-                if d["subject"] == subject and d["status"] in ("pending", "held")]
-        docs.sort(key=lambda d: d["sequence"])
+        docs = [d for d in self._all(tenant_id, subscription_id) if d["status"] in ("pending", "held")]
+        docs.sort(key=lambda d: (d["subject"], d["sequence"]))
         return [documents.delivery_from_doc(copy.deepcopy(d)) for d in docs]
 
     async def with_status(self, tenant_id: str, subscription_id: str, status: DeliveryStatus,

@@ -301,8 +301,8 @@ class DeliveryStore(Protocol):
     async def due(self, now: datetime, limit: int = 500) -> list[Delivery]:
         """Pending deliveries of every subscription whose next attempt is due, the earliest first."""
 
-    async def open_for_subject(self, tenant_id: str, subscription_id: str, subject: str) -> list[Delivery]:
-        """The subscription's pending and held deliveries of one subject (space or beacon), in sequence order."""
+    async def open_for_subscription(self, tenant_id: str, subscription_id: str) -> list[Delivery]:
+        """The subscription's pending and held deliveries, by subject (space or beacon) in sequence order."""
 
     async def with_status(self, tenant_id: str, subscription_id: str, status: DeliveryStatus,
                           limit: int = 1000) -> list[Delivery]: ...

@@ -160,30 +160,35 @@ class DeliveryWorker:
         if not due:
             return 0
         subscriptions = await self._subscriptions.all()
-        groups: dict[tuple[str, str], list[Delivery]] = defaultdict(list)
+        per_subscription: dict[str, dict[str, list[Delivery]]] = defaultdict(lambda: defaultdict(list))
         for delivery in due:
-            groups[(delivery.subscription_key, delivery.event.subject)].append(delivery)
+            per_subscription[delivery.subscription_key][delivery.event.subject].append(delivery)
         started = 0
-        for (key, subject), items in groups.items():
+        for key, subjects in per_subscription.items():
             subscription = subscriptions.get(key)
             if subscription is None:
                 continue  # deleted: its deliveries go with it
             if not subscription.active:
-                await asyncio.gather(*(self._hold(d) for d in items))
+                await asyncio.gather(*(self._hold(d) for items in subjects.values() for d in items))
                 continue
-            head = await self._head(items[0])
-            if head is None:
-                continue
-            if head.status is DeliveryStatus.held:
-                continue  # held by a 410 or the 24 h rule; the subscription's status is on its way
-            if head.next_attempt_at > now:
-                await asyncio.gather(*(self._wait_for(d, head.next_attempt_at) for d in items if d.event_id
-                                       != head.event_id))
-                continue
-            task = asyncio.create_task(self._attempt(subscription, head))
-            self._in_flight[(key, subject)] = task
-            task.add_done_callback(functools.partial(self._finished, (key, subject)))
-            started += 1
+            # One query a subscription: its open deliveries, each subject's in sequence order.
+            open_by_subject: dict[str, list[Delivery]] = defaultdict(list)
+            for delivery in await self._deliveries.open_for_subscription(subscription.tenant_id,
+                                                                         subscription.subscription_id):
+                open_by_subject[delivery.event.subject].append(delivery)
+            for subject, items in subjects.items():
+                queue = open_by_subject.get(subject)
+                if not queue or queue[0].status is DeliveryStatus.held:
+                    continue  # held by a 410 or the 24 h rule: the subscription's status is on its way
+                head, followers = queue[0], queue[1:]
+                if head.next_attempt_at > now:
+                    await asyncio.gather(*(self._wait_for(d, head.next_attempt_at) for d in items
+                                           if d.event_id != head.event_id))
+                    continue
+                task = asyncio.create_task(self._attempt(subscription, head, followers[:1]))
+                self._in_flight[(key, subject)] = task
+                task.add_done_callback(functools.partial(self._finished, (key, subject)))
+                started += 1
         return started
 
     def _finished(self, key: tuple[str, str], _task: asyncio.Task[None]) -> None:
@@ -198,11 +203,6 @@ class DeliveryWorker:
     def in_flight(self) -> int:
         return len(self._in_flight)
 
-    async def _head(self, delivery: Delivery) -> Delivery | None:
-        open_ = await self._deliveries.open_for_subject(delivery.tenant_id, delivery.subscription_id,
-                                                        delivery.event.subject)
-        return open_[0] if open_ else None
-
     async def _wait_for(self, delivery: Delivery, until: datetime) -> None:
         """A later event of a space whose earlier one is still being retried: due again with it."""
         try:
@@ -216,15 +216,16 @@ class DeliveryWorker:
         except PreconditionFailed:
             pass
 
-    async def _attempt(self, subscription: Subscription, delivery: Delivery) -> None:
+    async def _attempt(self, subscription: Subscription, delivery: Delivery, following: list[Delivery]) -> None:
         slots = self._slots.setdefault(subscription.key, asyncio.Semaphore(self._per_subscription))
         async with self._limit, slots:
             try:
-                await self._attempt_claimed(subscription, delivery)
+                await self._attempt_claimed(subscription, delivery, following)
             except Exception:  # one delivery's failure (a store hiccup) must not stop the others
                 logger.exception("delivery of an event to subscription %s failed", subscription.subscription_id)
 
-    async def _attempt_claimed(self, subscription: Subscription, delivery: Delivery) -> None:
+    async def _attempt_claimed(self, subscription: Subscription, delivery: Delivery,
+                               following: list[Delivery]) -> None:
         try:
             claimed = await self._deliveries.save(replace(delivery, next_attempt_at=self._clock() + CLAIM))
         except PreconditionFailed:
@@ -253,19 +254,19 @@ class DeliveryWorker:
             return  # replayed meanwhile: the replay's delivery stands
         if outcome.delivery.status is DeliveryStatus.delivered:
             self.stats.delivered += 1
-            await self._promote_next(outcome.delivery)
+            if following:
+                await self._promote(following[0])
         else:
             self.stats.failed += 1
         if outcome.disable_reason is not None:
             await self._disable(subscription, outcome.disable_reason)
 
-    async def _promote_next(self, delivered: Delivery) -> None:
-        """The space's next event, if any, goes now (it may have been told to wait for this one)."""
-        following = await self._head(delivered)
-        if following is not None and following.status is DeliveryStatus.pending:
-            now = self._clock()
-            if following.next_attempt_at > now:
-                await self._wait_for(following, now)
+    async def _promote(self, following: Delivery) -> None:
+        """The space's next event goes now (it may have been told to wait for the one just delivered)."""
+        current = await self._deliveries.get(following.tenant_id, following.subscription_id, following.event_id)
+        now = self._clock()
+        if current is not None and current.status is DeliveryStatus.pending and current.next_attempt_at > now:
+            await self._wait_for(current, now)
 
     async def _disable(self, subscription: Subscription, reason: str) -> None:
         for _attempt in range(5):

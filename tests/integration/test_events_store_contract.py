@@ -80,7 +80,7 @@ async def test_deliveries_are_added_once_and_found_due_per_subject_in_order(stor
     due = await deliveries.due(T0 + timedelta(seconds=1))
     assert sorted((d.tenant_id, d.event.sequence_number) for d in due) == [("tenant-a", 1), ("tenant-a", 2),
                                                                            ("tenant-a", 3)]
-    ordered = await deliveries.open_for_subject("tenant-a", "sub-1", "spaces/r-oak")
+    ordered = await deliveries.open_for_subscription("tenant-a", "sub-1")
     assert [d.event.sequence_number for d in ordered] == [1, 2, 3]
     head = ordered[0]
     record = AttemptRecord(T0, 200, 12.5)
@@ -88,8 +88,7 @@ async def test_deliveries_are_added_once_and_found_due_per_subject_in_order(stor
     with pytest.raises(PreconditionFailed):
         await deliveries.save(replace(head, attempts=9))
     assert (done.attempts, done.log, done.event) == (1, (record,), events[0])
-    assert [d.event.sequence_number for d in await deliveries.open_for_subject("tenant-a", "sub-1",
-                                                                               "spaces/r-oak")] == [2, 3]
+    assert [d.event.sequence_number for d in await deliveries.open_for_subscription("tenant-a", "sub-1")] == [2, 3]
     await deliveries.save(replace(ordered[1], status=DeliveryStatus.held))
     assert [d.event.sequence_number for d in await deliveries.with_status("tenant-a", "sub-1",
                                                                           DeliveryStatus.held)] == [2]
