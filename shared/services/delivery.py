@@ -76,8 +76,8 @@ class SubscriptionCache:
 
 
 class EventRelay:
-    """Hands each outbox event on: into the event log, one delivery for each subscription that takes it (held
-    for a paused or disabled one), then out of the outbox. Every step is idempotent, so a crash or a second relay
+    """Hands each outbox event on: into the event log, one delivery for each subscription that takes it, then out
+    of the outbox. Every step is idempotent, so a crash or a second relay
     in between repeats nothing: the log upserts by id, a delivery exists once per (subscription, event)."""
 
     def __init__(self, outbox: EventOutbox, log: EventLog, deliveries: DeliveryStore,
@@ -117,9 +117,10 @@ class EventRelay:
         await self._log.append(event)
         now = self._clock()
         takers = [s for s in subscriptions if s.takes(event)]
+        # Always pending: the worker holds those of a paused or disabled subscription after reading it afresh, so a
+        # cache a moment behind a resume cannot leave a delivery held for good.
         await asyncio.gather(*(self._deliveries.add(Delivery(
-            s.tenant_id, s.subscription_id, event, DeliveryStatus.pending if s.active else DeliveryStatus.held,
-            next_attempt_at=now)) for s in takers))
+            s.tenant_id, s.subscription_id, event, DeliveryStatus.pending, next_attempt_at=now)) for s in takers))
         await self._outbox.remove(event)
 
 
@@ -148,6 +149,9 @@ class DeliveryWorker:
         self._limit = asyncio.Semaphore(total)
         self._slots: dict[str, asyncio.Semaphore] = {}
         self._in_flight: dict[tuple[str, str], asyncio.Task[None]] = {}
+        # Subscriptions this worker held deliveries of: released here too once they are active again (a resume
+        # that raced this worker's hold would otherwise leave those held).
+        self._held: dict[str, Subscription] = {}
         self.stats = DeliveryStats()
         self.on_attempt: Callable[[Delivery, AttemptRecord], None] | None = None  # the devkit's console
 
@@ -155,6 +159,7 @@ class DeliveryWorker:
         """Start an attempt for every due delivery that heads its subject; returns how many were started. The
         attempts run on (see `drain`)."""
         now = self._clock()
+        await self._release_resumed()
         due = [d for d in await self._deliveries.due(now, limit)
                if (d.subscription_key, d.event.subject) not in self._in_flight]
         if not due:
@@ -169,8 +174,15 @@ class DeliveryWorker:
             if subscription is None:
                 continue  # deleted: its deliveries go with it
             if not subscription.active:
-                await asyncio.gather(*(self._hold(d) for items in subjects.values() for d in items))
-                continue
+                fresh = await self._store.get(subscription.tenant_id, subscription.subscription_id)
+                if fresh is None:
+                    continue
+                if not fresh.active:  # paused or disabled indeed: its deliveries wait until it is resumed
+                    self._held[key] = fresh
+                    await asyncio.gather(*(self._hold(d) for items in subjects.values() for d in items))
+                    continue
+                subscription = fresh
+                self._subscriptions.invalidate()
             # One query a subscription: its open deliveries, each subject's in sequence order.
             open_by_subject: dict[str, list[Delivery]] = defaultdict(list)
             for delivery in await self._deliveries.open_for_subscription(subscription.tenant_id,
@@ -190,6 +202,24 @@ class DeliveryWorker:
                 task.add_done_callback(functools.partial(self._finished, (key, subject)))
                 started += 1
         return started
+
+    async def _release_resumed(self) -> None:
+        if not self._held:
+            return
+        subscriptions = await self._subscriptions.all()
+        for key, held in list(self._held.items()):
+            current = subscriptions.get(key)
+            if current is None:
+                del self._held[key]
+            elif current.active:
+                del self._held[key]
+                for delivery in await self._deliveries.with_status(held.tenant_id, held.subscription_id,
+                                                                  DeliveryStatus.held, limit=100_000):
+                    try:
+                        await self._deliveries.save(replace(delivery, status=DeliveryStatus.pending,
+                                                            next_attempt_at=self._clock(), first_attempt_at=None))
+                    except PreconditionFailed:
+                        continue
 
     def _finished(self, key: tuple[str, str], _task: asyncio.Task[None]) -> None:
         self._in_flight.pop(key, None)
@@ -259,6 +289,7 @@ class DeliveryWorker:
         else:
             self.stats.failed += 1
         if outcome.disable_reason is not None:
+            self._held[subscription.key] = subscription
             await self._disable(subscription, outcome.disable_reason)
 
     async def _promote(self, following: Delivery) -> None:

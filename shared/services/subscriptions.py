@@ -151,7 +151,7 @@ class SubscriptionService:
                                     title="The query is invalid")
         events = [e for e in await self._log.since(tenant_id, subscription.building_id, start)
                   if subscription.takes(e)]
-        status = DeliveryStatus.pending if subscription.active else DeliveryStatus.held
-        for event in events:
-            await self._deliveries.put(Delivery(tenant_id, subscription_id, event, status, next_attempt_at=now))
+        for event in events:  # pending: the worker holds them while the subscription is paused or disabled
+            await self._deliveries.put(Delivery(tenant_id, subscription_id, event, DeliveryStatus.pending,
+                                                next_attempt_at=now))
         return len(events)

@@ -267,3 +267,27 @@ async def test_replay_sends_the_events_again_with_their_ids(receivers):
         assert await h.service.replay(HQ.tenant_id, sub_id, h.clock() - timedelta(seconds=5)) == 0  # none since
     finally:
         await h.close()
+
+
+async def test_deliveries_held_while_paused_go_once_resumed_even_when_the_resume_raced_the_hold(receivers):
+    from dataclasses import replace
+
+    h = await harness()
+    try:
+        receiver, url = await receivers()
+        sub_id, secret = await h.subscribe(url)
+        receiver.secrets.append(secret)
+        await h.service.update(HQ.tenant_id, sub_id, paused=True, types=None)
+        [event] = await h.occupy("r-oak", "phone-1")
+        await h.round()
+        assert receiver.requests == 0
+        [held] = await h.deliveries.recent(HQ.tenant_id, sub_id)
+        assert held.status is DeliveryStatus.held
+        # resumed by a writer that released nothing (its release ran before this worker's hold)
+        paused = await h.subscriptions.get(HQ.tenant_id, sub_id)
+        await h.subscriptions.save(replace(paused, paused=False))
+        await h.round()
+        await h.round()
+        assert [r.webhook_id for r in receiver.received] == [event.id]
+    finally:
+        await h.close()
