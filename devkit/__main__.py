@@ -20,6 +20,7 @@ COMMANDS = {
     "bench": ("devkit.bench", "benchmarks that print JSON"),
     "webhook-receiver": ("devkit.webhook_receiver", "verify and print webhook events on loopback"),
     "rollup": ("devkit.rollup", "recompute the analytics rollups of a building for a range of days"),
+    "history": ("devkit.history", "write weeks of past office days (visits) for a building and roll them up"),
     "export-schemas": ("devkit.export_schemas", "write the JSON Schemas of the contracts to docs/schemas"),
 }
 

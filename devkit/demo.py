@@ -9,7 +9,8 @@ times faster than real time.
 The first hour: the demo tenant is a real tenant (the bootstrap admin key lists and manages it), with one key per
 scope (all four printed), sign-in at the devkit's OpenID Connect issuer, and a share of the simulated people opted
 in to the co-worker finder at `space`, `floor` or `building` (each with their own token, `PUT /api/v1/me/sharing`);
-the dashboard's URL is printed with the read key in its fragment.
+the dashboard's URL is printed with the read key in its fragment, and a second one to sign in to it as a person
+(`/app/#tenant=demo-tenant`, through the devkit issuer's sign-in page).
 """
 from __future__ import annotations
 
@@ -157,7 +158,7 @@ async def _demo(args: argparse.Namespace) -> int:
     import uvicorn
 
     from devkit.demo_rollups import around_the_clock, roll_simulated_hours
-    from devkit.identity import default_keys_path, with_devkit_issuer
+    from devkit.identity import default_keys_path, identity_of_the_app, with_devkit_issuer
     from devkit.office import OfficeDay
     from functions.http_api import create_api
     from shared.adapters.inprocess_events import InProcessEventPublisher
@@ -173,7 +174,7 @@ async def _demo(args: argparse.Namespace) -> int:
     set_context(context)
     keys_path = default_keys_path()
     # The devkit's OpenID Connect issuer beside the app, as `devkit serve` has it: the simulated people sign in.
-    app = with_devkit_issuer(create_api(), keys_path)
+    app = with_devkit_issuer(create_api(), keys_path, identity_of_the_app)
     server = uvicorn.Server(uvicorn.Config(app, host=LOOPBACK, port=args.port, log_level="warning"))
     server_task = asyncio.create_task(server.serve())
     tasks: list[asyncio.Task[None]] = []
@@ -260,10 +261,13 @@ async def _opt_in(day: OfficeDay, http: httpx.AsyncClient, keys: dict[str, str],
     to the co-worker finder, each with their own token, at `space`, `floor` or `building` in turn; the lines to
     print (how many at each level, and a lookup to try)."""
     from devkit.identity import DEVKIT_AUDIENCE, DEVKIT_USER_CLAIM, KeyRing, issue_token, issuer_url
+    from devkit.oidc_login import DEVKIT_DASHBOARD_CLIENT_ID, DEVKIT_DASHBOARD_SCOPE
 
     issuer = issuer_url(base_url, TENANT)
     answer = await http.put(f"/api/v1/tenants/{TENANT}/identity", headers={"x-api-key": keys["admin"]},
-                            json={"issuer": issuer, "audience": DEVKIT_AUDIENCE, "userClaim": DEVKIT_USER_CLAIM})
+                            json={"issuer": issuer, "audience": DEVKIT_AUDIENCE, "userClaim": DEVKIT_USER_CLAIM,
+                                  "dashboardClientId": DEVKIT_DASHBOARD_CLIENT_ID,
+                                  "dashboardScope": DEVKIT_DASHBOARD_SCOPE})
     if answer.status_code != 200:
         return [f"co-worker finder: sign-in not configured ({answer.status_code} {answer.text[:200]})"]
     ring = KeyRing.load_or_create(keys_path)
@@ -282,9 +286,12 @@ async def _opt_in(day: OfficeDay, http: httpx.AsyncClient, keys: dict[str, str],
             logger.warning("sharing of %s: %s %s", user_id, answer.status_code, answer.text[:200])
     counts = ", ".join(f"{len(shared[level])} at {level}" for level in SHARING_LEVELS if level)
     opted = sum(map(len, shared.values()))
-    lines = [f"co-worker finder: {opted} of {len(day.people)} people opted in ({counts}); "
-             + f"{len(users) - opted} signed-in people did not"]
     example = next((shared[level][0] for level in SHARING_LEVELS if level and shared[level]), None)
+    person = (f"dashboard as a person: {base_url}/app/#tenant={TENANT}&building={day.site.building_id} "
+              f"(\"Sign in with your organization\", then sign in as anyone on the devkit's page, e.g. "
+              f"{example or 'ann@example.com'})")
+    lines = [person, f"co-worker finder: {opted} of {len(day.people)} people opted in ({counts}); "
+             + f"{len(users) - opted} signed-in people did not"]
     if example:
         lines.append(f"  try: curl -H 'x-api-key: {keys['people']}' {base_url}/api/v1/people/{example}/location "
                      "(404 `not available` until their phone is heard)")

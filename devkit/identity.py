@@ -14,9 +14,11 @@ import os
 import re
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -24,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from devkit.emulators.launcher import REPO_ROOT
+from shared.domain.identity import IdentityConfig
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -34,6 +37,8 @@ DEVKIT_AUDIENCE = "api://spaceflow-devkit"
 DEVKIT_USER_CLAIM = "oid"  # as in Entra ID, so the devkit exercises a configured claim
 KEYS_ENV = "DEVKIT_OIDC_KEYS"
 _TENANT = re.compile(r"^[a-z0-9][a-z0-9-]{2,62}$")
+# Reads a tenant's identity configuration (the app's, when the issuer runs beside it).
+IdentityLookup = Callable[[str], Awaitable[IdentityConfig | None]]
 
 
 def default_keys_path() -> Path:
@@ -141,8 +146,12 @@ def issuer_url(base_url: str, tenant_id: str) -> str:
 
 
 def discovery_document(issuer: str) -> dict[str, Any]:
-    return {"issuer": issuer, "jwks_uri": f"{issuer}/jwks", "response_types_supported": ["code"],
-            "subject_types_supported": ["public"], "id_token_signing_alg_values_supported": ["RS256", "ES256"]}
+    return {"issuer": issuer, "jwks_uri": f"{issuer}/jwks", "authorization_endpoint": f"{issuer}/authorize",
+            "token_endpoint": f"{issuer}/token", "response_types_supported": ["code"],
+            "response_modes_supported": ["query", "fragment"], "grant_types_supported": ["authorization_code"],
+            "code_challenge_methods_supported": ["S256"], "token_endpoint_auth_methods_supported": ["none"],
+            "scopes_supported": ["openid", "profile"], "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256", "ES256"]}
 
 
 def issue_token(ring: KeyRing, issuer: str, user_id: str, *, audience: str = DEVKIT_AUDIENCE,
@@ -155,13 +164,32 @@ def issue_token(ring: KeyRing, issuer: str, user_id: str, *, audience: str = DEV
     return ring.sign({**claims, **(extra or {})}, kid=kid)
 
 
-def issuer_app(keys_path: Path) -> Starlette:
-    """The issuers as a small ASGI app: discovery document and JWKS of `/devkit/oidc/<tenantId>`. The key file is
-    read on every request, so `devkit oidc-keys rotate` in another process shows at once."""
+def issuer_app(keys_path: Path, identities: IdentityLookup | None = None) -> Starlette:
+    """The issuers as a small ASGI app of `/devkit/oidc/<tenantId>`: discovery document, JWKS, and the browser
+    sign-in (authorize, token: devkit/oidc_login.py). The key file is read on every request, so `devkit oidc-keys
+    rotate` in another process shows at once. `identities` reads a tenant's identity configuration (the app's,
+    when the issuer runs beside it): the dashboard client id it accepts, the audience and user id claim it signs."""
     from starlette.applications import Starlette
     from starlette.requests import Request
-    from starlette.responses import JSONResponse
+    from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
     from starlette.routing import Route
+
+    from devkit.oidc_login import (
+        PAGE_POLICY,
+        AuthorizationCodes,
+        LoginRefused,
+        authorization_request,
+        client_for,
+        exchange,
+        form_of,
+        login_page,
+        redirect_with_code,
+        refused_page,
+        token_answer,
+        user_id_problem,
+    )
+
+    codes = AuthorizationCodes()
 
     def issuer_of(request: Request) -> str | None:
         tenant_id = request.path_params["tenant"]
@@ -181,15 +209,51 @@ def issuer_app(keys_path: Path) -> Starlette:
             return JSONResponse({"error": "not found"}, status_code=404)
         return JSONResponse(KeyRing.load_or_create(keys_path).jwks())
 
+    async def authorize(request: Request) -> Response:
+        issuer = issuer_of(request)
+        if issuer is None:
+            return JSONResponse({"error": "not found"}, status_code=404)
+        tenant_id = request.path_params["tenant"]
+        try:
+            client = await client_for(tenant_id, issuer, identities)
+            if request.method == "GET":
+                asked = authorization_request(tenant_id, parse_qs(request.url.query, keep_blank_values=True), client)
+                return HTMLResponse(login_page(tenant_id, request.url.path, asked),
+                                    headers={"Content-Security-Policy": PAGE_POLICY, "Cache-Control": "no-store"})
+            form = await form_of(request)
+            asked = authorization_request(tenant_id, form, client)
+        except LoginRefused as refused:
+            return refused_page(refused)
+        login = (form.get("login") or [""])[0].strip()
+        if problem := user_id_problem(login):
+            return HTMLResponse(login_page(tenant_id, request.url.path, asked, problem), status_code=400,
+                                headers={"Content-Security-Policy": PAGE_POLICY, "Cache-Control": "no-store"})
+        code = codes.issue(asked, login, client)
+        return RedirectResponse(redirect_with_code(asked, code), status_code=303)
+
+    async def token(request: Request) -> JSONResponse:
+        issuer = issuer_of(request)
+        if issuer is None:
+            return JSONResponse({"error": "not found"}, status_code=404)
+        no_store = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+        try:
+            pending = exchange(codes, request.path_params["tenant"], await form_of(request))
+        except LoginRefused as refused:
+            return JSONResponse({"error": refused.error, "error_description": refused.description}, status_code=400,
+                                headers=no_store)
+        return JSONResponse(token_answer(KeyRing.load_or_create(keys_path), issuer, pending), headers=no_store)
+
     return Starlette(routes=[
         Route(ISSUER_PATH + "/{tenant}/.well-known/openid-configuration", discovery),
         Route(ISSUER_PATH + "/{tenant}/jwks", jwks),
+        Route(ISSUER_PATH + "/{tenant}/authorize", authorize, methods=["GET", "POST"]),
+        Route(ISSUER_PATH + "/{tenant}/token", token, methods=["POST"]),
     ])
 
 
-def with_devkit_issuer(app: ASGIApp, keys_path: Path) -> ASGIApp:
+def with_devkit_issuer(app: ASGIApp, keys_path: Path, identities: IdentityLookup | None = None) -> ASGIApp:
     """`app` with the devkit issuers beside it: their paths never reach the app (nor its middleware)."""
-    issuers = issuer_app(keys_path)
+    issuers = issuer_app(keys_path, identities)
 
     async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith(ISSUER_PATH + "/"):
@@ -198,3 +262,10 @@ def with_devkit_issuer(app: ASGIApp, keys_path: Path) -> ASGIApp:
             await app(scope, receive, send)
 
     return dispatch
+
+
+async def identity_of_the_app(tenant_id: str) -> IdentityConfig | None:
+    """A tenant's identity configuration from the app running in this process (devkit serve, demo)."""
+    from shared.wiring import get_context
+
+    return await (await get_context()).tenants.get_identity(tenant_id)

@@ -32,14 +32,20 @@ def _environment() -> dict[str, str]:
     return attached_environment()
 
 
+async def tenant_of(context: AppContext, building: str, tenant: str | None = None) -> str:
+    """`tenant` when given, else the only tenant with a building of that id (ValueError when not exactly one)."""
+    if tenant is not None:
+        return tenant
+    owners = sorted({ref.tenant_id for ref in await context.site_models.list_all() if ref.building_id == building})
+    if len(owners) != 1:
+        raise ValueError(f"building '{building}' belongs to {len(owners)} tenants: name one with --tenant")
+    return owners[0]
+
+
 async def backfill(context: AppContext, building: str, first: date, last: date,
                    tenant: str | None = None) -> dict[str, Any]:
     """Run the backfill on a built context; a summary of what was written where."""
-    if tenant is None:
-        owners = sorted({ref.tenant_id for ref in await context.site_models.list_all() if ref.building_id == building})
-        if len(owners) != 1:
-            raise ValueError(f"building '{building}' belongs to {len(owners)} tenants: name one with --tenant")
-        tenant = owners[0]
+    tenant = await tenant_of(context, building, tenant)
     started = time.perf_counter()
     from shared.domain.tenancy import BuildingRef
 

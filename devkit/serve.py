@@ -69,7 +69,7 @@ def _run(args: argparse.Namespace, started: float) -> int:
 async def _serve(port: int, hub_capacity: int, started: float, oidc_keys: Path | None = None) -> None:
     import uvicorn
 
-    from devkit.identity import ISSUER_PATH, KeyRing, default_keys_path, with_devkit_issuer
+    from devkit.identity import ISSUER_PATH, KeyRing, default_keys_path, identity_of_the_app, with_devkit_issuer
     from devkit.timer_runner import run_timers
     from functions.http_api import create_api
     from shared.adapters.inprocess_events import InProcessEventPublisher
@@ -87,7 +87,8 @@ async def _serve(port: int, hub_capacity: int, started: float, oidc_keys: Path |
     keys_path = oidc_keys or default_keys_path()
     KeyRing.load_or_create(keys_path)
     # The devkit's OpenID Connect issuer beside the app (never part of it: the deployed app has no such route).
-    app = with_devkit_issuer(create_api(), keys_path)
+    # It signs people in to the dashboard with each tenant's configured client id, audience and user id claim.
+    app = with_devkit_issuer(create_api(), keys_path, identity_of_the_app)
     server = uvicorn.Server(uvicorn.Config(app, host=LOOPBACK, port=port, log_level="warning", backlog=4096))
     ready = asyncio.create_task(_announce(server, port, started, ISSUER_PATH))
     try:

@@ -1,4 +1,4 @@
-"""Copy the browser assets the app serves (Leaflet, Chart.js, Swagger UI) from node_modules into
+"""Copy the browser assets the app serves (Leaflet, Chart.js, Swagger UI, oidc-client-ts) from node_modules into
 functions/static/vendor/, so nothing is loaded from another host at run time.
 
 `make setup` runs it after `npm ci` (the packages are pinned in package.json and package-lock.json); azd runs it
@@ -26,6 +26,8 @@ FILES: tuple[tuple[str, str, str], ...] = (
     ("swagger-ui-dist", "swagger-ui.css", "swagger-ui/swagger-ui.css"),
     ("swagger-ui-dist", "swagger-ui-bundle.js", "swagger-ui/swagger-ui-bundle.js"),
     ("swagger-ui-dist", "swagger-ui-standalone-preset.js", "swagger-ui/swagger-ui-standalone-preset.js"),
+    # the browser build: one script, its dependency (jwt-decode) inside, the global `oidc`
+    ("oidc-client-ts", "dist/browser/oidc-client-ts.min.js", "oidc-client-ts/oidc-client-ts.min.js"),
 )
 
 

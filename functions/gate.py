@@ -1,6 +1,7 @@
 """The request gate: what every HTTP request passes, in this order, before the app sees it.
 
-1. the credential, from the headers alone: a request to any route but PUBLIC_PATHS without a valid one is
+1. the credential, from the headers alone: a request to any route but the public ones (PUBLIC_PATHS,
+   PUBLIC_PREFIXES, PUBLIC_ROUTES) without a valid one is
    answered 401 at once and its body is never read (FastAPI reads a pydantic body before it runs the
    dependencies that check the key, so without this anyone could hold a connection open by trickling a body);
 2. the body, read whole within BODY_DEADLINE_S (408 after it) and MAX_REQUEST_BYTES (413), *outside* the work
@@ -26,7 +27,7 @@ import inspect
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -38,6 +39,9 @@ from shared.domain.errors import ContractViolation, Unauthenticated
 from shared.domain.ports import DependencyUnavailable
 from shared.domain.tenancy import Caller
 
+if TYPE_CHECKING:
+    from shared.wiring import AppContext
+
 logger = logging.getLogger(__name__)
 
 # The only routes that take no credential. Everything else (unknown paths too: a 404 would tell a stranger
@@ -47,6 +51,12 @@ PUBLIC_PATHS = frozenset({"/api/health", "/api/openapi.json", "/api/docs"})
 # Leaflet, Chart.js and Swagger UI): their data calls take a key like any other. Only these two (bare `/app` too
 # needs a key): any other path needs one.
 PUBLIC_PREFIXES = ("/app/", "/api/static/")
+# And the one data route asked before anyone has a credential: how the dashboard signs a tenant's people in
+# (functions/routes/signin.py). GET only, one path segment for the tenant (the route validates it: a bad id is
+# its 400); any other method or shape needs a credential like everything else.
+PUBLIC_ROUTES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("GET", re.compile(r"/api/v1/tenants/[^/]+/signin")),
+)
 BODY_DEADLINE_S = 10.0  # from the headers to the body's last byte, in all
 # Routes whose response is a long stream: their work slot is given back once the response has started.
 STREAM_PATHS = (re.compile(r"/api/v1/buildings/[^/]+/stream"),)
@@ -55,15 +65,20 @@ CALLER_STATE = "caller"  # where in the request state the gate leaves the authen
 Authenticate = Callable[[str | None, str | None, Any], Awaitable[Caller]]
 
 
-async def authenticate_with_context(api_key: str | None, authorization: str | None, app: Any = None) -> Caller:
-    """The worker's AuthService (shared.wiring), looked up per request the way the routes look it up: through the
-    FastAPI app's dependency overrides when a test installs its own context there, else the worker's."""
-    from shared.wiring import AppContext, get_context
+async def context_of(app: Any = None) -> AppContext:
+    """The worker's context (shared.wiring), looked up the way the routes look it up: through the FastAPI app's
+    dependency overrides when a test installs its own context there, else the worker's."""
+    from shared.wiring import get_context
 
     overrides = getattr(app, "dependency_overrides", None) or {}
     found = overrides.get(get_context, get_context)()
     context: AppContext = await found if inspect.isawaitable(found) else found
-    return await context.auth.authenticate_request(api_key, authorization)
+    return context
+
+
+async def authenticate_with_context(api_key: str | None, authorization: str | None, app: Any = None) -> Caller:
+    """The worker's AuthService, looked up per request (context_of)."""
+    return await (await context_of(app)).auth.authenticate_request(api_key, authorization)
 
 
 class RequestGate:
@@ -71,6 +86,7 @@ class RequestGate:
                  authenticate: Authenticate = authenticate_with_context, body_deadline_s: float = BODY_DEADLINE_S,
                  max_body_bytes: int = MAX_REQUEST_BYTES, max_json_depth: int = MAX_JSON_DEPTH,
                  public_paths: frozenset[str] = PUBLIC_PATHS, public_prefixes: tuple[str, ...] = PUBLIC_PREFIXES,
+                 public_routes: tuple[tuple[str, re.Pattern[str]], ...] = PUBLIC_ROUTES,
                  large_bodies: tuple[tuple[re.Pattern[str], int], ...] = LARGE_BODIES,
                  streams: tuple[re.Pattern[str], ...] = STREAM_PATHS) -> None:
         self.app = app
@@ -81,6 +97,7 @@ class RequestGate:
         self.max_json_depth = max_json_depth
         self.public_paths = public_paths
         self.public_prefixes = public_prefixes
+        self.public_routes = public_routes
         self.large_bodies = large_bodies
         self.streams = streams
         self.timed_out = 0
@@ -92,7 +109,7 @@ class RequestGate:
             return
         deadline = asyncio.get_running_loop().time() + self.body_deadline_s
         headers = _headers(scope)
-        if not self.is_public(scope["path"]):
+        if not self.is_public(scope["path"], scope["method"]):
             try:
                 who = await self.authenticate(headers.get(b"x-api-key"), headers.get(b"authorization"),
                                               scope.get("app"))
@@ -156,10 +173,13 @@ class RequestGate:
         finally:
             await release()
 
-    def is_public(self, path: str) -> bool:
-        """One of PUBLIC_PATHS, or a file under PUBLIC_PREFIXES (no `..` segment, no backslash: a path that
-        climbs out of the folder is not public, whatever the static files would make of it)."""
+    def is_public(self, path: str, method: str = "GET") -> bool:
+        """One of PUBLIC_PATHS, one of PUBLIC_ROUTES with its method, or a file under PUBLIC_PREFIXES (no `..`
+        segment, no backslash: a path that climbs out of the folder is not public, whatever the static files would
+        make of it)."""
         if path in self.public_paths:
+            return True
+        if any(method == allowed and pattern.fullmatch(path) for allowed, pattern in self.public_routes):
             return True
         return path.startswith(self.public_prefixes) and "\\" not in path and ".." not in path.split("/")
 

@@ -1,7 +1,9 @@
-"""The HTTP API: one FastAPI app, served by the Functions host through AsgiFunctionApp and by uvicorn locally."""
+"""The HTTP API: one FastAPI app, served on Azure Functions through function_app.py's HTTP-streams function
+(functions/asgi_bridge.py) and by uvicorn locally."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,7 @@ from pydantic import BaseModel, Field
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
-from functions.gate import BODY_DEADLINE_S, PUBLIC_PATHS, RequestGate
+from functions.gate import BODY_DEADLINE_S, PUBLIC_PATHS, PUBLIC_ROUTES, RequestGate, context_of
 from functions.overload import AdmissionControl
 from functions.problems import install_problem_handlers
 from functions.routes import (
@@ -23,6 +25,7 @@ from functions.routes import (
     ingest,
     ops,
     people,
+    signin,
     stream,
     subscriptions,
     teams,
@@ -33,9 +36,37 @@ from shared.domain.site import site_json_schema
 
 API_PREFIX = "/api"
 STATIC = Path(__file__).resolve().parent / "static"  # app/ (the dashboard), docs/, vendor/ (devkit/vendor.py)
-# The browser pages load everything from this origin (the vendored assets): a policy the browser enforces.
-CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
-                           "object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+
+
+def content_security_policy(sign_in_origins: Sequence[str] = ()) -> str:
+    """The browser pages load everything from this origin (the vendored assets): a policy the browser enforces.
+    They may connect elsewhere only to the sign-in origins (DASHBOARD_SIGNIN_ORIGINS, checked to be bare origins):
+    the dashboard reads the issuer's discovery document and exchanges the authorization code there."""
+    connect = " ".join(("'self'", *sign_in_origins))
+    return (f"default-src 'self'; connect-src {connect}; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+            "object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+
+
+# Without the settings (the context could not be built): the pages work, the sign-in elsewhere does not.
+CONTENT_SECURITY_POLICY = content_security_policy()
+
+
+async def _page_policy(app: Any) -> str:
+    """The policy with the sign-in origins of the settings: a test's context, the worker's when it is built, else
+    the settings alone (a static file never waits for the stores to connect)."""
+    from shared.settings import SettingsError, get_settings
+    from shared.wiring import get_context, installed_context
+
+    if get_context in (getattr(app, "dependency_overrides", None) or {}):
+        settings = (await context_of(app)).settings
+    elif (context := installed_context()) is not None:
+        settings = context.settings
+    else:
+        try:
+            settings = get_settings()
+        except SettingsError:  # the API answers 503 naming them; the pages still load
+            return CONTENT_SECURITY_POLICY
+    return content_security_policy(settings.sign_in_origins)
 
 
 def create_api(*, admission: AdmissionControl | None = None, body_deadline_s: float = BODY_DEADLINE_S) -> FastAPI:
@@ -56,11 +87,13 @@ def create_api(*, admission: AdmissionControl | None = None, body_deadline_s: fl
     api.include_router(ingest.router, prefix=API_PREFIX)
     api.include_router(ops.router, prefix=API_PREFIX)
     api.include_router(admin.router, prefix=API_PREFIX)
+    api.include_router(signin.router, prefix=API_PREFIX)
     api.include_router(buildings.router, prefix=API_PREFIX)
     api.include_router(stream.router, prefix=API_PREFIX)
     api.include_router(floorplans.router, prefix=API_PREFIX)
     api.include_router(people.router, prefix=API_PREFIX)
     api.include_router(people.me_router, prefix=API_PREFIX)
+    api.include_router(people.building_router, prefix=API_PREFIX)
     api.include_router(analytics.router, prefix=API_PREFIX)
     api.include_router(teams.router, prefix=API_PREFIX)
     api.include_router(subscriptions.router, prefix=API_PREFIX)
@@ -74,7 +107,7 @@ class _Static(StaticFiles):
 
     async def get_response(self, path: str, scope: Scope) -> Any:
         response = await super().get_response(path, scope)
-        response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+        response.headers["Content-Security-Policy"] = await _page_policy(scope.get("app"))
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response
 
@@ -103,7 +136,7 @@ def _mount_browser_pages(api: FastAPI) -> None:
 
     @api.get(f"{API_PREFIX}/docs", include_in_schema=False)
     async def docs() -> HTMLResponse:
-        return HTMLResponse(page, headers={"Content-Security-Policy": CONTENT_SECURITY_POLICY,
+        return HTMLResponse(page, headers={"Content-Security-Policy": await _page_policy(api),
                                            "X-Content-Type-Options": "nosniff"})
 
     # check_dir=False: the app starts without the vendored copy (`make setup` makes it); its files then answer 404
@@ -141,6 +174,11 @@ def _document_problems(api: FastAPI) -> None:
                     # What the request gate answers on every route (functions/gate.py).
                     if path in PUBLIC_PATHS:
                         operation["security"] = []  # health documents its own 503 (which dependency is down)
+                        continue
+                    if any(method == m.lower() and p.fullmatch(path) for m, p in PUBLIC_ROUTES):
+                        operation["security"] = []
+                        responses.setdefault("503", {"description": "overloaded (or a dependency is down): retry "
+                                                                    "after the Retry-After seconds", **problem})
                         continue
                     responses.setdefault("401", {"description": "no API key, or an unknown or revoked one",
                                                  **problem})

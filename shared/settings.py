@@ -13,11 +13,16 @@ from typing import Annotated
 from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.domain.identity import sign_in_origins
 from shared.domain.ncrontab import parse_ncrontab
 
 COSMOS_PREFIX = "COSMOS"
 EVENTHUB_PREFIX = "EVENTHUB"
 ANALYTICS_STORAGE_PREFIX = "ANALYTICS_STORAGE"
+
+# Where Entra ID's people sign in: the dashboard exchanges the authorization code and reads the discovery document
+# there (the browser's connect-src must allow it).
+DEFAULT_SIGN_IN_ORIGINS = "https://login.microsoftonline.com"
 
 Name = Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[a-z0-9][a-z0-9\-]*$")]
 
@@ -88,6 +93,11 @@ class Settings(BaseSettings):
         description="the deployment's Event Grid topic (https://<topic>.<region>-1.eventgrid.azure.net/api/events), "
                     "published to with the managed identity; unset: no eventGrid subscriptions",
     )
+    dashboard_sign_in_origins: str = Field(
+        default=DEFAULT_SIGN_IN_ORIGINS, alias="DASHBOARD_SIGNIN_ORIGINS", max_length=2000,
+        description="origins of the issuers people sign in to the dashboard with (comma-separated): its pages may "
+                    "connect there (Content-Security-Policy connect-src) for discovery and the code exchange",
+    )
     managed_identity_client_id: str | None = Field(
         default=None, alias="AZURE_CLIENT_ID", description="client id of the user-assigned identity in Azure"
     )
@@ -101,6 +111,17 @@ class Settings(BaseSettings):
     def _valid_schedule(cls, value: str) -> str:
         parse_ncrontab(value)
         return value
+
+    @field_validator("dashboard_sign_in_origins")
+    @classmethod
+    def _origins(cls, value: str) -> str:
+        sign_in_origins(value)
+        return value
+
+    @property
+    def sign_in_origins(self) -> tuple[str, ...]:
+        """DASHBOARD_SIGNIN_ORIGINS as a list of origins."""
+        return sign_in_origins(self.dashboard_sign_in_origins)
 
     @field_validator("admin_api_key")
     @classmethod

@@ -157,7 +157,7 @@ def _assemble(settings: Settings, *, site_models: SiteModelStore, blobs: BlobSto
         processing=processing, scheduled=scheduled, auth=auth, ingest=IngestService(publisher, sites, clock=clock),
         sites=sites, pipeline=pipeline, tenants=tenants,
         admin=admin, floorplans=FloorPlanService(admin),
-        queries=queries, stream=StreamService(queries), people=PeopleService(tenants, live_state, audit, clock),
+        queries=queries, stream=StreamService(queries), people=PeopleService(tenants, live_state, audit, sites, clock),
         teams=teams, rollups=rollups,
         analytics=AnalyticsReader(blobs, settings.analytics_container, settings.analytics_min_group_size),
         identity=IdentityService(tenants, verifier, issuer_keys, allow_loopback=settings.identity_allow_loopback,
@@ -305,6 +305,11 @@ async def get_context() -> AppContext:
     async with _lock:
         if _context is None:
             _context = await build_context(get_settings())
+    return _context
+
+
+def installed_context() -> AppContext | None:
+    """The worker's context when it is built already; never builds one (for what must not wait for the stores)."""
     return _context
 
 

@@ -61,11 +61,13 @@ async def _on_cosmos(rounds: int) -> dict[str, Any]:
 
 async def _measure(tenants: TenantDirectory, live: LiveStateStore, audit: AuditLog, rounds: int,
                    store: str) -> dict[str, Any]:
+    from shared.adapters.memory import InMemorySiteModelStore
     from shared.domain.errors import NotFound
     from shared.domain.people import Sharing, SharingLevel, Tenant
     from shared.domain.presence import DeviceState
     from shared.domain.tenancy import Principal, Scope
     from shared.services.people import PeopleService
+    from shared.services.sites import SiteDirectory
 
     now = datetime.now(UTC)
     await tenants.create_tenant(Tenant(TENANT, "Bench", now))
@@ -78,7 +80,7 @@ async def _measure(tenants: TenantDirectory, live: LiveStateStore, audit: AuditL
         last_seen = now - (timedelta(minutes=11) if case == "not-seen" else timedelta(seconds=30))
         await live.save_device(DeviceState(TENANT, "hq", f"phone-{case}", last_seen, floor="L0", space_id="r-1",
                                            space_since=last_seen, user_id=people[case]))
-    service = PeopleService(tenants, live, audit, clock=lambda: now)
+    service = PeopleService(tenants, live, audit, SiteDirectory(InMemorySiteModelStore()), clock=lambda: now)
     looker = Principal(TENANT, "bench-key", frozenset({Scope.people}))
     order = list(people.items())
     samples: dict[str, list[float]] = {case: [] for case in people}

@@ -11,7 +11,14 @@ from functions.deps import require, tenant_manager
 from functions.problems import PROBLEM_JSON
 from functions.routes.models import PROBLEMS, PathId, TenantIdPath
 from shared.domain.errors import Forbidden, NotFound
-from shared.domain.identity import MAX_AUDIENCE_LENGTH, MAX_URI_LENGTH, IdentityConfig, discovery_url
+from shared.domain.identity import (
+    MAX_AUDIENCE_LENGTH,
+    MAX_CLIENT_ID_LENGTH,
+    MAX_SCOPE_LENGTH,
+    MAX_URI_LENGTH,
+    IdentityConfig,
+    discovery_url,
+)
 from shared.domain.people import SharingChange, SharingLevel, Tenant
 from shared.domain.tenancy import (
     TENANT_ID_MAX_LENGTH,
@@ -94,6 +101,14 @@ class IdentityIn(BaseModel):
     user_claim: str | None = Field(default=None, alias="userClaim", max_length=64,
                                    description="the claim holding the person's user id (the SDK's userId); "
                                                "default oid for Entra ID, sub otherwise")
+    dashboard_client_id: str | None = Field(
+        default=None, alias="dashboardClientId", max_length=MAX_CLIENT_ID_LENGTH,
+        description="the dashboard's public client (an SPA registration at the issuer, redirect URI "
+                    "https://<app>/app/): with it, people sign in to /app/ themselves; public (GET .../signin)")
+    dashboard_scope: str | None = Field(
+        default=None, alias="dashboardScope", max_length=MAX_SCOPE_LENGTH,
+        description="scopes the dashboard asks for besides `openid profile`, space-separated: for Entra ID the "
+                    "scope the API exposes, e.g. api://<app id>/access_as_user (required there)")
     model_config = {"extra": "forbid", "populate_by_name": True}
 
 
@@ -104,6 +119,8 @@ class IdentityOut(BaseModel):
     jwks_uri: str | None = Field(alias="jwksUri")
     discovery_url: str | None = Field(alias="discoveryUrl", description="where the key set is found, without jwksUri")
     user_claim: str = Field(alias="userClaim")
+    dashboard_client_id: str | None = Field(alias="dashboardClientId")
+    dashboard_scope: str | None = Field(alias="dashboardScope")
     updated_at: datetime = Field(alias="updatedAt")
     model_config = {"populate_by_name": True}
 
@@ -120,6 +137,7 @@ def _manage(who: Caller, tenant_id: str) -> None:
 def _identity_out(c: IdentityConfig) -> IdentityOut:
     return IdentityOut(tenant_id=c.tenant_id, issuer=c.issuer, audience=c.audience, jwks_uri=c.jwks_uri,
                        discovery_url=None if c.jwks_uri else discovery_url(c.issuer), user_claim=c.user_claim,
+                       dashboard_client_id=c.dashboard_client_id, dashboard_scope=c.dashboard_scope,
                        updated_at=c.updated_at)
 
 
@@ -183,7 +201,7 @@ async def put_identity(tenantId: TenantIdPath, body: IdentityIn, who: Caller = D
                        context: AppContext = Depends(get_context)) -> IdentityOut:
     _manage(who, tenantId)
     return _identity_out(await context.identity.put(tenantId, body.issuer, body.audience, body.jwks_uri,
-                                                    body.user_claim))
+                                                    body.user_claim, body.dashboard_client_id, body.dashboard_scope))
 
 
 @router.get("/v1/tenants/{tenantId}/identity", response_model=IdentityOut, response_model_by_alias=True,

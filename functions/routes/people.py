@@ -8,17 +8,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from pydantic import AwareDatetime, BaseModel, Field
 
 from functions.deps import require, require_any, signed_in
-from functions.routes.models import PROBLEMS, UserIdPath
-from shared.domain.people import Sharing, SharingLevel
+from functions.routes.models import PROBLEMS, PathId, UserIdPath
+from shared.domain.people import PersonLocation, Sharing, SharingLevel
 from shared.domain.tenancy import Principal, Scope
+from shared.services.people import MAX_PEOPLE_LISTED
 from shared.wiring import AppContext, get_context
 
 router = APIRouter(prefix="/v1/people", tags=["people"], responses=PROBLEMS)
 me_router = APIRouter(prefix="/v1/me", tags=["people"], responses=PROBLEMS)
+building_router = APIRouter(prefix="/v1/buildings", tags=["people"], responses=PROBLEMS)
 
 _FORBIDDEN_CHANGE: dict[int | str, dict[str, Any]] = {403: {"description": "an API key widening someone's sharing (it may only narrow it or turn it "
                                           "off), or a person changing someone else's", **PROBLEMS[403]}}
@@ -48,6 +50,20 @@ class LocationOut(BaseModel):
     last_seen: datetime = Field(alias="lastSeen", description="exact at level space; rounded down to 5 minutes "
                                                               "below it, so it gives no room away")
     model_config = {"populate_by_name": True}
+
+
+class PeoplePage(BaseModel):
+    """The v1 list shape: limited (`limit`), so the token is always null."""
+
+    items: list[LocationOut]
+    continuation_token: str | None = Field(default=None, alias="continuationToken",
+                                           description="always null: the list is limited, not paged")
+    model_config = {"populate_by_name": True}
+
+
+def _location_out(found: PersonLocation) -> LocationOut:
+    return LocationOut(user_id=found.user_id, level=found.level, building_id=found.building_id, floor=found.floor,
+                       space_id=found.space_id, last_seen=found.last_seen)
 
 
 def _sharing_out(s: Sharing) -> SharingOut:
@@ -91,6 +107,16 @@ async def get_sharing(userId: UserIdPath, who: Principal = Depends(require(Scope
 async def location(userId: UserIdPath,
                    who: Principal = Depends(require_any(Scope.people, Scope.people_as_self)),
                    context: AppContext = Depends(get_context)) -> LocationOut:
-    found = await context.people.locate(who, userId)
-    return LocationOut(user_id=found.user_id, level=found.level, building_id=found.building_id, floor=found.floor,
-                       space_id=found.space_id, last_seen=found.last_seen)
+    return _location_out(await context.people.locate(who, userId))
+
+
+@building_router.get(
+    "/{buildingId}/people", response_model=PeoplePage, response_model_by_alias=True,
+    summary="The people who share where they are and were last heard in this building, each at the level they "
+            "chose (people key or a signed-in person; each person listed is audited as a lookup)")
+async def people_in_building(buildingId: PathId,
+                             limit: int = Query(default=200, ge=1, le=MAX_PEOPLE_LISTED),
+                             who: Principal = Depends(require_any(Scope.people, Scope.people_as_self)),
+                             context: AppContext = Depends(get_context)) -> PeoplePage:
+    found = await context.people.in_building(who, who.building(buildingId), limit)
+    return PeoplePage(items=[_location_out(p) for p in found], continuation_token=None)

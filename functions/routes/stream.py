@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Response
 from pydantic import BaseModel, Field
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Send
@@ -20,10 +20,6 @@ from shared.services.stream import MAX_STREAM_SECONDS, EventStream, TooManyStrea
 from shared.wiring import AppContext, get_context
 
 router = APIRouter(prefix="/v1/buildings", tags=["buildings"], responses=PROBLEMS)
-
-# AsgiFunctionApp (function_app.py) buffers a response until the app has sent all of it: there, a stream answers
-# what it has at once and ends, and EventSource reconnects after the `retry` hint (polling, through SSE).
-BUFFERING_HOST = "azure_functions.invocation_id"
 
 
 class ChangesOut(BaseModel):
@@ -67,7 +63,7 @@ _SSE_EVENT = {"type": "object", "properties": {
                                             "state as GET .../spaces/{spaceId}); each `id` is a cursor; "
                                             "`: keepalive` comments every 15 s",
                              "content": {"text/event-stream": {"schema": _SSE_EVENT}}}})
-async def stream(buildingId: PathId, request: Request,
+async def stream(buildingId: PathId,
                  last_event_id: str | None = Header(default=None, alias="Last-Event-ID", max_length=128,
                                                     description="the id of the last event received: resume"),
                  max_seconds: int | None = Query(default=None, alias="maxSeconds", ge=0,
@@ -76,10 +72,9 @@ async def stream(buildingId: PathId, request: Request,
                                                              f"(at most and by default {MAX_STREAM_SECONDS:g})"),
                  who: Principal = Depends(require(Scope.read)),
                  context: AppContext = Depends(get_context)) -> Response:
-    lifetime = 0 if BUFFERING_HOST in request.scope else max_seconds
     try:
         opened = await context.stream.open(who.building(buildingId), _render, last_event_id=last_event_id,
-                                           lifetime_s=lifetime)
+                                           lifetime_s=max_seconds)
     except TooManyStreams as exc:
         return problem(503, "Service unavailable", "this instance has as many streams open as it serves; retry "
                        "after the Retry-After seconds", type_=PROBLEM_BASE + "too-many-streams",

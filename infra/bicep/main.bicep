@@ -113,16 +113,36 @@ param appInsightsSamplingPercentage int = 25
 @description('Accept telemetry only with an Entra token (the identity has Monitoring Metrics Publisher).')
 param appInsightsDisableLocalAuth bool = true
 
-@description('Key Vault purge protection (cannot be turned off again; the vault name stays taken 90 days after deletion).')
-param keyVaultPurgeProtection bool = false
+@minValue(30)
+@maxValue(730)
+@description('The admin API key\'s expiry, in days after the provisioning that writes it (every provisioning writes it again).')
+param adminApiKeyValidityDays int = 365
 
 @secure()
 @description('The admin API key to store in Key Vault (admin-api-key). azd passes the stored one back on every run; on the first run (or when shorter than 24 characters) a random key is generated instead.')
 param adminApiKey string = ''
 
 @secure()
+// checkov:skip=CKV_AZURE_131: the default is newGuid() twice, a fresh random value at each deployment, not a hard-coded secret; it only ever reaches the Key Vault secret
 @description('Do not set: the random admin key used when adminApiKey is shorter than 24 characters.')
 param generatedAdminApiKey string = '${replace(newGuid(), '-', '')}${replace(newGuid(), '-', '')}'
+
+// ---------------------------------------------------------------- private networking
+@description('Private networking: a VNet, private endpoints and private DNS zones for Cosmos DB, Event Hubs, both storage accounts and Key Vault, their public network access off, and the app\'s outbound traffic through the VNet. The app itself stays public behind its keys and tokens. Off by default so that a trial stays one command from anywhere (docs/deploy.md, "Private networking").')
+param networkIsolation bool = false
+
+@description('Address space of the VNet (networkIsolation): choose one that does not overlap the networks it will be peered with.')
+param vnetAddressPrefix string = '10.40.0.0/16'
+
+@description('Subnet of the Function App\'s outbound VNet integration (delegated to Microsoft.App/environments).')
+param appSubnetPrefix string = '10.40.0.0/24'
+
+@description('Subnet of the private endpoints.')
+param privateEndpointSubnetPrefix string = '10.40.1.0/24'
+
+// ---------------------------------------------------------------- resilience
+@description('Availability zones for the plan, Cosmos DB, Event Hubs and both storage accounts (ZRS). Decide at the first deployment: Cosmos DB and Event Hubs take it only at creation. Costs more (docs/deploy.md), and the region must have zones.')
+param zoneRedundant bool = false
 
 // ---------------------------------------------------------------- values of the app settings (local.settings.json has the same)
 @description('COSMOS_DATABASE')
@@ -165,6 +185,9 @@ param eventDeliverySchedule string = '*/10 * * * * *'
 @description('ANALYTICS_MIN_GROUP_SIZE: analytics cells built from fewer distinct people are suppressed')
 param analyticsMinGroupSize int = 5
 
+@description('DASHBOARD_SIGNIN_ORIGINS: origins the dashboard may connect to when people sign in (their issuers), comma-separated')
+param dashboardSigninOrigins string = 'https://login.microsoftonline.com'
+
 // ---------------------------------------------------------------- names
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
@@ -184,6 +207,16 @@ var names = {
   eventGridTopic: 'evgt-spaceflow-${resourceToken}'
   plan: 'plan-spaceflow-${resourceToken}'
   functionApp: 'func-spaceflow-${resourceToken}'
+  vnet: 'vnet-spaceflow-${resourceToken}'
+}
+var storageSku = zoneRedundant ? 'Standard_ZRS' : 'Standard_LRS'
+// Where each service's private endpoint registers (Azure public cloud names).
+var privateDnsZoneNames = {
+  cosmos: 'privatelink.documents.azure.com'
+  eventHubs: 'privatelink.servicebus.windows.net'
+  blob: 'privatelink.blob.core.windows.net'
+  keyVault: 'privatelink.vaultcore.azure.net'
+  eventGrid: 'privatelink.eventgrid.azure.net'
 }
 var deploymentContainerName = 'app-package'
 var captureContainerName = 'capture'
@@ -230,6 +263,9 @@ module hostStorage 'modules/storage.bicep' = {
     containerNames: [
       deploymentContainerName
     ]
+    skuName: storageSku
+    publicNetworkAccess: networkIsolation ? 'Disabled' : 'Enabled'
+    networkDefaultAction: networkIsolation ? 'Deny' : 'Allow'
   }
 }
 
@@ -251,6 +287,12 @@ module analyticsStorage 'modules/storage.bicep' = {
     ] : [])
     coolTierPrefix: '${analyticsContainerName}/'
     coolAfterDays: analyticsCoolAfterDays
+    skuName: storageSku
+    // Event Hubs Capture writes here as a trusted Azure service, which the storage firewall lets through only while
+    // public access is 'Enabled' for selected networks: with Capture on, the isolated account keeps that with none
+    // selected (default Deny), so only the private endpoint and trusted services reach it.
+    publicNetworkAccess: networkIsolation && !eventHubCaptureEnabled ? 'Disabled' : 'Enabled'
+    networkDefaultAction: networkIsolation ? 'Deny' : 'Allow'
   }
 }
 
@@ -270,6 +312,8 @@ module eventHubs 'modules/eventhubs.bicep' = {
     captureEnabled: eventHubCaptureEnabled
     captureStorageAccountName: analyticsStorage.outputs.name
     captureContainerName: captureContainerName
+    zoneRedundant: zoneRedundant
+    networkIsolation: networkIsolation
   }
 }
 
@@ -284,6 +328,8 @@ module cosmos 'modules/cosmos.bicep' = {
     capacityMode: cosmosCapacityMode
     autoscaleMaxThroughput: cosmosAutoscaleMaxThroughput
     visitsRetentionDays: visitsRetentionDays
+    zoneRedundant: zoneRedundant
+    networkIsolation: networkIsolation
   }
 }
 
@@ -294,6 +340,7 @@ module eventGrid 'modules/eventgrid.bicep' = {
     name: names.eventGridTopic
     location: location
     tags: tags
+    networkIsolation: networkIsolation
   }
 }
 
@@ -306,7 +353,8 @@ module keyVault 'modules/keyvault.bicep' = {
     tags: tags
     adminApiKey: adminApiKey
     generatedAdminApiKey: generatedAdminApiKey
-    enablePurgeProtection: keyVaultPurgeProtection
+    adminApiKeyValidityDays: adminApiKeyValidityDays
+    networkIsolation: networkIsolation
   }
 }
 
@@ -381,6 +429,8 @@ var appSettings = {
   WEBHOOK_ALLOW_LOOPBACK: 'false'
   // eventGrid subscriptions publish here with the identity (EventGrid Data Sender on this topic only).
   EVENTGRID_TOPIC_ENDPOINT: eventGrid.outputs.endpoint
+  // The dashboard's pages may connect there (Content-Security-Policy connect-src) for the code exchange.
+  DASHBOARD_SIGNIN_ORIGINS: dashboardSigninOrigins
   ADMIN_API_KEY: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.adminApiKeySecretUri})'
 }
 
@@ -402,11 +452,102 @@ module functionApp 'modules/functionapp.bicep' = {
     maximumInstanceCount: maximumInstanceCount
     alwaysReadyHttpInstances: alwaysReadyHttpInstances
     alwaysReadyProcessorInstances: alwaysReadyProcessorInstances
+    zoneRedundant: zoneRedundant
+    virtualNetworkSubnetId: networkIsolation ? network.outputs.appSubnetId : ''
   }
-  // The identity must hold its roles before the host starts (storage, Key Vault reference, Event Hubs).
+  // The identity must hold its roles before the host starts (storage, Key Vault reference, Event Hubs); isolated,
+  // the host reaches its storage and the vault only through the private endpoints.
   dependsOn: [
     appRoles
+    privateEndpoints
   ]
+}
+
+// ---------------------------------------------------------------- private networking (networkIsolation)
+module network 'modules/network.bicep' = if (networkIsolation) {
+  name: 'network'
+  scope: rg
+  params: {
+    name: names.vnet
+    location: location
+    tags: tags
+    addressPrefix: vnetAddressPrefix
+    appSubnetPrefix: appSubnetPrefix
+    privateEndpointSubnetPrefix: privateEndpointSubnetPrefix
+    privateDnsZoneNames: [
+      privateDnsZoneNames.cosmos
+      privateDnsZoneNames.eventHubs
+      privateDnsZoneNames.blob
+      privateDnsZoneNames.keyVault
+      privateDnsZoneNames.eventGrid
+    ]
+  }
+}
+
+// One endpoint per data service; the groupId is the sub-resource the endpoint reaches.
+module privateEndpoints 'modules/privateEndpoints.bicep' = if (networkIsolation) {
+  name: 'private-endpoints'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    subnetId: network.outputs.privateEndpointSubnetId
+    endpoints: [
+      {
+        name: 'pe-${names.cosmos}'
+        serviceId: cosmos.outputs.id
+        groupId: 'Sql'
+        dnsZoneName: privateDnsZoneNames.cosmos
+      }
+      {
+        name: 'pe-${names.eventHubNamespace}'
+        serviceId: eventHubs.outputs.id
+        groupId: 'namespace'
+        dnsZoneName: privateDnsZoneNames.eventHubs
+      }
+      {
+        name: 'pe-${names.hostStorage}-blob'
+        serviceId: hostStorage.outputs.id
+        groupId: 'blob'
+        dnsZoneName: privateDnsZoneNames.blob
+      }
+      {
+        name: 'pe-${names.analyticsStorage}-blob'
+        serviceId: analyticsStorage.outputs.id
+        groupId: 'blob'
+        dnsZoneName: privateDnsZoneNames.blob
+      }
+      {
+        name: 'pe-${names.keyVault}'
+        serviceId: keyVault.outputs.id
+        groupId: 'vault'
+        dnsZoneName: privateDnsZoneNames.keyVault
+      }
+      {
+        name: 'pe-${names.eventGridTopic}'
+        serviceId: eventGrid.outputs.id
+        groupId: 'topic'
+        dnsZoneName: privateDnsZoneNames.eventGrid
+      }
+    ]
+  }
+}
+
+// ---------------------------------------------------------------- diagnostics
+// Each data service's audit logs to the Log Analytics workspace (modules/diagnostics.bicep says which and why).
+module diagnostics 'modules/diagnostics.bicep' = {
+  name: 'diagnostics'
+  scope: rg
+  params: {
+    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsId
+    cosmosAccountName: cosmos.outputs.accountName
+    eventHubNamespaceName: eventHubs.outputs.namespaceName
+    keyVaultName: keyVault.outputs.name
+    storageAccountNames: [
+      hostStorage.outputs.name
+      analyticsStorage.outputs.name
+    ]
+  }
 }
 
 // ---------------------------------------------------------------- outputs (azd writes them to .azure/<env>/.env)
@@ -429,6 +570,7 @@ output ROLLUP_DAILY_SCHEDULE string = rollupDailySchedule
 output EVENT_DELIVERY_SCHEDULE string = eventDeliverySchedule
 output EVENTGRID_TOPIC_ENDPOINT string = eventGrid.outputs.endpoint
 output ANALYTICS_MIN_GROUP_SIZE string = string(analyticsMinGroupSize)
+output DASHBOARD_SIGNIN_ORIGINS string = dashboardSigninOrigins
 // azd's own
 output AZURE_LOCATION string = location
 output AZURE_TENANT_ID string = tenant().tenantId

@@ -220,13 +220,16 @@ def sharing_from_doc(doc: dict[str, Any]) -> Sharing:
 
 def identity_to_doc(c: IdentityConfig) -> dict[str, Any]:
     return {"id": "identity", "tenantId": c.tenant_id, "kind": "identity", "issuer": c.issuer,
-            "audience": c.audience, "jwksUri": c.jwks_uri, "userClaim": c.user_claim, "updatedAt": iso(c.updated_at)}
+            "audience": c.audience, "jwksUri": c.jwks_uri, "userClaim": c.user_claim, "updatedAt": iso(c.updated_at),
+            "dashboardClientId": c.dashboard_client_id, "dashboardScope": c.dashboard_scope}
 
 
 def identity_from_doc(doc: dict[str, Any]) -> IdentityConfig:
     return IdentityConfig(tenant_id=doc["tenantId"], issuer=doc["issuer"], audience=doc["audience"],
                           jwks_uri=doc.get("jwksUri"), user_claim=doc["userClaim"],
-                          updated_at=require_time(doc, "updatedAt"))
+                          updated_at=require_time(doc, "updatedAt"),
+                          # absent from configurations saved before the dashboard signed people in
+                          dashboard_client_id=doc.get("dashboardClientId"), dashboard_scope=doc.get("dashboardScope"))
 
 
 ISSUER_CLAIM_ID = "issuer"

@@ -24,7 +24,9 @@ from shared.domain.identity import (
     MAX_URI_LENGTH,
     NO_USER_ID,
     NOT_VALID,
+    DashboardSignIn,
     IdentityConfig,
+    dashboard_sign_in,
     default_user_claim,
     discovery_url,
     identity_problems,
@@ -46,6 +48,9 @@ JWKS_MIN_REFETCH_S = 60.0
 # While the issuer cannot be reached, the last key set it served is used for this long, then no token is.
 JWKS_MAX_STALE_S = 24 * 3600.0
 CONFIG_TTL_S = 60.0  # an identity change made on another instance takes effect within this time
+# The dashboard's sign-in of a tenant is asked for without a credential: answers (a 404 too) are kept this long,
+# so a stranger repeating one tenant id costs no store read, and a change shows within the time.
+SIGN_IN_TTL_S = 60.0
 MAX_KEYS = 100
 _CACHE_LIMIT = 10_000  # issuers looked up per instance; made-up issuers must not grow the cache without bound
 DEPENDENCY = "identity provider"
@@ -244,19 +249,25 @@ class IdentityService:
     at most, so a token's issuer names the one configuration to verify it against."""
 
     def __init__(self, tenants: TenantDirectory, verifier: BearerTokenVerifier, keys: IssuerKeys, *,
-                 allow_loopback: bool, clock: Clock = utc_now) -> None:
+                 allow_loopback: bool, clock: Clock = utc_now, monotonic: Callable[[], float] = time.monotonic,
+                 sign_in_ttl_s: float = SIGN_IN_TTL_S) -> None:
         self._tenants = tenants
         self._verifier = verifier
         self._keys = keys
         self._allow_loopback = allow_loopback
         self._clock = clock
+        self._monotonic = monotonic
+        self._sign_in_ttl_s = sign_in_ttl_s
+        self._sign_ins: dict[str, tuple[float, DashboardSignIn | None]] = {}
 
     async def put(self, tenant_id: str, issuer: str, audience: str, jwks_uri: str | None,
-                  user_claim: str | None) -> IdentityConfig:
+                  user_claim: str | None, dashboard_client_id: str | None = None,
+                  dashboard_scope: str | None = None) -> IdentityConfig:
         if await self._tenants.get_tenant(tenant_id) is None:
             raise NotFound(f"no tenant '{tenant_id}'")
         claim = user_claim or default_user_claim(issuer)
-        if errors := identity_problems(issuer, audience, jwks_uri, claim, self._allow_loopback):
+        if errors := identity_problems(issuer, audience, jwks_uri, claim, self._allow_loopback,
+                                       dashboard_client_id, dashboard_scope):
             raise ContractViolation(errors)
         previous = await self._tenants.get_identity(tenant_id)
         owner = await self._tenants.issuer_owner(issuer)
@@ -266,7 +277,8 @@ class IdentityService:
                 raise AlreadyExists("this issuer is configured for another tenant")
             await self._tenants.release_issuer(issuer, owner)  # a claim left behind by an interrupted change
         await self._tenants.claim_issuer(issuer, tenant_id)
-        config = IdentityConfig(tenant_id, issuer, audience, jwks_uri, claim, self._clock())
+        config = IdentityConfig(tenant_id, issuer, audience, jwks_uri, claim, self._clock(),
+                                dashboard_client_id=dashboard_client_id, dashboard_scope=dashboard_scope)
         await self._tenants.put_identity(config)
         if previous is not None and previous.issuer != issuer:
             await self._tenants.release_issuer(previous.issuer, tenant_id)
@@ -280,6 +292,24 @@ class IdentityService:
             raise NotFound(f"tenant '{tenant_id}' has no identity provider configured")
         return config
 
+    async def dashboard_sign_in(self, tenant_id: str) -> DashboardSignIn:
+        """How the dashboard signs the tenant's people in (no credential asked: the route is public). NotFound,
+        worded the same, for a tenant that does not exist and for one without dashboard sign-in; both cost the
+        same one read of the identity configuration (the tenant itself is not looked up)."""
+        now = self._monotonic()
+        cached = self._sign_ins.get(tenant_id)
+        if cached is not None and cached[0] > now:
+            found = cached[1]
+        else:
+            config = await self._tenants.get_identity(tenant_id)
+            found = dashboard_sign_in(config) if config is not None else None
+            if len(self._sign_ins) >= _CACHE_LIMIT:
+                self._sign_ins.clear()  # made-up tenant ids must not grow the cache without bound
+            self._sign_ins[tenant_id] = (now + self._sign_in_ttl_s, found)
+        if found is None:
+            raise NotFound(f"no sign-in for tenant '{tenant_id}'")
+        return found
+
     async def delete(self, tenant_id: str) -> None:
         """Sign-in off for the tenant: its people's tokens are refused (within CONFIG_TTL_S on other instances)."""
         config = await self.get(tenant_id)
@@ -291,3 +321,4 @@ class IdentityService:
     def _forget(self, tenant_id: str, *configs: IdentityConfig | None) -> None:
         self._verifier.forget(c.issuer for c in configs if c is not None)
         self._keys.forget(tenant_id)
+        self._sign_ins.pop(tenant_id, None)

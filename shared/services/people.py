@@ -5,11 +5,15 @@ turn it off. Every change and every lookup is in the tenant's audit log, naming 
 """
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable
 from datetime import datetime
+from typing import TypeVar
 
 from shared.domain.errors import ContractViolation, FieldError, Forbidden, NotFound
 from shared.domain.people import (
+    SEEN_WITHIN,
     AuditEntry,
     PersonLocation,
     Sharing,
@@ -19,22 +23,27 @@ from shared.domain.people import (
     shared_location,
 )
 from shared.domain.ports import AuditLog, LiveStateStore, PreconditionFailed, TenantDirectory
-from shared.domain.tenancy import Principal, Scope
+from shared.domain.tenancy import BuildingRef, Principal, Scope
 from shared.services.common import Clock, utc_now
+from shared.services.sites import SiteDirectory
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 NOT_AVAILABLE = "not available"
 ONLY_NARROWER = "an API key may only narrow a person's sharing or turn it off: only the person widens it"
 ONLY_YOUR_OWN = "a signed-in person changes only their own sharing"
 WRITE_ATTEMPTS = 3  # a key's narrowing raced by the person's own change is judged again this many times
+MAX_PEOPLE_LISTED = 1000
+STORE_CALLS_AT_ONCE = 16  # a listing's reads and audit writes in flight together: bounded, not one per person
 
 
 class PeopleService:
-    def __init__(self, tenants: TenantDirectory, live: LiveStateStore, audit: AuditLog,
+    def __init__(self, tenants: TenantDirectory, live: LiveStateStore, audit: AuditLog, sites: SiteDirectory,
                  clock: Clock = utc_now) -> None:
         self._tenants = tenants
         self._live = live
         self._audit = audit
+        self._sites = sites
         self._clock = clock
 
     async def change_sharing(self, who: Principal, user_id: str, level: SharingLevel,
@@ -111,6 +120,36 @@ class PeopleService:
         if location is None:
             raise NotFound(NOT_AVAILABLE)
         return location
+
+    async def in_building(self, who: Principal, building: BuildingRef, limit: int) -> list[PersonLocation]:
+        """The people who share where they are and whose phone was last heard in `building`, each exactly as a
+        lookup of them would answer (the level they chose; their latest phone in any building decides), sorted
+        by user id, at most `limit`. Nobody who does not share is listed. Every person listed is audited as a
+        lookup by `who`; NotFound for a building the tenant does not have."""
+        if await self._sites.get(building) is None:
+            raise NotFound(f"no building '{building.building_id}'")
+        now = self._clock()
+        heard_here = sorted({d.user_id for d in await self._live.list_devices(building)
+                             if d.user_id is not None and now - d.last_seen <= SEEN_WITHIN})
+        sharings = await self._bounded([self._tenants.get_sharing(who.tenant_id, u) for u in heard_here])
+        sharing_now = [(u, s) for u, s in zip(heard_here, sharings, strict=True) if s is not None and s.active(now)]
+        devices = await self._bounded([self._live.find_devices_of_user(who.tenant_id, u) for u, _ in sharing_now])
+        located = [shared_location(sharing, user_id, found, now)
+                   for (user_id, sharing), found in zip(sharing_now, devices, strict=True)]
+        here = [p for p in located if p is not None and p.building_id == building.building_id][:limit]
+        await self._bounded([self._audit.append(AuditEntry(
+            tenant_id=who.tenant_id, at=now, key_id=None if who.user_id is not None else who.key_id,
+            user_id=p.user_id, outcome="shared", level=p.level, by_user_id=who.user_id)) for p in here])
+        return here
+
+    @staticmethod
+    async def _bounded(calls: list[Awaitable[T]]) -> list[T]:
+        at_once = asyncio.Semaphore(STORE_CALLS_AT_ONCE)
+
+        async def one(call: Awaitable[T]) -> T:
+            async with at_once:
+                return await call
+        return list(await asyncio.gather(*(one(c) for c in calls)))
 
     async def audit(self, tenant_id: str, limit: int) -> list[AuditEntry]:
         return await self._audit.recent(tenant_id, limit)

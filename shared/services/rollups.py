@@ -139,13 +139,20 @@ class RollupService:
 
     async def roll_day(self, tenant_id: str, site: SiteModel, day: date, now: datetime,
                        hours: bool = True) -> list[WrittenWindow]:
-        """A local day, and (with `hours`) each of its local hours, from one read of the day's visits."""
+        """A local day, and (with `hours`) each of its local hours, from one read of the day's visits. Only windows
+        that have ended by `now` are written, as the timers do: a backfill that reaches today writes today's
+        finished hours, not the day nor the hours to come (they would publish zeros for time not yet lived)."""
         zone = ZoneInfo(site.time_zone)
         day_window = analytics.day_window(day, zone)
+        hour_windows = [w for w in analytics.hour_windows(day, zone) if w.end <= now] if hours else []
+        if day_window.end > now and not hour_windows:
+            return []
         stays = await self._stays(BuildingRef(tenant_id, site.building_id), day_window.start, day_window.end, now)
-        written = await self._write_all(tenant_id, site, [day_window], stays, now)
-        if hours:
-            written += await self._write_all(tenant_id, site, analytics.hour_windows(day, zone), stays, now)
+        written = []
+        if day_window.end <= now:
+            written += await self._write_all(tenant_id, site, [day_window], stays, now)
+        if hour_windows:
+            written += await self._write_all(tenant_id, site, hour_windows, stays, now)
         return written
 
     async def backfill(self, building: BuildingRef, first: date, last: date,

@@ -219,7 +219,7 @@ class StreamService:
             except ValueError:
                 resume = None
         # EventSource waits `retry` ms before it reconnects: a poll interval, so a stream ended by its lifetime
-        # (or by a host that buffers) costs a client at most one poll of latency.
+        # (or asked for with maxSeconds=0: polling through SSE) costs a client at most one poll of latency.
         first = [f"retry: {round(self.poll_s * 1000)}\n\n".encode()]
         if resume is None:
             cursor = newest(views)

@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -26,9 +27,11 @@ INSTALL_CHROMIUM = ("the browser tests drive the system's chromium and found non
                     "browsers are not used (never `playwright install`).")
 
 
-def serve_devkit(log_path: Path, oidc_keys: Path, timeout_s: float = 60) -> tuple[subprocess.Popen[bytes], str]:
-    """Start `python -m devkit serve` and wait for /api/health; returns the process and the base URL."""
-    port, azurite_port, cosmos_port = free_port(), free_port(), free_port()
+def serve_devkit(log_path: Path, oidc_keys: Path, timeout_s: float = 60,
+                 ports: tuple[int, int, int] | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """Start `python -m devkit serve` (on `ports`: app, Azurite, Cosmos; default free ones) and wait for
+    /api/health; returns the process and the base URL."""
+    port, azurite_port, cosmos_port = ports or (free_port(), free_port(), free_port())
     log = open(log_path, "wb")  # noqa: SIM115 - closed with the process (stop_devkit)
     process = subprocess.Popen(
         [sys.executable, "-m", "devkit", "serve", "--port", str(port), "--azurite-port", str(azurite_port),
@@ -81,3 +84,40 @@ def chromium_path() -> str:
         if candidate and os.access(candidate, os.X_OK):
             return candidate
     pytest.fail(INSTALL_CHROMIUM)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    path = chromium_path()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, live_server):
+    """A page that may talk to the app only: a request to any other host is aborted and fails the test."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    local = urlsplit(live_server).netloc
+    foreign: list[str] = []
+
+    def guard(route) -> None:
+        if urlsplit(route.request.url).netloc == local:
+            route.continue_()
+        else:
+            foreign.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", guard)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda message: print(f"console {message.type}: {message.text}")
+            if message.type in ("error", "warning") else None)
+    yield page
+    context.close()
+    assert not foreign, f"requests to other hosts: {foreign}"
+    assert not errors, f"errors in the page: {errors}"

@@ -35,6 +35,9 @@ def test_demo_runs_a_short_office_day_end_to_end(tmp_path):
     assert set(printed) == {"ingest", "read", "people", "admin"}, result.stdout
     building = re.search(r"building '([^']+)'", result.stdout)[1]
     assert f"dashboard: http://127.0.0.1:{ports[0]}/app/#key={printed['read']}&building={building}" in result.stdout
+    # and one to sign in to as a person: the demo tenant's identity names the dashboard's client
+    assert f"dashboard as a person: http://127.0.0.1:{ports[0]}/app/#tenant=demo-tenant&building={building} " \
+        in result.stdout
     opted = re.search(r"co-worker finder: (\d+) of 12 people opted in", result.stdout)
     assert opted and int(opted[1]) >= 1, result.stdout
     # a webhook receiver subscribed through the API hears the rooms change, signatures checked on its side

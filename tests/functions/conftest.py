@@ -1,5 +1,6 @@
-"""Triggers are called directly (Core Tools cannot run here): the function app is imported once and its
-functions looked up once; the wiring context is the in-memory one."""
+"""Triggers are called directly (Core Tools cannot run here), the HTTP function through the Python worker's HTTP
+streams server as far as it runs here (`worker`): the function app is imported once and its functions looked up
+once; the wiring context is the in-memory one."""
 from __future__ import annotations
 
 import json
@@ -37,4 +38,14 @@ async def api(memory_context):
 
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_api()), base_url="http://test",
                                  timeout=120) as client:
+        yield client
+
+
+@pytest.fixture
+async def worker(functions_by_name):
+    """An HTTP client on the function app's HTTP function, served the way the Python worker serves HTTP streams
+    (tests/support/functions_worker.py)."""
+    from tests.support.functions_worker import WorkerHttp
+
+    async with WorkerHttp(functions_by_name["http_app_func"].get_user_function()) as client:
         yield client

@@ -1,6 +1,9 @@
 """The function app's bindings, read once from the decorated functions, and each trigger called directly."""
 from __future__ import annotations
 
+import asyncio
+import gzip
+import inspect
 import json
 from datetime import UTC, datetime
 
@@ -9,9 +12,16 @@ import pytest
 from azure.functions.timer import TimerRequest
 
 from functions.timers import TIMER_SCHEDULE_SETTINGS
+from shared.domain.ingest_event import decode_ingest_event
 from shared.domain.ports import DependencyUnavailable
+from shared.domain.tenancy import Scope
+from shared.services.stream import Cursor, StreamService
 from tests.functions.conftest import LOCAL_VALUES, REPO
-from tests.support.batches import ingest_event_body
+from tests.functions.test_query_api import new_tenant
+from tests.functions.test_stream import T0, FakeTime, events, occupy
+from tests.support.batches import ingest_event_body, sdk_batch
+from tests.support.pipeline import add_small_site
+from tests.support.sites import small_site
 
 
 def bindings(function) -> list[dict]:
@@ -31,7 +41,7 @@ def test_the_app_has_exactly_the_expected_functions(functions_by_name):
 def test_http_is_one_anonymous_catch_all_route_for_fastapi(functions_by_name):
     trigger = bindings(functions_by_name["http_app_func"])[0]
     assert trigger["type"] == "httpTrigger"
-    assert trigger["route"] == "/{*route}"
+    assert trigger["route"] == "{*route}"
     assert trigger["authLevel"] == "ANONYMOUS"  # our API keys are checked by FastAPI, not the host's keys
     assert {"GET", "POST", "PUT", "DELETE"} <= set(trigger["methods"])
 
@@ -108,42 +118,143 @@ def test_host_json_fits_the_asgi_app_and_the_event_hub_limits():
     assert host["telemetryMode"] == "OpenTelemetry"
 
 
-async def call_http(functions_by_name, method: str, url: str, body: bytes = b"", headers=None) -> func.HttpResponse:
-    handler = functions_by_name["http_app_func"].get_user_function()
-    request = func.HttpRequest(method=method, url=url, headers=headers or {}, body=body,
-                               route_params={"route": url.split("/", 3)[-1]})
-    return await handler(request, None)
+def test_a_stream_ends_before_the_host_ends_its_invocation():
+    # With HTTP streams the host completes an HTTP invocation when the forwarded response has ended, so the
+    # function timeout bounds a whole stream: the bridge's wait for the answer to start, then the stream's life.
+    from functions.asgi_bridge import START_TIMEOUT_S
+    from functions.gate import BODY_DEADLINE_S
+    from shared.services.stream import MAX_STREAM_SECONDS
+
+    hours, minutes, seconds = json.loads((REPO / "host.json").read_text())["functionTimeout"].split(":")
+    timeout_s = int(hours) * 3600 + int(minutes) * 60 + int(seconds)
+    assert timeout_s >= BODY_DEADLINE_S + START_TIMEOUT_S + MAX_STREAM_SECONDS + 60
 
 
-async def test_health_through_the_functions_http_trigger(functions_by_name, memory_context):
-    response = await call_http(functions_by_name, "GET", "http://localhost/api/health")
+async def test_health_is_plain_json_through_the_function(worker, memory_context):
+    response = await worker.get("/api/health")
     assert response.status_code == 200
-    body = json.loads(response.get_body())
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
     assert body["status"] == "ok"
     assert set(body["dependencies"]) == {"cosmos", "blob", "eventHub"}
 
 
-async def test_health_is_503_naming_the_dependency_that_is_down(functions_by_name, memory_context):
+async def test_health_is_503_naming_the_dependency_that_is_down(worker, memory_context):
     memory_context.publisher.fail_with = DependencyUnavailable("event hub", "ConnectError")
-    response = await call_http(functions_by_name, "GET", "http://localhost/api/health")
+    response = await worker.get("/api/health")
     assert response.status_code == 503
-    body = json.loads(response.get_body())
+    body = response.json()
     assert body["dependencies"]["eventHub"]["status"] == "down"
     assert "ConnectError" in body["dependencies"]["eventHub"]["detail"]
     assert body["dependencies"]["cosmos"]["status"] == "ok"
 
 
-async def test_unknown_routes_answer_problem_json(functions_by_name, memory_context):
+async def test_unknown_routes_answer_problem_json(worker, memory_context):
     # Without a credential every route but health and the docs is 401, unknown ones too: a stranger cannot tell
     # which paths exist. With one, an unknown route is the 404 it is.
-    anonymous = await call_http(functions_by_name, "GET", "http://localhost/api/nowhere")
-    assert anonymous.status_code == 401 and json.loads(anonymous.get_body())["status"] == 401
-    response = await call_http(functions_by_name, "GET", "http://localhost/api/nowhere",
-                               headers={"x-api-key": LOCAL_VALUES["ADMIN_API_KEY"]})
+    anonymous = await worker.get("/api/nowhere")
+    assert anonymous.status_code == 401 and anonymous.json()["status"] == 401
+    response = await worker.get("/api/nowhere", headers={"x-api-key": LOCAL_VALUES["ADMIN_API_KEY"]})
     assert response.status_code == 404
-    assert response.headers["content-type"].startswith("application/problem+json")
-    assert json.loads(response.get_body())["status"] == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["status"] == 404
 
+
+async def test_a_gzip_sightings_batch_is_posted_through_the_function(worker, memory_context):
+    await add_small_site(memory_context.site_models)
+    key, _ = await memory_context.auth.mint_key("tenant-a", {Scope.ingest})
+    batch = sdk_batch(datetime.now(UTC))
+    response = await worker.post("/api/v1/sightings", content=gzip.compress(json.dumps(batch).encode()),
+                                 headers={"x-api-key": key, "content-encoding": "gzip",
+                                          "content-type": "application/json"})
+    assert response.status_code == 202, response.text
+    assert response.json()["batchId"] == batch["batchId"] and response.json()["accepted"] == 1
+    [event] = memory_context.publisher.published
+    assert str(decode_ingest_event(event.body).parsed.batch.batch_id) == batch["batchId"]
+    # a body over the route's limit is answered by the app's own gate and body rules
+    too_large = await worker.post("/api/v1/sightings", content=b" " * (1024 * 1024 + 1),
+                                  headers={"x-api-key": key, "content-type": "application/json"})
+    assert too_large.status_code == 413 and too_large.headers["content-type"] == "application/problem+json"
+
+
+@pytest.fixture
+async def acme(api, memory_context):
+    keys = await new_tenant(api, "acme")
+    assert (await api.put("/api/v1/buildings/hq", json=small_site("hq"), headers=keys["admin"])).status_code == 201
+    return keys
+
+
+async def test_the_stream_sends_its_snapshot_then_a_change_made_after_it_while_the_app_runs(worker, acme,
+                                                                                           memory_context):
+    fake = FakeTime()
+    memory_context.stream = StreamService(memory_context.queries, clock=fake.clock, sleep=fake.sleep)
+    snapshot_seen = asyncio.Event()
+
+    async def change_once_the_client_has_the_snapshot() -> None:  # the stream's first sleep
+        await snapshot_seen.wait()  # were the answer buffered until the app ends, this would never come
+        await occupy(memory_context, "r-oak", 2, T0)
+
+    fake.at[1] = change_once_the_client_has_the_snapshot
+    received = b""
+    async with asyncio.timeout(20):
+        async with worker.stream("GET", "/api/v1/buildings/hq/stream", params={"maxSeconds": 40},
+                                 headers=acme["read"]) as response:
+            assert response.status_code == 200
+            assert response.headers["content-type"].startswith("text/event-stream")
+            assert "content-length" not in response.headers
+            async for chunk in response.aiter_raw():
+                received += chunk
+                if b"event: snapshot" in received and not snapshot_seen.is_set():
+                    assert memory_context.stream.open_streams == 1  # the app is still running
+                    assert b"event: space" not in received
+                    snapshot_seen.set()
+    got = events(received.decode())
+    assert got[0] == {"retry": "2000"} and got[1]["event"] == "snapshot"
+    assert {s["id"] for s in json.loads(got[1]["data"])["items"]} == {"r-oak", "k-0", "o-1"}
+    assert got[2]["event"] == "space" and got[2]["id"] == str(Cursor(T0, "r-oak"))
+    assert json.loads(got[2]["data"])["headcount"] == 2
+    assert got[3:] == [{"comment": "keepalive"}] * 2  # then nothing changed for the rest of the 40 s
+    assert memory_context.stream.open_streams == 0
+
+
+async def test_a_client_that_leaves_ends_the_stream_and_gives_its_place_back(worker, functions_by_name, acme,
+                                                                            memory_context):
+    fake = FakeTime()
+    memory_context.stream = StreamService(memory_context.queries, clock=fake.clock, sleep=fake.sleep)
+    parked = asyncio.Event()
+
+    async def wait_for_ever() -> None:  # the stream sleeps between polls; the client leaves meanwhile
+        parked.set()
+        await asyncio.Event().wait()
+
+    fake.at[1] = wait_for_ever
+    async with asyncio.timeout(20):
+        async with worker.stream("GET", "/api/v1/buildings/hq/stream", headers=acme["read"]) as response:
+            async for chunk in response.aiter_raw():
+                if b"event: snapshot" in chunk:
+                    break
+            await parked.wait()
+            assert memory_context.stream.open_streams == 1
+        # the connection is closed: the worker's server hears it, the bridge tells the app and cancels it
+        while memory_context.stream.open_streams or [t for t in asyncio.all_tasks()
+                                                     if t.get_name().startswith("asgi-bridge")]:
+            await asyncio.sleep(0.01)
+
+
+def test_the_http_function_takes_and_gives_the_types_the_worker_checks(functions_by_name):
+    """At indexing the worker (bindings/meta.py) asks the extension whether the trigger parameter's type is its
+    Request and the return type one of its responses; with HTTP streams on, a classic HttpRequest is refused."""
+    import typing
+
+    from azurefunctions.extensions.base import HttpV2FeatureChecker, RequestTrackerMeta, ResponseTrackerMeta
+
+    function = functions_by_name["http_app_func"].get_user_function()
+    hints = typing.get_type_hints(function)
+    assert HttpV2FeatureChecker.http_v2_enabled()  # importing function_app imported the extension
+    assert RequestTrackerMeta.check_type(hints["req"])
+    assert not RequestTrackerMeta.check_type(func.HttpRequest)
+    assert ResponseTrackerMeta.check_type(hints["return"])
+    assert inspect.iscoroutinefunction(function)  # a sync one would run in the worker's thread pool
 
 async def test_event_hub_trigger_processes_and_dead_letters(functions_by_name, memory_context):
     now = datetime.now(UTC)
@@ -214,3 +325,18 @@ async def test_the_change_feed_relays_only_outbox_documents_and_delivers_them(fu
     assert await memory_context.outbox.pending() == []
     assert [e.id for e in await memory_context.event_log.since("acme", None, events[0].time)] == [events[0].id]
     await trigger(func.DocumentList([func.Document.from_dict(documents.space_to_doc(state))]))  # no outbox: nothing
+
+
+@pytest.mark.parametrize(("value", "complains"), [(None, True), ("0", True), ("1", False), ("true", False)])
+def test_under_the_host_the_app_says_when_http_streams_cannot_start(value, complains):
+    # Without PYTHON_ENABLE_INIT_INDEXING=1 the worker starts no HTTP server and each HTTP invocation waits for
+    # a request that never comes: the app's log says why.
+    import subprocess
+    import sys
+
+    env = {"PATH": "/usr/bin:/bin", "FUNCTIONS_WORKER_RUNTIME": "python",
+           **({"PYTHON_ENABLE_INIT_INDEXING": value} if value is not None else {})}
+    result = subprocess.run([sys.executable, "-c", "import function_app"], cwd=REPO, env=env, capture_output=True,
+                            text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert ("PYTHON_ENABLE_INIT_INDEXING is not 1" in result.stderr) is complains

@@ -6,7 +6,6 @@ import json
 import os
 from datetime import UTC, datetime, timedelta
 
-import azure.functions as func
 import pytest
 
 from shared.domain.ingest_event import decode_ingest_event
@@ -163,12 +162,8 @@ async def test_a_batch_whose_readings_all_fail_is_acknowledged_but_not_published
     assert memory_context.publisher.published == []
 
 
-async def test_through_the_functions_http_trigger(functions_by_name, ingest_key, memory_context):
-    handler = functions_by_name["http_app_func"].get_user_function()
-    request = func.HttpRequest(method="POST", url="http://localhost/api/v1/sightings",
-                               headers={"x-api-key": ingest_key, "content-type": "application/json"},
-                               body=json.dumps(sdk_batch(NOW)).encode(), route_params={"route": "api/v1/sightings"})
-    response = await handler(request, None)
+async def test_through_the_functions_http_trigger(worker, ingest_key, memory_context):
+    response = await worker.post("/api/v1/sightings", json=sdk_batch(NOW), headers={"x-api-key": ingest_key})
     assert response.status_code == 202
     assert len(memory_context.publisher.published) == 1
 

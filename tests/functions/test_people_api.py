@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from functions.http_api import create_api
+from shared.domain.presence import DeviceState
 from shared.settings import load_settings
 from shared.wiring import build_in_memory_context, set_context
 from tests.functions.conftest import LOCAL_VALUES
@@ -335,3 +336,58 @@ async def test_timing_spread_of_not_available_cases(api, acme, unavailable):
     spread = (max(medians.values()) - min(medians.values())) / min(medians.values())
     print("not-available median µs:", {c: round(m) for c, m in medians.items()}, f"spread {spread:.1%}")
     assert spread < 0.5  # only catches a case doing clearly different work (say, skipping the device query)
+
+
+# ---------------------------------------------------------------------------------------------- who is here (the map)
+async def test_the_people_in_a_building_are_listed_only_as_each_allows(api, acme, context, clock):
+    people = {level: f"{level}@acme.example" for level in ("space", "floor", "building", "off", "expired",
+                                                           "elsewhere", "never")}
+    for user_id in people.values():
+        await seen(context, user_id, "r-oak", clock.now)
+    for level in ("space", "floor", "building", "off", "elsewhere"):
+        await api.put("/api/v1/me/sharing", json={"level": "space" if level == "elsewhere" else level},
+                      headers=acme["issuer"].bearer(people[level]))
+    await api.put("/api/v1/me/sharing", headers=acme["issuer"].bearer(people["expired"]),
+                  json={"level": "space", "until": (clock.now + timedelta(minutes=1)).isoformat()})
+    # `elsewhere` walked on to another building since: the latest phone decides, as a lookup of them would.
+    await context.live_state.save_device(DeviceState("acme", "annex", "phone-elsewhere-2", clock.now + timedelta(
+        seconds=30), floor="a0", space_id="a-1", space_since=clock.now, user_id=people["elsewhere"]))
+    clock.now += timedelta(minutes=2)
+
+    answer = await api.get("/api/v1/buildings/hq/people", headers=acme["issuer"].bearer(BOB))
+    assert answer.status_code == 200 and answer.json()["continuationToken"] is None
+    shown = {p["userId"]: p for p in answer.json()["items"]}
+    assert list(shown) == sorted([people["building"], people["floor"], people["space"]])
+    assert (shown[people["space"]]["floor"], shown[people["space"]]["spaceId"]) == ("f0", "r-oak")
+    assert (shown[people["floor"]]["floor"], shown[people["floor"]]["spaceId"]) == ("f0", None)
+    assert (shown[people["building"]]["floor"], shown[people["building"]]["spaceId"]) == (None, None)
+    for user_id, person in shown.items():  # each exactly what a lookup of that person answers
+        lookup = await api.get(f"/api/v1/people/{user_id}/location", headers=acme["people"])
+        assert lookup.json() == person
+    # Each one listed is in the tenant's audit log as looked up by bob; nobody else is.
+    lookups = (await api.get("/api/v1/audit/people-lookups?limit=100", headers=acme["admin"])).json()
+    by_bob = [e for e in lookups if e["byUserId"] == BOB]
+    assert sorted(e["userId"] for e in by_bob) == sorted(shown) and {e["outcome"] for e in by_bob} == {"shared"}
+
+    by_key = await api.get("/api/v1/buildings/hq/people?limit=1", headers=acme["people"])
+    assert [p["userId"] for p in by_key.json()["items"]] == [min(shown)]
+    clock.now += timedelta(minutes=9)  # not heard for more than ten minutes: nobody is shown any more
+    assert (await api.get("/api/v1/buildings/hq/people", headers=acme["people"])).json()["items"] == []
+
+
+async def test_listing_people_needs_the_people_finder_and_the_tenants_building(api, acme, context, clock):
+    await seen(context, ANN, "r-oak", clock.now)
+    await api.put("/api/v1/me/sharing", json={"level": "space"}, headers=acme["issuer"].bearer(ANN))
+    for key in ("read", "ingest"):
+        assert is_problem(await api.get("/api/v1/buildings/hq/people", headers=acme[key]), 403)
+    assert is_problem(await api.get("/api/v1/buildings/hq/people"), 401)
+    globex = await new_tenant(api, "globex")
+    assert is_problem(await api.get("/api/v1/buildings/hq/people", headers=globex["people"]), 404)
+    assert is_problem(await api.get("/api/v1/buildings/nowhere/people", headers=acme["people"]), 404)
+    for bad, field in (("/api/v1/buildings/.hq/people", "path.buildingId"),
+                       ("/api/v1/buildings/hq%20/people", "path.buildingId"),
+                       ("/api/v1/buildings/hq/people?limit=0", "query.limit"),
+                       ("/api/v1/buildings/hq/people?limit=5000", "query.limit")):
+        answer = await api.get(bad, headers=acme["people"])
+        assert is_problem(answer, 400) and [e["field"] for e in answer.json()["errors"]] == [field], bad
+    assert (await api.get("/api/v1/audit/people-lookups", headers=acme["admin"])).json() == []

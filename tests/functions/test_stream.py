@@ -174,8 +174,7 @@ async def test_over_the_cap_a_stream_is_refused_with_retry_after(api, acme, fake
                           headers=acme["read"])).status_code == 200
 
 
-async def _run_until_first_event(app, headers: dict[str, str], extra_scope: dict[str, object] | None = None,
-                                 disconnect: bool = True) -> list[bytes]:
+async def _run_until_first_event(app, headers: dict[str, str]) -> list[bytes]:
     """Call the ASGI app as a server would; the client goes away once the snapshot arrived."""
     got_body = asyncio.Event()
     chunks: list[bytes] = []
@@ -186,10 +185,7 @@ async def _run_until_first_event(app, headers: dict[str, str], extra_scope: dict
         if not requested:
             requested = True
             return {"type": "http.request", "body": b"", "more_body": False}
-        if disconnect:
-            await got_body.wait()
-        else:
-            await asyncio.Event().wait()
+        await got_body.wait()
         return {"type": "http.disconnect"}
 
     async def send(message):
@@ -201,7 +197,7 @@ async def _run_until_first_event(app, headers: dict[str, str], extra_scope: dict
     scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1",
              "method": "GET", "scheme": "http", "path": "/api/v1/buildings/hq/stream", "raw_path": b"",
              "query_string": b"", "root_path": "", "server": ("test", 80), "client": None,
-             "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()], **(extra_scope or {})}
+             "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()]}
     await asyncio.wait_for(app(scope, receive, send), timeout=5)
     return chunks
 
@@ -225,11 +221,3 @@ async def test_a_disconnected_client_ends_the_stream_and_no_stream_holds_a_work_
     assert set(in_use) <= {0}  # the slot was given back when the response started
     leftovers = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
     assert not [t for t in leftovers if "stream" in repr(t.get_coro())]
-
-
-async def test_on_a_host_that_buffers_responses_the_stream_answers_at_once(api, acme, memory_context):
-    memory_context.stream = StreamService(memory_context.queries, poll_s=0.01)
-    chunks = await _run_until_first_event(create_api(), acme["read"], {"azure_functions.invocation_id": "x"},
-                                          disconnect=False)
-    assert events(b"".join(chunks).decode())[1]["event"] == "snapshot"
-    assert memory_context.stream.open_streams == 0

@@ -66,7 +66,8 @@ async def test_identity_configuration_per_tenant(stores):
     assert await directory.get_identity("acme") == config
     assert await directory.get_identity("globex") is None
     moved = IdentityConfig("acme", "https://idp.example.com/", "api://x", "https://idp.example.com/keys", "sub",
-                           T0 + timedelta(minutes=1))
+                           T0 + timedelta(minutes=1), dashboard_client_id="spaceflow-dashboard",
+                           dashboard_scope="api://x/access_as_user")
     await directory.put_identity(moved)
     assert await directory.get_identity("acme") == moved
     assert await directory.delete_identity("acme") is True

@@ -15,7 +15,7 @@ AZURE_ONLY = {"COSMOS__accountEndpoint", "ANALYTICS_STORAGE__serviceUri", "EVENT
 
 def test_local_settings_json_holds_every_local_setting_and_nothing_unknown():
     values = json.loads((REPO / "local.settings.json").read_text())["Values"]
-    host_settings = {"FUNCTIONS_WORKER_RUNTIME", "AzureWebJobsStorage"}
+    host_settings = {"FUNCTIONS_WORKER_RUNTIME", "AzureWebJobsStorage", "PYTHON_ENABLE_INIT_INDEXING"}
     assert set(values) - host_settings == setting_names() - AZURE_ONLY
 
 

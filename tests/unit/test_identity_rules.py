@@ -1,6 +1,8 @@
 """Identity rules, pure: which issuers and key locations a tenant may configure, the Authorization header, token
-lifetimes with leeway, the user id claim."""
+lifetimes with leeway, the user id claim, the dashboard's sign-in (client id, scope, the origins it may reach)."""
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 import pytest
 
@@ -9,10 +11,14 @@ from shared.domain.identity import (
     EXPIRED,
     NOT_VALID,
     SIGNED_IN_SCOPES,
+    IdentityConfig,
     bearer_token,
+    dashboard_problems,
+    dashboard_sign_in,
     default_user_claim,
     discovery_url,
     identity_problems,
+    sign_in_origins,
     signed_in_principal,
     token_time_problem,
     uri_problem,
@@ -128,3 +134,52 @@ def test_a_signed_in_person_reads_and_acts_as_themselves_and_nothing_more():
     assert person.allows(Scope.read) and person.allows(Scope.people_as_self)
     for scope in (Scope.admin, Scope.people, Scope.ingest):
         assert not person.allows(scope)
+
+
+ENTRA = "https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0"
+KEYCLOAK = "https://idp.example.com/realms/acme"
+CLIENT = "6731de76-14a6-49ae-97bc-6eba6914391e"
+
+
+def test_a_dashboard_client_and_its_scope_are_checked_like_the_other_fields():
+    assert dashboard_problems(ENTRA, CLIENT, f"api://{CLIENT}/access_as_user") == []
+    assert dashboard_problems(KEYCLOAK, "spaceflow-dashboard", None) == []  # others issue tokens without a scope
+    assert dashboard_problems(KEYCLOAK, None, None) == []
+    for client_id in ("", "has space", "a" * 129, "<script>", "-leading", "x\u00e9", "a?b=c", "a#b"):
+        assert [e.field for e in dashboard_problems(KEYCLOAK, client_id, None)] == ["dashboardClientId"], client_id
+    for scope in ("", " ", "a  b", "a b c d e f", 'a"b', "a\\b", "x" * 257, "a\tb", "api://x/\u00e9"):
+        assert [e.field for e in dashboard_problems(KEYCLOAK, "dash", scope)] == ["dashboardScope"], scope
+    assert "only with dashboardClientId" in dashboard_problems(KEYCLOAK, None, "api://x/y")[0].message
+    # Entra hands out a token for this API only for a scope the API exposes: without one the dashboard would loop
+    [missing] = dashboard_problems(ENTRA, CLIENT, None)
+    assert missing.field == "dashboardScope" and "access_as_user" in missing.message
+    # every bad field of the whole configuration at once
+    errors = identity_problems("http://idp.example.com", "api://x", None, "sub", allow_loopback=False,
+                               dashboard_client_id="bad id", dashboard_scope="a  b")
+    assert [e.field for e in errors] == ["issuer", "dashboardClientId", "dashboardScope"]
+
+
+def test_the_dashboard_asks_for_openid_profile_and_the_tenants_scope_once_each():
+    base = IdentityConfig("acme", ENTRA, "api://x", None, "oid", datetime(2025, 1, 1, tzinfo=UTC))
+    assert dashboard_sign_in(base) is None  # no dashboard client: no dashboard sign-in
+    entra = IdentityConfig("acme", ENTRA, "api://x", None, "oid", base.updated_at, dashboard_client_id=CLIENT,
+                           dashboard_scope=f"api://{CLIENT}/access_as_user openid")
+    found = dashboard_sign_in(entra)
+    assert found is not None and found.issuer == ENTRA and found.client_id == CLIENT
+    assert found.scope == f"openid profile api://{CLIENT}/access_as_user"
+    plain = IdentityConfig("acme", KEYCLOAK, "api://x", None, "sub", base.updated_at, dashboard_client_id="dash")
+    assert dashboard_sign_in(plain).scope == "openid profile"  # type: ignore[union-attr]
+
+
+def test_sign_in_origins_are_bare_origins():
+    assert sign_in_origins("https://login.microsoftonline.com") == ("https://login.microsoftonline.com",)
+    assert sign_in_origins(" https://Login.MicrosoftOnline.com/, https://*.ciamlogin.com  https://idp.example.com:8443"
+                           ",https://login.microsoftonline.com") == (
+        "https://login.microsoftonline.com", "https://*.ciamlogin.com", "https://idp.example.com:8443")
+    assert sign_in_origins("") == ()
+    assert sign_in_origins("http://127.0.0.1:8080") == ("http://127.0.0.1:8080",)  # a local issuer only over http
+    for bad in ("http://idp.example.com", "https://idp.example.com/path", "https://idp.example.com; script-src *",
+                "'unsafe-inline'", "*", "https://*", "https://user@idp.example.com", "data:", "https://a..b",
+                "https://idp.example.com?x", "https://*.*.example.com", ",".join(["https://a.example"] * 11)):
+        with pytest.raises(ValueError):
+            sign_in_origins(bad)

@@ -127,6 +127,19 @@ async def test_stays_still_open_count_from_the_spaces_live_occupants(world):
     assert decode_table(await blobs.get(C, name))[0]["copresence_minutes"] == 10.0  # ann (open) with bob 09:10-09:20
 
 
+async def test_a_backfill_reaching_today_writes_only_the_windows_that_have_ended(world):
+    _, live, blobs, _, service = world
+    for i in range(3):
+        await visit(live, "k-0", f"d{i}", at(26, 9), at(26, 9, 30))
+    written = await service.backfill(BuildingRef("tenant-a", "hq"), date(2026, 11, 25), THURSDAY, now=at(26, 11, 30))
+    today = [w.window for w in written if w.window.local_date == THURSDAY]
+    assert [w.local_hour for w in today] == list(range(11))  # 00:00 to 10:00: ended by 11:30; no day window
+    assert {w.window.grain for w in written if w.window.local_date == date(2026, 11, 25)} == {Grain.day, Grain.hour}
+    assert await manifest(blobs, "tenant-a", "hq", "day", "2026-11-26", "20261126T0000Z") is None
+    assert (await space_rows(blobs, "20261126T0900Z"))["k-0"]["occupied_s"] == 1800
+    assert await service.roll_day("tenant-a", site(), date(2026, 11, 27), at(26, 11, 30)) == []  # all of it to come
+
+
 async def test_a_window_run_again_writes_the_same_bytes(world):
     _, live, blobs, _, service = world
     for i in range(4):

@@ -87,3 +87,12 @@ def test_loopback_identity_providers_are_refused_unless_local_development_allows
     assert load_settings(values).identity_allow_loopback is True
     with pytest.raises(SettingsError, match="IDENTITY_ALLOW_LOOPBACK"):
         load_settings({**AZURE, "IDENTITY_ALLOW_LOOPBACK": "sometimes"})
+
+
+def test_the_dashboard_may_reach_entra_id_by_default_and_only_origins_are_accepted():
+    assert load_settings(AZURE).sign_in_origins == ("https://login.microsoftonline.com",)
+    both = load_settings({**AZURE, "DASHBOARD_SIGNIN_ORIGINS": "https://login.microsoftonline.com,https://*.ciamlogin.com"})
+    assert both.sign_in_origins == ("https://login.microsoftonline.com", "https://*.ciamlogin.com")
+    assert load_settings({**AZURE, "DASHBOARD_SIGNIN_ORIGINS": ""}).sign_in_origins == ()
+    with pytest.raises(SettingsError, match="DASHBOARD_SIGNIN_ORIGINS: .*not an origin"):
+        load_settings({**AZURE, "DASHBOARD_SIGNIN_ORIGINS": "https://idp.example.com; script-src *"})

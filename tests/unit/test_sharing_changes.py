@@ -6,12 +6,18 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.adapters.memory import InMemoryAuditLog, InMemoryLiveStateStore, InMemoryTenantDirectory
+from shared.adapters.memory import (
+    InMemoryAuditLog,
+    InMemoryLiveStateStore,
+    InMemorySiteModelStore,
+    InMemoryTenantDirectory,
+)
 from shared.domain.errors import Forbidden
 from shared.domain.identity import signed_in_principal
 from shared.domain.people import Sharing, SharingLevel
 from shared.domain.tenancy import Principal, Scope
 from shared.services.people import PeopleService
+from shared.services.sites import SiteDirectory
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 INTEGRATOR = Principal("acme", "key-int", frozenset({Scope.people}))
@@ -36,7 +42,7 @@ async def test_a_keys_narrowing_raced_by_the_person_is_judged_again():
     tenants = PersonChangesHerMindWhileRead()
     await InMemoryTenantDirectory.put_sharing(tenants, Sharing("acme", "ann", SharingLevel.space, None, NOW))
     audit = InMemoryAuditLog()
-    service = PeopleService(tenants, InMemoryLiveStateStore(), audit, clock=lambda: NOW)
+    service = PeopleService(tenants, InMemoryLiveStateStore(), audit, SiteDirectory(InMemorySiteModelStore()), clock=lambda: NOW)
     # `floor` narrows the `space` the key read, but would widen the `building` ann chose meanwhile.
     with pytest.raises(Forbidden):
         await service.change_sharing(INTEGRATOR, "ann", SharingLevel.floor, None)
@@ -48,7 +54,7 @@ async def test_the_change_logged_is_the_one_written():
     tenants = PersonChangesHerMindWhileRead()
     await InMemoryTenantDirectory.put_sharing(tenants, Sharing("acme", "ann", SharingLevel.space, None, NOW))
     audit = InMemoryAuditLog()
-    service = PeopleService(tenants, InMemoryLiveStateStore(), audit, clock=lambda: NOW)
+    service = PeopleService(tenants, InMemoryLiveStateStore(), audit, SiteDirectory(InMemorySiteModelStore()), clock=lambda: NOW)
     await service.change_sharing(INTEGRATOR, "ann", SharingLevel.building, None)  # narrows both, retried once
     [change] = await audit.recent_sharing_changes("acme")
     assert (change.from_level, change.to_level, change.by_key_id) == (SharingLevel.building, SharingLevel.building,
@@ -60,7 +66,7 @@ async def test_the_persons_own_choice_is_written_as_it_is():
     tenants = InMemoryTenantDirectory()
     audit = InMemoryAuditLog()
     ticks = iter(range(100))
-    service = PeopleService(tenants, InMemoryLiveStateStore(), audit,
+    service = PeopleService(tenants, InMemoryLiveStateStore(), audit, SiteDirectory(InMemorySiteModelStore()),
                             clock=lambda: NOW + timedelta(seconds=next(ticks)))
     ann = signed_in_principal("acme", "ann")
     await service.change_sharing(ann, "ann", SharingLevel.space, None)

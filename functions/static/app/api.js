@@ -1,20 +1,37 @@
-// The API client of the dashboard: the key lives in sessionStorage and goes in the x-api-key header only.
+// The API client of the dashboard. Its credential is a person's access token when they signed in with their
+// organization (auth.js: `Authorization: Bearer`), else an API key (sessionStorage, the `x-api-key` header). Either
+// goes in a header only, never in a URL; authHeaders() is the one place that decides which.
+import { bearerToken } from "./auth.js";
+
 const KEY = "spaceflow.apiKey";
 
 export function storedKey() { return sessionStorage.getItem(KEY); }
 export function storeKey(key) { sessionStorage.setItem(KEY, key); }
 export function forgetKey() { sessionStorage.removeItem(KEY); }
 
+export function authHeaders() {
+  const token = bearerToken();
+  return token ? { authorization: `Bearer ${token}` } : { "x-api-key": storedKey() || "" };
+}
+
+// Told of every 401 (a refused key, an expired or revoked token), wherever the call was made (live.js polls too).
+let unauthorized = () => {};
+export function onUnauthorized(handler) { unauthorized = handler; }
+
+// `byToken`: the refused credential was a person's token (else an API key).
 export class ApiError extends Error {
-  constructor(status, detail) { super(`${status}: ${detail}`); this.status = status; }
+  constructor(status, detail, byToken = false) { super(`${status}: ${detail}`); this.status = status; this.byToken = byToken; }
 }
 
 export async function api(path, { signal } = {}) {
-  const response = await fetch(path, { headers: { "x-api-key": storedKey() || "", accept: "application/json" }, signal });
+  const headers = authHeaders();
+  const response = await fetch(path, { headers: { ...headers, accept: "application/json" }, signal });
   if (!response.ok) {
     let detail = response.statusText;
     try { detail = (await response.json()).detail || detail; } catch { /* not JSON */ }
-    throw new ApiError(response.status, detail);
+    const error = new ApiError(response.status, detail, "authorization" in headers);
+    if (response.status === 401) unauthorized(error);
+    throw error;
   }
   return response.json();
 }

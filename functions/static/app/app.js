@@ -1,16 +1,19 @@
 // spaceflow live: building, floor tabs, the floor plan (Leaflet, CRS.Simple in building metres) coloured by live
-// state, a room's nearest free rooms and the way there, beacon health, today's occupancy (Chart.js).
-import { ApiError, allSpaces, api, b, forgetKey, listOf, storeKey, storedKey } from "./api.js";
+// state, a room's nearest free rooms and the way there, beacon health, opt-in people, and the analytics panel
+// (analytics.js).
+import { showAnalytics } from "./analytics.js";
+import { ApiError, allSpaces, api, b, forgetKey, listOf, onUnauthorized, storeKey, storedKey } from "./api.js";
+import { mountSignIn, resumeSignIn, signOut, signedIn } from "./auth.js";
 import { follow } from "./live.js";
+import { PeopleLayer } from "./people.js";
 
 const L = window.L;
-const Chart = window.Chart;
 const LOW_BATTERY_MV = 2500; // a coin cell below this has weeks left
 const COLOURS = { free: "#22c55e", occupied: "#ef4444", none: "#d1d5db" };
 const $ = (id) => document.getElementById(id);
 
 const state = { building: null, site: null, floor: null, spaceLayers: new Map(), spaces: new Map(),
-                stop: null, generation: 0, chart: null, selected: null };
+                stop: null, generation: 0, selected: null };
 
 const renderer = L.svg({ padding: 0.5 }); // SVG paths: each space carries data-space-id and data-status
 const map = L.map("map", { renderer, crs: L.CRS.Simple, minZoom: -3, maxZoom: 4, zoomSnap: 0.25, attributionControl: false });
@@ -19,14 +22,16 @@ const planLayer = L.layerGroup().addTo(map);
 const spacesLayer = L.layerGroup().addTo(map);
 const beaconsLayer = L.layerGroup().addTo(map);
 const routeLayer = L.layerGroup().addTo(map);
+const people = new PeopleLayer(map, renderer, $("people"));
 
 function showError(error) {
   const box = $("error");
   if (!error) { box.hidden = true; return; }
-  box.textContent = error instanceof ApiError && error.status === 401
-    ? "The API key was refused: enter a key with the read scope." : `Error: ${error.message || error}`;
+  const refused = error instanceof ApiError && error.status === 401;
+  box.textContent = !refused ? `Error: ${error.message || error}` : error.byToken
+    ? "Your sign-in has expired or was refused: sign in again." : "The API key was refused: enter a key with the read scope.";
   box.hidden = false;
-  if (error instanceof ApiError && error.status === 401) { forgetKey(); askForKey(); }
+  if (refused) { if (state.stop) state.stop(); people.hide(); if (error.byToken) signOut(); else forgetKey(); askForKey(); }
 }
 
 function readFragment() {
@@ -54,7 +59,7 @@ function askForKey() {
 
 async function start(wanted) {
   $("key-form").hidden = true;
-  $("forget").hidden = false;
+  $("forget").hidden = signedIn();
   const buildings = listOf(await api("/api/v1/buildings"));
   const select = $("building");
   select.replaceChildren(...buildings.map((x) => new Option(`${x.name} (${x.buildingId})`, x.buildingId)));
@@ -79,7 +84,6 @@ async function openBuilding(building, floor) {
     tab.addEventListener("click", () => openFloor(f.id).catch(showError));
     return tab;
   }));
-  loadAnalytics().catch((e) => { $("analytics-note").textContent = `analytics: ${e.message}`; });
   await openFloor(floors.some((f) => f.id === floor) ? floor : floors[0].id);
 }
 
@@ -93,6 +97,7 @@ async function openFloor(floor) {
   state.floor = floor;
   state.selected = null;
   writeFragment();
+  showAnalytics(state.building, state.site, floor);
   for (const tab of $("floors").children) tab.setAttribute("aria-selected", String(tab.dataset.floor === floor));
   const [plan, spaces, beacons] = await Promise.all([
     api(`${b(state.building)}/geojson?floor=${encodeURIComponent(floor)}`),
@@ -103,6 +108,7 @@ async function openFloor(floor) {
   drawPlan(plan);
   applySpaces(spaces);
   drawBeacons(beacons);
+  showPeople();
   $("details").innerHTML = '<p class="muted">Click a room for its state, the nearest free rooms and the way there.</p>';
   document.body.dataset.currentFloor = floor; // not data-floor: that names the tabs
   state.stop = follow(state.building, floor, (items, options) => {
@@ -133,7 +139,7 @@ function drawPlan(plan) {
       .bindTooltip(f.properties.name || f.properties.category),
   }).addTo(planLayer);
   const bounds = outline.getBounds();
-  if (bounds.isValid()) map.fitBounds(bounds, { padding: [16, 16] });
+  if (bounds.isValid()) map.fitBounds(bounds, { padding: [16, 16], animate: false }); // a new plan: no zoom from the last one
 }
 
 function pathsOf(group) {
@@ -161,6 +167,20 @@ function applySpaces(items, { partial = false } = {}) {
     layer.setTooltipContent?.(space ? `${space.name}: ${space.status}, ${space.headcount}/${space.capacity}` : id);
   }
   if (state.selected && !partial) renderState(state.spaces.get(state.selected));
+}
+
+function roomCentre(spaceId) {
+  const bounds = state.spaceLayers.get(spaceId)?.getBounds();
+  return bounds && bounds.isValid() ? bounds.getCenter() : null;
+}
+
+function showPeople() {
+  if (!$("show-people").checked) { people.hide(); return; }
+  $("people-note").textContent = "";
+  people.show({ building: state.building, site: state.site, floor: state.floor, roomCentre }, (message) => {
+    $("show-people").checked = false;
+    $("people-note").textContent = message;
+  });
 }
 
 function drawBeacons(health) {
@@ -250,31 +270,6 @@ async function showRoute(from, to) {
   $("details").append(box);
 }
 
-function localToday(timeZone) {
-  try { return new Intl.DateTimeFormat("en-CA", { timeZone, year: "numeric", month: "2-digit", day: "2-digit" }).format(new Date()); } catch { return new Date().toISOString().slice(0, 10); }
-}
-
-async function loadAnalytics() {
-  const today = localToday(state.site.timeZone);
-  const query = new URLSearchParams({ from: today, to: today, grain: "hour", metric: "mean_headcount,peak_headcount" });
-  const answer = await api(`${b(state.building)}/analytics?${query}`);
-  const hours = [...Array(24).keys()];
-  const series = (metric) => hours.map((h) => {
-    const row = answer.rows.find((r) => r.scope === "building" && r.metric === metric && r.localHour === h);
-    return row ? row.value : null;
-  });
-  const data = { labels: hours.map((h) => `${String(h).padStart(2, "0")}:00`), datasets: [
-    { type: "bar", label: "mean headcount", data: series("mean_headcount"), backgroundColor: "#60a5fa" },
-    { type: "line", label: "peak headcount", data: series("peak_headcount"), borderColor: "#ef4444", spanGaps: true },
-  ] };
-  if (state.chart) state.chart.destroy();
-  state.chart = new Chart($("chart"), { data, options: { animation: false, responsive: true,
-    scales: { y: { beginAtZero: true, title: { display: true, text: "people" } } } } });
-  const suppressed = answer.rows.filter((r) => r.suppressed).length;
-  $("analytics-note").textContent = `${answer.timeZone}, ${answer.windows.length} hourly windows rolled up`
-    + (suppressed ? `, ${suppressed} cells hidden (fewer than ${answer.minGroupSize} people)` : "");
-}
-
 $("key-form").addEventListener("submit", (event) => {
   event.preventDefault();
   storeKey($("key-input").value.trim());
@@ -283,10 +278,17 @@ $("key-form").addEventListener("submit", (event) => {
   start(readFragment()).catch(showError);
 });
 $("building").addEventListener("change", (event) => openBuilding(event.target.value).catch(showError));
-$("forget").addEventListener("click", () => { forgetKey(); if (state.stop) state.stop(); askForKey(); });
+$("forget").addEventListener("click", () => { forgetKey(); if (state.stop) state.stop(); people.hide(); askForKey(); });
+$("show-people").addEventListener("change", showPeople);
 $("show-beacons").addEventListener("change", (event) => {
   if (event.target.checked) beaconsLayer.addTo(map); else beaconsLayer.remove();
 });
 
-const wanted = readFragment();
-if (storedKey()) start(wanted).catch(showError); else askForKey();
+onUnauthorized(showError);
+mountSignIn({ onSignedOut: () => { if (state.stop) state.stop(); people.hide(); askForKey(); }, onError: showError });
+// Back from the organization's sign-in first (its answer is in the fragment), then the fragment's own parameters.
+resumeSignIn().then(({ wanted: back }) => {
+  const wanted = { ...readFragment(), ...back };
+  if (signedIn() || storedKey()) return start(wanted);
+  askForKey();
+}).catch((error) => { askForKey(); showError(error); });

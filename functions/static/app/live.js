@@ -1,6 +1,6 @@
-// Live updates: GET .../stream (server-sent events) read with fetch, since EventSource cannot send the x-api-key
+// Live updates: GET .../stream (server-sent events) read with fetch, since EventSource cannot send the credential's
 // header; when the stream is not there (not 200 text/event-stream) or ends, poll GET .../spaces every 2 s.
-import { allSpaces, b, storedKey } from "./api.js";
+import { allSpaces, authHeaders, b } from "./api.js";
 
 export const POLL_MS = 2000;
 
@@ -22,7 +22,7 @@ export function follow(building, floor, onSpaces, onMode) {
     let response;
     try {
       response = await fetch(`${b(building)}/stream?floor=${encodeURIComponent(floor)}`, {
-        headers: { "x-api-key": storedKey() || "", accept: "text/event-stream" }, signal: controller.signal });
+        headers: { ...authHeaders(), accept: "text/event-stream" }, signal: controller.signal });
     } catch (e) { if (e.name !== "AbortError") startPolling(); return; }
     const type = response.headers.get("content-type") || "";
     if (response.status !== 200 || !type.startsWith("text/event-stream") || !response.body) {

@@ -21,14 +21,24 @@ param autoscaleMaxThroughput int
 @description('Days a closed visit is kept (container TTL); 0 keeps visits forever.')
 param visitsRetentionDays int
 
+@description('The isolated variant (main.bicep networkIsolation): public network access off, only the private endpoint reaches it.')
+param networkIsolation bool
+
+@description('Replicas in three availability zones of the region (set at creation only; the region must have zones).')
+param zoneRedundant bool
+
 var visitsTtl = visitsRetentionDays > 0 ? visitsRetentionDays * 86400 : null
 
+// includedPaths are written out as the indexing policy wants them (no lambda to map strings to objects): the policy
+// scanner (checkov, tests/unit/test_infra.py) cannot parse lambdas.
 var cosmosContainers = [
   {
     name: 'tenants'
     partitionKey: '/tenantId'
-    indexedPaths: [
-      '/tenantId/?'
+    includedPaths: [
+      {
+        path: '/tenantId/?'
+      }
     ]
     defaultTtl: null
   }
@@ -36,16 +46,20 @@ var cosmosContainers = [
     // id = SHA-256 of the key, also the partition key: a lookup is one point read
     name: 'apikeys'
     partitionKey: '/id'
-    indexedPaths: [
-      '/tenantId/?'
+    includedPaths: [
+      {
+        path: '/tenantId/?'
+      }
     ]
     defaultTtl: null
   }
   {
     name: 'buildings'
     partitionKey: '/tenantId'
-    indexedPaths: [
-      '/tenantId/?'
+    includedPaths: [
+      {
+        path: '/tenantId/?'
+      }
     ]
     defaultTtl: null
   }
@@ -54,48 +68,88 @@ var cosmosContainers = [
     // new containers because Cosmos DB cannot change the partition key of an existing one.
     name: 'devices-v2'
     partitionKey: '/buildingKey'
-    indexedPaths: [
-      '/buildingKey/?'
-      '/tenantId/?'
-      '/lastSeen/?'
-      '/spaceId/?'
-      '/leavingSpaceId/?'
-      '/userId/?'
+    includedPaths: [
+      {
+        path: '/buildingKey/?'
+      }
+      {
+        path: '/tenantId/?'
+      }
+      {
+        path: '/lastSeen/?'
+      }
+      {
+        path: '/spaceId/?'
+      }
+      {
+        path: '/leavingSpaceId/?'
+      }
+      {
+        path: '/userId/?'
+      }
     ]
     defaultTtl: null
   }
   {
     name: 'spaces-v2'
     partitionKey: '/buildingKey'
-    indexedPaths: [
-      '/buildingKey/?'
-      '/tenantId/?'
-      '/status/?'
-      '/kind/?'
-      '/headcountDueAt/?'
+    includedPaths: [
+      {
+        path: '/buildingKey/?'
+      }
+      {
+        path: '/tenantId/?'
+      }
+      {
+        path: '/status/?'
+      }
+      {
+        path: '/kind/?'
+      }
+      {
+        path: '/headcountDueAt/?'
+      }
     ]
     defaultTtl: null
   }
   {
     name: 'visits-v2'
     partitionKey: '/buildingKey'
-    indexedPaths: [
-      '/buildingKey/?'
-      '/tenantId/?'
-      '/end/?'
-      '/start/?'
+    includedPaths: [
+      {
+        path: '/buildingKey/?'
+      }
+      {
+        path: '/tenantId/?'
+      }
+      {
+        path: '/end/?'
+      }
+      {
+        path: '/start/?'
+      }
     ]
     defaultTtl: visitsTtl
   }
   {
     name: 'beacons-v2'
     partitionKey: '/buildingKey'
-    indexedPaths: [
-      '/buildingKey/?'
-      '/tenantId/?'
-      '/lastHeard/?'
-      '/kind/?'
-      '/silenceReported/?'
+    includedPaths: [
+      {
+        path: '/buildingKey/?'
+      }
+      {
+        path: '/tenantId/?'
+      }
+      {
+        path: '/lastHeard/?'
+      }
+      {
+        path: '/kind/?'
+      }
+      {
+        path: '/silenceReported/?'
+      }
     ]
     defaultTtl: null
   }
@@ -103,8 +157,10 @@ var cosmosContainers = [
     // event subscriptions (docs/events.md)
     name: 'subscriptions'
     partitionKey: '/tenantId'
-    indexedPaths: [
-      '/tenantId/?'
+    includedPaths: [
+      {
+        path: '/tenantId/?'
+      }
     ]
     defaultTtl: null
   }
@@ -112,11 +168,19 @@ var cosmosContainers = [
     // each event for each subscription with its attempts, kept a week (EVENT_RETENTION_S in shared/adapters/cosmos.py)
     name: 'deliveries'
     partitionKey: '/subscriptionKey'
-    indexedPaths: [
-      '/subscriptionKey/?'
-      '/status/?'
-      '/nextAttemptAt/?'
-      '/subject/?'
+    includedPaths: [
+      {
+        path: '/subscriptionKey/?'
+      }
+      {
+        path: '/status/?'
+      }
+      {
+        path: '/nextAttemptAt/?'
+      }
+      {
+        path: '/subject/?'
+      }
     ]
     defaultTtl: 604800
   }
@@ -124,10 +188,16 @@ var cosmosContainers = [
     // every event handed on from the outbox, for replays, kept a week
     name: 'events'
     partitionKey: '/buildingKey'
-    indexedPaths: [
-      '/buildingKey/?'
-      '/tenantId/?'
-      '/time/?'
+    includedPaths: [
+      {
+        path: '/buildingKey/?'
+      }
+      {
+        path: '/tenantId/?'
+      }
+      {
+        path: '/time/?'
+      }
     ]
     defaultTtl: 604800
   }
@@ -135,22 +205,27 @@ var cosmosContainers = [
     // the change feed trigger's leases (functions/events.py relays the outbox of spaces-v2 and beacons-v2)
     name: 'leases'
     partitionKey: '/id'
-    indexedPaths: []
+    includedPaths: []
     defaultTtl: null
   }
   {
     // people-finder lookups and sharing changes for the tenant's admins, kept a year (AUDIT_RETENTION_S in shared/adapters/cosmos.py)
     name: 'audit'
     partitionKey: '/tenantId'
-    indexedPaths: [
-      '/tenantId/?'
-      '/at/?'
+    includedPaths: [
+      {
+        path: '/tenantId/?'
+      }
+      {
+        path: '/at/?'
+      }
     ]
     defaultTtl: 31536000
   }
 ]
 
 resource account 'Microsoft.DocumentDB/databaseAccounts@2024-11-15' = {
+  // checkov:skip=CKV_AZURE_101: Disabled set by networkIsolation=true (the isolated variant, checked in tests/unit/test_infra.py); the default trial variant keeps the public endpoint, Entra ID only (disableLocalAuth)
   name: accountName
   location: location
   tags: tags
@@ -161,7 +236,7 @@ resource account 'Microsoft.DocumentDB/databaseAccounts@2024-11-15' = {
       {
         locationName: location
         failoverPriority: 0
-        isZoneRedundant: false
+        isZoneRedundant: zoneRedundant
       }
     ]
     consistencyPolicy: {
@@ -175,7 +250,7 @@ resource account 'Microsoft.DocumentDB/databaseAccounts@2024-11-15' = {
     disableLocalAuth: true
     disableKeyBasedMetadataWriteAccess: true
     minimalTlsVersion: 'Tls12'
-    publicNetworkAccess: 'Enabled'
+    publicNetworkAccess: networkIsolation ? 'Disabled' : 'Enabled'
     enableAutomaticFailover: false
     enableMultipleWriteLocations: false
   }
@@ -212,9 +287,7 @@ resource containers 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containe
       indexingPolicy: {
         indexingMode: 'consistent'
         automatic: true
-        includedPaths: map(container.indexedPaths, path => {
-          path: path
-        })
+        includedPaths: container.includedPaths
         excludedPaths: [
           {
             path: '/*'
@@ -230,6 +303,7 @@ resource containers 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containe
   }
 }]
 
+output id string = account.id
 output accountName string = account.name
 output endpoint string = account.properties.documentEndpoint
 output databaseName string = database.name

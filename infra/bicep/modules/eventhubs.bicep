@@ -27,6 +27,12 @@ param maximumThroughputUnits int
 
 param captureEnabled bool
 
+@description('The isolated variant (main.bicep networkIsolation): public network access off, only the private endpoint reaches it.')
+param networkIsolation bool
+
+@description('Events and metadata replicated across the region\'s availability zones (set at creation only).')
+param zoneRedundant bool
+
 @description('Storage account and container that receive Capture files (used only when captureEnabled).')
 param captureStorageAccountName string
 param captureContainerName string
@@ -50,7 +56,8 @@ resource namespace 'Microsoft.EventHub/namespaces@2024-01-01' = {
   properties: {
     disableLocalAuth: true
     minimumTlsVersion: '1.2'
-    publicNetworkAccess: 'Enabled'
+    zoneRedundant: zoneRedundant
+    publicNetworkAccess: networkIsolation ? 'Disabled' : 'Enabled'
     isAutoInflateEnabled: autoInflate
     maximumThroughputUnits: autoInflate ? maximumThroughputUnits : 0
   }
@@ -108,6 +115,7 @@ resource consumerGroup 'Microsoft.EventHub/namespaces/eventhubs/consumergroups@2
   }
 }
 
+output id string = namespace.id
 output namespaceName string = namespace.name
 output eventHubName string = hub.name
 output consumerGroupName string = consumerGroup.name

@@ -36,6 +36,12 @@ param alwaysReadyHttpInstances int
 @description('Always-ready instances for the Event Hub-triggered process_sightings function.')
 param alwaysReadyProcessorInstances int
 
+@description('The isolated variant\'s integration subnet (main.bicep networkIsolation): the app\'s outbound traffic goes through the VNet, where the data services resolve to their private endpoints; empty for none.')
+param virtualNetworkSubnetId string
+
+@description('Spread instances over availability zones; the platform then keeps two always-ready instances per function group (billed).')
+param zoneRedundant bool
+
 var alwaysReady = concat(alwaysReadyHttpInstances > 0 ? [
   {
     name: 'http'
@@ -54,11 +60,15 @@ resource applicationInsights 'Microsoft.Insights/components@2020-02-02' existing
 
 // Settings of the platform rather than of our code. The connection string only says where telemetry goes; with
 // the component's local auth off, telemetry is accepted only with the identity's token (the authentication string).
+// PYTHON_ENABLE_INIT_INDEXING=1 lets the Python worker index the app at start and serve its HTTP function with
+// HTTP streams (function_app.py, docs/streaming.md): without it no HTTP request is answered.
 var hostSettings = {
   APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsights.properties.ConnectionString
+  PYTHON_ENABLE_INIT_INDEXING: '1'
 }
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_225: the zoneRedundant parameter, off by default: on Flex Consumption it keeps two always-ready instances per function group (about $210 a month, docs/deploy.md), and not every region has zones
   name: planName
   location: location
   tags: tags
@@ -69,10 +79,14 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   }
   properties: {
     reserved: true
+    zoneRedundant: zoneRedundant
   }
 }
 
 resource app 'Microsoft.Web/sites@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_222: the app is the public ingest and query API (phones, SDK, dashboards) behind API keys and Entra tokens; networkIsolation closes the data services, a customer's Front Door can front the app
+  // checkov:skip=CKV_AZURE_17: callers authenticate with API keys and Entra ID bearer tokens over TLS; mutual TLS would need a client certificate on every phone and browser
+  // checkov:skip=CKV_AZURE_212: siteConfig.numberOfWorkers is for dedicated plans; Flex Consumption scales each function group from 0 to maximumInstanceCount, always-ready instances are parameters (2 per group with zoneRedundant)
   name: appName
   location: location
   tags: union(tags, {
@@ -90,6 +104,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
     httpsOnly: true
     clientCertEnabled: false
     keyVaultReferenceIdentity: identityId
+    virtualNetworkSubnetId: empty(virtualNetworkSubnetId) ? null : virtualNetworkSubnetId
     functionAppConfig: {
       deployment: {
         storage: {
@@ -113,8 +128,11 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
     }
     siteConfig: {
       minTlsVersion: '1.2'
+      scmMinTlsVersion: '1.2'
       ftpsState: 'Disabled'
       http20Enabled: true
+      // The route that checks each dependency (functions/routes/health.py); public, so a probe needs no key.
+      healthCheckPath: '/api/health'
     }
   }
 }
@@ -138,6 +156,13 @@ resource scmCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@
 
 // A whole-collection write: a setting missing here is removed at the next deployment.
 resource settings 'Microsoft.Web/sites/config@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_222: this resource is the appsettings collection (name/value pairs), not the site config the check reads; the site's public access is decided (and suppressed with its reason) on the site
+  // checkov:skip=CKV_AZURE_13: this resource is the appsettings collection (name/value pairs), not the site config the check reads; App Service Authentication would refuse the SDK's API-key calls: the app authenticates every route itself (functions/gate.py)
+  // checkov:skip=CKV_AZURE_63: this resource is the appsettings collection (name/value pairs), not the site config the check reads; Flex Consumption has no App Service HTTP log files: requests are logged to Application Insights
+  // checkov:skip=CKV_AZURE_65: this resource is the appsettings collection (name/value pairs), not the site config the check reads; detailed error pages would show internals to callers: errors are problem+json, details go to Application Insights
+  // checkov:skip=CKV_AZURE_66: this resource is the appsettings collection (name/value pairs), not the site config the check reads; Flex Consumption has no failed request tracing files: failures are in Application Insights
+  // checkov:skip=CKV_AZURE_80: this resource is the appsettings collection (name/value pairs), not the site config the check reads; the app runs Python 3.11 (functionAppConfig.runtime), no .NET Framework
+  // checkov:skip=CKV_AZURE_88: this resource is the appsettings collection (name/value pairs), not the site config the check reads; Flex Consumption has no Azure Files content share: the package is a blob (functionAppConfig.deployment)
   parent: app
   name: 'appsettings'
   properties: union(appSettings, hostSettings)

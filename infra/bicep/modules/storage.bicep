@@ -19,13 +19,36 @@ param coolAfterDays int = 30
 @description('Days a deleted blob or container can be restored.')
 param softDeleteDays int = 7
 
+@allowed([
+  'Enabled'
+  'Disabled'
+])
+@description('Disabled in the isolated variant: only private endpoints reach the account.')
+param publicNetworkAccess string
+
+@allowed([
+  'Allow'
+  'Deny'
+])
+@description('Deny in the isolated variant: no public address is let in (trusted Azure services still are).')
+param networkDefaultAction string
+
+@allowed([
+  'Standard_LRS'
+  'Standard_ZRS'
+])
+@description('Standard_ZRS keeps the three copies in three availability zones (main.bicep zoneRedundant).')
+param skuName string
+
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
+  // checkov:skip=CKV_AZURE_35: default Deny set by networkIsolation=true (the isolated variant, checked in tests/unit/test_infra.py); by default the Function App (no VNet) and azd's package upload use the public endpoint, Entra ID only (shared keys off)
+  // checkov:skip=CKV_AZURE_206: ZRS with zoneRedundant, else LRS; geo-replication gives no usable second region (Cosmos DB, Event Hubs and the app are in one region) and the host account holds only transient state
   name: name
   location: location
   tags: tags
   kind: 'StorageV2'
   sku: {
-    name: 'Standard_LRS'
+    name: skuName
   }
   properties: {
     accessTier: 'Hot'
@@ -35,9 +58,9 @@ resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
     defaultToOAuthAuthentication: true
     minimumTlsVersion: 'TLS1_2'
     supportsHttpsTrafficOnly: true
-    publicNetworkAccess: 'Enabled'
+    publicNetworkAccess: publicNetworkAccess
     networkAcls: {
-      defaultAction: 'Allow'
+      defaultAction: networkDefaultAction
       bypass: 'AzureServices'
     }
   }
