@@ -178,6 +178,21 @@ def unavailable(exc: Exception) -> DependencyUnavailable:
     return DependencyUnavailable("cosmos", type(exc).__name__)
 
 
+async def query_all(container: CosmosContainer, query: str, parameters: dict[str, Any],
+                    partition: str | None = None) -> list[dict[str, Any]]:
+    """Every item the query finds (in one partition when `partition` is given); DependencyUnavailable when Cosmos
+    cannot be reached."""
+    params = [{"name": k, "value": v} for k, v in parameters.items()]
+    try:
+        if partition is None:
+            items = container.query_items(query, parameters=params)
+        else:
+            items = container.query_items(query, parameters=params, partition_key=partition)
+        return [item async for item in items]
+    except (ServiceRequestError, ServiceResponseError) as exc:
+        raise unavailable(exc) from exc
+
+
 class CosmosSiteModelStore:
     """Site models: a pointer document in the `buildings` container (id = buildingId, partition key = tenantId),
     whose `_etag` is the building's version, and the model itself as gzip-compressed JSON in Blob storage, named by

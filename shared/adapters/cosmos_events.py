@@ -9,23 +9,18 @@ from azure.core.exceptions import ServiceRequestError, ServiceResponseError
 from azure.cosmos.exceptions import CosmosHttpResponseError, CosmosResourceExistsError, CosmosResourceNotFoundError
 
 from shared.adapters import documents
-from shared.adapters.cosmos import DELIVERIES, EVENT_LOG, SUBSCRIPTIONS, ContainerSource, CosmosContainer, unavailable
+from shared.adapters.cosmos import (
+    DELIVERIES,
+    EVENT_LOG,
+    SUBSCRIPTIONS,
+    ContainerSource,
+    CosmosContainer,
+    query_all,
+    unavailable,
+)
 from shared.domain.events import CloudEvent
 from shared.domain.ports import AlreadyExists, PreconditionFailed
 from shared.domain.subscriptions import Delivery, DeliveryStatus, Subscription
-
-
-async def _query(container: CosmosContainer, query: str, parameters: dict[str, Any],
-                 partition: str | None = None) -> list[dict[str, Any]]:
-    params = [{"name": k, "value": v} for k, v in parameters.items()]
-    try:
-        if partition is None:
-            items = container.query_items(query, parameters=params)
-        else:
-            items = container.query_items(query, parameters=params, partition_key=partition)
-        return [item async for item in items]
-    except (ServiceRequestError, ServiceResponseError) as exc:
-        raise unavailable(exc) from exc
 
 
 async def _read(container: CosmosContainer, item_id: str, partition: str) -> dict[str, Any] | None:
@@ -66,11 +61,11 @@ class CosmosSubscriptionStore:
         return documents.subscription_from_doc(doc) if doc else None
 
     async def list_for_tenant(self, tenant_id: str) -> list[Subscription]:
-        docs = await _query(self._container, "SELECT * FROM c WHERE c.tenantId = @t", {"@t": tenant_id}, tenant_id)
+        docs = await query_all(self._container, "SELECT * FROM c WHERE c.tenantId = @t", {"@t": tenant_id}, tenant_id)
         return sorted((documents.subscription_from_doc(d) for d in docs), key=lambda s: (s.created_at, s.subscription_id))
 
     async def list_all(self) -> list[Subscription]:
-        docs = await _query(self._container, "SELECT * FROM c", {})
+        docs = await query_all(self._container, "SELECT * FROM c", {})
         return sorted((documents.subscription_from_doc(d) for d in docs),
                       key=lambda s: (s.tenant_id, s.created_at, s.subscription_id))
 
@@ -119,14 +114,14 @@ class CosmosDeliveryStore:
 
     async def due(self, now: datetime, limit: int = 500) -> list[Delivery]:
         # Cross-partition on purpose: one worker serves every subscription; status and nextAttemptAt are indexed.
-        docs = await _query(self._container, "SELECT * FROM c WHERE c.status = 'pending' AND c.nextAttemptAt <= @now",
+        docs = await query_all(self._container, "SELECT * FROM c WHERE c.status = 'pending' AND c.nextAttemptAt <= @now",
                             {"@now": documents.iso(now)})
         docs.sort(key=lambda d: d["nextAttemptAt"])
         return [documents.delivery_from_doc(d) for d in docs[:limit]]
 
     async def open_for_subscription(self, tenant_id: str, subscription_id: str) -> list[Delivery]:
         key = f"{tenant_id}|{subscription_id}"
-        docs = await _query(self._container, "SELECT * FROM c WHERE c.subscriptionKey = @k "
+        docs = await query_all(self._container, "SELECT * FROM c WHERE c.subscriptionKey = @k "
                                              "AND (c.status = 'pending' OR c.status = 'held')", {"@k": key}, key)
         docs.sort(key=lambda d: (d["subject"], d["sequence"]))
         return [documents.delivery_from_doc(d) for d in docs]
@@ -134,20 +129,20 @@ class CosmosDeliveryStore:
     async def with_status(self, tenant_id: str, subscription_id: str, status: DeliveryStatus,
                           limit: int = 1000) -> list[Delivery]:
         key = f"{tenant_id}|{subscription_id}"
-        docs = await _query(self._container, "SELECT * FROM c WHERE c.subscriptionKey = @k AND c.status = @status",
+        docs = await query_all(self._container, "SELECT * FROM c WHERE c.subscriptionKey = @k AND c.status = @status",
                             {"@k": key, "@status": status.value}, key)
         docs.sort(key=lambda d: (d["subject"], d["sequence"]))
         return [documents.delivery_from_doc(d) for d in docs[:limit]]
 
     async def recent(self, tenant_id: str, subscription_id: str, limit: int = 100) -> list[Delivery]:
         key = f"{tenant_id}|{subscription_id}"
-        docs = await _query(self._container, "SELECT * FROM c WHERE c.subscriptionKey = @k", {"@k": key}, key)
+        docs = await query_all(self._container, "SELECT * FROM c WHERE c.subscriptionKey = @k", {"@k": key}, key)
         docs.sort(key=lambda d: (d["eventTime"], d["id"]), reverse=True)
         return [documents.delivery_from_doc(d) for d in docs[:limit]]
 
     async def delete_all(self, tenant_id: str, subscription_id: str) -> int:
         key = f"{tenant_id}|{subscription_id}"
-        docs = await _query(self._container, "SELECT c.id FROM c WHERE c.subscriptionKey = @k", {"@k": key}, key)
+        docs = await query_all(self._container, "SELECT c.id FROM c WHERE c.subscriptionKey = @k", {"@k": key}, key)
         for doc in docs:
             try:
                 await self._container.delete_item(doc["id"], partition_key=key)
@@ -172,11 +167,11 @@ class CosmosEventLog:
                     limit: int = 10_000) -> list[CloudEvent]:
         parameters: dict[str, Any] = {"@t": tenant_id, "@from": documents.iso(start)}
         if building_id is None:  # across the tenant's buildings: tenantId and time are indexed
-            docs = await _query(self._container, "SELECT * FROM c WHERE c.tenantId = @t AND c.time >= @from",
+            docs = await query_all(self._container, "SELECT * FROM c WHERE c.tenantId = @t AND c.time >= @from",
                                 parameters)
         else:
             key = f"{tenant_id}|{building_id}"
-            docs = await _query(self._container, f"SELECT * FROM c WHERE c.{documents.PARTITION_KEY_FIELD} = @k "
+            docs = await query_all(self._container, f"SELECT * FROM c WHERE c.{documents.PARTITION_KEY_FIELD} = @k "
                                                  "AND c.tenantId = @t AND c.time >= @from",
                                 {**parameters, "@k": key}, key)
         docs.sort(key=lambda d: (d["time"], d["id"]))

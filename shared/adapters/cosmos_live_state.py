@@ -12,7 +12,16 @@ from azure.core.exceptions import ServiceRequestError, ServiceResponseError
 from azure.cosmos.exceptions import CosmosBatchOperationError, CosmosHttpResponseError, CosmosResourceNotFoundError
 
 from shared.adapters import documents
-from shared.adapters.cosmos import BEACONS, DEVICES, SPACES, VISITS, ContainerSource, CosmosContainer, unavailable
+from shared.adapters.cosmos import (
+    BEACONS,
+    DEVICES,
+    SPACES,
+    VISITS,
+    ContainerSource,
+    CosmosContainer,
+    query_all,
+    unavailable,
+)
 from shared.domain.events import BeaconAlerts, CloudEvent
 from shared.domain.ports import PreconditionFailed
 from shared.domain.presence import BeaconHealth, DeviceState, SpaceState, Visit
@@ -107,7 +116,7 @@ class CosmosLiveStateStore:
 
     async def find_devices_of_user(self, tenant_id: str, user_id: str) -> list[DeviceState]:
         # Across buildings (a person moves between them); userId is indexed, tenantId checked on the few hits.
-        docs = await self._query(self._devices, "SELECT * FROM c WHERE c.userId = @u AND c.tenantId = @t",
+        docs = await query_all(self._devices, "SELECT * FROM c WHERE c.userId = @u AND c.tenantId = @t",
                                  {"@u": user_id, "@t": tenant_id})
         return [documents.device_from_doc(d) for d in docs]
 
@@ -131,7 +140,7 @@ class CosmosLiveStateStore:
 
     async def list_spaces_due(self, now: datetime, limit: int = 1000) -> list[SpaceState]:
         # Cross-partition on purpose, like the presence sweep; headcountDueAt is indexed and rarely set.
-        docs = await self._query(self._spaces, "SELECT * FROM c WHERE IS_STRING(c.headcountDueAt) "
+        docs = await query_all(self._spaces, "SELECT * FROM c WHERE IS_STRING(c.headcountDueAt) "
                                                "AND c.headcountDueAt <= @now", {"@now": documents.iso(now)})
         docs.sort(key=lambda d: d["headcountDueAt"])
         return [documents.space_from_doc(d) for d in docs[:limit]]
@@ -146,7 +155,7 @@ class CosmosLiveStateStore:
 
     async def list_silent_devices(self, seen_before: datetime, limit: int = 1000) -> list[DeviceState]:
         # Cross-partition on purpose: one sweep covers every building; lastSeen and spaceId are indexed.
-        docs = await self._query(
+        docs = await query_all(
             self._devices,
             "SELECT * FROM c WHERE c.lastSeen < @cutoff AND (IS_STRING(c.spaceId) OR IS_STRING(c.leavingSpaceId))",
             {"@cutoff": documents.iso(seen_before)},
@@ -182,7 +191,7 @@ class CosmosLiveStateStore:
         return documents.alerts_from_doc(results[0]["resourceBody"])
 
     async def list_silent_beacons(self, heard_before: datetime, limit: int = 1000) -> list[BeaconHealth]:
-        docs = await self._query(
+        docs = await query_all(
             self._beacons,
             f"SELECT * FROM c WHERE c.lastHeard < @cutoff AND NOT IS_DEFINED(c.{documents.SILENCE_REPORTED}) "
             f"{_STATE_ONLY}", {"@cutoff": documents.iso(heard_before)})
@@ -194,7 +203,7 @@ class CosmosLiveStateStore:
     async def pending(self, limit: int = 500) -> list[CloudEvent]:
         docs: list[dict[str, Any]] = []
         for container in (self._spaces, self._beacons):
-            docs += await self._query(container, f"SELECT * FROM c WHERE c.{documents.KIND_FIELD} = @kind",
+            docs += await query_all(container, f"SELECT * FROM c WHERE c.{documents.KIND_FIELD} = @kind",
                                       {"@kind": documents.OUTBOX_KIND})
         docs.sort(key=lambda d: (d[documents.PARTITION_KEY_FIELD], d["subject"], d["sequence"]))
         return [documents.outbox_from_doc(d) for d in docs[:limit]]
@@ -213,18 +222,6 @@ class CosmosLiveStateStore:
         """One building's documents: a single-partition query that names the partition key and the tenant in
         WHERE too (the local Cosmos server needs the key there; the tenant filter is a second seal)."""
         query = f"SELECT * FROM c WHERE c.{documents.PARTITION_KEY_FIELD} = @key AND c.tenantId = @tenant {condition}"
-        return await self._query(container, query.strip(),
+        return await query_all(container, query.strip(),
                                  {"@key": building.key, "@tenant": building.tenant_id, **(parameters or {})},
                                  partition=building.key)
-
-    async def _query(self, container: CosmosContainer, query: str, parameters: dict[str, Any],
-                     partition: str | None = None) -> list[dict[str, Any]]:
-        params = [{"name": k, "value": v} for k, v in parameters.items()]
-        try:
-            if partition is None:
-                items = container.query_items(query, parameters=params)
-            else:
-                items = container.query_items(query, parameters=params, partition_key=partition)
-            return [item async for item in items]
-        except (ServiceRequestError, ServiceResponseError) as exc:
-            raise unavailable(exc) from exc
