@@ -91,7 +91,11 @@ async def test_two_processors_racing_on_the_same_rooms_count_exactly(cosmos, dat
         plans = {f"install-{n:03d}": [("r-oak", 2), ("k-0" if n % 4 else "r-oak", 3)] for n in range(24)}
         work = [(first if n % 2 else second, walk(T0 + timedelta(milliseconds=n), plan, device=device))
                 for n, (device, plan) in enumerate(plans.items())]
-        await asyncio.gather(*(proc[2].process(events) for proc, events in work))
+        # Everyone is in the meeting room before anyone walks on (all arrivals race, then all moves race): in
+        # whichever order the tasks run, the room is never empty, so each room becomes occupied exactly once.
+        # Were one phone's whole walk processed before another's arrival, the room would rightly empty between.
+        await asyncio.gather(*(proc[2].process(events[:2]) for proc, events in work))
+        await asyncio.gather(*(proc[2].process(events[2:]) for proc, events in work))
         store = first[1]
         assert await headcounts(store) == {"r-oak": 6, "k-0": 18}
         retries = first[2]._occupancy.retries + second[2]._occupancy.retries
