@@ -45,6 +45,7 @@ logger = logging.getLogger("devkit.demo")
 TENANT = "demo-tenant"
 SWEEP_EVERY_S = 30.0
 SAMPLE_EVERY_S = 20.0
+HISTORY_DAYS = 28  # four weeks: the dashboard's typical weekday is the mean of the same weekday 1 to 4 weeks back
 DRAIN_TIMEOUT_S = 60.0  # real seconds the summary waits for the hub to hand over what it holds
 EVENTS_SHOWN = 5  # the console shows the webhook receiver's last events
 # Of the simulated people with a user id (the app signs them in), these shares opt in to the co-worker finder at
@@ -62,6 +63,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=7071, help="HTTP port of the app on 127.0.0.1")
     parser.add_argument("--azurite-port", type=int)
     parser.add_argument("--cosmos-port", type=int)
+    parser.add_argument("--history-days", type=int, default=HISTORY_DAYS,
+                        help=f"past days of office life written first, so the dashboard's analytics have something to "
+                             f"show (default {HISTORY_DAYS}; 0: none)")
     parser.add_argument("--check", action="store_true",
                         help="exit when the day is over: 0 when room accuracy is at least 90%%, else 1")
 
@@ -177,7 +181,7 @@ async def _demo(args: argparse.Namespace) -> int:
     app = with_devkit_issuer(create_api(), keys_path, identity_of_the_app)
     server = uvicorn.Server(uvicorn.Config(app, host=LOOPBACK, port=args.port, log_level="warning"))
     server_task = asyncio.create_task(server.serve())
-    tasks: list[asyncio.Task[None]] = []
+    tasks: list[asyncio.Task[Any]] = []
     base_url = f"http://{LOOPBACK}:{args.port}"
     try:
         # A real tenant, so the bootstrap admin key lists it and manages its keys (GET /api/v1/tenants/demo-tenant/keys).
@@ -200,6 +204,11 @@ async def _demo(args: argparse.Namespace) -> int:
               f"      people {keys['people']}\n      admin  {keys['admin']}\n"
               f"      (the bootstrap admin key, ADMIN_API_KEY, manages the tenant too)\n"
               f"dashboard: {base_url}/app/#key={read_key}&building={day.site.building_id}", flush=True)
+        # Beside the simulation, not before it: the past days are written and rolled up while the phones post.
+        history: asyncio.Task[str] | None = asyncio.create_task(_history(context, day.site.building_id, args.history_days, args.people,
+                                               args.seed, start)) if args.history_days > 0 else None
+        if history is not None:
+            tasks.append(history)
         stats = DemoStats()
         receiver = WebhookReceiver(secrets=[], on_event=stats.on_event)
         tasks.append(asyncio.create_task(context.delivery_loop.run()))  # the local outbox poller
@@ -223,6 +232,8 @@ async def _demo(args: argparse.Namespace) -> int:
             if isinstance(context.publisher, InProcessEventPublisher):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(context.publisher.drain(), DRAIN_TIMEOUT_S)
+        if history is not None:
+            print(await history, flush=True)
         for line in await roll_simulated_hours(context, TENANT, day.site.building_id, start, clock.now(), read_key,
                                                args.port):
             print(line, flush=True)
@@ -242,6 +253,19 @@ async def _demo(args: argparse.Namespace) -> int:
         await receiver.stop()
         await context.close()
         set_context(None)
+
+
+async def _history(context: AppContext, building: str, days: int, people: int, seed: int, start: datetime) -> str:
+    """The demo building's past `days` (visits and their real rollups, devkit/history.py), as a console line."""
+    from devkit.history import write_history
+
+    try:
+        done = await write_history(context, building, days, people, seed, tenant=TENANT, now=start)
+    except Exception as exc:  # the live demo goes on without a history; say why
+        logger.warning("history of %s: %s", building, exc, exc_info=True)
+        return f"analytics history: not written ({type(exc).__name__}: {exc})"
+    return (f"analytics history: {days} past days of {people} people ({done['visits']} visits, {done['windows']} "
+            f"windows rolled up in {done['seconds']:.0f} s): the dashboard's heatmap and typical weekday show them")
 
 
 async def _subscribe_receiver(http: httpx.AsyncClient, admin_key: str, receiver: WebhookReceiver) -> str:
