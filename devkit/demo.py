@@ -71,15 +71,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 class SimClock:
-    """Simulated UTC time: starts at `start` and runs `speed` times faster than the monotonic clock."""
+    """Simulated UTC time: stands at `start` until `run()` (the setup before the day takes no simulated time), then
+    runs `speed` times faster than the monotonic clock."""
 
-    def __init__(self, start: datetime, speed: float) -> None:
+    def __init__(self, start: datetime, speed: float, *, running: bool = True) -> None:
         self.start = start
         self.speed = speed
-        self._t0 = time.monotonic()
+        self._t0: float | None = time.monotonic() if running else None
+
+    def run(self) -> None:
+        if self._t0 is None:
+            self._t0 = time.monotonic()
 
     def elapsed_s(self) -> float:
-        return (time.monotonic() - self._t0) * self.speed
+        return 0.0 if self._t0 is None else (time.monotonic() - self._t0) * self.speed
 
     def now(self) -> datetime:
         return self.start + timedelta(seconds=self.elapsed_s())
@@ -173,7 +178,7 @@ async def _demo(args: argparse.Namespace) -> int:
 
     start = datetime.now(UTC).replace(microsecond=0)
     day = OfficeDay(people=args.people, minutes=args.minutes, seed=args.seed, floors=args.floors, start=start)
-    clock = SimClock(start, args.speed)
+    clock = SimClock(start, args.speed, running=False)
     context = await build_context(load_settings(), clock=clock.now)
     set_context(context)
     keys_path = default_keys_path()
@@ -181,7 +186,7 @@ async def _demo(args: argparse.Namespace) -> int:
     app = with_devkit_issuer(create_api(), keys_path, identity_of_the_app)
     server = uvicorn.Server(uvicorn.Config(app, host=LOOPBACK, port=args.port, log_level="warning"))
     server_task = asyncio.create_task(server.serve())
-    tasks: list[asyncio.Task[Any]] = []
+    tasks: list[asyncio.Task[None]] = []
     base_url = f"http://{LOOPBACK}:{args.port}"
     try:
         # A real tenant, so the bootstrap admin key lists it and manages its keys (GET /api/v1/tenants/demo-tenant/keys).
@@ -204,11 +209,13 @@ async def _demo(args: argparse.Namespace) -> int:
               f"      people {keys['people']}\n      admin  {keys['admin']}\n"
               f"      (the bootstrap admin key, ADMIN_API_KEY, manages the tenant too)\n"
               f"dashboard: {base_url}/app/#key={read_key}&building={day.site.building_id}", flush=True)
-        # Beside the simulation, not before it: the past days are written and rolled up while the phones post.
-        history: asyncio.Task[str] | None = asyncio.create_task(_history(context, day.site.building_id, args.history_days, args.people,
-                                               args.seed, start)) if args.history_days > 0 else None
-        if history is not None:
-            tasks.append(history)
+        if args.history_days > 0:
+            # Before the phones post, not beside them: on two cores the rollups would slow processing down and
+            # the room accuracy measured would be the load's, not the tracker's.
+            print(f"writing {args.history_days} past days of analytics history (about 20 s; --history-days 0 "
+                  f"skips it)...", flush=True)
+            print(await _history(context, day.site.building_id, args.history_days, args.people, args.seed, start),
+                  flush=True)
         stats = DemoStats()
         receiver = WebhookReceiver(secrets=[], on_event=stats.on_event)
         tasks.append(asyncio.create_task(context.delivery_loop.run()))  # the local outbox poller
@@ -219,6 +226,7 @@ async def _demo(args: argparse.Namespace) -> int:
             print(await _subscribe_receiver(http, keys["admin"], receiver), flush=True)
             print(f"simulating {args.people} people for {args.minutes:g} minutes at {args.speed:g}x "
                   f"(about {args.minutes * 60 / args.speed:.0f} s); Ctrl-C stops everything", flush=True)
+            clock.run()  # the day starts now: keys, history and sign-ins took no simulated time
             phones = asyncio.create_task(_post_batches(day, clock, http, ingest_key, stats))
             sweeper = asyncio.create_task(_sweep(context, clock, ScheduledJobs.PRESENCE_SWEEP))
             sampler = asyncio.create_task(_sample(day, clock, context, stats))
@@ -232,8 +240,6 @@ async def _demo(args: argparse.Namespace) -> int:
             if isinstance(context.publisher, InProcessEventPublisher):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(context.publisher.drain(), DRAIN_TIMEOUT_S)
-        if history is not None:
-            print(await history, flush=True)
         for line in await roll_simulated_hours(context, TENANT, day.site.building_id, start, clock.now(), read_key,
                                                args.port):
             print(line, flush=True)
