@@ -19,6 +19,7 @@ from functions.problems import install_problem_handlers
 from functions.routes import (
     admin,
     analytics,
+    bookings,
     buildings,
     floorplans,
     health,
@@ -89,6 +90,7 @@ def create_api(*, admission: AdmissionControl | None = None, body_deadline_s: fl
     api.include_router(admin.router, prefix=API_PREFIX)
     api.include_router(signin.router, prefix=API_PREFIX)
     api.include_router(buildings.router, prefix=API_PREFIX)
+    api.include_router(bookings.router, prefix=API_PREFIX)
     api.include_router(stream.router, prefix=API_PREFIX)
     api.include_router(floorplans.router, prefix=API_PREFIX)
     api.include_router(people.router, prefix=API_PREFIX)

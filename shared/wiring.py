@@ -12,6 +12,7 @@ from shared.domain.ports import (
     ApiKeyStore,
     AuditLog,
     BlobStore,
+    BookingStore,
     DeliveryStore,
     EventBatchHandler,
     EventLog,
@@ -31,6 +32,7 @@ from shared.domain.subscriptions import SinkKind
 from shared.services import EventProcessingService, HealthService, ScheduledJobs
 from shared.services.admin import AdminService
 from shared.services.auth import AuthService
+from shared.services.bookings import BookingService
 from shared.services.common import Clock, utc_now
 from shared.services.delivery import DeliveryLoop, DeliveryWorker, EventRelay, SubscriptionCache
 from shared.services.floorplans import FloorPlanService
@@ -85,6 +87,8 @@ class AppContext:
     relay: EventRelay
     delivery: DeliveryWorker
     delivery_loop: DeliveryLoop
+    booking_store: BookingStore
+    bookings: BookingService
     closers: list[Any] = field(default_factory=list)
 
     async def close(self) -> None:
@@ -104,7 +108,7 @@ def _assemble(settings: Settings, *, site_models: SiteModelStore, blobs: BlobSto
               issuer_documents: IssuerDocuments, publisher_factory: PublisherFactory, clock: Clock,
               closers: list[Any], outbox: EventOutbox, subscription_store: SubscriptionStore,
               deliveries: DeliveryStore, event_log: EventLog, event_sinks: dict[SinkKind, EventSink],
-              cosmos_health: Any | None = None) -> AppContext:
+              booking_store: BookingStore, cosmos_health: Any | None = None) -> AppContext:
     """The services over whichever adapters: the same graph for Azure, the devkit and the tests. `cosmos_health`
     is what health asks about Cosmos (default: the site model store)."""
     sites = SiteDirectory(site_models)
@@ -164,6 +168,7 @@ def _assemble(settings: Settings, *, site_models: SiteModelStore, blobs: BlobSto
                                  clock=clock),
         issuer_documents=issuer_documents, outbox=outbox, subscription_store=subscription_store,
         deliveries=deliveries, event_log=event_log, relay=relay, delivery=delivery, delivery_loop=delivery_loop,
+        booking_store=booking_store, bookings=BookingService(booking_store, sites),
         subscriptions=SubscriptionService(subscription_store, deliveries, event_log, site_models,
                                           allow_loopback=settings.webhook_allow_loopback,
                                           event_grid_available=SinkKind.event_grid in event_sinks,
@@ -206,6 +211,7 @@ async def build_context(settings: Settings, *, bootstrap: bool = True, clock: Cl
     `clock` is the app's notion of now (the devkit demo runs the app on a simulated clock)."""
     from shared.adapters.blob import AzureBlobStore, create_blob_service, ensure_blob_containers
     from shared.adapters.cosmos import CosmosApiKeyStore, CosmosSiteModelStore, create_cosmos_client
+    from shared.adapters.cosmos_bookings import CosmosBookingStore
     from shared.adapters.cosmos_directory import CosmosAuditLog, CosmosTenantDirectory
     from shared.adapters.cosmos_events import CosmosDeliveryStore, CosmosEventLog, CosmosSubscriptionStore
     from shared.adapters.cosmos_live_state import CosmosLiveStateStore
@@ -255,7 +261,8 @@ async def build_context(settings: Settings, *, bootstrap: bool = True, clock: Cl
         issuer_documents=AiohttpIssuerDocuments(), publisher_factory=publisher_factory, clock=clock, closers=closers,
         outbox=live_state, subscription_store=CosmosSubscriptionStore(database),
         deliveries=CosmosDeliveryStore(database), event_log=CosmosEventLog(database),
-        event_sinks=_event_sinks(settings, credential), cosmos_health=schema,
+        event_sinks=_event_sinks(settings, credential), booking_store=CosmosBookingStore(database),
+        cosmos_health=schema,
     )
 
 
@@ -268,6 +275,7 @@ def build_in_memory_context(settings: Settings, publisher: EventPublisher | None
         InMemoryApiKeyStore,
         InMemoryAuditLog,
         InMemoryBlobStore,
+        InMemoryBookingStore,
         InMemoryDeliveryStore,
         InMemoryEventLog,
         InMemoryIssuerDocuments,
@@ -287,7 +295,7 @@ def build_in_memory_context(settings: Settings, publisher: EventPublisher | None
         issuer_documents=issuer_documents or InMemoryIssuerDocuments(),
         publisher_factory=lambda deliver: publisher or RecordingEventPublisher(), clock=clock, closers=[],
         outbox=live_state, subscription_store=InMemorySubscriptionStore(), deliveries=InMemoryDeliveryStore(),
-        event_log=InMemoryEventLog(), event_sinks=_event_sinks(settings),
+        event_log=InMemoryEventLog(), event_sinks=_event_sinks(settings), booking_store=InMemoryBookingStore(live_state),
     )
 
 

@@ -95,8 +95,10 @@ COSMOS_CONTAINERS: tuple[ContainerSpec, ...] = (
                                                  "/leavingSpaceId/?", "/userId/?"),
                   description="each phone's position, floor, space and filter state"),
     ContainerSpec("spaces-v2", "/buildingKey", ("/buildingKey/?", "/tenantId/?", "/status/?", "/kind/?",
-                                                "/headcountDueAt/?"),
-                  description="each space's live state: status, headcount, since; the outbox of its events"),
+                                                "/headcountDueAt/?", "/spaceId/?", "/start/?", "/end/?", "/checkOpen/?",
+                                                "/releaseState/?"),
+                  description="each space's live state: status, headcount, since; its bookings; the outbox of its "
+                              "events"),
     ContainerSpec("visits-v2", "/buildingKey", ("/buildingKey/?", "/tenantId/?", "/end/?", "/start/?"),
                   description="closed visits (device, space, start, end) for the analytics rollups"),
     ContainerSpec("beacons-v2", "/buildingKey", ("/buildingKey/?", "/tenantId/?", "/lastHeard/?", "/kind/?",

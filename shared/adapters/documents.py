@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from shared.domain.bookings import Booking, BookingSettings, BookingSourceKind, ReleaseState
 from shared.domain.events import BeaconAlerts, CloudEvent, EventType, parse_event
 from shared.domain.identity import IdentityConfig, issuer_key
 from shared.domain.people import AuditEntry, Sharing, SharingChange, SharingLevel, Tenant
@@ -331,3 +332,46 @@ def event_log_to_doc(e: CloudEvent) -> dict[str, Any]:
     building = e.building
     return {"id": e.id, PARTITION_KEY_FIELD: building.key, "tenantId": building.tenant_id,
             "buildingId": building.building_id, "time": iso(e.time), "event": e.to_json()}
+
+
+# Bookings (docs/bookings.md): documents beside the spaces in their building's partition of the spaces container,
+# so a no-show and its event go into one transactional batch with the outbox.
+BOOKING_KIND = "booking"
+BOOKING_SETTINGS_KIND = "booking-settings"
+BOOKING_SETTINGS_ID = "booking-settings"
+
+
+def booking_id(space_id: str, booking_id_: str) -> str:
+    return f"booking:{space_id}:{booking_id_}"
+
+
+def booking_to_doc(b: Booking) -> dict[str, Any]:
+    return {"id": booking_id(b.space_id, b.booking_id), PARTITION_KEY_FIELD: b.building.key,
+            "tenantId": b.tenant_id, "buildingId": b.building_id, KIND_FIELD: BOOKING_KIND, "spaceId": b.space_id,
+            "bookingId": b.booking_id, "start": iso(b.start), "end": iso(b.end), "source": b.source.value,
+            "sourceEventId": b.source_event_id, "released": b.released, "checkedInAt": iso(b.checked_in_at),
+            "noShowAt": iso(b.no_show_at), "eventSeq": b.event_seq,
+            # queried across buildings by the no-show timer and the releaser: plain flags, indexed
+            "checkOpen": not b.decided, "releaseState": b.release_state.value,
+            "releaseClaimedUntil": iso(b.release_claimed_until), "releaseError": b.release_error}
+
+
+def booking_from_doc(doc: dict[str, Any]) -> Booking:
+    return Booking(tenant_id=doc["tenantId"], building_id=doc["buildingId"], space_id=doc["spaceId"],
+                   booking_id=doc["bookingId"], start=require_time(doc, "start"), end=require_time(doc, "end"),
+                   source=BookingSourceKind(doc.get("source") or "api"), source_event_id=doc.get("sourceEventId"),
+                   released=bool(doc.get("released")), checked_in_at=parse_time(doc.get("checkedInAt")),
+                   no_show_at=parse_time(doc.get("noShowAt")), event_seq=int(doc.get("eventSeq") or 0),
+                   release_state=ReleaseState(doc.get("releaseState") or "none"),
+                   release_claimed_until=parse_time(doc.get("releaseClaimedUntil")),
+                   release_error=doc.get("releaseError"), etag=doc.get("_etag"))
+
+
+def booking_settings_to_doc(s: BookingSettings) -> dict[str, Any]:
+    return {"id": BOOKING_SETTINGS_ID, PARTITION_KEY_FIELD: s.building.key, "tenantId": s.tenant_id,
+            "buildingId": s.building_id, KIND_FIELD: BOOKING_SETTINGS_KIND, "releaseNoShows": s.release_no_shows}
+
+
+def booking_settings_from_doc(doc: dict[str, Any]) -> BookingSettings:
+    return BookingSettings(tenant_id=doc["tenantId"], building_id=doc["buildingId"],
+                           release_no_shows=bool(doc.get("releaseNoShows")), etag=doc.get("_etag"))

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.adapters import documents
+from shared.domain.bookings import Booking, BookingSettings
 from shared.domain.events import BeaconAlerts, CloudEvent
 from shared.domain.identity import IdentityConfig
 from shared.domain.people import AuditEntry, Sharing, SharingChange, Tenant
@@ -502,3 +503,60 @@ class InMemoryEventLog:
                 and (building_id is None or d["buildingId"] == building_id)]
         docs.sort(key=lambda d: (d["time"], d["id"]))
         return [documents.outbox_from_doc(copy.deepcopy(d)) for d in docs[:limit]]
+
+
+class InMemoryBookingStore:
+    """Bookings beside the spaces of an InMemoryLiveStateStore (the same documents in the same container dict), so a
+    no-show's event lands in the outbox the relay reads, as in Cosmos."""
+
+    def __init__(self, live: InMemoryLiveStateStore) -> None:
+        self._live = live
+
+    def _bookings(self) -> list[Document]:
+        return [d for d in self._live._docs["spaces"].values() if d.get(documents.KIND_FIELD) == documents.BOOKING_KIND]
+
+    async def get(self, building: BuildingRef, space_id: str, booking_id: str) -> Booking | None:
+        doc = self._live._get("spaces", building.key, documents.booking_id(space_id, booking_id))
+        return documents.booking_from_doc(doc) if doc else None
+
+    async def save(self, booking: Booking, events: Sequence[CloudEvent] = ()) -> Booking:
+        # No await between the checks and the writes: all of it or none, like the transactional batch.
+        partition = booking.building.key
+        self._live._check_outbox_free("spaces", partition, events)
+        saved = documents.booking_from_doc(
+            self._live._save("spaces", partition, documents.booking_to_doc(booking), booking.etag))
+        self._live._put_outbox("spaces", events)
+        return saved
+
+    async def delete(self, building: BuildingRef, space_id: str, booking_id: str) -> bool:
+        key = (building.key, documents.booking_id(space_id, booking_id))
+        return self._live._docs["spaces"].pop(key, None) is not None
+
+    async def list_bookings(self, building: BuildingRef, start: datetime, end: datetime,
+                            space_id: str | None = None) -> list[Booking]:
+        low, high = documents.iso(start) or "", documents.iso(end) or ""
+        docs = [d for d in self._bookings() if d[documents.PARTITION_KEY_FIELD] == building.key
+                and d["start"] < high and d["end"] > low and (space_id is None or d["spaceId"] == space_id)]
+        docs.sort(key=lambda d: (d["start"], d["spaceId"], d["bookingId"]))
+        return [documents.booking_from_doc(copy.deepcopy(d)) for d in docs]
+
+    async def list_checks_due(self, started_before: datetime, limit: int = 1000) -> list[Booking]:
+        cutoff = documents.iso(started_before) or ""
+        docs = [d for d in self._bookings() if d.get("checkOpen") and d["start"] <= cutoff]
+        docs.sort(key=lambda d: d["start"])
+        return [documents.booking_from_doc(copy.deepcopy(d)) for d in docs[:limit]]
+
+    async def list_releases_pending(self, limit: int = 1000) -> list[Booking]:
+        docs = [d for d in self._bookings() if d.get("releaseState") == "pending"]
+        docs.sort(key=lambda d: d["start"])
+        return [documents.booking_from_doc(copy.deepcopy(d)) for d in docs[:limit]]
+
+    async def get_settings(self, building: BuildingRef) -> BookingSettings:
+        doc = self._live._get("spaces", building.key, documents.BOOKING_SETTINGS_ID)
+        return documents.booking_settings_from_doc(doc) if doc else BookingSettings(building.tenant_id,
+                                                                                    building.building_id)
+
+    async def put_settings(self, settings: BookingSettings) -> BookingSettings:
+        doc = self._live._save("spaces", settings.building.key, documents.booking_settings_to_doc(settings), None,
+                               upsert=True)
+        return documents.booking_settings_from_doc(doc)

@@ -33,10 +33,12 @@ class EventType(str, enum.Enum):
     space_headcount = "dev.spaceflow.space.headcount"
     beacon_silent = "dev.spaceflow.beacon.silent"
     beacon_battery_low = "dev.spaceflow.beacon.battery-low"
+    booking_no_show = "dev.spaceflow.booking.no-show"
 
 
 SPACE_EVENT_TYPES = frozenset({EventType.space_occupied, EventType.space_vacated, EventType.space_headcount})
 BEACON_EVENT_TYPES = frozenset({EventType.beacon_silent, EventType.beacon_battery_low})
+BOOKING_EVENT_TYPES = frozenset({EventType.booking_no_show})
 
 HEADCOUNT_EVENT_INTERVAL = timedelta(minutes=1)  # at most one headcount event a minute per space
 SILENT_AFTER = timedelta(hours=24)  # as the beacon health API says `silent`
@@ -75,6 +77,22 @@ class BeaconEventData(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+class BookingEventData(BaseModel):
+    """A booking nobody came to: the booking as `GET .../spaces/{spaceId}/bookings/{bookingId}` shows it, with the
+    space's name, kind and floor. No subject, organizer or attendee: spaceflow never stores them."""
+
+    id: str = Field(description="the booking id")
+    space_id: str = Field(alias="spaceId")
+    name: str
+    kind: str
+    floor: str
+    start: datetime
+    end: datetime
+    source: Literal["api", "ical", "graph"]
+    released: bool = Field(description="the room is given back (the building releases no-shows)")
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
 class CloudEvent(BaseModel):
     """One event, CloudEvents 1.0 in structured JSON. `sequence` (the CloudEvents sequence extension) orders the
     events of one subject: zero-padded, so it sorts as text too."""
@@ -83,11 +101,11 @@ class CloudEvent(BaseModel):
     id: str = Field(description="unique per transition; the same on every delivery attempt and replay")
     source: str = Field(description="/tenants/{tenantId}/buildings/{buildingId}")
     type: EventType
-    subject: str = Field(description="spaces/{spaceId} or beacons/{beaconId}")
+    subject: str = Field(description="spaces/{spaceId}, beacons/{beaconId} or spaces/{spaceId}/bookings/{bookingId}")
     time: datetime = Field(description="when the transition happened")
     datacontenttype: Literal["application/json"] = DATA_CONTENT_TYPE
     sequence: str = Field(pattern=r"^[0-9]{12}$", description="order of the subject's events (12 digits)")
-    data: SpaceEventData | BeaconEventData
+    data: SpaceEventData | BeaconEventData | BookingEventData
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     def to_json(self) -> dict[str, Any]:
@@ -122,6 +140,10 @@ def beacon_subject(beacon_id: str) -> str:
     return f"beacons/{beacon_id}"
 
 
+def booking_subject(space_id: str, booking_id: str) -> str:
+    return f"spaces/{space_id}/bookings/{booking_id}"
+
+
 def event_id(building: BuildingRef, subject: str, sequence: int, event_type: EventType, at: datetime) -> str:
     """Deterministic: the same transition always has the same id (a UUID in form)."""
     key = f"{building.tenant_id}|{building.building_id}|{subject}|{sequence}|{event_type.value}|{at.isoformat()}"
@@ -129,7 +151,7 @@ def event_id(building: BuildingRef, subject: str, sequence: int, event_type: Eve
 
 
 def make_event(building: BuildingRef, subject: str, sequence: int, event_type: EventType, at: datetime,
-               data: SpaceEventData | BeaconEventData) -> CloudEvent:
+               data: SpaceEventData | BeaconEventData | BookingEventData) -> CloudEvent:
     return CloudEvent(id=event_id(building, subject, sequence, event_type, at), source=source_of(building),
                       type=event_type, subject=subject, time=at, sequence=f"{sequence:012d}", data=data)
 
@@ -138,8 +160,13 @@ def parse_event(document: dict[str, Any]) -> CloudEvent:
     """An event from its JSON (the outbox, the event log); the data is read by the event's type."""
     data = document.get("data") or {}
     kind = EventType(document["type"])
-    parsed: SpaceEventData | BeaconEventData = (
-        SpaceEventData.model_validate(data) if kind in SPACE_EVENT_TYPES else BeaconEventData.model_validate(data))
+    parsed: SpaceEventData | BeaconEventData | BookingEventData
+    if kind in SPACE_EVENT_TYPES:
+        parsed = SpaceEventData.model_validate(data)
+    elif kind in BOOKING_EVENT_TYPES:
+        parsed = BookingEventData.model_validate(data)
+    else:
+        parsed = BeaconEventData.model_validate(data)
     return CloudEvent.model_validate({**document, "data": parsed})
 
 
@@ -294,7 +321,7 @@ def silence_event(alerts: BeaconAlerts, health: BeaconHealth, facts: BeaconFacts
 
 
 def events_json_schema() -> dict[str, Any]:
-    """JSON Schema of the events (docs/schemas/events-v1.schema.json): a space event or a beacon event."""
+    """JSON Schema of the events (docs/schemas/events-v1.schema.json): a space, beacon or booking event."""
     from pydantic import TypeAdapter
 
     class SpaceEvent(CloudEvent):
@@ -305,7 +332,11 @@ def events_json_schema() -> dict[str, Any]:
         type: Literal[EventType.beacon_silent, EventType.beacon_battery_low]
         data: BeaconEventData
 
-    schema = TypeAdapter(SpaceEvent | BeaconEvent).json_schema(by_alias=True, mode="serialization")
+    class BookingEvent(CloudEvent):
+        type: Literal[EventType.booking_no_show]
+        data: BookingEventData
+
+    schema = TypeAdapter(SpaceEvent | BeaconEvent | BookingEvent).json_schema(by_alias=True, mode="serialization")
     schema["$id"] = EVENTS_SCHEMA_ID
     schema["title"] = "spaceflow events (CloudEvents 1.0, structured JSON)"
     return schema

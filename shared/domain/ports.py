@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from shared.domain.bookings import Booking, BookingSettings
 from shared.domain.errors import DomainError
 from shared.domain.events import BeaconAlerts, CloudEvent
 from shared.domain.identity import IdentityConfig
@@ -200,6 +201,35 @@ class EventOutbox(Protocol):
 
     async def remove(self, event: CloudEvent) -> None:
         """Take the event out of the outbox (nothing when it is not there)."""
+
+
+class BookingStore(Protocol):
+    """Bookings per space and each building's booking settings (docs/bookings.md), in the building's partition of
+    the spaces container: a no-show is written with its event in the outbox, atomically."""
+
+    async def get(self, building: BuildingRef, space_id: str, booking_id: str) -> Booking | None: ...
+
+    async def save(self, booking: Booking, events: Sequence[CloudEvent] = ()) -> Booking:
+        """Create (etag None; PreconditionFailed when it exists) or replace over the booking's etag (else
+        PreconditionFailed), with `events` (of the booking's building) in the outbox: both or neither."""
+
+    async def delete(self, building: BuildingRef, space_id: str, booking_id: str) -> bool:
+        """False when there was no such booking."""
+
+    async def list_bookings(self, building: BuildingRef, start: datetime, end: datetime,
+                            space_id: str | None = None) -> list[Booking]:
+        """The building's (or one space's) bookings overlapping [start, end), by start."""
+
+    async def list_checks_due(self, started_before: datetime, limit: int = 1000) -> list[Booking]:
+        """Bookings (of every building) started before the cutoff whose no-show question is still open."""
+
+    async def list_releases_pending(self, limit: int = 1000) -> list[Booking]:
+        """Bookings (of every building) whose room is to be given back at its source."""
+
+    async def get_settings(self, building: BuildingRef) -> BookingSettings:
+        """The building's settings (the defaults when none were saved)."""
+
+    async def put_settings(self, settings: BookingSettings) -> BookingSettings: ...
 
 
 class AlreadyExists(DomainError):

@@ -109,6 +109,21 @@ var cosmosContainers = [
       {
         path: '/headcountDueAt/?'
       }
+      {
+        path: '/spaceId/?'
+      }
+      {
+        path: '/start/?'
+      }
+      {
+        path: '/end/?'
+      }
+      {
+        path: '/checkOpen/?'
+      }
+      {
+        path: '/releaseState/?'
+      }
     ]
     defaultTtl: null
   }
