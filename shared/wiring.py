@@ -153,7 +153,7 @@ def _assemble(settings: Settings, *, site_models: SiteModelStore, blobs: BlobSto
     verifier = BearerTokenVerifier(tenants, issuer_keys)
     auth = AuthService(api_keys, settings.admin_api_key, clock=clock, tokens=verifier)
     admin = AdminService(tenants, api_keys, auth, site_models, sites, clock=clock)
-    queries = QueryService(sites, live_state, clock=clock)
+    queries = QueryService(sites, live_state, clock=clock, bookings=booking_store)
     return AppContext(
         settings=settings, publisher=publisher, site_models=site_models, blobs=blobs, live_state=live_state,
         api_keys=api_keys,
