@@ -17,6 +17,7 @@ TIMER_SCHEDULE_SETTINGS = {
     ScheduledJobs.HOURLY_ROLLUP: "ROLLUP_HOURLY_SCHEDULE",
     ScheduledJobs.DAILY_ROLLUP: "ROLLUP_DAILY_SCHEDULE",
     ScheduledJobs.EVENT_DELIVERY: "EVENT_DELIVERY_SCHEDULE",
+    ScheduledJobs.NO_SHOWS: "NO_SHOW_SCHEDULE",
 }
 
 
@@ -47,3 +48,9 @@ async def daily_rollup(timer: func.TimerRequest) -> None:
 @bp.timer_trigger(arg_name="timer", schedule="%EVENT_DELIVERY_SCHEDULE%", run_on_startup=False, use_monitor=False)
 async def event_delivery(timer: func.TimerRequest) -> None:
     await _run(ScheduledJobs.EVENT_DELIVERY)
+
+
+@bp.function_name("no_shows")
+@bp.timer_trigger(arg_name="timer", schedule="%NO_SHOW_SCHEDULE%", run_on_startup=False, use_monitor=False)
+async def no_shows(timer: func.TimerRequest) -> None:
+    await _run(ScheduledJobs.NO_SHOWS)

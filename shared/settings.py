@@ -69,6 +69,14 @@ class Settings(BaseSettings):
         default="*/10 * * * * *", alias="EVENT_DELIVERY_SCHEDULE", min_length=11,
         description="NCRONTAB of the event delivery timer (retries, and the outbox the change feed has not relayed)",
     )
+    no_show_minutes: int = Field(
+        default=10, alias="NO_SHOW_MINUTES", ge=1, le=240,
+        description="a booking whose room stays empty this long after its start is a no-show",
+    )
+    no_show_schedule: str = Field(
+        default="0 * * * * *", alias="NO_SHOW_SCHEDULE", min_length=11,
+        description="NCRONTAB of the no-show timer (decides bookings past their deadline, releases rooms)",
+    )
     analytics_min_group_size: int = Field(
         default=5, alias="ANALYTICS_MIN_GROUP_SIZE", ge=2, le=1000,
         description="k-anonymity: analytics cells built from fewer distinct people are suppressed",
@@ -106,7 +114,7 @@ class Settings(BaseSettings):
     )
 
     @field_validator("presence_sweep_schedule", "rollup_hourly_schedule", "rollup_daily_schedule",
-                     "event_delivery_schedule")
+                     "event_delivery_schedule", "no_show_schedule")
     @classmethod
     def _valid_schedule(cls, value: str) -> str:
         parse_ncrontab(value)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from shared.domain.bookings import BookingSourceKind
 from shared.domain.ports import (
     ApiKeyStore,
     AuditLog,
@@ -38,6 +39,7 @@ from shared.services.delivery import DeliveryLoop, DeliveryWorker, EventRelay, S
 from shared.services.floorplans import FloorPlanService
 from shared.services.identity import BearerTokenVerifier, IdentityService, IssuerKeys
 from shared.services.ingest import IngestService
+from shared.services.no_shows import FlagRelease, NoShowService
 from shared.services.people import PeopleService
 from shared.services.pipeline import PipelineService, PresenceSweepService
 from shared.services.queries import QueryService
@@ -89,6 +91,7 @@ class AppContext:
     delivery_loop: DeliveryLoop
     booking_store: BookingStore
     bookings: BookingService
+    no_shows: NoShowService
     closers: list[Any] = field(default_factory=list)
 
     async def close(self) -> None:
@@ -134,7 +137,11 @@ def _assemble(settings: Settings, *, site_models: SiteModelStore, blobs: BlobSto
     publisher = publisher_factory(deliver)
     closers.insert(0, publisher.close)  # stop delivering before the stores close
     sweep = PresenceSweepService(live_state, timedelta(seconds=settings.presence_timeout_seconds), sites=sites)
-    transitions = TransitionSweepService(live_state, SiteFacts(sites))
+    facts = SiteFacts(sites)
+    transitions = TransitionSweepService(live_state, facts)
+    no_shows = NoShowService(booking_store, live_state, facts,
+                             {BookingSourceKind.api: FlagRelease(), BookingSourceKind.ical: FlagRelease()},
+                             timedelta(minutes=settings.no_show_minutes))
 
     async def sweep_presence_and_transitions(now: datetime) -> None:
         # Both are what the passing of time changes: phones gone silent, then held-back headcounts and beacons
@@ -146,7 +153,7 @@ def _assemble(settings: Settings, *, site_models: SiteModelStore, blobs: BlobSto
                             settings.analytics_min_group_size, clock=clock)
     scheduled = ScheduledJobs({ScheduledJobs.PRESENCE_SWEEP: sweep_presence_and_transitions, ScheduledJobs.HOURLY_ROLLUP: rollups.hourly,
                                ScheduledJobs.DAILY_ROLLUP: rollups.daily,
-                               ScheduledJobs.EVENT_DELIVERY: deliver_events})
+                               ScheduledJobs.EVENT_DELIVERY: deliver_events, ScheduledJobs.NO_SHOWS: no_shows.sweep})
     closers.append(issuer_documents.close)
     issuer_keys = IssuerKeys(issuer_documents, allow_loopback=settings.identity_allow_loopback)
     # Tokens carry real times: the verifier reads the wall clock even when the app runs on a simulated one.
@@ -168,7 +175,7 @@ def _assemble(settings: Settings, *, site_models: SiteModelStore, blobs: BlobSto
                                  clock=clock),
         issuer_documents=issuer_documents, outbox=outbox, subscription_store=subscription_store,
         deliveries=deliveries, event_log=event_log, relay=relay, delivery=delivery, delivery_loop=delivery_loop,
-        booking_store=booking_store, bookings=BookingService(booking_store, sites),
+        booking_store=booking_store, bookings=BookingService(booking_store, sites), no_shows=no_shows,
         subscriptions=SubscriptionService(subscription_store, deliveries, event_log, site_models,
                                           allow_loopback=settings.webhook_allow_loopback,
                                           event_grid_available=SinkKind.event_grid in event_sinks,

@@ -422,6 +422,9 @@ var appSettings = {
   ROLLUP_HOURLY_SCHEDULE: rollupHourlySchedule
   ROLLUP_DAILY_SCHEDULE: rollupDailySchedule
   EVENT_DELIVERY_SCHEDULE: eventDeliverySchedule
+  // Bookings (docs/bookings.md): a booking whose room stays empty this many minutes is a no-show; its timer.
+  NO_SHOW_MINUTES: '10'
+  NO_SHOW_SCHEDULE: '0 * * * * *'
   ANALYTICS_MIN_GROUP_SIZE: string(analyticsMinGroupSize)
   // People sign in with their tenant's issuer over https; a loopback (devkit) issuer is refused in Azure.
   IDENTITY_ALLOW_LOOPBACK: 'false'
@@ -568,6 +571,8 @@ output PRESENCE_SWEEP_SCHEDULE string = presenceSweepSchedule
 output ROLLUP_HOURLY_SCHEDULE string = rollupHourlySchedule
 output ROLLUP_DAILY_SCHEDULE string = rollupDailySchedule
 output EVENT_DELIVERY_SCHEDULE string = eventDeliverySchedule
+output NO_SHOW_MINUTES string = '10'
+output NO_SHOW_SCHEDULE string = '0 * * * * *'
 output EVENTGRID_TOPIC_ENDPOINT string = eventGrid.outputs.endpoint
 output ANALYTICS_MIN_GROUP_SIZE string = string(analyticsMinGroupSize)
 output DASHBOARD_SIGNIN_ORIGINS string = dashboardSigninOrigins

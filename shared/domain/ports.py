@@ -232,6 +232,14 @@ class BookingStore(Protocol):
     async def put_settings(self, settings: BookingSettings) -> BookingSettings: ...
 
 
+class BookingReleaser(Protocol):
+    """Gives a no-show's room back at the booking's source (Graph: the room mailbox declines the occurrence)."""
+
+    async def release(self, booking: Booking) -> str | None:
+        """None when the source has it; else why it cannot, for good (the event is gone, no permission).
+        DependencyUnavailable when the source cannot be reached now (tried again later)."""
+
+
 class AlreadyExists(DomainError):
     """A create for something that exists (409)."""
 

@@ -19,6 +19,7 @@ class ScheduledJobs:
     HOURLY_ROLLUP = "hourly-rollup"
     DAILY_ROLLUP = "daily-rollup"
     EVENT_DELIVERY = "event-delivery"
+    NO_SHOWS = "no-shows"
 
     def __init__(self, jobs: Mapping[str, ScheduledJob] | None = None) -> None:
         self._jobs = dict(jobs or {})
