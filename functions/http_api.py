@@ -21,6 +21,7 @@ from functions.routes import (
     analytics,
     bookings,
     buildings,
+    calendars,
     floorplans,
     health,
     ingest,
@@ -91,6 +92,8 @@ def create_api(*, admission: AdmissionControl | None = None, body_deadline_s: fl
     api.include_router(signin.router, prefix=API_PREFIX)
     api.include_router(buildings.router, prefix=API_PREFIX)
     api.include_router(bookings.router, prefix=API_PREFIX)
+    api.include_router(calendars.router, prefix=API_PREFIX)
+    api.include_router(calendars.graph_router, prefix=API_PREFIX)
     api.include_router(stream.router, prefix=API_PREFIX)
     api.include_router(floorplans.router, prefix=API_PREFIX)
     api.include_router(people.router, prefix=API_PREFIX)

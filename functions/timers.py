@@ -18,6 +18,8 @@ TIMER_SCHEDULE_SETTINGS = {
     ScheduledJobs.DAILY_ROLLUP: "ROLLUP_DAILY_SCHEDULE",
     ScheduledJobs.EVENT_DELIVERY: "EVENT_DELIVERY_SCHEDULE",
     ScheduledJobs.NO_SHOWS: "NO_SHOW_SCHEDULE",
+    ScheduledJobs.BOOKING_SYNC: "BOOKING_SYNC_SCHEDULE",
+    ScheduledJobs.GRAPH_RENEWAL: "GRAPH_RENEWAL_SCHEDULE",
 }
 
 
@@ -54,3 +56,15 @@ async def event_delivery(timer: func.TimerRequest) -> None:
 @bp.timer_trigger(arg_name="timer", schedule="%NO_SHOW_SCHEDULE%", run_on_startup=False, use_monitor=False)
 async def no_shows(timer: func.TimerRequest) -> None:
     await _run(ScheduledJobs.NO_SHOWS)
+
+
+@bp.function_name("booking_sync")
+@bp.timer_trigger(arg_name="timer", schedule="%BOOKING_SYNC_SCHEDULE%", run_on_startup=False, use_monitor=False)
+async def booking_sync(timer: func.TimerRequest) -> None:
+    await _run(ScheduledJobs.BOOKING_SYNC)
+
+
+@bp.function_name("graph_renewal")
+@bp.timer_trigger(arg_name="timer", schedule="%GRAPH_RENEWAL_SCHEDULE%", run_on_startup=False, use_monitor=True)
+async def graph_renewal(timer: func.TimerRequest) -> None:
+    await _run(ScheduledJobs.GRAPH_RENEWAL)

@@ -77,6 +77,24 @@ class Settings(BaseSettings):
         default="0 * * * * *", alias="NO_SHOW_SCHEDULE", min_length=11,
         description="NCRONTAB of the no-show timer (decides bookings past their deadline, releases rooms)",
     )
+    booking_sync_schedule: str = Field(
+        default="0 */5 * * * *", alias="BOOKING_SYNC_SCHEDULE", min_length=11,
+        description="NCRONTAB of the calendar sync timer (iCalendar feeds, Graph delta rounds)",
+    )
+    graph_renewal_schedule: str = Field(
+        default="0 15 * * * *", alias="GRAPH_RENEWAL_SCHEDULE", min_length=11,
+        description="NCRONTAB of the timer that creates and renews Graph change notification subscriptions",
+    )
+    graph_notification_url: str | None = Field(
+        default=None, alias="GRAPH_NOTIFICATION_URL", pattern=r"^(https://[^\s]+)?$", max_length=500,
+        description="https://<the app's host>/api/v1/graph/notifications: where Graph posts room mailbox changes; "
+                    "unset: no subscriptions (the sync timer alone keeps room mailboxes fresh)",
+    )
+    calendar_allow_loopback: bool = Field(
+        default=False, alias="CALENDAR_ALLOW_LOOPBACK",
+        description="accept iCalendar feed URLs on loopback, over http too (the demo serves its own feed); false in "
+                    "Azure, where only https to public addresses is fetched (SSRF)",
+    )
     analytics_min_group_size: int = Field(
         default=5, alias="ANALYTICS_MIN_GROUP_SIZE", ge=2, le=1000,
         description="k-anonymity: analytics cells built from fewer distinct people are suppressed",
@@ -114,7 +132,7 @@ class Settings(BaseSettings):
     )
 
     @field_validator("presence_sweep_schedule", "rollup_hourly_schedule", "rollup_daily_schedule",
-                     "event_delivery_schedule", "no_show_schedule")
+                     "event_delivery_schedule", "no_show_schedule", "booking_sync_schedule", "graph_renewal_schedule")
     @classmethod
     def _valid_schedule(cls, value: str) -> str:
         parse_ncrontab(value)

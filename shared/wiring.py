@@ -13,6 +13,7 @@ from shared.domain.ports import (
     ApiKeyStore,
     AuditLog,
     BlobStore,
+    BookingSource,
     BookingStore,
     DeliveryStore,
     EventBatchHandler,
@@ -34,6 +35,7 @@ from shared.services import EventProcessingService, HealthService, ScheduledJobs
 from shared.services.admin import AdminService
 from shared.services.auth import AuthService
 from shared.services.bookings import BookingService
+from shared.services.calendars import CalendarReleaser, CalendarService
 from shared.services.common import Clock, utc_now
 from shared.services.delivery import DeliveryLoop, DeliveryWorker, EventRelay, SubscriptionCache
 from shared.services.floorplans import FloorPlanService
@@ -92,6 +94,7 @@ class AppContext:
     booking_store: BookingStore
     bookings: BookingService
     no_shows: NoShowService
+    calendars: CalendarService
     closers: list[Any] = field(default_factory=list)
 
     async def close(self) -> None:
@@ -111,7 +114,8 @@ def _assemble(settings: Settings, *, site_models: SiteModelStore, blobs: BlobSto
               issuer_documents: IssuerDocuments, publisher_factory: PublisherFactory, clock: Clock,
               closers: list[Any], outbox: EventOutbox, subscription_store: SubscriptionStore,
               deliveries: DeliveryStore, event_log: EventLog, event_sinks: dict[SinkKind, EventSink],
-              booking_store: BookingStore, cosmos_health: Any | None = None) -> AppContext:
+              booking_store: BookingStore, booking_sources: dict[BookingSourceKind, BookingSource],
+              cosmos_health: Any | None = None) -> AppContext:
     """The services over whichever adapters: the same graph for Azure, the devkit and the tests. `cosmos_health`
     is what health asks about Cosmos (default: the site model store)."""
     sites = SiteDirectory(site_models)
@@ -139,9 +143,24 @@ def _assemble(settings: Settings, *, site_models: SiteModelStore, blobs: BlobSto
     sweep = PresenceSweepService(live_state, timedelta(seconds=settings.presence_timeout_seconds), sites=sites)
     facts = SiteFacts(sites)
     transitions = TransitionSweepService(live_state, facts)
+    # Bookings: the API's, and the calendars' through one BookingSource port (docs/bookings.md).
+    bookings = BookingService(booking_store, sites)
+    calendars = CalendarService(booking_store, sites, bookings, booking_sources,
+                                allow_loopback=settings.calendar_allow_loopback,
+                                notification_url=settings.graph_notification_url or None, clock=clock)
+    for source in booking_sources.values():
+        closers.append(source.close)
+    releaser = CalendarReleaser(booking_store, calendars.sources)
     no_shows = NoShowService(booking_store, live_state, facts,
-                             {BookingSourceKind.api: FlagRelease(), BookingSourceKind.ical: FlagRelease()},
+                             {BookingSourceKind.api: FlagRelease(), BookingSourceKind.ical: releaser,
+                              BookingSourceKind.graph: releaser},
                              timedelta(minutes=settings.no_show_minutes))
+
+    async def sync_calendars(now: datetime) -> None:
+        await calendars.sync_all(now)
+
+    async def renew_graph_subscriptions(now: datetime) -> None:
+        await calendars.renew_subscriptions(now)
 
     async def sweep_presence_and_transitions(now: datetime) -> None:
         # Both are what the passing of time changes: phones gone silent, then held-back headcounts and beacons
@@ -153,7 +172,9 @@ def _assemble(settings: Settings, *, site_models: SiteModelStore, blobs: BlobSto
                             settings.analytics_min_group_size, clock=clock)
     scheduled = ScheduledJobs({ScheduledJobs.PRESENCE_SWEEP: sweep_presence_and_transitions, ScheduledJobs.HOURLY_ROLLUP: rollups.hourly,
                                ScheduledJobs.DAILY_ROLLUP: rollups.daily,
-                               ScheduledJobs.EVENT_DELIVERY: deliver_events, ScheduledJobs.NO_SHOWS: no_shows.sweep})
+                               ScheduledJobs.EVENT_DELIVERY: deliver_events, ScheduledJobs.NO_SHOWS: no_shows.sweep,
+                               ScheduledJobs.BOOKING_SYNC: sync_calendars,
+                               ScheduledJobs.GRAPH_RENEWAL: renew_graph_subscriptions})
     closers.append(issuer_documents.close)
     issuer_keys = IssuerKeys(issuer_documents, allow_loopback=settings.identity_allow_loopback)
     # Tokens carry real times: the verifier reads the wall clock even when the app runs on a simulated one.
@@ -175,7 +196,7 @@ def _assemble(settings: Settings, *, site_models: SiteModelStore, blobs: BlobSto
                                  clock=clock),
         issuer_documents=issuer_documents, outbox=outbox, subscription_store=subscription_store,
         deliveries=deliveries, event_log=event_log, relay=relay, delivery=delivery, delivery_loop=delivery_loop,
-        booking_store=booking_store, bookings=BookingService(booking_store, sites), no_shows=no_shows,
+        booking_store=booking_store, bookings=bookings, no_shows=no_shows, calendars=calendars,
         subscriptions=SubscriptionService(subscription_store, deliveries, event_log, site_models,
                                           allow_loopback=settings.webhook_allow_loopback,
                                           event_grid_available=SinkKind.event_grid in event_sinks,
@@ -203,6 +224,19 @@ def _event_sinks(settings: Settings, credential: Any | None = None) -> dict[Sink
             sinks[SinkKind.event_grid] = EventGridSink(
                 event_grid_publisher(settings.eventgrid_topic_endpoint, credential))
     return sinks
+
+
+def _booking_sources(settings: Settings, credential: Any | None = None) -> dict[BookingSourceKind, BookingSource]:
+    """iCalendar feeds always; Microsoft Graph room mailboxes with a credential (the managed identity)."""
+    from shared.adapters.ical import ICalendarFeeds
+
+    sources: dict[BookingSourceKind, BookingSource] = {
+        BookingSourceKind.ical: ICalendarFeeds(allow_loopback=settings.calendar_allow_loopback)}
+    if credential is not None:
+        from shared.adapters.graph_calendars import GraphRoomCalendars
+
+        sources[BookingSourceKind.graph] = GraphRoomCalendars.from_credential(credential)
+    return sources
 
 
 def _credential(settings: Settings) -> Any:
@@ -269,6 +303,7 @@ async def build_context(settings: Settings, *, bootstrap: bool = True, clock: Cl
         outbox=live_state, subscription_store=CosmosSubscriptionStore(database),
         deliveries=CosmosDeliveryStore(database), event_log=CosmosEventLog(database),
         event_sinks=_event_sinks(settings, credential), booking_store=CosmosBookingStore(database),
+        booking_sources=_booking_sources(settings, credential),
         cosmos_health=schema,
     )
 
@@ -303,6 +338,7 @@ def build_in_memory_context(settings: Settings, publisher: EventPublisher | None
         publisher_factory=lambda deliver: publisher or RecordingEventPublisher(), clock=clock, closers=[],
         outbox=live_state, subscription_store=InMemorySubscriptionStore(), deliveries=InMemoryDeliveryStore(),
         event_log=InMemoryEventLog(), event_sinks=_event_sinks(settings), booking_store=InMemoryBookingStore(live_state),
+        booking_sources=_booking_sources(settings),
     )
 
 

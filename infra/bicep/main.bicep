@@ -188,6 +188,9 @@ param analyticsMinGroupSize int = 5
 @description('DASHBOARD_SIGNIN_ORIGINS: origins the dashboard may connect to when people sign in (their issuers), comma-separated')
 param dashboardSigninOrigins string = 'https://login.microsoftonline.com'
 
+@description('Where Microsoft Graph posts room mailbox changes: https://<the app host>/api/v1/graph/notifications (GRAPH_NOTIFICATION_URL); empty: no change notifications, the calendar sync timer alone keeps room mailboxes fresh')
+param graphNotificationUrl string = ''
+
 // ---------------------------------------------------------------- names
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
@@ -425,6 +428,12 @@ var appSettings = {
   // Bookings (docs/bookings.md): a booking whose room stays empty this many minutes is a no-show; its timer.
   NO_SHOW_MINUTES: '10'
   NO_SHOW_SCHEDULE: '0 * * * * *'
+  BOOKING_SYNC_SCHEDULE: '0 */5 * * * *'
+  GRAPH_RENEWAL_SCHEDULE: '0 15 * * * *'
+  // Where Graph posts room mailbox changes (https://<host>/api/v1/graph/notifications); empty: no subscriptions.
+  GRAPH_NOTIFICATION_URL: graphNotificationUrl
+  // Calendar feeds are fetched over https from public addresses only (SSRF), like webhooks.
+  CALENDAR_ALLOW_LOOPBACK: 'false'
   ANALYTICS_MIN_GROUP_SIZE: string(analyticsMinGroupSize)
   // People sign in with their tenant's issuer over https; a loopback (devkit) issuer is refused in Azure.
   IDENTITY_ALLOW_LOOPBACK: 'false'
@@ -573,6 +582,9 @@ output ROLLUP_DAILY_SCHEDULE string = rollupDailySchedule
 output EVENT_DELIVERY_SCHEDULE string = eventDeliverySchedule
 output NO_SHOW_MINUTES string = '10'
 output NO_SHOW_SCHEDULE string = '0 * * * * *'
+output BOOKING_SYNC_SCHEDULE string = '0 */5 * * * *'
+output GRAPH_RENEWAL_SCHEDULE string = '0 15 * * * *'
+output GRAPH_NOTIFICATION_URL string = graphNotificationUrl
 output EVENTGRID_TOPIC_ENDPOINT string = eventGrid.outputs.endpoint
 output ANALYTICS_MIN_GROUP_SIZE string = string(analyticsMinGroupSize)
 output DASHBOARD_SIGNIN_ORIGINS string = dashboardSigninOrigins

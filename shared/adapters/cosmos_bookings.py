@@ -12,7 +12,7 @@ from azure.cosmos.exceptions import CosmosBatchOperationError, CosmosHttpRespons
 
 from shared.adapters import documents
 from shared.adapters.cosmos import SPACES, ContainerSource, unavailable
-from shared.domain.bookings import Booking, BookingSettings
+from shared.domain.bookings import Booking, BookingSettings, CalendarSource
 from shared.domain.events import CloudEvent
 from shared.domain.ports import PreconditionFailed
 from shared.domain.tenancy import BuildingRef
@@ -109,6 +109,42 @@ class CosmosBookingStore:
         except (ServiceRequestError, ServiceResponseError) as exc:
             raise unavailable(exc) from exc
         return documents.booking_settings_from_doc(saved)
+
+    async def get_source(self, building: BuildingRef, space_id: str) -> CalendarSource | None:
+        doc = await self._read(documents.calendar_id(space_id), building.key)
+        return documents.calendar_from_doc(doc) if doc else None
+
+    async def save_source(self, source: CalendarSource) -> CalendarSource:
+        doc = documents.calendar_to_doc(source)
+        try:
+            if source.etag is None:
+                saved = await self._spaces.create_item(doc)
+            else:
+                saved = await self._spaces.replace_item(doc["id"], doc, etag=source.etag,
+                                                        match_condition=MatchConditions.IfNotModified)
+        except CosmosHttpResponseError as exc:
+            if exc.status_code in _CONFLICTS:
+                raise PreconditionFailed(f"calendar of space {source.space_id}: {exc.status_code}") from None
+            raise
+        except (ServiceRequestError, ServiceResponseError) as exc:
+            raise unavailable(exc) from exc
+        return documents.calendar_from_doc(saved)
+
+    async def delete_source(self, building: BuildingRef, space_id: str) -> bool:
+        try:
+            await self._spaces.delete_item(documents.calendar_id(space_id), partition_key=building.key)
+        except CosmosResourceNotFoundError:
+            return False
+        except (ServiceRequestError, ServiceResponseError) as exc:
+            raise unavailable(exc) from exc
+        return True
+
+    async def list_sources(self, limit: int = 10_000) -> list[CalendarSource]:
+        # Cross-partition on purpose: the sync and renewal timers serve every building; kind is indexed.
+        docs = await self._query(f"SELECT * FROM c WHERE c.{documents.KIND_FIELD} = @kind",
+                                 {"@kind": documents.CALENDAR_KIND})
+        docs.sort(key=lambda d: (d[documents.PARTITION_KEY_FIELD], d["spaceId"]))
+        return [documents.calendar_from_doc(d) for d in docs[:limit]]
 
     async def _read(self, item_id: str, partition: str) -> dict[str, Any] | None:
         try:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.domain.bookings import Booking, BookingSettings, BookingSourceKind, ReleaseState
+from shared.domain.bookings import Booking, BookingSettings, BookingSourceKind, CalendarSource, ReleaseState
 from shared.domain.events import BeaconAlerts, CloudEvent, EventType, parse_event
 from shared.domain.identity import IdentityConfig, issuer_key
 from shared.domain.people import AuditEntry, Sharing, SharingChange, SharingLevel, Tenant
@@ -375,3 +375,33 @@ def booking_settings_to_doc(s: BookingSettings) -> dict[str, Any]:
 def booking_settings_from_doc(doc: dict[str, Any]) -> BookingSettings:
     return BookingSettings(tenant_id=doc["tenantId"], building_id=doc["buildingId"],
                            release_no_shows=bool(doc.get("releaseNoShows")), etag=doc.get("_etag"))
+
+
+CALENDAR_KIND = "calendar"
+
+
+def calendar_id(space_id: str) -> str:
+    return f"calendar:{space_id}"
+
+
+def calendar_to_doc(c: CalendarSource) -> dict[str, Any]:
+    # clientState signs Graph's notifications to us: kept as it is, like webhook secrets (Cosmos encrypts at rest)
+    return {"id": calendar_id(c.space_id), PARTITION_KEY_FIELD: c.building.key, "tenantId": c.tenant_id,
+            "buildingId": c.building_id, KIND_FIELD: CALENDAR_KIND, "spaceId": c.space_id,
+            "sourceKind": c.kind.value, "url": c.url, "mailbox": c.mailbox, "cursor": c.cursor,
+            "windowStart": iso(c.window_start), "windowEnd": iso(c.window_end),
+            "subscriptionId": c.subscription_id, "clientState": c.client_state,
+            "subscriptionExpiresAt": iso(c.subscription_expires_at), "syncRequested": c.sync_requested,
+            "lastSyncAt": iso(c.last_sync_at), "lastError": c.last_error}
+
+
+def calendar_from_doc(doc: dict[str, Any]) -> CalendarSource:
+    return CalendarSource(tenant_id=doc["tenantId"], building_id=doc["buildingId"], space_id=doc["spaceId"],
+                          kind=BookingSourceKind(doc["sourceKind"]), url=doc.get("url"), mailbox=doc.get("mailbox"),
+                          cursor=doc.get("cursor"), window_start=parse_time(doc.get("windowStart")),
+                          window_end=parse_time(doc.get("windowEnd")), subscription_id=doc.get("subscriptionId"),
+                          client_state=doc.get("clientState"),
+                          subscription_expires_at=parse_time(doc.get("subscriptionExpiresAt")),
+                          sync_requested=bool(doc.get("syncRequested")),
+                          last_sync_at=parse_time(doc.get("lastSyncAt")), last_error=doc.get("lastError"),
+                          etag=doc.get("_etag"))

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.adapters import documents
-from shared.domain.bookings import Booking, BookingSettings
+from shared.domain.bookings import Booking, BookingSettings, CalendarSource
 from shared.domain.events import BeaconAlerts, CloudEvent
 from shared.domain.identity import IdentityConfig
 from shared.domain.people import AuditEntry, Sharing, SharingChange, Tenant
@@ -560,3 +560,20 @@ class InMemoryBookingStore:
         doc = self._live._save("spaces", settings.building.key, documents.booking_settings_to_doc(settings), None,
                                upsert=True)
         return documents.booking_settings_from_doc(doc)
+
+    async def get_source(self, building: BuildingRef, space_id: str) -> CalendarSource | None:
+        doc = self._live._get("spaces", building.key, documents.calendar_id(space_id))
+        return documents.calendar_from_doc(doc) if doc else None
+
+    async def save_source(self, source: CalendarSource) -> CalendarSource:
+        return documents.calendar_from_doc(
+            self._live._save("spaces", source.building.key, documents.calendar_to_doc(source), source.etag))
+
+    async def delete_source(self, building: BuildingRef, space_id: str) -> bool:
+        return self._live._docs["spaces"].pop((building.key, documents.calendar_id(space_id)), None) is not None
+
+    async def list_sources(self, limit: int = 10_000) -> list[CalendarSource]:
+        docs = [d for d in self._live._docs["spaces"].values()
+                if d.get(documents.KIND_FIELD) == documents.CALENDAR_KIND]
+        docs.sort(key=lambda d: (d[documents.PARTITION_KEY_FIELD], d["spaceId"]))
+        return [documents.calendar_from_doc(copy.deepcopy(d)) for d in docs[:limit]]

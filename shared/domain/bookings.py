@@ -228,3 +228,94 @@ class BookingSettings:
     @property
     def building(self) -> BuildingRef:
         return BuildingRef(self.tenant_id, self.building_id)
+
+
+# ---------------------------------------------------------------------------------------------- calendars
+CALENDAR_LOOKBACK = timedelta(days=1)  # a sync keeps the bookings of the last day (analytics of today)
+CALENDAR_LOOKAHEAD = timedelta(days=14)  # ... and reads this far ahead
+GRAPH_WINDOW_RENEW_BEFORE = timedelta(days=7)  # a Graph delta window this close to its end starts over
+MAX_MAILBOX_LENGTH = 320
+
+
+@dataclass(frozen=True)
+class CalendarSource:
+    """Where a space's bookings come from (document `calendar:<spaceId>` beside the space): an iCalendar feed URL
+    (or uploads: no URL), or a Microsoft 365 room mailbox, with that source's sync state."""
+
+    tenant_id: str
+    building_id: str
+    space_id: str
+    kind: BookingSourceKind  # ical or graph
+    url: str | None = None  # ical: the feed, polled by the sync timer; None: the calendar is uploaded
+    mailbox: str | None = None  # graph: the room mailbox (its address or user id)
+    cursor: str | None = None  # graph: the @odata.deltaLink of the last round
+    window_start: datetime | None = None  # graph: the calendarView window the cursor tracks
+    window_end: datetime | None = None
+    subscription_id: str | None = None  # graph: the change notification subscription
+    client_state: str | None = None  # graph: the secret every notification must carry
+    subscription_expires_at: datetime | None = None
+    sync_requested: bool = False  # a change notification came: sync now
+    last_sync_at: datetime | None = None
+    last_error: str | None = None
+    etag: str | None = None
+
+    @property
+    def building(self) -> BuildingRef:
+        return BuildingRef(self.tenant_id, self.building_id)
+
+
+@dataclass(frozen=True)
+class CalendarEvent:
+    """One occurrence as a calendar has it: the source's id of it and its times (never its subject or people)."""
+
+    source_event_id: str
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True)
+class CalendarChanges:
+    """What a sync read: occurrences added or changed, ids removed (or cancelled), whether `events` is the whole
+    calendar within [window_start, window_end) (then anything else of this source in the window is gone), and the
+    cursor to read from next time (Graph's delta link)."""
+
+    events: tuple[CalendarEvent, ...]
+    removed: tuple[str, ...] = ()
+    complete: bool = True
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    cursor: str | None = None
+
+
+@dataclass(frozen=True)
+class Reconciled:
+    save: tuple[Booking, ...]  # created (etag None) or changed
+    delete: tuple[Booking, ...]
+
+
+def reconcile(building: BuildingRef, space_id: str, source: BookingSourceKind, existing: Sequence[Booking],
+              changes: CalendarChanges) -> Reconciled:
+    """The bookings to write and delete so the space's bookings of `source` match what the calendar says.
+    `existing` are the space's bookings (of any source) overlapping the window read; bookings of other sources are
+    never touched. An event longer than MAX_BOOKING_LENGTH is no room booking and is left out."""
+    mine = {b.booking_id: b for b in existing if b.source is source}
+    to_save: list[Booking] = []
+    seen: set[str] = set()
+    for event in changes.events:
+        if interval_problem(event.start, event.end):
+            continue
+        booking_id = derived_booking_id(source, event.source_event_id)
+        seen.add(booking_id)
+        current = mine.get(booking_id)
+        if current is None:
+            to_save.append(Booking(building.tenant_id, building.building_id, space_id, booking_id, event.start,
+                                   event.end, source, event.source_event_id))
+        elif (current.start, current.end) != (event.start, event.end):
+            to_save.append(rescheduled(current, event.start, event.end))
+    gone = {derived_booking_id(source, removed) for removed in changes.removed}
+    to_delete = [b for b in mine.values() if b.booking_id in gone and b.booking_id not in seen]
+    if changes.complete:
+        to_delete += [b for b in mine.values() if b.booking_id not in seen and b.booking_id not in gone
+                      and (changes.window_start is None or changes.window_end is None
+                           or b.overlaps(changes.window_start, changes.window_end))]
+    return Reconciled(tuple(to_save), tuple(to_delete))

@@ -9,8 +9,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
-from shared.domain.bookings import Booking, BookingSettings
+from shared.domain.bookings import Booking, BookingSettings, CalendarChanges, CalendarSource
 from shared.domain.errors import DomainError
 from shared.domain.events import BeaconAlerts, CloudEvent
 from shared.domain.identity import IdentityConfig
@@ -230,6 +231,29 @@ class BookingStore(Protocol):
         """The building's settings (the defaults when none were saved)."""
 
     async def put_settings(self, settings: BookingSettings) -> BookingSettings: ...
+
+    async def get_source(self, building: BuildingRef, space_id: str) -> CalendarSource | None: ...
+
+    async def save_source(self, source: CalendarSource) -> CalendarSource:
+        """Create (etag None; PreconditionFailed when it exists) or replace over its etag (else PreconditionFailed)."""
+
+    async def delete_source(self, building: BuildingRef, space_id: str) -> bool: ...
+
+    async def list_sources(self, limit: int = 10_000) -> list[CalendarSource]:
+        """Every space's calendar source, of every building (the sync and renewal timers)."""
+
+
+class BookingSource(Protocol):
+    """Where bookings come from: an iCalendar feed, a Graph room mailbox (the API pushes its own, PUT/DELETE)."""
+
+    async def changes(self, source: CalendarSource, now: datetime, zone: ZoneInfo) -> CalendarChanges:
+        """What the calendar says now: the whole window, or (Graph, with a cursor) what changed since the last
+        round. DependencyUnavailable when the calendar cannot be reached now; ValueError when it cannot be read."""
+
+    async def release(self, source: CalendarSource, booking: Booking) -> str | None:
+        """Give a no-show's room back at the source (BookingReleaser.release, with the space's source)."""
+
+    async def close(self) -> None: ...
 
 
 class BookingReleaser(Protocol):

@@ -36,7 +36,7 @@ def setting_name(value: str) -> str:
 def test_the_app_has_exactly_the_expected_functions(functions_by_name):
     assert set(functions_by_name) == {"http_app_func", "process_sightings", "presence_sweep", "hourly_rollup",
                                       "daily_rollup", "event_delivery", "relay_space_events", "relay_beacon_events",
-                                      "no_shows"}
+                                      "no_shows", "booking_sync", "graph_renewal"}
 
 
 def test_http_is_one_anonymous_catch_all_route_for_fastapi(functions_by_name):
@@ -102,7 +102,8 @@ def test_timer_schedules_come_from_settings(functions_by_name):
 
     for name, job in (("presence_sweep", "presence-sweep"), ("hourly_rollup", "hourly-rollup"),
                       ("daily_rollup", "daily-rollup"), ("event_delivery", "event-delivery"),
-                      ("no_shows", "no-shows")):
+                      ("no_shows", "no-shows"), ("booking_sync", "booking-sync"),
+                      ("graph_renewal", "graph-renewal")):
         [trigger] = bindings(functions_by_name[name])
         assert trigger["type"] == "timerTrigger"
         setting = setting_name(trigger["schedule"])
@@ -294,7 +295,7 @@ def test_importing_the_app_connects_to_nothing():
                             cwd=REPO, env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=60,
                             check=False)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "9"
+    assert result.stdout.strip() == "11"
 
 
 def test_the_change_feed_triggers_read_the_outbox_containers_with_the_identity(functions_by_name):

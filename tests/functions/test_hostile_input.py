@@ -48,12 +48,19 @@ BODIES = {"/api/v1/buildings/{buildingId}": small_site("hq"), "/api/v1/teams/{te
           "/api/v1/subscriptions/{subscriptionId}/replay": {},
           "/api/v1/buildings/{buildingId}/spaces/{spaceId}/bookings/{bookingId}": {
               "start": "2026-01-05T09:00:00Z", "end": "2026-01-05T10:00:00Z"},
-          "/api/v1/buildings/{buildingId}/booking-settings": {"releaseNoShows": False}}
+          "/api/v1/buildings/{buildingId}/booking-settings": {"releaseNoShows": False},
+          "/api/v1/buildings/{buildingId}/spaces/{spaceId}/calendar": {"ical": {}},
+          "/api/v1/buildings/{buildingId}/spaces/{spaceId}/calendar/sync": {},
+          # a JSON body where an iCalendar file belongs is a 415
+          "/api/v1/buildings/{buildingId}/spaces/{spaceId}/calendar.ics": {"not": "a calendar"},
+          "/api/v1/graph/notifications/{tenantId}/{buildingId}/{spaceId}": {"value": []}}
 # Routes whose body goes through functions/bodies.py (gzip accepted); the others are pydantic bodies.
 GZIP_ROUTES = {"/api/v1/sightings", "/api/v1/buildings/{buildingId}", "/api/v1/teams/{teamId}",
                "/api/v1/buildings/{buildingId}/beacons",
                "/api/v1/buildings/{buildingId}/spaces/{spaceId}/bookings/{bookingId}",
-               "/api/v1/buildings/{buildingId}/booking-settings"}
+               "/api/v1/buildings/{buildingId}/booking-settings",
+               "/api/v1/buildings/{buildingId}/spaces/{spaceId}/calendar",
+               "/api/v1/graph/notifications/{tenantId}/{buildingId}/{spaceId}"}
 VALIDATORS = {"tenantId": is_tenant_id, "userId": is_user_id}
 
 

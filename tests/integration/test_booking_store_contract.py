@@ -15,7 +15,7 @@ import pytest
 from shared.adapters.cosmos_bookings import CosmosBookingStore
 from shared.adapters.cosmos_live_state import CosmosLiveStateStore
 from shared.adapters.memory import InMemoryBookingStore, InMemoryLiveStateStore
-from shared.domain.bookings import Booking, BookingSettings, BookingSourceKind, ReleaseState
+from shared.domain.bookings import Booking, BookingSettings, BookingSourceKind, CalendarSource, ReleaseState
 from shared.domain.events import BookingEventData, EventType, booking_subject, make_event
 from shared.domain.ports import PreconditionFailed
 from shared.domain.presence import SpaceState
@@ -148,3 +148,24 @@ async def test_settings_default_and_are_per_building(stores):
     assert not (await store.get_settings(B_HQ)).release_no_shows
     await live.save_space(SpaceState.empty(A_HQ, "r-oak"))
     assert [s.space_id for s in await live.list_spaces(A_HQ)] == ["r-oak"]
+
+
+async def test_calendar_sources_per_space_guarded_and_listed_across_buildings(stores):
+    store, live = stores
+    source = CalendarSource("tenant-a", "hq", "r-oak", BookingSourceKind.graph, mailbox="room-oak@contoso.com",
+                            client_state="s3cret", subscription_expires_at=T0)
+    saved = await store.save_source(source)
+    assert replace(saved, etag=None) == source and saved.etag
+    with pytest.raises(PreconditionFailed):
+        await store.save_source(source)  # creating twice
+    synced = await store.save_source(replace(saved, cursor="https://graph/delta?$deltatoken=1", last_sync_at=T0))
+    with pytest.raises(PreconditionFailed):
+        await store.save_source(replace(saved, sync_requested=True))  # stale etag
+    assert (await store.get_source(A_HQ, "r-oak")).cursor == synced.cursor
+    assert await store.get_source(B_HQ, "r-oak") is None
+    await store.save_source(CalendarSource("tenant-b", "hq", "r-oak", BookingSourceKind.ical, url="https://x.example/a"))
+    assert [(s.tenant_id, s.kind) for s in await store.list_sources()] == [
+        ("tenant-a", BookingSourceKind.graph), ("tenant-b", BookingSourceKind.ical)]
+    assert await live.list_spaces(A_HQ) == [] and await store.list_bookings(A_HQ, T0, T0 + timedelta(days=1)) == []
+    assert await store.delete_source(A_HQ, "r-oak") and not await store.delete_source(A_HQ, "r-oak")
+    assert [s.tenant_id for s in await store.list_sources()] == ["tenant-b"]

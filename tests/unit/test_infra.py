@@ -902,7 +902,7 @@ def test_app_settings_are_the_settings_the_code_reads():
     assert set(bicep_app_settings()) == expected
     local = set(LOCAL_VALUES) - LOCAL_HOST_SETTINGS - set(WORKER_SETTINGS)
     azure_only = identity_forms(names) | {"AZURE_CLIENT_ID", "APPLICATIONINSIGHTS_CONNECTION_STRING",
-                                          "EVENTGRID_TOPIC_ENDPOINT"}
+                                          "EVENTGRID_TOPIC_ENDPOINT", "GRAPH_NOTIFICATION_URL"}
     assert local == names - azure_only
     # Each local connection string has its identity form in Azure and the other way round.
     for prefix in connection_string_forms(names):
@@ -1054,7 +1054,7 @@ def test_outputs_are_named_like_the_settings_they_feed_and_hold_no_secret():
     # Every endpoint and name the code needs in Azure is an output, with the same value as the setting.
     # Fixed for Azure, not something the devkit takes from an environment (like EVENT_PUBLISHER).
     not_outputs = {"AZURE_CLIENT_ID", "APPLICATIONINSIGHTS_CONNECTION_STRING", "EVENT_PUBLISHER",
-                   "IDENTITY_ALLOW_LOOPBACK", "WEBHOOK_ALLOW_LOOPBACK"} | KEY_VAULT_REFERENCES
+                   "IDENTITY_ALLOW_LOOPBACK", "WEBHOOK_ALLOW_LOOPBACK", "CALENDAR_ALLOW_LOOPBACK"} | KEY_VAULT_REFERENCES
     needed = {n for n in names if n in settings and n not in not_outputs}
     assert needed <= set(outputs), sorted(needed - set(outputs))
     for name in needed:
