@@ -169,7 +169,7 @@ def _assemble(settings: Settings, *, site_models: SiteModelStore, blobs: BlobSto
         await transitions.sweep(now)
 
     rollups = RollupService(site_models, live_state, blobs, teams, settings.analytics_container,
-                            settings.analytics_min_group_size, clock=clock)
+                            settings.analytics_min_group_size, clock=clock, bookings=booking_store)
     scheduled = ScheduledJobs({ScheduledJobs.PRESENCE_SWEEP: sweep_presence_and_transitions, ScheduledJobs.HOURLY_ROLLUP: rollups.hourly,
                                ScheduledJobs.DAILY_ROLLUP: rollups.daily,
                                ScheduledJobs.EVENT_DELIVERY: deliver_events, ScheduledJobs.NO_SHOWS: no_shows.sweep,
