@@ -187,8 +187,10 @@ class RollupService:
         return await self._write_all(tenant_id, site, windows, stays, now, spans)
 
     async def _stays(self, building: BuildingRef, start: datetime, end: datetime, now: datetime) -> list[Stay]:
-        """Stays that may overlap [start, end): open ones from the spaces' occupants (read first, so a stay that
-        closes meanwhile is still found, as a visit), then visits that ended from `start` on."""
+        """Stays that may overlap [start, end), as they were at `now`: open ones from the spaces' occupants (read
+        first, so a stay that closes meanwhile is still found, as a visit) and visits that ended from `start` on.
+        A stay open at `now` counts up to `now`, whether it is still open or closed since (a rollup computed for a
+        moment that is past, as the demo and a catch-up run do); the next run after it closed counts its real end."""
         spaces = await self._live.list_spaces(building)
         open_stays = [(space.space_id, device, datetime.fromisoformat(since))
                       for space in spaces for device, since in space.occupants.items()]
@@ -196,10 +198,12 @@ class RollupService:
         users: dict[str, str | None] = {}
         if open_stays:
             users = {d.device_id: d.user_id for d in await self._live.list_devices(building)}
-        ended_before = min(now, end + analytics.MAX_STAY)
-        visits = await self._live.list_visits(building, start, ended_before) if ended_before > start else []
-        stays = [Stay(v.space_id, v.device_id, v.start, v.end, v.user_id, True) for v in visits if v.start < end]
-        stays += [Stay(s, d, since, now, users.get(d), False) for s, d, since in open_stays]
+        visits = await self._live.list_visits(building, start, end + analytics.MAX_STAY)
+        stays = [Stay(v.space_id, v.device_id, v.start, min(v.end, now), v.user_id, v.end <= now)
+                 for v in visits if v.start < end and v.start < now]
+        closed_since = {(v.space_id, v.device_id, v.start) for v in visits}
+        stays += [Stay(s, d, since, now, users.get(d), False) for s, d, since in open_stays
+                  if (s, d, since) not in closed_since]
         return stays
 
     async def _booking_spans(self, building: BuildingRef, start: datetime, end: datetime) -> list[BookingSpan]:
