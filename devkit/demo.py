@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from devkit.emulators.launcher import LOOPBACK, EmulatorStartError, free_port, port_in_use, running_emulators
 from devkit.local_settings import blob_port, cosmos_port, devkit_environment, local_settings
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     import httpx
     from rich.console import Group
 
+    from devkit.demo_calendars import CalendarServer, DemoBooking
     from devkit.office import OfficeDay
     from shared.wiring import AppContext
 
@@ -52,6 +54,7 @@ EVENTS_SHOWN = 5  # the console shows the webhook receiver's last events
 # each level, in turn; the rest never opt in (the finder answers 404 `not available` for them).
 SHARING_LEVELS = ("space", "floor", "building", None)
 TITLE_WIDTH = 100  # the console's title line is cut, never wrapped, at this many columns
+FREE_FOR = timedelta(minutes=30)  # the console's "free for 30 min" rooms: free-rooms?freeFor=30
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -106,11 +109,21 @@ class DemoStats:
     rate_window: list[tuple[float, int]] = field(default_factory=list)
     events: deque[str] = field(default_factory=lambda: deque(maxlen=EVENTS_SHOWN))  # the receiver's last events
     events_received: int = 0
+    no_shows: deque[str] = field(default_factory=lambda: deque(maxlen=EVENTS_SHOWN))  # the last no-shows heard
+    no_shows_received: int = 0
 
     def on_event(self, received: Received) -> None:
         event, data = received.event, received.event.get("data") or {}
-        detail = (f"{data.get('name', '')}: {data['status']}, headcount {data['headcount']}" if "headcount" in data
-                  else f"battery {data.get('batteryMv')} mV, silent {data.get('silent')}")
+        if event["type"] == "dev.spaceflow.booking.no-show":
+            detail = (f"{data.get('name', '')}: booked {data['start'][11:16]}-{data['end'][11:16]}, nobody came"
+                      + (", released" if data.get("released") else ""))
+            self.no_shows.append(f"{event['time'][11:19]} {data.get('name', '')} (booked {data['start'][11:16]}-"
+                                 f"{data['end'][11:16]}{', released' if data.get('released') else ''})")
+            self.no_shows_received += 1
+        elif "headcount" in data:
+            detail = f"{data.get('name', '')}: {data['status']}, headcount {data['headcount']}"
+        else:
+            detail = f"battery {data.get('batteryMv')} mV, silent {data.get('silent')}"
         self.events.append(f"{event['time'][11:19]} {event['type'].removeprefix('dev.spaceflow.')} "
                            f"{event['subject']} ({detail})")
         self.events_received += 1
@@ -166,6 +179,7 @@ async def _demo(args: argparse.Namespace) -> int:
     import httpx
     import uvicorn
 
+    from devkit.demo_calendars import CalendarServer, demo_bookings
     from devkit.demo_rollups import around_the_clock, roll_simulated_hours
     from devkit.identity import default_keys_path, identity_of_the_app, with_devkit_issuer
     from devkit.office import OfficeDay
@@ -176,7 +190,9 @@ async def _demo(args: argparse.Namespace) -> int:
     from shared.settings import load_settings
     from shared.wiring import build_context, set_context
 
-    start = datetime.now(UTC).replace(microsecond=0)
+    # The simulated day starts at the top of the current hour, so its first hour is one the hourly rollup covers
+    # whole (the app runs on this clock; tokens and webhook signatures keep the wall clock).
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     day = OfficeDay(people=args.people, minutes=args.minutes, seed=args.seed, floors=args.floors, start=start)
     clock = SimClock(start, args.speed, running=False)
     context = await build_context(load_settings(), clock=clock.now)
@@ -187,6 +203,7 @@ async def _demo(args: argparse.Namespace) -> int:
     server = uvicorn.Server(uvicorn.Config(app, host=LOOPBACK, port=args.port, log_level="warning"))
     server_task = asyncio.create_task(server.serve())
     tasks: list[asyncio.Task[None]] = []
+    calendars: CalendarServer | None = None
     base_url = f"http://{LOOPBACK}:{args.port}"
     try:
         # A real tenant, so the bootstrap admin key lists it and manages its keys (GET /api/v1/tenants/demo-tenant/keys).
@@ -224,11 +241,16 @@ async def _demo(args: argparse.Namespace) -> int:
             for line in await _opt_in(day, http, keys, base_url, keys_path):
                 print(line, flush=True)
             print(await _subscribe_receiver(http, keys["admin"], receiver), flush=True)
+            bookings = demo_bookings(day, args.seed)
+            calendars = CalendarServer(bookings, start)
+            await calendars.start()
+            print(await _connect_calendars(http, keys["admin"], day, bookings, calendars, context), flush=True)
             print(f"simulating {args.people} people for {args.minutes:g} minutes at {args.speed:g}x "
                   f"(about {args.minutes * 60 / args.speed:.0f} s); Ctrl-C stops everything", flush=True)
             clock.run()  # the day starts now: keys, history and sign-ins took no simulated time
             phones = asyncio.create_task(_post_batches(day, clock, http, ingest_key, stats))
             sweeper = asyncio.create_task(_sweep(context, clock, ScheduledJobs.PRESENCE_SWEEP))
+            tasks.append(asyncio.create_task(_sweep(context, clock, ScheduledJobs.NO_SHOWS)))
             sampler = asyncio.create_task(_sample(day, clock, context, stats))
             view = asyncio.create_task(_show(day, clock, context, stats, args))
             tasks += [phones, sweeper, sampler, view]
@@ -240,10 +262,15 @@ async def _demo(args: argparse.Namespace) -> int:
             if isinstance(context.publisher, InProcessEventPublisher):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(context.publisher.drain(), DRAIN_TIMEOUT_S)
+        # the no-shows of bookings that started near the end: decided before the summary counts them
+        await context.scheduled.run(ScheduledJobs.NO_SHOWS, clock.now())
         for line in await roll_simulated_hours(context, TENANT, day.site.building_id, start, clock.now(), read_key,
                                                args.port):
             print(line, flush=True)
+        booked_vs_used = await _booked_vs_used(context, day, bookings, start, clock.now())
+        print(_booked_vs_used_line(booked_vs_used), flush=True)
         summary = _summary(day, context, stats, args)
+        summary["bookings"] = booked_vs_used
         print(json.dumps(summary), flush=True)
         if args.check:
             return 0 if (summary["room_accuracy"] or 0) >= 0.90 else 1
@@ -257,6 +284,8 @@ async def _demo(args: argparse.Namespace) -> int:
         server.should_exit = True
         await asyncio.gather(server_task, return_exceptions=True)
         await receiver.stop()
+        if calendars is not None:
+            await calendars.stop()
         await context.close()
         set_context(None)
 
@@ -283,6 +312,30 @@ async def _subscribe_receiver(http: httpx.AsyncClient, admin_key: str, receiver:
     receiver.secrets.append(response.json()["secret"])
     return (f"webhook: {url} is subscribed to every event (subscription {response.json()['id']}, signatures checked "
             f"with standardwebhooks); the last {EVENTS_SHOWN} show below")
+
+
+async def _connect_calendars(http: httpx.AsyncClient, admin_key: str, day: OfficeDay, bookings: list[DemoBooking],
+                             calendars: CalendarServer, context: AppContext) -> str:
+    """The building releases no-shows, and each meeting room with bookings takes them from its feed, connected
+    through the API as the building's admin would; the line to print."""
+    headers = {"x-api-key": admin_key}
+    building = day.site.building_id
+    answer = await http.put(f"/api/v1/buildings/{building}/booking-settings", json={"releaseNoShows": True},
+                            headers=headers)
+    answer.raise_for_status()
+    rooms = sorted({b.room for b in bookings})
+    for room in rooms:
+        answer = await http.put(f"/api/v1/buildings/{building}/spaces/{room}/calendar",
+                                json={"ical": {"url": calendars.url(room)}}, headers=headers)
+        answer.raise_for_status()
+        if answer.json()["lastError"]:
+            return f"calendars: the feed of {room} could not be read: {answer.json()['lastError']}"
+    honoured = sum(b.honoured for b in bookings)
+    minutes = context.settings.no_show_minutes
+    return (f"calendars: {len(rooms)} meeting rooms take their bookings from iCalendar feeds the demo serves at "
+            f"{calendars.base_url}/rooms/<room>.ics: {len(bookings)} bookings, {honoured} for meetings the simulated "
+            f"people hold, {len(bookings) - honoured} nobody comes to; a room empty {minutes} min into its booking "
+            "is a no-show (and released)")
 
 
 async def _opt_in(day: OfficeDay, http: httpx.AsyncClient, keys: dict[str, str], base_url: str,
@@ -392,21 +445,31 @@ async def _sample(day: OfficeDay, clock: SimClock, context: AppContext, stats: D
 
 
 async def _snapshot(day: OfficeDay, clock: SimClock, context: AppContext) -> dict[str, Any]:
-    spaces = {s.space_id: s for s in await context.live_state.list_spaces(BuildingRef(TENANT, day.site.building_id))}
+    from shared.domain.bookings import free_for, live_status
+
+    building = BuildingRef(TENANT, day.site.building_id)
+    spaces = {s.space_id: s for s in await context.live_state.list_spaces(building)}
     truth = day.occupancy(clock.elapsed_s())
+    now = clock.now()
+    bookings: dict[str, list[Any]] = defaultdict(list)
+    for booking in await context.booking_store.list_bookings(building, now, now + FREE_FOR):
+        bookings[booking.space_id].append(booking)
     floors: list[dict[str, Any]] = []
     meeting_rooms = [s for s in day.site.spaces if s.kind.value in ("conferenceroom", "huddleroom")]
+    statuses = {s.id: live_status(spaces.get(s.id), bookings[s.id], now) for s in meeting_rooms}
     for floor in sorted(day.site.floors, key=lambda f: f.ordinal):
         on_floor = [s.id for s in day.site.spaces if s.floor == floor.id]
+        rooms = [s for s in meeting_rooms if s.floor == floor.id]
         floors.append({
             "floor": floor.name or floor.id,
             "headcount": sum(spaces[s].headcount for s in on_floor if s in spaces),
             "truth": sum(truth.get(s, 0) for s in on_floor),
-            "free_meeting_rooms": sum(1 for s in meeting_rooms if s.floor == floor.id
-                                      and (s.id not in spaces or spaces[s.id].status == "free")),
-            "meeting_rooms": sum(1 for s in meeting_rooms if s.floor == floor.id),
+            "free_meeting_rooms": sum(1 for s in rooms if statuses[s.id] in ("free", "reclaimable")),
+            "free_for_30": sum(1 for s in rooms if free_for(spaces.get(s.id), bookings[s.id], now, FREE_FOR)),
+            "meeting_rooms": len(rooms),
         })
-    return {"floors": floors}
+    counts = {status: sum(1 for v in statuses.values() if v == status) for status in ("booked", "reclaimable")}
+    return {"floors": floors, **counts}
 
 
 async def _show(day: OfficeDay, clock: SimClock, context: AppContext, stats: DemoStats,
@@ -427,10 +490,66 @@ async def _show(day: OfficeDay, clock: SimClock, context: AppContext, stats: Dem
             snap = await _snapshot(day, clock, context)
             line = ", ".join(f"{f['floor']}: {f['headcount']} (truth {f['truth']})" for f in snap["floors"])
             accuracy = f"{stats.accuracy:.1%}" if stats.accuracy is not None else "n/a"
+            rooms = sum(f["meeting_rooms"] for f in snap["floors"])
+            free30 = sum(f["free_for_30"] for f in snap["floors"])
             print(f"[sim {_sim_minutes(day, clock)}] {line}; posted {stats.posted}; "
-                  f"room accuracy {accuracy}; events received {stats.events_received}", flush=True)
+                  f"room accuracy {accuracy}; events received {stats.events_received}; meeting rooms free for 30 min "
+                  f"{free30} of {rooms}, booked {snap['booked']}, reclaimable {snap['reclaimable']}; "
+                  f"no-shows {stats.no_shows_received}", flush=True)
             while stats.events:
                 print(f"  event {stats.events.popleft()}", flush=True)
+            while stats.no_shows:
+                print(f"  no-show {stats.no_shows.popleft()}", flush=True)
+
+
+async def _booked_vs_used(context: AppContext, day: OfficeDay, bookings: list[DemoBooking], start: datetime,
+                          now: datetime) -> dict[str, Any]:
+    """What came of the bookings (the store's decisions against the simulator's plan) and the booked-vs-used
+    figures of the meeting rooms over the simulated hours the rollup covered (docs/metrics.md)."""
+    from shared.domain.analytics import Grain
+    from shared.domain.bookings import BookingSourceKind
+
+    building = BuildingRef(TENANT, day.site.building_id)
+    stored = await context.booking_store.list_bookings(building, start - timedelta(hours=1), now)
+    ours = [b for b in stored if b.source is BookingSourceKind.ical and b.start < now]
+    figures: dict[str, Any] = {
+        "planned": len(bookings), "planned_honoured": sum(b.honoured for b in bookings),
+        "planned_no_shows": sum(not b.honoured for b in bookings), "started": len(ours),
+        "checked_in": sum(b.checked_in_at is not None for b in ours),
+        "no_shows": sum(b.no_show_at is not None for b in ours), "released": sum(b.released for b in ours),
+    }
+    site = (await context.site_models.get(building))
+    if site is None:
+        return figures
+    zone = ZoneInfo(site.site.time_zone)
+    first, last = start.astimezone(zone).date(), now.astimezone(zone).date()
+    answer = await context.analytics.read(TENANT, site.site, Grain.hour, first, last, metrics=[
+        "booked_time", "occupied_time", "booked_empty_time", "unbooked_use_time", "bookings", "no_shows"])
+    meeting = {s.id for s in day.site.spaces if s.bookable}
+    simulated = {w["start"] for w in answer.windows if datetime.fromisoformat(w["start"]) >= start}
+    totals: dict[str, float] = defaultdict(float)
+    for row in answer.rows:
+        if (row["scope"] == "space" and row["scopeId"] in meeting and row["value"] is not None
+                and row["windowStart"] in simulated):
+            totals[row["metric"]] += row["value"]
+    if totals:
+        figures.update({"rolled_up_hours": len(simulated),
+                        "booked_h": round(totals["booked_time"] / 3600, 2),
+                        "occupied_h": round(totals["occupied_time"] / 3600, 2),
+                        "booked_empty_h": round(totals["booked_empty_time"] / 3600, 2),
+                        "unbooked_use_h": round(totals["unbooked_use_time"] / 3600, 2)})
+    return figures
+
+
+def _booked_vs_used_line(figures: dict[str, Any]) -> str:
+    line = (f"bookings: {figures['started']} started, {figures['checked_in']} checked in, {figures['no_shows']} "
+            f"no-shows ({figures['released']} released); the simulator planned {figures['planned_honoured']} "
+            f"honoured and {figures['planned_no_shows']} not")
+    if "booked_h" in figures:
+        line += (f"\nbooked vs used, bookable rooms, over the {figures['rolled_up_hours']} simulated hour(s) rolled "
+                 f"up: booked {figures['booked_h']} h, occupied {figures['occupied_h']} h, booked and empty "
+                 f"{figures['booked_empty_h']} h, used without a booking {figures['unbooked_use_h']} h")
+    return line
 
 
 def _sim_minutes(day: OfficeDay, clock: SimClock) -> str:
@@ -464,11 +583,12 @@ def _render(snapshot: dict[str, Any], day: OfficeDay, clock: SimClock, context: 
 
     title = Text(_title(day, clock), style="bold", no_wrap=True, overflow="ellipsis")
     table = Table()
-    for column in ("floor", "headcount", "simulator truth", "free meeting rooms"):
+    for column in ("floor", "headcount", "simulator truth", "free meeting rooms", "free for 30 min"):
         table.add_column(column, justify="right" if column != "floor" else "left")
     for floor in snapshot["floors"]:
         table.add_row(floor["floor"], str(floor["headcount"]), str(floor["truth"]),
-                      f"{floor['free_meeting_rooms']} / {floor['meeting_rooms']}")
+                      f"{floor['free_meeting_rooms']} / {floor['meeting_rooms']}",
+                      f"{floor['free_for_30']} / {floor['meeting_rooms']}")
     info = Table.grid(padding=(0, 2))
     lat = sorted(stats.latencies_ms[-500:])
     p95 = lat[int(0.95 * (len(lat) - 1))] if lat else 0.0
@@ -483,6 +603,9 @@ def _render(snapshot: dict[str, Any], day: OfficeDay, clock: SimClock, context: 
     timeout = context.settings.presence_timeout_seconds
     info.add_row("events", f"{stats.events_received} received by the webhook; the last: "
                            + ("\n".join(stats.events) if stats.events else "none yet"))
+    info.add_row("bookings", f"{snapshot['booked']} rooms booked and empty now, {snapshot['reclaimable']} "
+                             f"reclaimable; {stats.no_shows_received} no-shows: "
+                             + ("; ".join(stats.no_shows) if stats.no_shows else "none yet"))
     info.add_row("note", f"when people leave, headcount lags the truth by up to the presence timeout ({timeout:g} s "
                          "simulated, PRESENCE_TIMEOUT_SECONDS): a phone no longer heard is closed by the sweep")
     return Group(title, table, info)
