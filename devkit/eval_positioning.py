@@ -1,10 +1,11 @@
-"""`python -m devkit eval-positioning DATASET_DIR [--method model|fingerprint|auto] [--json]`
+"""`python -m devkit eval-positioning DATASET_DIR [--method model|fingerprint|bayes|auto] [--json]`
 
 Scores the positioning engine on the test split of a dataset in the neutral format (../shared/datasets/README.md)
 and prints one JSON object: dataset, method, n, mean_m, median_m, p90_m and, when the data has them,
-zone_accuracy and floor_accuracy. Only the train split is used for fitting or choosing (methods fingerprint and
-auto). Every scan is scored on its own (the datasets' protocol); --mode tracking instead replays time-stamped scans
-per device through the tracker that the processing function runs.
+zone_accuracy and floor_accuracy; for auto also the regime it decided from the site and the train split and both
+cross-validations of every candidate (cv_loss). Only the train split is used for fitting or choosing (methods
+fingerprint, bayes and auto). Every scan is scored on its own (the datasets' protocol); --mode tracking instead
+replays time-stamped scans per device through the tracker that the processing function runs.
 """
 from __future__ import annotations
 
@@ -20,12 +21,12 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from devkit.datasets import Scan
     from shared.domain.positioning import Estimate, SiteIndex
-    from shared.domain.positioning.calibration import CalibratedLocator
+    from shared.domain.positioning.calibration import CalibratedLocator, CvScore
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dataset_dir", help="folder with site.json and scans.jsonl")
-    parser.add_argument("--method", choices=("model", "fingerprint", "auto"), default="model")
+    parser.add_argument("--method", choices=("model", "fingerprint", "bayes", "auto"), default="model")
     parser.add_argument(
         "--mode",
         choices=("snapshot", "tracking"),
@@ -47,11 +48,13 @@ def evaluate(dataset_dir: str, method: str = "model", mode: str = "snapshot") ->
     dataset = load_dataset(dataset_dir)
     index = site_index(dataset)
 
-    def fingerprint(scan: Scan) -> Fingerprint:
+    def fingerprint(scan: Scan, order: float | None = None) -> Fingerprint:
         t = scan.truth
-        return Fingerprint(scan.rssi, t.x, t.y, t.floor, t.zone, measured_power_of(scan))
+        return Fingerprint(scan.rssi, t.x, t.y, t.floor, t.zone, measured_power_of(scan), order, scan.device)
 
-    train = [fingerprint(s) for s in dataset.split("train")]
+    # in-place validation holds out time-ordered blocks of each place: the scan's time, else its line in the file
+    train = [fingerprint(s, s.timestamp if s.timestamp is not None else float(i))
+             for i, s in enumerate(dataset.split("train"))]
     if method != "model" and not train:
         raise SystemExit(f"{dataset_dir}: method {method} needs labelled scans with split 'train'")
     locator = calibrate(index, train, method)
@@ -65,8 +68,13 @@ def evaluate(dataset_dir: str, method: str = "model", mode: str = "snapshot") ->
     elif locator.method == "model":
         from shared.domain.positioning.estimator import locate_many
 
-        estimates = locate_many(index, locator.signal, [s.rssi for s in test],
-                                tx_power=[measured_power_of(s) for s in test])
+        estimates = [None] * len(test)
+        for device in sorted({s.device for s in test}):
+            mine = [i for i, s in enumerate(test) if s.device == device]
+            for i, est in zip(mine, locate_many(index, locator.signal, [test[i].rssi for i in mine],
+                                                tx_power=[measured_power_of(test[i]) for i in mine],
+                                                phone_model=device)):
+                estimates[i] = est
     else:
         estimates = locator.locate_many([fingerprint(s) for s in test])
 
@@ -103,11 +111,29 @@ def evaluate(dataset_dir: str, method: str = "model", mode: str = "snapshot") ->
         result["floor_accuracy"] = round(float(np.mean(floor_hits)), 4)
     result["mode"] = "tracking" if use_tracking else "snapshot"
     result["engine"] = locator.method
-    if locator.scores:
-        result["cv_loss"] = locator.scores
+    if locator.regime is not None:
+        result["regime"] = locator.regime.name
+        result["regime_reason"] = locator.regime.reason
+    if locator.cv:
+        # both validations of every candidate: the regime's loss decided, the other is for information
+        result["cv_loss"] = {
+            regime: {name: _cv_summary(score) for name, score in scores.items()}
+            for regime, scores in locator.cv.items()
+        }
     result["unlocated"] = unlocated
     result["seconds"] = round(time.perf_counter() - started, 2)
     return result
+
+
+def _cv_summary(score: CvScore) -> dict[str, float | None]:
+    out: dict[str, float | None] = {"loss": round(score.loss, 4) if math.isfinite(score.loss) else None}
+    if score.zone_miss is not None:
+        out["zone_acc"] = round(1 - score.zone_miss, 4)
+    if score.floor_miss is not None:
+        out["floor_acc"] = round(1 - score.floor_miss, 4)
+    if score.mean_m is not None:
+        out["mean_m"] = round(score.mean_m, 3)
+    return out
 
 
 def _tracked(index: SiteIndex, locator: CalibratedLocator, scans: list[Scan]) -> list[Estimate | None]:
@@ -135,7 +161,7 @@ def _tracked(index: SiteIndex, locator: CalibratedLocator, scans: list[Scan]) ->
                 Sighting(b, r, ts, powers.get(b) if isinstance(powers, Mapping) else powers)
                 for b, r in scan.rssi.items()
             ]
-            state, out[i] = track(state, sightings, index, ts, signal=locator.signal)
+            state, out[i] = track(state, sightings, index, ts, signal=locator.signal, phone_model=scan.device)
     return out
 
 

@@ -9,10 +9,12 @@ with `Trajectory` objects; `dwell_study` measures room accuracy and room flappin
 
     python -m devkit.simulator building [--floors N] [--seed S]        # print the SiteModel JSON
     python -m devkit.simulator dwell-study [--phones N] [--minutes M]   # room accuracy and flaps, JSON
+    python -m devkit.simulator walk-study [--phones N] [--walks W]      # door-to-room delay walking, JSON
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import math
@@ -24,6 +26,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from shared.domain.positioning.tracking import TrackingPolicy
 from shared.domain.site import SiteModel, parse_site_model
 
 BEACON_UUID = "f7826da6-4fa2-4e98-8024-bc5b71e0893e"
@@ -327,46 +330,172 @@ def room_points(site: SiteModel, space_id: str, rng: np.random.Generator, n: int
 
 def dwell_study(
     *, floors: int = 2, phones: int = 40, minutes: float = 30.0, seed: int = 11, noise_db: float = 6.0,
-    batch_every_s: float = 10.0,
-) -> dict[str, float]:
-    """Phones standing still in random rooms: how often the tracker reports the right room (after the first
-    minute), how many times per hour a still phone's reported room changes, and how many of those changes
-    went to a wrong room (mistaken switches)."""
+    batch_every_s: float = 10.0, offset_db: float = 4.0, offsets: str = "normal", warmup_minutes: float = 1.0,
+    selfcal: bool = True, drifted_beacons: int = 0, drift_db: float = -8.0, drift_after_minutes: float = 0.0,
+    tracking: TrackingPolicy | None = None,
+) -> dict[str, Any]:
+    """Phones standing still in random rooms, all at the same time: how often the tracker reports the right room
+    (after `warmup_minutes`), how many times per hour a still phone's reported room changes, and how many of those
+    changes went to a wrong room (mistaken switches). Phone offsets are N(0, offset_db) (`offsets="normal"`) or
+    uniform in +-offset_db (`"uniform"`), unknown to the tracker. With `selfcal` the tracker self-calibrates
+    (each phone's offset, and every beacon's drift pooled over the phones, folded after every round of batches as
+    the pipeline does per trigger call); `drifted_beacons` beacons (those nearest the middle of the first floor)
+    start transmitting `drift_db` off
+    their site model value after `drift_after_minutes`; the result lists the beacons flagged at the end."""
     from shared.domain.positioning import SiteIndex
+    from shared.domain.positioning.selfcal import SelfCalibrationPolicy, SiteCalibration
+    from shared.domain.positioning.tracking import Sighting, TrackingState, track
+
+    site = generate_building(BuildingSpec(floors=floors), seed=seed)
+    index = SiteIndex.from_site_model(site)
+    radio = RadioSimulator(site, RadioSpec(noise_db=noise_db, batch_every_s=batch_every_s), seed=seed + 1)
+    middle = (BuildingSpec().length_m / 2, BuildingSpec().room_depth_m)
+    first_floor = [b for b in site.beacons if b.floor == site.floors[0].id]
+    drifted = [b.id for b in sorted(first_floor, key=lambda b: math.dist((b.x, b.y), middle))[:drifted_beacons]]
+    policy = dataclasses.replace(tracking or TrackingPolicy(), selfcal=SelfCalibrationPolicy(enabled=selfcal))
+    drift = SiteCalibration(policy.selfcal) if selfcal else None
+    rng = np.random.default_rng(seed + 2)
+    rooms = [s.id for s in site.spaces if s.kind.value not in ("walkway", "stairs", "elevator")]
+    streams = []
+    for p in range(phones):
+        room = str(rng.choice(rooms))
+        floor = next(s.floor for s in site.spaces if s.id == room)
+        xy = room_points(site, room, rng, 1)[0]
+        offset = rng.uniform(-offset_db, offset_db) if offsets == "uniform" else rng.normal(0, offset_db)
+        phone = Phone(f"phone-{p}", offset_db=float(offset))
+        trajectory = Trajectory().dwell(floor, xy, minutes * 60, room)
+        streams.append((room, batches(radio, trajectory, phone, seed=seed * 1000 + p)))
+    states: list[TrackingState | None] = [None] * phones
+    previous: list[str | None] = [None] * phones
+    hits = total = flaps = mistakes = 0
+    start = 1_700_000_000.0
+    drift_applied = not drifted
+    live = True
+    while live:
+        live = False
+        for p, (room, stream) in enumerate(streams):
+            step = next(stream, None)
+            if step is None:
+                continue
+            live = True
+            now, readings, _truth = step
+            if not drift_applied and now - start >= drift_after_minutes * 60:
+                for beacon in drifted:
+                    radio.beacon_power[radio.beacon_ids.index(beacon)] += drift_db
+                drift_applied = True
+            sightings = [Sighting(r.beacon, r.rssi, r.ts, r.tx_power) for r in readings]
+            states[p], estimate = track(states[p], sightings, index, now, policy=policy, site_cal=drift)
+            if estimate is None:
+                continue
+            warm = now - start > warmup_minutes * 60
+            if warm:
+                total += 1
+                hits += estimate.space_id == room
+                if previous[p] is not None and estimate.space_id != previous[p]:
+                    flaps += 1
+                    mistakes += estimate.space_id != room
+            previous[p] = estimate.space_id if warm else None
+        if drift is not None and live:
+            drift.fold(now)
+    hours = phones * (minutes - warmup_minutes) / 60
+    estimates = drift.estimates if drift is not None else {}
+    return {
+        "phones": phones, "minutes": minutes, "noise_db": noise_db, "batch_every_s": batch_every_s,
+        "offsets": f"{offsets} {offset_db:g} dB", "warmup_minutes": warmup_minutes,
+        "room_accuracy": round(hits / max(total, 1), 4), "room_changes_per_hour": round(flaps / hours, 3),
+        "mistaken_switches_per_hour": round(mistakes / hours, 3),
+        "estimates": total,
+        "selfcal": selfcal,
+        "drifted_beacons": {b: drift_db for b in drifted},
+        "drift_after_minutes": drift_after_minutes,
+        "flagged_beacons": sorted(b for b in estimates if drift is not None and drift.flagged(b)),
+        "drift_estimates_db": {b: round(estimates[b].drift, 1) for b in drifted if b in estimates},
+        "largest_drifts_db": dict(sorted(((b, round(e.drift, 1)) for b, e in estimates.items()),
+                                         key=lambda kv: -abs(kv[1]))[:5]),
+    }
+
+
+def walk_study(
+    *, floors: int = 2, phones: int = 20, walks: int = 8, seed: int = 11, noise_db: float = 6.0,
+    batch_every_s: float = 2.0, offset_db: float = 8.0, dwell_s: float = 60.0, speed_mps: float = 1.2,
+    selfcal: bool = True, warmup_walks: int = 2, tracking: TrackingPolicy | None = None,
+) -> dict[str, Any]:
+    """Phones walking room to room through the corridor (dwell `dwell_s` in each room, `walks` walks a phone,
+    offsets uniform in +-offset_db): the delay from crossing the new room's door to the tracker reporting that room
+    (median, p90, missed = not within a minute), and the reported changes to a room the phone is not in nor walking
+    to (mistaken switches per hour of walking and dwelling). The first `warmup_walks` walks of each phone are not
+    scored (self-calibration learns from them)."""
+    from shared.domain.positioning import SiteIndex
+    from shared.domain.positioning.selfcal import SelfCalibrationPolicy, SiteCalibration
     from shared.domain.positioning.tracking import Sighting, track
 
     site = generate_building(BuildingSpec(floors=floors), seed=seed)
     index = SiteIndex.from_site_model(site)
     radio = RadioSimulator(site, RadioSpec(noise_db=noise_db, batch_every_s=batch_every_s), seed=seed + 1)
+    policy = dataclasses.replace(tracking or TrackingPolicy(), selfcal=SelfCalibrationPolicy(enabled=selfcal))
+    calibration = SiteCalibration(policy.selfcal) if selfcal else None
     rng = np.random.default_rng(seed + 2)
-    rooms = [s.id for s in site.spaces if s.kind.value not in ("walkway", "stairs", "elevator")]
-    hits = total = flaps = mistakes = 0
+    doors = {n.space_id: (n.floor, n.x, n.y) for n in site.navigation.nodes if n.kind.value == "door"}
+    corridor_y = BuildingSpec().room_depth_m + BuildingSpec().corridor_width_m / 2
+    rooms = [s for s in site.spaces if s.id in doors and s.kind.value not in ("walkway", "stairs", "elevator")]
+    delays: list[float] = []
+    missed = mistakes = 0
+    scored_s = 0.0
     for p in range(phones):
-        room = str(rng.choice(rooms))
-        floor = next(s.floor for s in site.spaces if s.id == room)
-        xy = room_points(site, room, rng, 1)[0]
-        phone = Phone(f"phone-{p}", offset_db=float(rng.normal(0, 4)))
-        trajectory = Trajectory().dwell(floor, xy, minutes * 60, room)
-        state, previous = None, None
-        for now, readings, _truth in batches(radio, trajectory, phone, seed=seed * 1000 + p):
+        floor = site.floors[p % len(site.floors)].id
+        on_floor = [s for s in rooms if s.floor == floor]
+        visits = [on_floor[int(i)] for i in rng.choice(len(on_floor), size=walks + 1, replace=False)]
+        trajectory = Trajectory()
+        arrivals: list[tuple[float, float, str, str]] = []  # (door crossed at, walk start, from room, to room)
+        t = 0.0
+        here = room_points(site, visits[0].id, rng, 1)[0]
+        trajectory.dwell(floor, here, dwell_s, visits[0].id)
+        t += dwell_s
+        for previous, room in itertools.pairwise(visits):
+            there = room_points(site, room.id, rng, 1)[0]
+            _f, ax, ay = doors[previous.id]
+            _f, bx, by = doors[room.id]
+            to_door = [here, (ax, ay), (ax, corridor_y), (bx, corridor_y), (bx, by)]
+            door_at = t + sum(math.dist(a, b) for a, b in itertools.pairwise(to_door)) / speed_mps
+            trajectory.walk(floor, [*to_door, there], speed_mps)
+            walk_end = t + trajectory.legs[-1].duration_s
+            arrivals.append((door_at, t, previous.id, room.id))
+            trajectory.dwell(floor, there, dwell_s, room.id)
+            t = walk_end + dwell_s
+            here = there
+        offset = float(rng.uniform(-offset_db, offset_db))
+        state = None
+        reported: list[tuple[float, str | None]] = []
+        for now, readings, _truth in batches(radio, trajectory, Phone(f"walker-{p}", offset_db=offset),
+                                             seed=seed * 1000 + p, start=1_700_000_000.0):
             sightings = [Sighting(r.beacon, r.rssi, r.ts, r.tx_power) for r in readings]
-            state, estimate = track(state, sightings, index, now)
-            if estimate is None:
+            state, estimate = track(state, sightings, index, now, policy=policy, site_cal=calibration)
+            if calibration is not None:
+                calibration.fold(now)
+            reported.append((now - 1_700_000_000.0, estimate.space_id if estimate is not None else None))
+        for k, (door_at, start, origin, target) in enumerate(arrivals):
+            if k < warmup_walks:
                 continue
-            warm = now - 1_700_000_000.0 > 60
-            if warm:
-                total += 1
-                hits += estimate.space_id == room
-                if previous is not None and estimate.space_id != previous:
-                    flaps += 1
-                    mistakes += estimate.space_id != room
-            previous = estimate.space_id if warm else None
-    hours = phones * (minutes - 1) / 60
+            end = arrivals[k + 1][1] if k + 1 < len(arrivals) else trajectory.duration_s
+            seen = [at for at, space in reported if at >= start and space == target and at <= door_at + 60]
+            if seen:
+                delays.append(max(seen[0] - door_at, 0.0))
+            else:
+                missed += 1
+            # from the start of this walk to the start of the next: a change to neither room is a mistake
+            window = [(at, space) for at, space in reported if start <= at < end]
+            scored_s += end - start
+            for (_a, before), (_b, after) in itertools.pairwise(window):
+                if after != before and after not in (origin, target):
+                    corridor = after is not None and after.endswith("corridor")
+                    mistakes += not corridor
+    hours = scored_s / 3600
+    d = np.array(delays) if delays else np.array([math.nan])
     return {
-        "phones": phones, "minutes": minutes, "noise_db": noise_db, "batch_every_s": batch_every_s,
-        "room_accuracy": round(hits / max(total, 1), 4), "room_changes_per_hour": round(flaps / hours, 3),
-        "mistaken_switches_per_hour": round(mistakes / hours, 3),
-        "estimates": total,
+        "phones": phones, "walks_scored": len(delays) + missed, "batch_every_s": batch_every_s, "noise_db": noise_db,
+        "offsets": f"uniform {offset_db:g} dB", "selfcal": selfcal,
+        "median_delay_s": round(float(np.median(d)), 1), "p90_delay_s": round(float(np.percentile(d, 90)), 1),
+        "missed": missed, "mistaken_switches_per_hour": round(mistakes / max(hours, 1e-9), 2),
     }
 
 
@@ -382,14 +511,41 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--minutes", type=float, default=30.0)
     d.add_argument("--noise-db", type=float, default=6.0)
     d.add_argument("--seed", type=int, default=11)
+    d.add_argument("--batch-every-s", type=float, default=10.0)
+    d.add_argument("--offset-db", type=float, default=4.0, help="spread of the phones' unknown RSSI offsets")
+    d.add_argument("--offsets", choices=("normal", "uniform"), default="normal",
+                   help="normal: N(0, offset-db); uniform: +-offset-db")
+    d.add_argument("--warmup-minutes", type=float, default=1.0, help="estimates before this are not scored")
+    d.add_argument("--no-selfcal", action="store_true", help="the tracker does not self-calibrate")
+    d.add_argument("--drifted-beacons", type=int, default=0, help="beacons transmitting --drift-db off")
+    d.add_argument("--drift-db", type=float, default=-8.0)
+    d.add_argument("--drift-after-minutes", type=float, default=0.0)
     d.add_argument("--json", action="store_true")
+    w = sub.add_parser("walk-study", help="delay from crossing a door to the new room, walking room to room")
+    w.add_argument("--floors", type=int, default=2)
+    w.add_argument("--phones", type=int, default=20)
+    w.add_argument("--walks", type=int, default=8)
+    w.add_argument("--seed", type=int, default=11)
+    w.add_argument("--noise-db", type=float, default=6.0)
+    w.add_argument("--batch-every-s", type=float, default=2.0)
+    w.add_argument("--offset-db", type=float, default=8.0)
+    w.add_argument("--no-selfcal", action="store_true")
+    w.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     if args.command == "building":
         site = generate_building(BuildingSpec(floors=args.floors), seed=args.seed)
         print(site.model_dump_json(by_alias=True, indent=1))
+    elif args.command == "walk-study":
+        result = walk_study(floors=args.floors, phones=args.phones, walks=args.walks, seed=args.seed,
+                            noise_db=args.noise_db, batch_every_s=args.batch_every_s, offset_db=args.offset_db,
+                            selfcal=not args.no_selfcal)
+        print(json.dumps(result, indent=None if args.json else 2))
     else:
         result = dwell_study(floors=args.floors, phones=args.phones, minutes=args.minutes, seed=args.seed,
-                             noise_db=args.noise_db)
+                             noise_db=args.noise_db, batch_every_s=args.batch_every_s, offset_db=args.offset_db,
+                             offsets=args.offsets, warmup_minutes=args.warmup_minutes, selfcal=not args.no_selfcal,
+                             drifted_beacons=args.drifted_beacons, drift_db=args.drift_db,
+                             drift_after_minutes=args.drift_after_minutes)
         print(json.dumps(result, indent=None if args.json else 2))
     return 0
 

@@ -128,12 +128,17 @@ class BeaconOut(BaseModel):
     solar_lux: float | None = Field(alias="solarLux")
     temperature_c: float | None = Field(alias="temperatureC")
     silent: bool = Field(description="not heard for more than 24 hours (or never)")
+    drift_db: float | None = Field(
+        alias="driftDb", description="change of the beacon's measured power seen by positioning's self-calibration "
+        "(dB, negative = weaker), null until its level settled")
+    drift_flagged: bool = Field(alias="driftFlagged", description="drift beyond the bound: battery, turned or moved")
     model_config = {"populate_by_name": True}
 
 
 class BeaconHealthOut(BaseModel):
     beacons: list[BeaconOut]
     silent: int
+    drift_flagged: int = Field(alias="driftFlagged")
     model_config = {"populate_by_name": True}
 
 
@@ -291,11 +296,13 @@ async def amenities(buildingId: PathId,
 
 
 @router.get("/{buildingId}/beacons/health", response_model=BeaconHealthOut, response_model_by_alias=True,
-            summary="Beacon fleet health: last heard, battery, solar, silent for more than 24 hours")
+            summary="Beacon fleet health: last heard, battery, solar, silent for more than 24 hours, drift")
 async def beacon_health(buildingId: PathId, who: Principal = Depends(require(Scope.read)),
                         context: AppContext = Depends(get_context)) -> BeaconHealthOut:
     beacons = await context.queries.beacon_health(who.building(buildingId))
     out = [BeaconOut(beacon_id=b.beacon_id, floor=b.floor, x=b.x, y=b.y, last_heard=b.last_heard,
-                     battery_mv=b.battery_mv, solar_lux=b.solar_lux, temperature_c=b.temperature_c, silent=b.silent)
+                     battery_mv=b.battery_mv, solar_lux=b.solar_lux, temperature_c=b.temperature_c, silent=b.silent,
+                     drift_db=b.drift_db, drift_flagged=b.drift_flagged)
            for b in beacons]
-    return BeaconHealthOut(beacons=out, silent=sum(b.silent for b in out))
+    return BeaconHealthOut(beacons=out, silent=sum(b.silent for b in out),
+                           drift_flagged=sum(b.drift_flagged for b in out))

@@ -11,7 +11,7 @@ from shared.domain.bookings import Booking, BookingSettings, BookingSourceKind, 
 from shared.domain.events import BeaconAlerts, CloudEvent, EventType, parse_event
 from shared.domain.identity import IdentityConfig, issuer_key
 from shared.domain.people import AuditEntry, Sharing, SharingChange, SharingLevel, Tenant
-from shared.domain.presence import BeaconHealth, DeviceState, SpaceState, Visit
+from shared.domain.presence import BeaconDrift, BeaconHealth, DeviceState, SpaceState, Visit
 from shared.domain.subscriptions import (
     AttemptRecord,
     Delivery,
@@ -111,10 +111,15 @@ def visit_from_doc(doc: dict[str, Any]) -> Visit:
 
 
 def beacon_to_doc(b: BeaconHealth) -> dict[str, Any]:
+    drift = None
+    if b.drift is not None:
+        d = b.drift
+        drift = {"levelDb": round(d.level_db, 2), "baselineDb": None if d.baseline_db is None else round(d.baseline_db, 2),
+                 "sdDb": round(d.sd_db, 3), "observations": d.observations, "at": iso(d.at), "flagged": d.flagged}
     return {"id": b.beacon_id, PARTITION_KEY_FIELD: b.building.key, "buildingId": b.building_id,
             "tenantId": b.tenant_id, "lastHeard": iso(b.last_heard),
             "batteryMv": b.battery_mv, "solarLux": b.solar_lux, "temperatureC": b.temperature_c,
-            "telemetryAt": iso(b.telemetry_at)}
+            "telemetryAt": iso(b.telemetry_at), "drift": drift}
 
 
 def beacon_from_doc(doc: dict[str, Any]) -> BeaconHealth:
@@ -122,7 +127,23 @@ def beacon_from_doc(doc: dict[str, Any]) -> BeaconHealth:
                         last_heard=require_time(doc, "lastHeard"), battery_mv=doc.get("batteryMv"),
                         solar_lux=doc.get("solarLux"), temperature_c=doc.get("temperatureC"),
                         telemetry_at=parse_time(doc.get("telemetryAt")),
-                        silence_reported=bool(doc.get(SILENCE_REPORTED)))
+                        silence_reported=bool(doc.get(SILENCE_REPORTED)), drift=_drift_from_doc(doc.get("drift")))
+
+
+def _drift_from_doc(raw: Any) -> BeaconDrift | None:
+    """The drift sub-document; None when absent (documents written before self-calibration) or unreadable."""
+    if not isinstance(raw, dict):
+        return None
+    try:
+        baseline = raw.get("baselineDb")
+        at = parse_time(raw.get("at"))
+        if at is None:
+            return None
+        return BeaconDrift(float(raw["levelDb"]), None if baseline is None else float(baseline), float(raw["sdDb"]),
+                           int(raw["observations"]), at, bool(raw.get("flagged", False)))
+    except (KeyError, TypeError, ValueError):
+        return None
+
 
 
 # Documents beside the state in the spaces and beacons containers (same partition, so one transactional batch

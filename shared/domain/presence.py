@@ -166,8 +166,27 @@ def transition(before: DeviceState | None, after: DeviceState, at: datetime) -> 
 
 
 @dataclass(frozen=True)
+class BeaconDrift:
+    """A beacon's measured-power drift as positioning's self-calibration sees it (dB): its apparent level, the
+    baseline the level settled at (None until it did), the level's standard deviation, how many residuals went
+    in, when, and whether the drift (level - baseline) is beyond the bound (battery, turned, moved)."""
+
+    level_db: float
+    baseline_db: float | None
+    sd_db: float
+    observations: int
+    at: datetime
+    flagged: bool = False
+
+    @property
+    def drift_db(self) -> float | None:
+        return None if self.baseline_db is None else self.level_db - self.baseline_db
+
+
+@dataclass(frozen=True)
 class BeaconHealth:
-    """A beacon's latest life signs, from the SDK's `beaconTelemetry` and from being heard at all."""
+    """A beacon's latest life signs, from the SDK's `beaconTelemetry`, from being heard at all, and from
+    positioning's self-calibration (its drift)."""
 
     tenant_id: str
     building_id: str
@@ -177,6 +196,7 @@ class BeaconHealth:
     solar_lux: float | None = None
     temperature_c: float | None = None
     telemetry_at: datetime | None = None
+    drift: BeaconDrift | None = None
     # Set (by the beacon.silent event's batch) when this silence was reported; a health write drops it.
     silence_reported: bool = False
 
@@ -189,7 +209,11 @@ class BeaconHealth:
         take_telemetry = newer.telemetry_at is not None and (
             self.telemetry_at is None or newer.telemetry_at > self.telemetry_at)
         source = newer if take_telemetry else self
+        drift = self.drift
+        if newer.drift is not None and (drift is None or newer.drift.at >= drift.at):
+            drift = newer.drift
         return replace(
             self, last_heard=max(self.last_heard, newer.last_heard), battery_mv=source.battery_mv,
             solar_lux=source.solar_lux, temperature_c=source.temperature_c, telemetry_at=source.telemetry_at,
+            drift=drift,
         )

@@ -13,13 +13,15 @@ import time
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from shared.domain.events import CloudEvent, SpaceFacts, space_events
 from shared.domain.ingest_event import IngestEvent
 from shared.domain.ports import InboundEvent, LiveStateStore, PreconditionFailed
+from shared.domain.positioning.selfcal import DriftEstimate, SiteCalibration
 from shared.domain.positioning.tracking import Sighting, TrackingState, track
 from shared.domain.presence import (
+    BeaconDrift,
     BeaconHealth,
     DeviceState,
     OccupancyChange,
@@ -148,6 +150,9 @@ class PipelineService:
         self._devices: OrderedDict[tuple[BuildingRef, str], _CachedDevice] = OrderedDict()
         self._cache_size = cache_size
         self._beacons_written: dict[tuple[BuildingRef, str], tuple[float, BeaconHealth]] = {}
+        # per building: every beacon's measured-power drift (positioning's self-calibration), restored from
+        # beacon health on first use, folded once per call, written with beacon health
+        self._calibrations: dict[BuildingRef, SiteCalibration] = {}
         self.stats = PipelineStats()
 
     async def process(self, batches: Sequence[tuple[InboundEvent, IngestEvent]]) -> None:
@@ -170,6 +175,7 @@ class PipelineService:
                 await self._fold(item)
 
         await asyncio.gather(*(fold(item) for item in work))
+        self._fold_calibrations(work)
         await self._occupancy.apply_transitions([t for item in work for t in item.transitions])
 
         async def persist(item: _DeviceWork) -> None:
@@ -221,6 +227,7 @@ class PipelineService:
         """Run the device's batches through the tracker; no writes, only `item` is filled in."""
         building = item.building
         item.cached = await self._load(building, item.device_id)
+        calibration = await self._calibration(building)
         state = item.cached.state if item.cached else None
         if state is not None and state.leaving_space_id is not None:
             item.transitions.append(_finish_leave(state))
@@ -232,7 +239,7 @@ class PipelineService:
                 if count:
                     self.stats.duplicates += 1
                 continue
-            new_state = self._track(building, state, decoded)
+            new_state = self._track(building, state, decoded, calibration)
             if state is None or state.space_id != new_state.space_id:
                 step = transition(state, new_state, new_state.space_since or new_state.last_seen)
                 if step.changes:
@@ -243,7 +250,8 @@ class PipelineService:
             item.changed = True
         item.state = state
 
-    def _track(self, building: Building, state: DeviceState | None, decoded: IngestEvent) -> DeviceState:
+    def _track(self, building: Building, state: DeviceState | None, decoded: IngestEvent,
+               calibration: SiteCalibration | None = None) -> DeviceState:
         batch = decoded.parsed.batch
         # Phones' clocks drift: shift the readings by how far the phone's clock was from ours when it sent the
         # batch, so last-seen times, visits and the presence timeout are all on the server's clock.
@@ -266,7 +274,7 @@ class PipelineService:
                                f"({building.positioning_problem}): it cannot track devices")
         tracking = TrackingState.model_validate(state.tracking) if state and state.tracking else None
         new_tracking, estimate = track(tracking, sightings, building.index, event_time, signal=building.signal,
-                                       phone_model=batch.model)
+                                       phone_model=batch.model, site_cal=calibration)
         if state is None:
             state = DeviceState(tenant_id=building.tenant_id, building_id=building.building_id,
                                 device_id=batch.device_id, last_seen=event_time)
@@ -279,6 +287,40 @@ class PipelineService:
                        uncertainty_m=round(estimate.uncertainty_m, 2), space_id=estimate.space_id,
                        space_since=space_since if estimate.space_id else None,
                        space_confidence=round(estimate.space_confidence, 3))
+
+    async def _calibration(self, building: Building) -> SiteCalibration:
+        """The building's beacon drift estimates: restored from beacon health the first time, then in memory (an
+        instance's estimates come from the traffic it sees; beacon health keeps the latest written)."""
+        calibration = self._calibrations.get(building.ref)
+        if calibration is None:
+            calibration = SiteCalibration()
+            for health in await self._store.list_beacon_health(building.ref):
+                d = health.drift
+                if d is not None:
+                    calibration.restore(health.beacon_id, DriftEstimate(d.level_db, d.sd_db**2, d.baseline_db,
+                                                                        d.observations, d.at.timestamp()))
+            self._calibrations.setdefault(building.ref, calibration)
+        return self._calibrations[building.ref]
+
+    def _fold_calibrations(self, work: Sequence[_DeviceWork]) -> None:
+        """One drift update per beacon and call, at the time of the call's latest event."""
+        latest: dict[BuildingRef, datetime] = {}
+        for item in work:
+            at = max(e.received_at for e in item.events)
+            if item.building.ref not in latest or at > latest[item.building.ref]:
+                latest[item.building.ref] = at
+        for ref, at in latest.items():
+            calibration = self._calibrations.get(ref)
+            if calibration is not None:
+                calibration.fold(at.timestamp())
+
+    def _drift(self, ref: BuildingRef, beacon: str) -> BeaconDrift | None:
+        calibration = self._calibrations.get(ref)
+        est = calibration.estimates.get(beacon) if calibration is not None else None
+        if calibration is None or est is None or est.ts is None:
+            return None
+        return BeaconDrift(est.level, est.baseline, est.sd, est.observations,
+                           datetime.fromtimestamp(est.ts, tz=UTC), calibration.flagged(beacon))
 
     async def _load(self, building: Building, device_id: str) -> _CachedDevice | None:
         key = (building.ref, device_id)
@@ -348,7 +390,7 @@ class PipelineService:
         for key in heard.keys() | telemetry.keys():
             ref, beacon = key
             health = BeaconHealth(ref.tenant_id, ref.building_id, beacon,
-                                  heard[key] if key in heard else telemetry[key].ts)
+                                  heard[key] if key in heard else telemetry[key].ts, drift=self._drift(ref, beacon))
             if key in telemetry:
                 t = telemetry[key]
                 health = health.merged(BeaconHealth(ref.tenant_id, ref.building_id, beacon, t.ts, t.battery_mv,
@@ -357,7 +399,10 @@ class PipelineService:
             if written is not None:
                 health = written[1].merged(health)
                 fresh_telemetry = health.telemetry_at != written[1].telemetry_at
-                if not fresh_telemetry and now - written[0] < self._policy.beacon_health_interval_s:
+                flag_changed = (health.drift is not None and health.drift.flagged) != (
+                    written[1].drift is not None and written[1].drift.flagged)
+                if not fresh_telemetry and not flag_changed \
+                        and now - written[0] < self._policy.beacon_health_interval_s:
                     continue  # beacon health is coarse (silent for a day?): no need to write every sighting
             self._beacons_written[key] = (now, health)
             writes.append(self._store.save_beacon_health(health))

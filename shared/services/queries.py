@@ -90,6 +90,8 @@ class BeaconStatus:
     solar_lux: float | None
     temperature_c: float | None
     silent: bool
+    drift_db: float | None = None  # measured-power drift seen by positioning's self-calibration
+    drift_flagged: bool = False
 
 
 class QueryService:
@@ -247,10 +249,13 @@ class QueryService:
         for beacon in building.site.beacons:
             h = health.get(beacon.id)
             last = h.last_heard if h else None
+            drift = h.drift if h else None
             out.append(BeaconStatus(
                 beacon.id, beacon.floor, beacon.x, beacon.y, last, h.battery_mv if h else None,
                 h.solar_lux if h else None, h.temperature_c if h else None,
                 silent=last is None or now - last > SILENT_AFTER,
+                drift_db=None if drift is None or drift.drift_db is None else round(drift.drift_db, 1),
+                drift_flagged=drift is not None and drift.flagged,
             ))
         return out
 

@@ -224,6 +224,22 @@ async def test_beacon_health_flags_silent_beacons(api, acme, memory_context):
     assert by_id["f7826da6-4fa2-4e98-8024-bc5b71e0893e:100:1"]["silent"] is False
     assert by_id["edd1ebeac04e5defa017:0000000000a1"]["silent"] is True  # never heard
     assert health["silent"] == sum(b["silent"] for b in health["beacons"])
+    assert health["driftFlagged"] == 0 and by_id["edd1ebeac04e5defa017:0000000000a1"]["driftDb"] is None
+
+
+async def test_beacon_health_shows_a_drifted_beacon(api, acme, memory_context):
+    """Positioning's self-calibration keeps each beacon's drift with its health; a drop beyond the bound is
+    flagged (battery, turned, moved)."""
+    from shared.domain.presence import BeaconDrift, BeaconHealth
+
+    now = datetime.now(UTC)
+    beacon = "f7826da6-4fa2-4e98-8024-bc5b71e0893e:100:1"
+    await memory_context.live_state.save_beacon_health(BeaconHealth(
+        "acme", "hq", beacon, now, drift=BeaconDrift(-4.0, 5.5, 1.2, 900, now, flagged=True)))
+    health = (await api.get("/api/v1/buildings/hq/beacons/health", headers=acme["read"])).json()
+    by_id = {b["beaconId"]: b for b in health["beacons"]}
+    assert by_id[beacon]["driftDb"] == -9.5 and by_id[beacon]["driftFlagged"] is True
+    assert health["driftFlagged"] == 1
 
 
 async def test_the_people_finder_answers_only_what_each_person_allows(api, acme, memory_context):

@@ -9,7 +9,7 @@ import pytest
 
 from shared.adapters.memory import InMemoryLiveStateStore, InMemorySiteModelStore
 from shared.domain.presence import DeviceState
-from shared.services.pipeline import PipelineService, PresenceSweepService
+from shared.services.pipeline import PipelinePolicy, PipelineService, PresenceSweepService
 from shared.services.sites import SiteDirectory
 from tests.support.pipeline import HQ, add_small_site, room_event, walk
 
@@ -159,3 +159,60 @@ async def test_a_phone_heard_again_after_a_half_done_sweep_is_repaired_by_the_pi
     state: DeviceState = await store.get_device(HQ, "install-0001")
     assert state.space_id == "k-0" and state.leaving_space_id is None
     assert pipeline.stats.conflicts_retried >= 1  # its cached copy was stale and was reloaded
+
+
+async def test_beacon_drift_is_learnt_from_confident_positions_and_kept_with_beacon_health():
+    """Phones still in rooms of a simulated office: the beacons they hear get a drift estimate in beacon health,
+    and a new instance picks it up from there instead of starting over."""
+    import numpy as np
+
+    from devkit.simulator import (
+        BuildingSpec,
+        Phone,
+        RadioSimulator,
+        RadioSpec,
+        Trajectory,
+        batches,
+        generate_building,
+        room_points,
+    )
+    from shared.domain.ingest_event import decode_ingest_event
+    from shared.domain.ports import InboundEvent
+    from shared.domain.tenancy import BuildingRef
+    from tests.support.batches import ingest_event_body
+    from tests.support.sites import store_site
+
+    site = generate_building(BuildingSpec(floors=1), seed=3, building_id="sim")
+    sites = InMemorySiteModelStore()
+    await store_site(sites, "tenant-a", site)
+    ref = BuildingRef("tenant-a", "sim")
+    radio = RadioSimulator(site, RadioSpec(batch_every_s=10.0), seed=2)
+    rng = np.random.default_rng(1)
+    offices = [s.id for s in site.spaces if s.kind.value == "office"]
+    rounds: list[list] = []
+    for p in range(6):
+        room = offices[p % len(offices)]
+        xy = room_points(site, room, rng, 1)[0]
+        for i, (now, readings, _truth) in enumerate(batches(radio, Trajectory().dwell("L0", xy, 300, room),
+                                                              Phone(f"p{p}"), seed=p)):
+            at = T0 + timedelta(seconds=now - 1_700_000_000.0)
+            sightings = [{"beacon": r.beacon, "rssi": r.rssi,
+                          "ts": (T0 + timedelta(seconds=r.ts - 1_700_000_000.0)).isoformat()} for r in readings]
+            body = ingest_event_body(at, device=f"install-{p:04d}", sightings=sightings)
+            while len(rounds) <= i:
+                rounds.append([])
+            rounds[i].append((InboundEvent(body, f"install-{p:04d}", i, at), decode_ingest_event(body)))
+    store = InMemoryLiveStateStore()
+    every_call = PipelinePolicy(beacon_health_interval_s=0.0)  # beacon health is otherwise written every 5 min
+    first = PipelineService(SiteDirectory(sites), store, every_call)
+    for events in rounds[:-1]:
+        await first.process(events)
+    learnt = {h.beacon_id: h.drift for h in await store.list_beacon_health(ref) if h.drift is not None}
+    assert len(learnt) >= 3 and all(d.observations > 0 and not d.flagged for d in learnt.values())
+    second = PipelineService(SiteDirectory(sites), store, every_call)  # a new instance (scale-out, restart)
+    await second.process(rounds[-1])
+    again = {h.beacon_id: h.drift for h in await store.list_beacon_health(ref) if h.drift is not None}
+    grown = [b for b in learnt if again[b].observations > learnt[b].observations]
+    assert grown and all(again[b].observations >= learnt[b].observations for b in learnt)
+    device = await store.get_device(ref, "install-0000")
+    assert device.tracking["offset"] is not None  # the device's own offset is kept with its state

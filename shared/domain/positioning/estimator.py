@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -58,6 +58,31 @@ class Posterior:
     uncertainty_m: float
     space_probabilities: dict[int, float]  # SiteIndex.spaces position -> probability
     beacons_used: int
+    # per beacon used (site indices): the reading minus the model's expectation, averaged over the posterior,
+    # and the reading's variance: what self-calibration learns from (empty from locate_many)
+    beacons: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    residuals: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    reading_var: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    # with `held_out`: each beacon's reading against the model where the *other* readings put the phone, less
+    # the common offset they imply (a weak beacon cannot pull the position away from itself)
+    held_out_residuals: np.ndarray | None = None
+    # with `space_likelihood`: log P(readings | phone in that space), position within the space after a broadened
+    # motion prior (what map-matched tracking weighs its room hypotheses with)
+    space_loglik: dict[int, float] | None = None
+    points: np.ndarray | None = None  # with `space_likelihood`: the candidate points and their posterior weights
+    weights: np.ndarray | None = None
+    owners: np.ndarray | None = None
+
+    def mean_in(self, space: int) -> tuple[float, float] | None:
+        """The posterior mean restricted to one space (None when it holds no mass or the points were not kept)."""
+        if self.points is None or self.weights is None or self.owners is None:
+            return None
+        inside = self.owners == space
+        mass = float(self.weights[inside].sum())
+        if mass <= 1e-9:
+            return None
+        mean = self.weights[inside] @ self.points[inside] / mass
+        return float(mean[0]), float(mean[1])
 
 
 def resolve_readings(
@@ -118,8 +143,13 @@ def posterior(
     prior_sigma_m: float | None = None,
     default_unheard_power: float | None = None,
     wide: bool = False,
+    offset_prior_db: float | None = None,
+    held_out: bool = False,
+    space_likelihood: bool = False,
 ) -> Posterior | None:
-    """Grid posterior of the position on `floor` given the readings of that floor's beacons (None if none)."""
+    """Grid posterior of the position on `floor` given the readings of that floor's beacons (None if none).
+    `offset_prior_db` overrides the signal model's spread of the readings' common offset (a self-calibrated
+    device knows its own better)."""
     grid = index.grids.get(floor)
     if grid is None:
         return None
@@ -147,8 +177,10 @@ def posterior(
     a = 1.0 / noise_var
     s1 = error @ a
     s2 = (error * error) @ a
-    shrink = 1.0 / (1.0 / max(signal.offset_prior_db, 1e-3) ** 2 + a.sum())
-    loglik = -0.5 * (s2 - shrink * s1 * s1)
+    prior_db = signal.offset_prior_db if offset_prior_db is None else offset_prior_db
+    shrink = 1.0 / (1.0 / max(prior_db, 1e-3) ** 2 + a.sum())
+    readings_loglik = -0.5 * (s2 - shrink * s1 * s1)
+    loglik = readings_loglik
     if signal.detect_max > 0:
         heard = set(local.tolist())
         silent_local = np.array([j for j in grid.near_beacons[local[0]] if j not in heard], dtype=np.int64)
@@ -157,6 +189,7 @@ def posterior(
             silence = _silence(index, grid, signal, loss, fallback, uniform)
             loglik = loglik + silence[np.ix_(rows, silent_local)].sum(axis=1)
     points = grid.points[rows]
+    space_loglik = _space_loglik(grid, rows, points, loglik, prior_xy, prior_sigma_m) if space_likelihood else None
     if prior_xy is not None and prior_sigma_m is not None:
         d2 = ((points - np.asarray(prior_xy)) ** 2).sum(axis=1)
         loglik = loglik - 0.5 * d2 / (prior_sigma_m * prior_sigma_m)
@@ -165,6 +198,16 @@ def posterior(
     mean = weights @ points
     spread = weights @ ((points - mean) ** 2).sum(axis=1)
     uncertainty = math.sqrt(max(float(spread), 0.0) + index.step_m**2 / 6.0)
+    held_out_residuals = None
+    if held_out and len(local) >= 3:
+        # the posterior without each reading in turn: drop its terms from the closed-form sums
+        s1_b = s1[:, None] - error * a[None, :]
+        shrink_b = 1.0 / (1.0 / max(prior_db, 1e-3) ** 2 + a.sum() - a)
+        ll_b = -0.5 * (s2[:, None] - error * error * a[None, :] - shrink_b[None, :] * s1_b * s1_b)
+        ll_b += (loglik - readings_loglik)[:, None]
+        w_b = np.exp(ll_b - ll_b.max(axis=0))
+        w_b /= w_b.sum(axis=0)
+        held_out_residuals = (w_b * (error - shrink_b[None, :] * s1_b)).sum(axis=0)
     owners = grid.space_of_point[rows]
     inside = owners >= 0
     space_probabilities: dict[int, float] = {}
@@ -172,7 +215,37 @@ def posterior(
         mass = np.bincount(owners[inside], weights=weights[inside])
         for i in np.flatnonzero(mass > 1e-4):
             space_probabilities[int(i)] = float(mass[i])
-    return Posterior(floor, (float(mean[0]), float(mean[1])), uncertainty, space_probabilities, len(beacons))
+    return Posterior(floor, (float(mean[0]), float(mean[1])), uncertainty, space_probabilities, len(beacons),
+                     beacons, weights @ error, noise_var, held_out_residuals, space_loglik,
+                     points if space_likelihood else None, weights if space_likelihood else None,
+                     owners if space_likelihood else None)
+
+
+ROOM_PRIOR_FLOOR = 0.05  # the within-space position prior never drops below this share of its peak
+ROOM_PRIOR_MIN_SIGMA_M = 3.0
+
+
+def _space_loglik(grid: FloorGrid, rows: np.ndarray, points: np.ndarray, loglik: np.ndarray,
+                  prior_xy: tuple[float, float] | None, prior_sigma_m: float | None) -> dict[int, float]:
+    """log P(readings | in space s) for every space with points among `rows`: the likelihood averaged over the
+    space's points, weighted by the motion prior broadened to at least 3 m and floored (a phone can be anywhere
+    in a room it may have just entered, most likely near where it was)."""
+    owners = grid.space_of_point[rows]
+    inside = owners >= 0
+    if not inside.any():
+        return {}
+    if prior_xy is not None and prior_sigma_m is not None:
+        sigma = math.hypot(prior_sigma_m, ROOM_PRIOR_MIN_SIGMA_M)
+        d2 = ((points - np.asarray(prior_xy)) ** 2).sum(axis=1)
+        where = np.exp(-0.5 * d2 / (sigma * sigma)) + ROOM_PRIOR_FLOOR
+    else:
+        where = np.ones(len(points))
+    top = float(loglik.max())
+    lik = np.exp(loglik - top) * where
+    num = np.bincount(owners[inside], weights=lik[inside])
+    den = np.bincount(owners[inside], weights=where[inside])
+    present = np.flatnonzero(den > 0)
+    return {int(i): float(np.log(max(num[i], 1e-300)) - np.log(den[i]) + top) for i in present}
 
 
 def _mixed_path_loss(index: SiteIndex, grid: FloorGrid, signal: SignalModel) -> np.ndarray:
@@ -233,7 +306,8 @@ def locate(
     default_power = None
     if tx_power is not None and not isinstance(tx_power, Mapping):
         default_power = float(tx_power) + signal.phone_offset(phone_model)
-    post = posterior(index, signal, readings, floor, default_unheard_power=default_power)
+    post = posterior(index, signal, readings, floor, default_unheard_power=default_power,
+                     offset_prior_db=signal.offset_prior_for(phone_model))
     if post is None:
         return None
     space, confidence = choose_space(index, post)
@@ -285,8 +359,9 @@ def locate_many(
         groups.setdefault((index.floor_ids[floor_i], int(local[0])), []).append(
             (i, local, np.array([h[0] for h in chosen], dtype=np.float64), power, fallback)
         )
+    prior_db = signal.offset_prior_for(phone_model)
     for (floor, strongest), items in groups.items():
-        _locate_group(index, signal, floor, strongest, items, out)
+        _locate_group(index, signal, floor, strongest, items, out, prior_db)
     return out
 
 
@@ -304,7 +379,7 @@ def _power_of(beacon_id: str, b: int, site_power: NDArray[np.float64], fitted: M
 
 
 def _locate_group(index: SiteIndex, signal: SignalModel, floor: str, strongest: int, items: list[_GroupItem],
-                  out: list[Estimate | None]) -> None:
+                  out: list[Estimate | None], offset_prior_db: float) -> None:
     grid = index.grids[floor]
     rows = grid.near_points[strongest]
     if len(rows) == 0:
@@ -323,7 +398,7 @@ def _locate_group(index: SiteIndex, signal: SignalModel, floor: str, strongest: 
     error = (level[None, :, :] + loss[:, cols]) * mask[None]  # (M, N, K)
     s1 = error.sum(axis=2) * a
     s2 = (error * error).sum(axis=2) * a
-    shrink = 1.0 / (1.0 / max(signal.offset_prior_db, 1e-3) ** 2 + mask.sum(axis=1) * a)  # (N,)
+    shrink = 1.0 / (1.0 / max(offset_prior_db, 1e-3) ** 2 + mask.sum(axis=1) * a)  # (N,)
     loglik = -0.5 * (s2 - shrink * s1 * s1)
     if signal.detect_max > 0:
         near = grid.near_beacons[strongest]

@@ -12,13 +12,15 @@ from shared.domain.positioning.site_index import SiteIndex
 class FloorPolicy:
     """A new floor must hold `switch_share` of the received power, `margin` more than the current floor's, for
     `dwell_s`; where the site has stairs or elevators the phone must have been within `gate_m` of one (on
-    the floor it leaves) unless it was not seen for `lost_after_s`."""
+    the floor it leaves) unless it was not seen for `lost_after_s`, or the new floor has held for `override_s`
+    (then the floor the track started on was wrong: a minute of the other floor is no teleport)."""
 
     switch_share: float = 0.6
     margin: float = 0.25
     dwell_s: float = 4.0
     gate_m: float = 10.0
     lost_after_s: float = 60.0
+    override_s: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,8 @@ def decide_floor(
     lost = last_seen is None or now - last_seen > policy.lost_after_s
     if now - candidate_since < policy.dwell_s and not lost:
         return FloorDecision(current, candidate, candidate_since)
-    if not lost and not may_change_floor(index, current, last_xy, policy):
+    held = now - candidate_since >= policy.override_s
+    if not lost and not held and not may_change_floor(index, current, last_xy, policy):
         return FloorDecision(current, candidate, candidate_since)
     return FloorDecision(best, None, None)
 

@@ -32,16 +32,26 @@ class SignalModel(BaseModel):
     sensitivity_dbm: float = Field(default=-92.0, ge=-130, le=-30)
     detect_max: float = Field(default=0.3, ge=0, lt=1, description="chance a beacon in range is reported")
     detect_spread_db: float = Field(default=5.0, gt=0, le=30)
-    phone_offsets_db: dict[str, float] = Field(default_factory=dict, description="per phone model, added to P1m")
+    phone_offsets_db: dict[str, float] = Field(
+        default_factory=dict, description="per phone model (calibrated), added to P1m; '' = a phone of no model"
+    )
+    known_phone_prior_db: float | None = Field(
+        default=None, ge=0, le=40,
+        description="spread of a scan's common offset for a phone model in phone_offsets_db (else offset_prior_db)",
+    )
     beacon_measured_power_dbm: dict[str, float] = Field(
         default_factory=dict, description="fitted P1m per beacon id (calibration), over the site model's"
     )
     beacon_path_loss_exponent: dict[str, float] = Field(default_factory=dict)
 
     def phone_offset(self, phone_model: str | None) -> float:
-        if not phone_model:
-            return 0.0
-        return self.phone_offsets_db.get(phone_model, 0.0)
+        return self.phone_offsets_db.get(phone_model or "", 0.0)
+
+    def offset_prior_for(self, phone_model: str | None) -> float:
+        """Spread of the scan's common offset: tight for a calibrated phone model, the wide prior for others."""
+        if self.known_phone_prior_db is not None and (phone_model or "") in self.phone_offsets_db:
+            return self.known_phone_prior_db
+        return self.offset_prior_db
 
     def distance_for(self, rssi: float, measured_power: float, exponent: float | None = None) -> float:
         """Horizontal distance (m) at which the model expects `rssi` (0 when stronger than right below)."""

@@ -28,6 +28,7 @@ _SilenceKey = tuple[LossKey, tuple[float, ...], float, float, float]
 WALL_REACH_M = 60.0  # walls are counted between a beacon and the points this close to it
 OPENING_BUFFER_M = 0.1  # a door cuts the walls within this distance of its segment
 _MIN_WALL_M = 1e-6  # what is left of a wall next to a door, shorter than this, is no wall
+_TOUCH_M = 0.3  # spaces this close are linked when nothing else says where people pass
 Wall = tuple[float, float, float, float]  # x1, y1, x2, y2 (the lesser end first), rounded to the millimetre
 TRANSITION_KINDS = space_kinds.VERTICAL
 OPEN_KINDS = space_kinds.OPEN
@@ -183,11 +184,14 @@ class SiteIndex:
         openings: Iterable[OpeningSpec] = (),
         opening_buffer_m: float = OPENING_BUFFER_M,
         precompute_walls: bool = True,
+        links: Iterable[tuple[str, str, float, float]] = (),
     ) -> SiteIndex:
         """Precompute a site from plain specs. `transitions` are (floor, x, y) of stairs and elevators besides
         the spaces of those kinds; `openings` (doors) cut the walls within `opening_buffer_m` of them. With
         `precompute_walls` the wall counts between grid points and beacons are computed here (seconds on a large
-        floor: callers build indexes off the event loop), else on the first estimate that needs them.
+        floor: callers build indexes off the event loop), else on the first estimate that needs them. `links` are
+        (space, space, x, y): where people pass from one space to the other (a door; stairs or an elevator when
+        the spaces are on different floors); a space with no link on its floor is linked to the spaces it touches.
         Raises ValueError for a beacon, space or opening on an unknown floor."""
         floors = sorted(floors, key=lambda f: f.ordinal)
         floor_ids = {f.id for f in floors}
@@ -255,7 +259,44 @@ class SiteIndex:
             if precompute_walls and len(grid.walls):
                 grid.walls_between()
             grids[floor.id] = grid
-        return cls(list(floors), beacons, spaces, grids, beacon_index, min(steps) if steps else 1.0, reach_m)
+        index = cls(list(floors), beacons, spaces, grids, beacon_index, min(steps) if steps else 1.0, reach_m)
+        index._link_spaces(links)
+        return index
+
+    def _link_spaces(self, links: Iterable[tuple[str, str, float, float]]) -> None:
+        """Fill `space_links` (same floor: neighbour, door x, y) and `vertical_links` (spaces on other floors)."""
+        n = len(self.spaces)
+        same: list[dict[int, tuple[float, float]]] = [{} for _ in range(n)]
+        vertical: list[set[int]] = [set() for _ in range(n)]
+        for a, b, x, y in links:
+            i, j = self.space_position.get(a), self.space_position.get(b)
+            if i is None or j is None or i == j:
+                continue
+            if self.spaces[i].floor == self.spaces[j].floor:
+                same[i].setdefault(j, (x, y))
+                same[j].setdefault(i, (x, y))
+            else:
+                vertical[i].add(j)
+                vertical[j].add(i)
+        lonely = [i for i in range(n) if not same[i] and self.spaces[i].kind not in NOT_OCCUPIABLE]
+        if lonely:
+            import shapely
+
+            shapes = [shapely.Polygon(s.polygon) if len(s.polygon) >= 3 else shapely.Point(s.polygon[0])
+                      for s in self.spaces]
+            tree = shapely.STRtree(shapes)
+            for i in lonely:
+                for j in tree.query(shapes[i], predicate="dwithin", distance=_TOUCH_M).tolist():
+                    if j == i or self.spaces[j].floor != self.spaces[i].floor \
+                            or self.spaces[j].kind in NOT_OCCUPIABLE:
+                        continue
+                    line = shapely.shortest_line(shapes[i], shapes[j])
+                    mid = line.interpolate(0.5, normalized=True)
+                    same[i].setdefault(j, (mid.x, mid.y))
+                    same[j].setdefault(i, (mid.x, mid.y))
+        self.space_links: list[tuple[tuple[int, float, float], ...]] = [
+            tuple((j, xy[0], xy[1]) for j, xy in sorted(same[i].items())) for i in range(n)]
+        self.vertical_links: list[tuple[int, ...]] = [tuple(sorted(v)) for v in vertical]
 
     @classmethod
     def from_site_model(cls, site: SiteModel, *, grid_step_m: float | None = None, **options: Any) -> SiteIndex:
@@ -274,7 +315,7 @@ class SiteIndex:
         ]
         openings = [OpeningSpec(d.floor, tuple(d.segment)) for d in site.doors]
         return cls.build(floors, beacons, spaces, transitions, grid_step_m=grid_step_m, openings=openings,
-                         **options)
+                         links=site_links(site), **options)
 
     def space_containing(self, floor: str, point: Point, max_distance_m: float = 0.0) -> tuple[str | None, float]:
         """The space of `floor` containing `point`, else the nearest within `max_distance_m`; (id, distance)."""
@@ -301,6 +342,43 @@ class SiteIndex:
     @property
     def has_transitions(self) -> bool:
         return any(len(g.transitions) for g in self.grids.values())
+
+
+def site_links(site: SiteModel) -> list[tuple[str, str, float, float]]:
+    """Where people pass between spaces: doors (their spaces, at the middle of the opening), navigation edges
+    from a door node to a node of another space (at the door node), navigation edges of kind stairs / elevator
+    and vertical connectors (spaces on different floors)."""
+    links: list[tuple[str, str, float, float]] = []
+    for door in site.doors:
+        mid = np.mean(np.asarray(door.segment, dtype=np.float64), axis=0)
+        for a, b in itertools.combinations(door.spaces, 2):
+            links.append((a, b, float(mid[0]), float(mid[1])))
+    nodes = {n.id: n for n in site.navigation.nodes}
+    polygons = [(s.id, s.floor, s.polygon) for s in site.spaces if s.kind.value not in NOT_OCCUPIABLE]
+
+    def space_of(node_id: str) -> str | None:
+        node = nodes.get(node_id)
+        if node is None:
+            return None
+        if node.space_id is not None:
+            return node.space_id
+        xy = np.array([[node.x, node.y]])
+        inside = [sid for sid, floor, poly in polygons if floor == node.floor and points_in_polygon(xy, poly)[0]]
+        return inside[0] if inside else None
+
+    for edge in site.navigation.edges:
+        u, v = nodes.get(edge.from_node), nodes.get(edge.to_node)
+        if u is None or v is None:
+            continue
+        su, sv = space_of(u.id), space_of(v.id)
+        if su is None or sv is None or su == sv:
+            continue
+        at = u if u.kind.value == "door" else v
+        links.append((su, sv, at.x, at.y))
+    for connector in site.connectors:
+        for first, second in itertools.combinations(connector.spaces, 2):
+            links.append((first, second, math.nan, math.nan))
+    return links
 
 
 def _wall(p: Point, q: Point) -> Wall:

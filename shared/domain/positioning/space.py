@@ -19,6 +19,7 @@ class SpacePolicy:
     evidence_needed: float = 6.0
     max_step_s: float = 5.0
     confidence_smoothing: float = 0.5
+    min_probability: float = 0.0  # a challenger is considered only once it is at least this probable
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ def decide_space(
     p_current = probabilities.get(current, 0.0)
     smoothed = policy.confidence_smoothing * confidence + (1 - policy.confidence_smoothing) * p_current
     lead = p_best - p_current
-    if best == current or lead < policy.margin:
+    if best == current or lead < policy.margin or p_best < policy.min_probability:
         return SpaceDecision(current, smoothed, None, None)
     if candidate != best or candidate_since is None:
         candidate, candidate_since, evidence = best, now, 0.0

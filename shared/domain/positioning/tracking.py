@@ -1,9 +1,12 @@
 """Tracking one device over a stream of batches: what the processing function calls once per batch.
 
-    state, estimate = track(state, sightings, index, now)
+    state, estimate = track(state, sightings, index, now, site_cal=building_calibration)
 
-`TrackingState` is small and JSON-serialisable (`state.model_dump(mode="json")`, a few hundred bytes): the
-smoothed RSSI of the beacons heard lately, the last position, floor and space, and the pending switches.
+`TrackingState` is small and JSON-serialisable (`state.model_dump(mode="json")`, about 1 KB): the smoothed RSSI
+of the beacons heard lately, the last position, floor and space, the pending switches, and the device's
+self-calibrated RSSI offset. `site_cal` (a `SiteCalibration`, one per building, optional) supplies each beacon's
+measured-power drift and the building's device level, and collects the residuals of confident positions
+(selfcal.py); without it the device's offset is learnt but not applied.
 """
 from __future__ import annotations
 
@@ -19,6 +22,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.domain import space_kinds
 from shared.domain.positioning.estimator import Estimate, Readings, choose_space, floor_scores, posterior
 from shared.domain.positioning.floor import FloorPolicy, decide_floor, may_change_floor
+from shared.domain.positioning.mapmatch import MapMatchPolicy, arrive, step
+from shared.domain.positioning.selfcal import (
+    DeviceOffset,
+    SelfCalibrationPolicy,
+    SiteCalibration,
+    measured_offset,
+    update_device_offset,
+)
 from shared.domain.positioning.signal import RssiFilter, SignalModel, SmoothedRssi
 from shared.domain.positioning.site_index import SiteIndex
 from shared.domain.positioning.space import SpacePolicy, decide_space
@@ -41,7 +52,10 @@ class Sighting:
 class TrackingPolicy:
     """Tuning of tracking mode (see docs/positioning.md for the measurements behind the defaults)."""
 
-    filter: RssiFilter = field(default_factory=lambda: RssiFilter(drift_db_per_s=1.5, reading_noise_db=4.0))
+    # with map matching the room decision no longer leans on smoothed RSSI: a beacon left behind must stop
+    # pulling the position back within seconds (drift 3 dB/sqrt(s), forgotten after 8 s unheard)
+    filter: RssiFilter = field(default_factory=lambda: RssiFilter(drift_db_per_s=3.0, reading_noise_db=4.0,
+                                                                  expire_s=8.0))
     shadowing_db: float = 3.0
     walking_speed_mps: float = 1.0
     max_speed_mps: float = 2.5
@@ -51,6 +65,12 @@ class TrackingPolicy:
     future_tolerance_s: float = 5.0
     floor: FloorPolicy = field(default_factory=FloorPolicy)
     space: SpacePolicy = field(default_factory=SpacePolicy)
+    selfcal: SelfCalibrationPolicy = field(default_factory=SelfCalibrationPolicy)
+    # map-matched room decisions (mapmatch.py); None = the grid posterior's space masses with passage weighting
+    map_matching: MapMatchPolicy | None = field(default_factory=MapMatchPolicy)
+    matched_space: SpacePolicy = field(default_factory=lambda: SpacePolicy(margin=0.4, dwell_s=0.0,
+                                                                            evidence_needed=0.8,
+                                                                            min_probability=0.7))
 
 
 class TrackingState(BaseModel):
@@ -74,6 +94,10 @@ class TrackingState(BaseModel):
     space_candidate: str | None = None
     space_candidate_since: float | None = None
     space_evidence: float = 0.0
+    offset: tuple[float, float] | None = Field(
+        default=None, description="self-calibrated RSSI offset of the device (dB) and its variance (dB^2)"
+    )
+    rooms: dict[str, float] | None = Field(default=None, description="map-matched probability of each space")
 
 
 def _seconds(ts: float | datetime) -> float:
@@ -98,9 +122,12 @@ def track(
     signal: SignalModel | None = None,
     policy: TrackingPolicy | None = None,
     phone_model: str | None = None,
+    site_cal: SiteCalibration | None = None,
 ) -> tuple[TrackingState, Estimate | None]:
     """Fold one batch of sightings into a device's state; return the new state and the current estimate
-    (None while nothing of this site was heard within the RSSI filter's memory)."""
+    (None while nothing of this site was heard within the RSSI filter's memory). With `site_cal`, each beacon's
+    drift and the device's offset (relative to the building's device level) are added to the measured power, and
+    confident positions feed all three estimates."""
     signal = signal or SignalModel()
     policy = policy or TrackingPolicy()
     state = state or TrackingState()
@@ -131,12 +158,19 @@ def track(
         return new_state, None
     ids = list(live)
     fast_var = np.array([flt.variance_at(live[b], now_s) for b in ids])
+    cal = policy.selfcal
+    device = _device_offset(state, signal, phone_model, cal)
+    reference = site_cal.device_reference() if site_cal is not None and cal.enabled else None
+    applied = device.mean - reference if reference is not None else 0.0
+    drift = np.array([site_cal.offset(b) for b in ids]) if site_cal is not None and cal.enabled \
+        else np.zeros(len(ids))
     readings = Readings(
         beacons=np.array([index.beacon_index[b] for b in ids], dtype=np.int64),
         rssi=np.array([live[b].value for b in ids]),
-        measured_power=np.array([powers[b] for b in ids]),
+        measured_power=np.array([powers[b] for b in ids]) + applied + drift,
         variance=policy.shadowing_db**2 + fast_var,
     )
+    offset_prior = device.prior_db(cal) if reference is not None else signal.offset_prior_for(phone_model)
     last_xy = (state.x, state.y) if state.x is not None and state.y is not None else None
     decision = decide_floor(
         index,
@@ -156,7 +190,8 @@ def track(
     if same_floor and math.isfinite(dt):
         prior_sigma = math.hypot(state.uncertainty_m or 1.0, policy.walking_speed_mps * dt)
     post = posterior(index, signal, readings, floor, prior_xy=last_xy if same_floor else None,
-                     prior_sigma_m=prior_sigma, wide=True)
+                     prior_sigma_m=prior_sigma, wide=True, offset_prior_db=offset_prior,
+                     held_out=site_cal is not None and cal.enabled, space_likelihood=policy.map_matching is not None)
     if post is None:
         # none of the decided floor's beacons is live any more: move to the loudest floor if that is possible
         # from where the phone was (stairs, elevator, or not seen for long), else hold the last estimate
@@ -170,7 +205,8 @@ def track(
                                        state.space_confidence * 0.5, 0)
         floor = loudest
         same_floor = False
-        post = posterior(index, signal, readings, floor, wide=True)
+        post = posterior(index, signal, readings, floor, wide=True, offset_prior_db=offset_prior,
+                         space_likelihood=policy.map_matching is not None)
         if post is None:
             return new_state, None
     x, y = post.mean
@@ -180,9 +216,25 @@ def track(
         if moved > reach > 0:
             x = last_xy[0] + (x - last_xy[0]) * reach / moved
             y = last_xy[1] + (y - last_xy[1]) * reach / moved
-    probabilities = {index.spaces[i].id: p for i, p in post.space_probabilities.items()}
-    if same_floor and last_xy is not None and math.hypot(x - last_xy[0], y - last_xy[1]) < policy.still_m \
-            and probabilities:
+    matcher = policy.map_matching
+    space_policy = policy.space if matcher is None else policy.matched_space
+    rooms: dict[int, float] | None = None
+    if matcher is not None and post.space_loglik:
+        before = {index.space_position[sid]: p for sid, p in (state.rooms or {}).items()
+                  if sid in index.space_position}
+        if state.floor is not None and floor != state.floor and before:
+            rooms = arrive(index, before, post.space_loglik, matcher)
+        else:
+            same = {i: p for i, p in before.items() if index.spaces[i].floor == floor}
+            rooms = step(index, same, post.space_loglik, xy=last_xy if same_floor else None,
+                         uncertainty_m=state.uncertainty_m or 1.0, dt_s=dt if math.isfinite(dt) else 0.0,
+                         policy=matcher)
+    if rooms is not None:
+        probabilities = {index.spaces[i].id: p for i, p in rooms.items()}
+    else:
+        probabilities = {index.spaces[i].id: p for i, p in post.space_probabilities.items()}
+    if rooms is None and same_floor and last_xy is not None \
+            and math.hypot(x - last_xy[0], y - last_xy[1]) < policy.still_m and probabilities:
         # a phone that stays put is more likely in a room than standing in a corridor
         probabilities = {
             sid: p * (policy.passage_weight_when_still if index.spaces[index.space_position[sid]].kind in PASSAGES else 1)
@@ -196,7 +248,7 @@ def track(
             probabilities = {space: confidence}
     if floor != state.floor:
         space_decision = decide_space(probabilities, now_s, current=None, confidence=0.0, candidate=None,
-                                      candidate_since=None, policy=policy.space)
+                                      candidate_since=None, policy=space_policy)
     else:
         space_decision = decide_space(
             probabilities,
@@ -206,9 +258,33 @@ def track(
             candidate=state.space_candidate,
             candidate_since=state.space_candidate_since,
             evidence=state.space_evidence,
-            elapsed_s=dt if math.isfinite(dt) else policy.space.max_step_s,
-            policy=policy.space,
+            elapsed_s=dt if math.isfinite(dt) else space_policy.max_step_s,
+            policy=space_policy,
         )
+    if cal.enabled and post.uncertainty_m <= cal.confident_m and len(post.beacons) >= cal.min_beacons:
+        common, common_var = measured_offset(post.residuals, post.reading_var)
+        observed = applied + common  # the residuals are against the model with `applied` added
+        device = update_device_offset(device, observed, common_var, dt if math.isfinite(dt) else 0.0, cal)
+        if site_cal is not None:
+            site_cal.observe_device(observed)
+        if site_cal is not None and post.held_out_residuals is not None:
+            # what each beacon leaves over where the other readings put the phone, on top of the drift used
+            used = {index.beacon_index[b]: d for b, d in zip(ids, drift)}
+            for b, residual, fitted in zip(post.beacons.tolist(), post.held_out_residuals.tolist(),
+                                           post.residuals.tolist()):
+                beacon = index.beacons[b].id
+                # only beacons expected well above the phone's sensitivity: a weak one is heard (and kept among
+                # the loudest) only when it fades up, which would hide a drop
+                if live[beacon].value - fitted >= cal.observe_above_dbm:
+                    site_cal.observe(beacon, residual + used.get(b, 0.0))
+    if cal.enabled:
+        new_state.offset = (round(device.mean, 2), round(device.variance, 3))
+    new_state.rooms = None if rooms is None else {index.spaces[i].id: round(p, 4) for i, p in rooms.items()}
+    if rooms is not None and space_decision.space in index.space_position:
+        # the position where the map-matched room says the phone is: the posterior within that room
+        inside = post.mean_in(index.space_position[space_decision.space])
+        if inside is not None:
+            x, y = inside
     new_state.ts = now_s if state.ts is None else max(state.ts, now_s)
     new_state.x, new_state.y = round(x, 2), round(y, 2)
     new_state.floor = floor
@@ -223,6 +299,16 @@ def track(
     estimate = Estimate(x, y, floor, post.uncertainty_m, space_decision.space, space_decision.confidence,
                         post.beacons_used)
     return new_state, estimate
+
+
+def _device_offset(state: TrackingState, signal: SignalModel, phone_model: str | None,
+                   policy: SelfCalibrationPolicy) -> DeviceOffset:
+    """The device's offset so far; a new device starts at its phone model's (already in the measured power) with
+    the model's prior spread, less the update-to-update jitter that the prior also covers."""
+    if state.offset is not None and policy.enabled:
+        return DeviceOffset(state.offset[0], max(state.offset[1], 0.0))
+    spread = signal.offset_prior_for(phone_model)
+    return DeviceOffset(0.0, max(spread**2 - policy.scan_jitter_db**2, 1.0))
 
 
 def _power(index: SiteIndex, signal: SignalModel, beacon: str, tx_power: float | None) -> float:

@@ -98,3 +98,11 @@ def test_weak_floor_evidence_keeps_the_floor(sim_index, sim_site):
     stairs = next(n for n in sim_site.navigation.nodes if n.kind.value == "stairs" and n.floor == "L0")
     seq = [[0.9, 0.1]] * 3 + [[0.45, 0.55]] * 30  # other floor ahead but below the switch share and margin
     assert set(_floor_run(sim_index, seq, (stairs.x, stairs.y))) == {"L0"}
+
+
+def test_a_floor_held_for_a_minute_is_taken_even_far_from_stairs(sim_index):
+    """A track that started on the wrong floor is not stuck there: a minute of the other floor is no teleport."""
+    seq = [[0.9, 0.1]] * 5 + [[0.1, 0.9]] * 80
+    out = _floor_run(sim_index, seq, (55.0, 10.0))
+    assert out[5 + 30] == "L0" and out[-1] == "L1"
+    assert out.index("L1") == 5 + 60

@@ -33,8 +33,10 @@ from shared.domain.positioning import (
 from shared.domain.positioning.planning import _candidates
 from shared.domain.site import SiteModel, parse_site_model
 
-# the planner's prediction against the simulator's tracker: stated tolerance, percentage points
-PREDICTION_TOLERANCE = 0.10
+# the planner's prediction against the simulator's tracker, percentage points: a single-scan prediction, it may
+# be this much below the map-matched tracker (issue #14 made the tracker 6-13 points better than it), never above
+PREDICTION_TOLERANCE = 0.15
+PREDICTION_OPTIMISM = 0.02
 # the plan may be at most this much less accurate than the simulated building's hand-placed beacons
 WORSE_THAN_HAND_PLACED = 0.04
 
@@ -187,8 +189,8 @@ def test_the_beacon_plan_against_the_simulator(building, bare, plan):
           f"hand-placed: {len(building.beacons)} beacons, predicted {predicted_hand:.3f}, "
           f"simulated {measured_hand:.3f}")
     assert predicted_plan is not None
-    assert abs(predicted_plan - measured_plan) <= PREDICTION_TOLERANCE
-    assert abs(predicted_hand - measured_hand) <= PREDICTION_TOLERANCE
+    assert -PREDICTION_OPTIMISM <= measured_plan - predicted_plan <= PREDICTION_TOLERANCE
+    assert -PREDICTION_OPTIMISM <= measured_hand - predicted_hand <= PREDICTION_TOLERANCE
     assert measured_plan >= measured_hand - WORSE_THAN_HAND_PLACED
 
 

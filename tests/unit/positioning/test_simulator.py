@@ -55,3 +55,11 @@ def test_walk_moves_at_the_given_speed():
     assert traj.duration_s == 10.0
     floor, x, y, _ = traj.at(7.5)
     assert floor == "L0" and math.isclose(x, 10) and math.isclose(y, 5)
+
+
+def test_walk_study_measures_the_door_to_room_delay():
+    from devkit.simulator import walk_study
+
+    r = walk_study(phones=6, walks=4, seed=3)
+    assert r["walks_scored"] == 6 * 2  # the first two walks of each phone are warm-up
+    assert 0 < r["median_delay_s"] <= 8.0 and r["missed"] <= 1
