@@ -12,7 +12,7 @@ import os
 import azure.functions as func
 from azurefunctions.extensions.http.fastapi import Request, Response
 
-from functions import asgi_bridge, processing, timers
+from functions import asgi_bridge, events, processing, timers
 from functions.http_api import create_api
 from shared.telemetry import configure_telemetry
 
@@ -37,3 +37,4 @@ async def http_app_func(req: Request) -> Response:
 
 app.register_functions(processing.bp)
 app.register_functions(timers.bp)
+app.register_functions(events.bp)

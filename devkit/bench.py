@@ -16,6 +16,7 @@ TARGETS = {
     "people": "devkit.benchmarks.people",
     "slowloris": "devkit.benchmarks.slowloris",
     "imdf": "devkit.benchmarks.imdf",
+    "events": "devkit.benchmarks.events",
 }
 
 

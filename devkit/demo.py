@@ -22,14 +22,16 @@ import logging
 import os
 import sys
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from devkit.emulators.launcher import LOOPBACK, EmulatorStartError, free_port, port_in_use, running_emulators
 from devkit.local_settings import blob_port, cosmos_port, devkit_environment, local_settings
+from devkit.webhook_receiver import Received, WebhookReceiver
 from shared.domain.ports import AlreadyExists
 from shared.domain.tenancy import BuildingRef
 
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
     import httpx
     from rich.console import Group
 
+    from devkit.demo_calendars import CalendarServer, DemoBooking
     from devkit.office import OfficeDay
     from shared.wiring import AppContext
 
@@ -44,11 +47,14 @@ logger = logging.getLogger("devkit.demo")
 TENANT = "demo-tenant"
 SWEEP_EVERY_S = 30.0
 SAMPLE_EVERY_S = 20.0
+HISTORY_DAYS = 28  # four weeks: the dashboard's typical weekday is the mean of the same weekday 1 to 4 weeks back
 DRAIN_TIMEOUT_S = 60.0  # real seconds the summary waits for the hub to hand over what it holds
+EVENTS_SHOWN = 5  # the console shows the webhook receiver's last events
 # Of the simulated people with a user id (the app signs them in), these shares opt in to the co-worker finder at
 # each level, in turn; the rest never opt in (the finder answers 404 `not available` for them).
 SHARING_LEVELS = ("space", "floor", "building", None)
 TITLE_WIDTH = 100  # the console's title line is cut, never wrapped, at this many columns
+FREE_FOR = timedelta(minutes=30)  # the console's "free for 30 min" rooms: free-rooms?freeFor=30
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,20 +66,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=7071, help="HTTP port of the app on 127.0.0.1")
     parser.add_argument("--azurite-port", type=int)
     parser.add_argument("--cosmos-port", type=int)
+    parser.add_argument("--history-days", type=int, default=HISTORY_DAYS,
+                        help=f"past days of office life written first, so the dashboard's analytics have something to "
+                             f"show (default {HISTORY_DAYS}; 0: none)")
     parser.add_argument("--check", action="store_true",
                         help="exit when the day is over: 0 when room accuracy is at least 90%%, else 1")
 
 
 class SimClock:
-    """Simulated UTC time: starts at `start` and runs `speed` times faster than the monotonic clock."""
+    """Simulated UTC time: stands at `start` until `run()` (the setup before the day takes no simulated time), then
+    runs `speed` times faster than the monotonic clock."""
 
-    def __init__(self, start: datetime, speed: float) -> None:
+    def __init__(self, start: datetime, speed: float, *, running: bool = True) -> None:
         self.start = start
         self.speed = speed
-        self._t0 = time.monotonic()
+        self._t0: float | None = time.monotonic() if running else None
+
+    def run(self) -> None:
+        if self._t0 is None:
+            self._t0 = time.monotonic()
 
     def elapsed_s(self) -> float:
-        return (time.monotonic() - self._t0) * self.speed
+        return 0.0 if self._t0 is None else (time.monotonic() - self._t0) * self.speed
 
     def now(self) -> datetime:
         return self.start + timedelta(seconds=self.elapsed_s())
@@ -93,6 +107,26 @@ class DemoStats:
     samples: int = 0
     hits: int = 0
     rate_window: list[tuple[float, int]] = field(default_factory=list)
+    events: deque[str] = field(default_factory=lambda: deque(maxlen=EVENTS_SHOWN))  # the receiver's last events
+    events_received: int = 0
+    no_shows: deque[str] = field(default_factory=lambda: deque(maxlen=EVENTS_SHOWN))  # the last no-shows heard
+    no_shows_received: int = 0
+
+    def on_event(self, received: Received) -> None:
+        event, data = received.event, received.event.get("data") or {}
+        if event["type"] == "dev.spaceflow.booking.no-show":
+            detail = (f"{data.get('name', '')}: booked {data['start'][11:16]}-{data['end'][11:16]}, nobody came"
+                      + (", released" if data.get("released") else ""))
+            self.no_shows.append(f"{event['time'][11:19]} {data.get('name', '')} (booked {data['start'][11:16]}-"
+                                 f"{data['end'][11:16]}{', released' if data.get('released') else ''})")
+            self.no_shows_received += 1
+        elif "headcount" in data:
+            detail = f"{data.get('name', '')}: {data['status']}, headcount {data['headcount']}"
+        else:
+            detail = f"battery {data.get('batteryMv')} mV, silent {data.get('silent')}"
+        self.events.append(f"{event['time'][11:19]} {event['type'].removeprefix('dev.spaceflow.')} "
+                           f"{event['subject']} ({detail})")
+        self.events_received += 1
 
     @property
     def accuracy(self) -> float | None:
@@ -145,6 +179,7 @@ async def _demo(args: argparse.Namespace) -> int:
     import httpx
     import uvicorn
 
+    from devkit.demo_calendars import CalendarServer, demo_bookings
     from devkit.demo_rollups import around_the_clock, roll_simulated_hours
     from devkit.identity import default_keys_path, identity_of_the_app, with_devkit_issuer
     from devkit.office import OfficeDay
@@ -155,9 +190,11 @@ async def _demo(args: argparse.Namespace) -> int:
     from shared.settings import load_settings
     from shared.wiring import build_context, set_context
 
-    start = datetime.now(UTC).replace(microsecond=0)
+    # The simulated day starts at the top of the current hour, so its first hour is one the hourly rollup covers
+    # whole (the app runs on this clock; tokens and webhook signatures keep the wall clock).
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     day = OfficeDay(people=args.people, minutes=args.minutes, seed=args.seed, floors=args.floors, start=start)
-    clock = SimClock(start, args.speed)
+    clock = SimClock(start, args.speed, running=False)
     context = await build_context(load_settings(), clock=clock.now)
     set_context(context)
     keys_path = default_keys_path()
@@ -166,6 +203,7 @@ async def _demo(args: argparse.Namespace) -> int:
     server = uvicorn.Server(uvicorn.Config(app, host=LOOPBACK, port=args.port, log_level="warning"))
     server_task = asyncio.create_task(server.serve())
     tasks: list[asyncio.Task[None]] = []
+    calendars: CalendarServer | None = None
     base_url = f"http://{LOOPBACK}:{args.port}"
     try:
         # A real tenant, so the bootstrap admin key lists it and manages its keys (GET /api/v1/tenants/demo-tenant/keys).
@@ -188,18 +226,34 @@ async def _demo(args: argparse.Namespace) -> int:
               f"      people {keys['people']}\n      admin  {keys['admin']}\n"
               f"      (the bootstrap admin key, ADMIN_API_KEY, manages the tenant too)\n"
               f"dashboard: {base_url}/app/#key={read_key}&building={day.site.building_id}", flush=True)
+        if args.history_days > 0:
+            # Before the phones post, not beside them: on two cores the rollups would slow processing down and
+            # the room accuracy measured would be the load's, not the tracker's.
+            print(f"writing {args.history_days} past days of analytics history (about 20 s; --history-days 0 "
+                  f"skips it)...", flush=True)
+            print(await _history(context, day.site.building_id, args.history_days, args.people, args.seed, start),
+                  flush=True)
         stats = DemoStats()
+        receiver = WebhookReceiver(secrets=[], on_event=stats.on_event)
+        tasks.append(asyncio.create_task(context.delivery_loop.run()))  # the local outbox poller
         async with httpx.AsyncClient(base_url=base_url, timeout=30,
                                      limits=httpx.Limits(max_connections=32)) as http:
             for line in await _opt_in(day, http, keys, base_url, keys_path):
                 print(line, flush=True)
+            print(await _subscribe_receiver(http, keys["admin"], receiver), flush=True)
+            bookings = demo_bookings(day, args.seed)
+            calendars = CalendarServer(bookings, start)
+            await calendars.start()
+            print(await _connect_calendars(http, keys["admin"], day, bookings, calendars, context), flush=True)
             print(f"simulating {args.people} people for {args.minutes:g} minutes at {args.speed:g}x "
                   f"(about {args.minutes * 60 / args.speed:.0f} s); Ctrl-C stops everything", flush=True)
+            clock.run()  # the day starts now: keys, history and sign-ins took no simulated time
             phones = asyncio.create_task(_post_batches(day, clock, http, ingest_key, stats))
             sweeper = asyncio.create_task(_sweep(context, clock, ScheduledJobs.PRESENCE_SWEEP))
+            tasks.append(asyncio.create_task(_sweep(context, clock, ScheduledJobs.NO_SHOWS)))
             sampler = asyncio.create_task(_sample(day, clock, context, stats))
             view = asyncio.create_task(_show(day, clock, context, stats, args))
-            tasks = [phones, sweeper, sampler, view]
+            tasks += [phones, sweeper, sampler, view]
             await phones
             await clock.sleep_until(day.window_s + SAMPLE_EVERY_S)
             # Let the hub hand over what it still holds (a busy machine lags; a failed delivery waits for its retry)
@@ -208,10 +262,15 @@ async def _demo(args: argparse.Namespace) -> int:
             if isinstance(context.publisher, InProcessEventPublisher):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(context.publisher.drain(), DRAIN_TIMEOUT_S)
+        # the no-shows of bookings that started near the end: decided before the summary counts them
+        await context.scheduled.run(ScheduledJobs.NO_SHOWS, clock.now())
         for line in await roll_simulated_hours(context, TENANT, day.site.building_id, start, clock.now(), read_key,
                                                args.port):
             print(line, flush=True)
+        booked_vs_used = await _booked_vs_used(context, day, bookings, start, clock.now())
+        print(_booked_vs_used_line(booked_vs_used), flush=True)
         summary = _summary(day, context, stats, args)
+        summary["bookings"] = booked_vs_used
         print(json.dumps(summary), flush=True)
         if args.check:
             return 0 if (summary["room_accuracy"] or 0) >= 0.90 else 1
@@ -224,8 +283,59 @@ async def _demo(args: argparse.Namespace) -> int:
         await asyncio.gather(*tasks, return_exceptions=True)
         server.should_exit = True
         await asyncio.gather(server_task, return_exceptions=True)
+        await receiver.stop()
+        if calendars is not None:
+            await calendars.stop()
         await context.close()
         set_context(None)
+
+
+async def _history(context: AppContext, building: str, days: int, people: int, seed: int, start: datetime) -> str:
+    """The demo building's past `days` (visits and their real rollups, devkit/history.py), as a console line."""
+    from devkit.history import write_history
+
+    try:
+        done = await write_history(context, building, days, people, seed, tenant=TENANT, now=start)
+    except Exception as exc:  # the live demo goes on without a history; say why
+        logger.warning("history of %s: %s", building, exc, exc_info=True)
+        return f"analytics history: not written ({type(exc).__name__}: {exc})"
+    return (f"analytics history: {days} past days of {people} people ({done['visits']} visits, {done['windows']} "
+            f"windows rolled up in {done['seconds']:.0f} s): the dashboard's heatmap and typical weekday show them")
+
+
+async def _subscribe_receiver(http: httpx.AsyncClient, admin_key: str, receiver: WebhookReceiver) -> str:
+    """A webhook receiver on loopback (the devkit's, verifying signatures), subscribed to every event of the demo
+    tenant through the public API, as an integrator would."""
+    url = await receiver.start(free_port())
+    response = await http.post("/api/v1/subscriptions", json={"url": url}, headers={"x-api-key": admin_key})
+    response.raise_for_status()
+    receiver.secrets.append(response.json()["secret"])
+    return (f"webhook: {url} is subscribed to every event (subscription {response.json()['id']}, signatures checked "
+            f"with standardwebhooks); the last {EVENTS_SHOWN} show below")
+
+
+async def _connect_calendars(http: httpx.AsyncClient, admin_key: str, day: OfficeDay, bookings: list[DemoBooking],
+                             calendars: CalendarServer, context: AppContext) -> str:
+    """The building releases no-shows, and each meeting room with bookings takes them from its feed, connected
+    through the API as the building's admin would; the line to print."""
+    headers = {"x-api-key": admin_key}
+    building = day.site.building_id
+    answer = await http.put(f"/api/v1/buildings/{building}/booking-settings", json={"releaseNoShows": True},
+                            headers=headers)
+    answer.raise_for_status()
+    rooms = sorted({b.room for b in bookings})
+    for room in rooms:
+        answer = await http.put(f"/api/v1/buildings/{building}/spaces/{room}/calendar",
+                                json={"ical": {"url": calendars.url(room)}}, headers=headers)
+        answer.raise_for_status()
+        if answer.json()["lastError"]:
+            return f"calendars: the feed of {room} could not be read: {answer.json()['lastError']}"
+    honoured = sum(b.honoured for b in bookings)
+    minutes = context.settings.no_show_minutes
+    return (f"calendars: {len(rooms)} meeting rooms take their bookings from iCalendar feeds the demo serves at "
+            f"{calendars.base_url}/rooms/<room>.ics: {len(bookings)} bookings, {honoured} for meetings the simulated "
+            f"people hold, {len(bookings) - honoured} nobody comes to; a room empty {minutes} min into its booking "
+            "is a no-show (and released)")
 
 
 async def _opt_in(day: OfficeDay, http: httpx.AsyncClient, keys: dict[str, str], base_url: str,
@@ -335,21 +445,31 @@ async def _sample(day: OfficeDay, clock: SimClock, context: AppContext, stats: D
 
 
 async def _snapshot(day: OfficeDay, clock: SimClock, context: AppContext) -> dict[str, Any]:
-    spaces = {s.space_id: s for s in await context.live_state.list_spaces(BuildingRef(TENANT, day.site.building_id))}
+    from shared.domain.bookings import free_for, live_status
+
+    building = BuildingRef(TENANT, day.site.building_id)
+    spaces = {s.space_id: s for s in await context.live_state.list_spaces(building)}
     truth = day.occupancy(clock.elapsed_s())
+    now = clock.now()
+    bookings: dict[str, list[Any]] = defaultdict(list)
+    for booking in await context.booking_store.list_bookings(building, now, now + FREE_FOR):
+        bookings[booking.space_id].append(booking)
     floors: list[dict[str, Any]] = []
     meeting_rooms = [s for s in day.site.spaces if s.kind.value in ("conferenceroom", "huddleroom")]
+    statuses = {s.id: live_status(spaces.get(s.id), bookings[s.id], now) for s in meeting_rooms}
     for floor in sorted(day.site.floors, key=lambda f: f.ordinal):
         on_floor = [s.id for s in day.site.spaces if s.floor == floor.id]
+        rooms = [s for s in meeting_rooms if s.floor == floor.id]
         floors.append({
             "floor": floor.name or floor.id,
             "headcount": sum(spaces[s].headcount for s in on_floor if s in spaces),
             "truth": sum(truth.get(s, 0) for s in on_floor),
-            "free_meeting_rooms": sum(1 for s in meeting_rooms if s.floor == floor.id
-                                      and (s.id not in spaces or spaces[s.id].status == "free")),
-            "meeting_rooms": sum(1 for s in meeting_rooms if s.floor == floor.id),
+            "free_meeting_rooms": sum(1 for s in rooms if statuses[s.id] in ("free", "reclaimable")),
+            "free_for_30": sum(1 for s in rooms if free_for(spaces.get(s.id), bookings[s.id], now, FREE_FOR)),
+            "meeting_rooms": len(rooms),
         })
-    return {"floors": floors}
+    counts = {status: sum(1 for v in statuses.values() if v == status) for status in ("booked", "reclaimable")}
+    return {"floors": floors, **counts}
 
 
 async def _show(day: OfficeDay, clock: SimClock, context: AppContext, stats: DemoStats,
@@ -370,8 +490,66 @@ async def _show(day: OfficeDay, clock: SimClock, context: AppContext, stats: Dem
             snap = await _snapshot(day, clock, context)
             line = ", ".join(f"{f['floor']}: {f['headcount']} (truth {f['truth']})" for f in snap["floors"])
             accuracy = f"{stats.accuracy:.1%}" if stats.accuracy is not None else "n/a"
+            rooms = sum(f["meeting_rooms"] for f in snap["floors"])
+            free30 = sum(f["free_for_30"] for f in snap["floors"])
             print(f"[sim {_sim_minutes(day, clock)}] {line}; posted {stats.posted}; "
-                  f"room accuracy {accuracy}", flush=True)
+                  f"room accuracy {accuracy}; events received {stats.events_received}; meeting rooms free for 30 min "
+                  f"{free30} of {rooms}, booked {snap['booked']}, reclaimable {snap['reclaimable']}; "
+                  f"no-shows {stats.no_shows_received}", flush=True)
+            while stats.events:
+                print(f"  event {stats.events.popleft()}", flush=True)
+            while stats.no_shows:
+                print(f"  no-show {stats.no_shows.popleft()}", flush=True)
+
+
+async def _booked_vs_used(context: AppContext, day: OfficeDay, bookings: list[DemoBooking], start: datetime,
+                          now: datetime) -> dict[str, Any]:
+    """What came of the bookings (the store's decisions against the simulator's plan) and the booked-vs-used
+    figures of the meeting rooms over the simulated hours the rollup covered (docs/metrics.md)."""
+    from shared.domain.analytics import Grain
+    from shared.domain.bookings import BookingSourceKind
+
+    building = BuildingRef(TENANT, day.site.building_id)
+    stored = await context.booking_store.list_bookings(building, start - timedelta(hours=1), now)
+    ours = [b for b in stored if b.source is BookingSourceKind.ical and b.start < now]
+    figures: dict[str, Any] = {
+        "planned": len(bookings), "planned_honoured": sum(b.honoured for b in bookings),
+        "planned_no_shows": sum(not b.honoured for b in bookings), "started": len(ours),
+        "checked_in": sum(b.checked_in_at is not None for b in ours),
+        "no_shows": sum(b.no_show_at is not None for b in ours), "released": sum(b.released for b in ours),
+    }
+    site = (await context.site_models.get(building))
+    if site is None:
+        return figures
+    zone = ZoneInfo(site.site.time_zone)
+    first, last = start.astimezone(zone).date(), now.astimezone(zone).date()
+    answer = await context.analytics.read(TENANT, site.site, Grain.hour, first, last, metrics=[
+        "booked_time", "occupied_time", "booked_empty_time", "unbooked_use_time", "bookings", "no_shows"])
+    meeting = {s.id for s in day.site.spaces if s.bookable}
+    simulated = {w["start"] for w in answer.windows if datetime.fromisoformat(w["start"]) >= start}
+    totals: dict[str, float] = defaultdict(float)
+    for row in answer.rows:
+        if (row["scope"] == "space" and row["scopeId"] in meeting and row["value"] is not None
+                and row["windowStart"] in simulated):
+            totals[row["metric"]] += row["value"]
+    if totals:
+        figures.update({"rolled_up_hours": len(simulated),
+                        "booked_h": round(totals["booked_time"] / 3600, 2),
+                        "occupied_h": round(totals["occupied_time"] / 3600, 2),
+                        "booked_empty_h": round(totals["booked_empty_time"] / 3600, 2),
+                        "unbooked_use_h": round(totals["unbooked_use_time"] / 3600, 2)})
+    return figures
+
+
+def _booked_vs_used_line(figures: dict[str, Any]) -> str:
+    line = (f"bookings: {figures['started']} started, {figures['checked_in']} checked in, {figures['no_shows']} "
+            f"no-shows ({figures['released']} released); the simulator planned {figures['planned_honoured']} "
+            f"honoured and {figures['planned_no_shows']} not")
+    if "booked_h" in figures:
+        line += (f"\nbooked vs used, bookable rooms, over the {figures['rolled_up_hours']} simulated hour(s) rolled "
+                 f"up: booked {figures['booked_h']} h, occupied {figures['occupied_h']} h, booked and empty "
+                 f"{figures['booked_empty_h']} h, used without a booking {figures['unbooked_use_h']} h")
+    return line
 
 
 def _sim_minutes(day: OfficeDay, clock: SimClock) -> str:
@@ -405,11 +583,12 @@ def _render(snapshot: dict[str, Any], day: OfficeDay, clock: SimClock, context: 
 
     title = Text(_title(day, clock), style="bold", no_wrap=True, overflow="ellipsis")
     table = Table()
-    for column in ("floor", "headcount", "simulator truth", "free meeting rooms"):
+    for column in ("floor", "headcount", "simulator truth", "free meeting rooms", "free for 30 min"):
         table.add_column(column, justify="right" if column != "floor" else "left")
     for floor in snapshot["floors"]:
         table.add_row(floor["floor"], str(floor["headcount"]), str(floor["truth"]),
-                      f"{floor['free_meeting_rooms']} / {floor['meeting_rooms']}")
+                      f"{floor['free_meeting_rooms']} / {floor['meeting_rooms']}",
+                      f"{floor['free_for_30']} / {floor['meeting_rooms']}")
     info = Table.grid(padding=(0, 2))
     lat = sorted(stats.latencies_ms[-500:])
     p95 = lat[int(0.95 * (len(lat) - 1))] if lat else 0.0
@@ -422,6 +601,11 @@ def _render(snapshot: dict[str, Any], day: OfficeDay, clock: SimClock, context: 
     info.add_row("agreement", f"room accuracy {accuracy} over {stats.samples} samples "
                               f"(phones settled in a room for 60 s or more)")
     timeout = context.settings.presence_timeout_seconds
+    info.add_row("events", f"{stats.events_received} received by the webhook; the last: "
+                           + ("\n".join(stats.events) if stats.events else "none yet"))
+    info.add_row("bookings", f"{snapshot['booked']} rooms booked and empty now, {snapshot['reclaimable']} "
+                             f"reclaimable; {stats.no_shows_received} no-shows: "
+                             + ("; ".join(stats.no_shows) if stats.no_shows else "none yet"))
     info.add_row("note", f"when people leave, headcount lags the truth by up to the presence timeout ({timeout:g} s "
                          "simulated, PRESENCE_TIMEOUT_SECONDS): a phone no longer heard is closed by the sweep")
     return Group(title, table, info)
@@ -438,4 +622,6 @@ def _summary(day: OfficeDay, context: AppContext, stats: DemoStats, args: argpar
         "room_accuracy": round(stats.accuracy, 4) if stats.accuracy is not None else None,
         "accuracy_samples": stats.samples,
         "pipeline": vars(context.pipeline.stats),
+        "events_received": stats.events_received,
+        "event_deliveries": vars(context.delivery.stats),
     }

@@ -13,10 +13,12 @@ SCHEMA_DIR = REPO_ROOT / "docs" / "schemas"
 
 def generated_schemas() -> dict[str, str]:
     """File name -> JSON text, exactly as committed."""
+    from shared.domain.events import events_json_schema
     from shared.domain.sightings import batch_json_schema
     from shared.domain.site import site_json_schema
 
-    schemas = {"sightings-v1.schema.json": batch_json_schema(), "site-v1.schema.json": site_json_schema()}
+    schemas = {"sightings-v1.schema.json": batch_json_schema(), "site-v1.schema.json": site_json_schema(),
+               "events-v1.schema.json": events_json_schema()}
     return {name: json.dumps(schema, indent=2, sort_keys=True) + "\n" for name, schema in schemas.items()}
 
 

@@ -90,6 +90,9 @@ class OfficeDay:
         self.radio = RadioSimulator(self.site, RadioSpec(batch_every_s=batch_every_s), seed=seed + 1)
         self._rng = np.random.default_rng(seed)
         self._graph = _NavGraph(self.site)
+        # Meetings planned (room, start, end in simulated seconds): whom they are for shows in each person's stays;
+        # the demo books the rooms for them (devkit/demo_calendars.py). Recorded without drawing from the rng.
+        self.meetings: list[tuple[str, float, float]] = []
         self.people = self._plan(people)
 
     # ---- the day's plan -------------------------------------------------------------------------------------
@@ -120,6 +123,7 @@ class OfficeDay:
             start = float(rng.uniform(0.15 * w, 0.75 * w))
             length = min(float(rng.uniform(480, 1500)), 0.25 * w)
             room = str(rng.choice(meeting_rooms))
+            self.meetings.append((room, start, start + length))
             for p in group:
                 agenda[int(p)].append((start, start + length, room))
         for person in people:

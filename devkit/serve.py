@@ -72,7 +72,6 @@ async def _serve(port: int, hub_capacity: int, started: float, oidc_keys: Path |
     from devkit.identity import ISSUER_PATH, KeyRing, default_keys_path, identity_of_the_app, with_devkit_issuer
     from devkit.timer_runner import run_timers
     from functions.http_api import create_api
-    from functions.timers import TIMER_SCHEDULE_SETTINGS
     from shared.adapters.inprocess_events import InProcessEventPublisher
     from shared.settings import load_settings
     from shared.wiring import build_context, set_context
@@ -82,9 +81,9 @@ async def _serve(port: int, hub_capacity: int, started: float, oidc_keys: Path |
     if isinstance(context.publisher, InProcessEventPublisher):
         context.publisher.max_queued_per_partition = hub_capacity
     set_context(context)
-    timers = asyncio.create_task(
-        run_timers(context.scheduled, {job: os.environ[setting] for job, setting in TIMER_SCHEDULE_SETTINGS.items()})
-    )
+    timers = asyncio.create_task(run_timers(context.scheduled, local_timer_schedules()))
+    # The local outbox poller (in Azure: the change feed trigger and the event_delivery timer).
+    delivery = asyncio.create_task(context.delivery_loop.run())
     keys_path = oidc_keys or default_keys_path()
     KeyRing.load_or_create(keys_path)
     # The devkit's OpenID Connect issuer beside the app (never part of it: the deployed app has no such route).
@@ -95,11 +94,21 @@ async def _serve(port: int, hub_capacity: int, started: float, oidc_keys: Path |
     try:
         await server.serve()
     finally:
-        for task in (timers, ready):
+        for task in (timers, ready, delivery):
             task.cancel()
-        await asyncio.gather(timers, ready, return_exceptions=True)
+        await asyncio.gather(timers, ready, delivery, return_exceptions=True)
         await context.close()
         set_context(None)
+
+
+def local_timer_schedules() -> dict[str, str]:
+    """The timers the devkit runs, on their settings' schedules: all but event delivery, which the devkit's
+    poller (DeliveryLoop) does continuously."""
+    from functions.timers import TIMER_SCHEDULE_SETTINGS
+    from shared.services import ScheduledJobs
+
+    return {job: os.environ[setting] for job, setting in TIMER_SCHEDULE_SETTINGS.items()
+            if job != ScheduledJobs.EVENT_DELIVERY}
 
 
 async def _announce(server: uvicorn.Server, port: int, started: float, issuer_path: str) -> None:

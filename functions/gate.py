@@ -54,8 +54,11 @@ PUBLIC_PREFIXES = ("/app/", "/api/static/")
 # And the one data route asked before anyone has a credential: how the dashboard signs a tenant's people in
 # (functions/routes/signin.py). GET only, one path segment for the tenant (the route validates it: a bad id is
 # its 400); any other method or shape needs a credential like everything else.
+# And where Microsoft Graph posts a room mailbox's change notifications: Graph sends no key of ours; each
+# notification proves itself by its subscription's clientState (shared/services/calendars.py).
 PUBLIC_ROUTES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("GET", re.compile(r"/api/v1/tenants/[^/]+/signin")),
+    ("POST", re.compile(r"/api/v1/graph/notifications/[^/]+/[^/]+/[^/]+")),
 )
 BODY_DEADLINE_S = 10.0  # from the headers to the body's last byte, in all
 # Routes whose response is a long stream: their work slot is given back once the response has started.

@@ -19,7 +19,9 @@ from functions.problems import install_problem_handlers
 from functions.routes import (
     admin,
     analytics,
+    bookings,
     buildings,
+    calendars,
     floorplans,
     health,
     ingest,
@@ -27,8 +29,10 @@ from functions.routes import (
     people,
     signin,
     stream,
+    subscriptions,
     teams,
 )
+from shared.domain.events import EVENTS_SCHEMA_ID, STRUCTURED_CONTENT_TYPE, events_json_schema
 from shared.domain.sightings import batch_json_schema
 from shared.domain.site import site_json_schema
 
@@ -87,6 +91,9 @@ def create_api(*, admission: AdmissionControl | None = None, body_deadline_s: fl
     api.include_router(admin.router, prefix=API_PREFIX)
     api.include_router(signin.router, prefix=API_PREFIX)
     api.include_router(buildings.router, prefix=API_PREFIX)
+    api.include_router(bookings.router, prefix=API_PREFIX)
+    api.include_router(calendars.router, prefix=API_PREFIX)
+    api.include_router(calendars.graph_router, prefix=API_PREFIX)
     api.include_router(stream.router, prefix=API_PREFIX)
     api.include_router(floorplans.router, prefix=API_PREFIX)
     api.include_router(people.router, prefix=API_PREFIX)
@@ -94,6 +101,7 @@ def create_api(*, admission: AdmissionControl | None = None, body_deadline_s: fl
     api.include_router(people.building_router, prefix=API_PREFIX)
     api.include_router(analytics.router, prefix=API_PREFIX)
     api.include_router(teams.router, prefix=API_PREFIX)
+    api.include_router(subscriptions.router, prefix=API_PREFIX)
     _mount_browser_pages(api)
     _document_problems(api)
     return api
@@ -189,6 +197,8 @@ def _document_problems(api: FastAPI) -> None:
             _embed_contract(schema, "https://spaceflow.dev/schemas/sightings-v1.json", "SightingsBatch",
                             batch_json_schema())
             _embed_contract(schema, "https://spaceflow.dev/schemas/site-v1.json", "SiteModel", site_json_schema())
+            _embed_contract(schema, EVENTS_SCHEMA_ID, "SpaceflowEvent", events_json_schema())
+            schema["webhooks"] = _EVENT_WEBHOOK
             schema["components"]["securitySchemes"] = {
                 "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key",
                            "description": "a tenant's API key (integrators, the SDK, admins)"},
@@ -201,6 +211,23 @@ def _document_problems(api: FastAPI) -> None:
         return api.openapi_schema
 
     api.openapi = openapi  # type: ignore[method-assign]
+
+
+# What a webhook subscription receives (OpenAPI 3.1 `webhooks`): one CloudEvent per POST, signed per Standard
+# Webhooks (docs/events.md).
+_EVENT_WEBHOOK: dict[str, Any] = {"spaceflowEvent": {"post": {
+    "summary": "A room or beacon transition, as a CloudEvent 1.0 (structured JSON), to a webhook subscription",
+    "parameters": [
+        {"name": name, "in": "header", "required": True, "schema": {"type": "string"}, "description": text}
+        for name, text in (("webhook-id", "the event's id: the same on every attempt (deduplicate on it)"),
+                           ("webhook-timestamp", "seconds since the epoch when this attempt was signed"),
+                           ("webhook-signature", ("`v1,<base64 HMAC-SHA256>`, space-separated while a rotated "
+                                                 "secret is still valid (Standard Webhooks)")))],
+    "requestBody": {"required": True, "content": {STRUCTURED_CONTENT_TYPE.split(";")[0]: {
+        "schema": {"$ref": "#/components/schemas/SpaceflowEvent"}}}},
+    "responses": {"2XX": {"description": "received; any other answer (or none within 5 s) is retried with "
+                                         "backoff for 24 h; 410 disables the subscription"}},
+}}}
 
 
 def _embed_contract(openapi: dict[str, Any], external_ref: str, name: str, contract: dict[str, Any]) -> None:

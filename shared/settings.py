@@ -65,6 +65,36 @@ class Settings(BaseSettings):
     presence_sweep_schedule: str = Field(alias="PRESENCE_SWEEP_SCHEDULE", min_length=11)
     rollup_hourly_schedule: str = Field(alias="ROLLUP_HOURLY_SCHEDULE", min_length=11)
     rollup_daily_schedule: str = Field(alias="ROLLUP_DAILY_SCHEDULE", min_length=11)
+    event_delivery_schedule: str = Field(
+        default="*/10 * * * * *", alias="EVENT_DELIVERY_SCHEDULE", min_length=11,
+        description="NCRONTAB of the event delivery timer (retries, and the outbox the change feed has not relayed)",
+    )
+    no_show_minutes: int = Field(
+        default=10, alias="NO_SHOW_MINUTES", ge=1, le=240,
+        description="a booking whose room stays empty this long after its start is a no-show",
+    )
+    no_show_schedule: str = Field(
+        default="0 * * * * *", alias="NO_SHOW_SCHEDULE", min_length=11,
+        description="NCRONTAB of the no-show timer (decides bookings past their deadline, releases rooms)",
+    )
+    booking_sync_schedule: str = Field(
+        default="0 */5 * * * *", alias="BOOKING_SYNC_SCHEDULE", min_length=11,
+        description="NCRONTAB of the calendar sync timer (iCalendar feeds, Graph delta rounds)",
+    )
+    graph_renewal_schedule: str = Field(
+        default="0 15 * * * *", alias="GRAPH_RENEWAL_SCHEDULE", min_length=11,
+        description="NCRONTAB of the timer that creates and renews Graph change notification subscriptions",
+    )
+    graph_notification_url: str | None = Field(
+        default=None, alias="GRAPH_NOTIFICATION_URL", pattern=r"^(https://[^\s]+)?$", max_length=500,
+        description="https://<the app's host>/api/v1/graph/notifications: where Graph posts room mailbox changes; "
+                    "unset: no subscriptions (the sync timer alone keeps room mailboxes fresh)",
+    )
+    calendar_allow_loopback: bool = Field(
+        default=False, alias="CALENDAR_ALLOW_LOOPBACK",
+        description="accept iCalendar feed URLs on loopback, over http too (the demo serves its own feed); false in "
+                    "Azure, where only https to public addresses is fetched (SSRF)",
+    )
     analytics_min_group_size: int = Field(
         default=5, alias="ANALYTICS_MIN_GROUP_SIZE", ge=2, le=1000,
         description="k-anonymity: analytics cells built from fewer distinct people are suppressed",
@@ -79,6 +109,16 @@ class Settings(BaseSettings):
         description="accept tenant identity providers on loopback over plain http (the devkit's issuer); "
                     "false in Azure, where a loopback key location could only reach into the instance itself",
     )
+    webhook_allow_loopback: bool = Field(
+        default=False, alias="WEBHOOK_ALLOW_LOOPBACK",
+        description="accept webhook subscriptions to loopback addresses, over http too (the devkit's receiver); "
+                    "false in Azure, where only https to public addresses is delivered to (SSRF)",
+    )
+    eventgrid_topic_endpoint: str | None = Field(
+        default=None, alias="EVENTGRID_TOPIC_ENDPOINT", pattern=r"^https://[^\s/]+/api/events$",
+        description="the deployment's Event Grid topic (https://<topic>.<region>-1.eventgrid.azure.net/api/events), "
+                    "published to with the managed identity; unset: no eventGrid subscriptions",
+    )
     dashboard_sign_in_origins: str = Field(
         default=DEFAULT_SIGN_IN_ORIGINS, alias="DASHBOARD_SIGNIN_ORIGINS", max_length=2000,
         description="origins of the issuers people sign in to the dashboard with (comma-separated): its pages may "
@@ -91,7 +131,8 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("APPLICATIONINSIGHTS_CONNECTION_STRING")
     )
 
-    @field_validator("presence_sweep_schedule", "rollup_hourly_schedule", "rollup_daily_schedule")
+    @field_validator("presence_sweep_schedule", "rollup_hourly_schedule", "rollup_daily_schedule",
+                     "event_delivery_schedule", "no_show_schedule", "booking_sync_schedule", "graph_renewal_schedule")
     @classmethod
     def _valid_schedule(cls, value: str) -> str:
         parse_ncrontab(value)

@@ -5,36 +5,51 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from shared.domain.bookings import BookingSourceKind
 from shared.domain.ports import (
     ApiKeyStore,
     AuditLog,
     BlobStore,
+    BookingSource,
+    BookingStore,
+    DeliveryStore,
     EventBatchHandler,
+    EventLog,
+    EventOutbox,
     EventPublisher,
+    EventSink,
     InboundEvent,
     IssuerDocuments,
     LiveStateStore,
     SiteModelStore,
+    SubscriptionStore,
     TeamDirectory,
     TenantDirectory,
 )
 from shared.domain.retry import DeliveryAttempt
+from shared.domain.subscriptions import SinkKind
 from shared.services import EventProcessingService, HealthService, ScheduledJobs
 from shared.services.admin import AdminService
 from shared.services.auth import AuthService
+from shared.services.bookings import BookingService
+from shared.services.calendars import CalendarReleaser, CalendarService
 from shared.services.common import Clock, utc_now
+from shared.services.delivery import DeliveryLoop, DeliveryWorker, EventRelay, SubscriptionCache
 from shared.services.floorplans import FloorPlanService
 from shared.services.identity import BearerTokenVerifier, IdentityService, IssuerKeys
 from shared.services.ingest import IngestService
+from shared.services.no_shows import FlagRelease, NoShowService
 from shared.services.people import PeopleService
 from shared.services.pipeline import PipelineService, PresenceSweepService
 from shared.services.queries import QueryService
 from shared.services.rollups import AnalyticsReader, RollupService
 from shared.services.sites import SiteDirectory
 from shared.services.stream import StreamService
+from shared.services.subscriptions import SubscriptionService
+from shared.services.transitions import SiteFacts, TransitionSweepService
 from shared.settings import PublisherKind, Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -68,6 +83,18 @@ class AppContext:
     issuer_documents: IssuerDocuments
     floorplans: FloorPlanService
     stream: StreamService
+    outbox: EventOutbox
+    subscription_store: SubscriptionStore
+    deliveries: DeliveryStore
+    event_log: EventLog
+    subscriptions: SubscriptionService
+    relay: EventRelay
+    delivery: DeliveryWorker
+    delivery_loop: DeliveryLoop
+    booking_store: BookingStore
+    bookings: BookingService
+    no_shows: NoShowService
+    calendars: CalendarService
     closers: list[Any] = field(default_factory=list)
 
     async def close(self) -> None:
@@ -85,30 +112,76 @@ PublisherFactory = Callable[[EventBatchHandler], EventPublisher]
 def _assemble(settings: Settings, *, site_models: SiteModelStore, blobs: BlobStore, live_state: LiveStateStore,
               api_keys: ApiKeyStore, tenants: TenantDirectory, audit: AuditLog, teams: TeamDirectory,
               issuer_documents: IssuerDocuments, publisher_factory: PublisherFactory, clock: Clock,
-              closers: list[Any], cosmos_health: Any | None = None) -> AppContext:
+              closers: list[Any], outbox: EventOutbox, subscription_store: SubscriptionStore,
+              deliveries: DeliveryStore, event_log: EventLog, event_sinks: dict[SinkKind, EventSink],
+              booking_store: BookingStore, booking_sources: dict[BookingSourceKind, BookingSource],
+              cosmos_health: Any | None = None) -> AppContext:
     """The services over whichever adapters: the same graph for Azure, the devkit and the tests. `cosmos_health`
     is what health asks about Cosmos (default: the site model store)."""
     sites = SiteDirectory(site_models)
     pipeline = PipelineService(sites, live_state)
     processing = EventProcessingService(blobs, settings.deadletter_container, pipeline.process, clock=clock)
+    # Integration events: the outbox -> the event log and a delivery per subscription -> the targets.
+    subscription_cache = SubscriptionCache(subscription_store)
+    relay = EventRelay(outbox, event_log, deliveries, subscription_cache, clock=clock)
+    delivery = DeliveryWorker(deliveries, subscription_cache, subscription_store, event_sinks, clock=clock)
+    delivery_loop = DeliveryLoop(relay, delivery)
+    for sink in event_sinks.values():
+        closers.append(sink.close)
 
     async def deliver(events: Sequence[InboundEvent], attempt: DeliveryAttempt) -> None:
         await processing.process(events, attempt)
+        delivery_loop.nudge()  # the local poller relays the new outbox events now, not at its next round
+
+    async def deliver_events(_now: datetime) -> None:
+        await relay.relay_pending()
+        await delivery.run_once()
+        await delivery.drain()
 
     publisher = publisher_factory(deliver)
     closers.insert(0, publisher.close)  # stop delivering before the stores close
-    sweep = PresenceSweepService(live_state, timedelta(seconds=settings.presence_timeout_seconds))
+    sweep = PresenceSweepService(live_state, timedelta(seconds=settings.presence_timeout_seconds), sites=sites)
+    facts = SiteFacts(sites)
+    transitions = TransitionSweepService(live_state, facts)
+    # Bookings: the API's, and the calendars' through one BookingSource port (docs/bookings.md).
+    bookings = BookingService(booking_store, sites)
+    calendars = CalendarService(booking_store, sites, bookings, booking_sources,
+                                allow_loopback=settings.calendar_allow_loopback,
+                                notification_url=settings.graph_notification_url or None, clock=clock)
+    for source in booking_sources.values():
+        closers.append(source.close)
+    releaser = CalendarReleaser(booking_store, calendars.sources)
+    no_shows = NoShowService(booking_store, live_state, facts,
+                             {BookingSourceKind.api: FlagRelease(), BookingSourceKind.ical: releaser,
+                              BookingSourceKind.graph: releaser},
+                             timedelta(minutes=settings.no_show_minutes))
+
+    async def sync_calendars(now: datetime) -> None:
+        await calendars.sync_all(now)
+
+    async def renew_graph_subscriptions(now: datetime) -> None:
+        await calendars.renew_subscriptions(now)
+
+    async def sweep_presence_and_transitions(now: datetime) -> None:
+        # Both are what the passing of time changes: phones gone silent, then held-back headcounts and beacons
+        # gone silent (whose events follow the spaces the first one just vacated).
+        await sweep.sweep(now)
+        await transitions.sweep(now)
+
     rollups = RollupService(site_models, live_state, blobs, teams, settings.analytics_container,
-                            settings.analytics_min_group_size, clock=clock)
-    scheduled = ScheduledJobs({ScheduledJobs.PRESENCE_SWEEP: sweep.sweep, ScheduledJobs.HOURLY_ROLLUP: rollups.hourly,
-                               ScheduledJobs.DAILY_ROLLUP: rollups.daily})
+                            settings.analytics_min_group_size, clock=clock, bookings=booking_store)
+    scheduled = ScheduledJobs({ScheduledJobs.PRESENCE_SWEEP: sweep_presence_and_transitions, ScheduledJobs.HOURLY_ROLLUP: rollups.hourly,
+                               ScheduledJobs.DAILY_ROLLUP: rollups.daily,
+                               ScheduledJobs.EVENT_DELIVERY: deliver_events, ScheduledJobs.NO_SHOWS: no_shows.sweep,
+                               ScheduledJobs.BOOKING_SYNC: sync_calendars,
+                               ScheduledJobs.GRAPH_RENEWAL: renew_graph_subscriptions})
     closers.append(issuer_documents.close)
     issuer_keys = IssuerKeys(issuer_documents, allow_loopback=settings.identity_allow_loopback)
     # Tokens carry real times: the verifier reads the wall clock even when the app runs on a simulated one.
     verifier = BearerTokenVerifier(tenants, issuer_keys)
     auth = AuthService(api_keys, settings.admin_api_key, clock=clock, tokens=verifier)
     admin = AdminService(tenants, api_keys, auth, site_models, sites, clock=clock)
-    queries = QueryService(sites, live_state, clock=clock)
+    queries = QueryService(sites, live_state, clock=clock, bookings=booking_store)
     return AppContext(
         settings=settings, publisher=publisher, site_models=site_models, blobs=blobs, live_state=live_state,
         api_keys=api_keys,
@@ -121,8 +194,49 @@ def _assemble(settings: Settings, *, site_models: SiteModelStore, blobs: BlobSto
         analytics=AnalyticsReader(blobs, settings.analytics_container, settings.analytics_min_group_size),
         identity=IdentityService(tenants, verifier, issuer_keys, allow_loopback=settings.identity_allow_loopback,
                                  clock=clock),
-        issuer_documents=issuer_documents, closers=closers,
+        issuer_documents=issuer_documents, outbox=outbox, subscription_store=subscription_store,
+        deliveries=deliveries, event_log=event_log, relay=relay, delivery=delivery, delivery_loop=delivery_loop,
+        booking_store=booking_store, bookings=bookings, no_shows=no_shows, calendars=calendars,
+        subscriptions=SubscriptionService(subscription_store, deliveries, event_log, site_models,
+                                          allow_loopback=settings.webhook_allow_loopback,
+                                          event_grid_available=SinkKind.event_grid in event_sinks,
+                                          event_hub_available=SinkKind.event_hub in event_sinks, clock=clock),
+        closers=closers,
     )
+
+
+def _event_sinks(settings: Settings, credential: Any | None = None) -> dict[SinkKind, EventSink]:
+    """Webhooks always; with a credential (the managed identity) customers' Event Hubs, and the deployment's
+    Event Grid topic when it has one."""
+    from shared.adapters.webhooks import WebhookSink
+
+    sinks: dict[SinkKind, EventSink] = {SinkKind.webhook: WebhookSink(allow_loopback=settings.webhook_allow_loopback)}
+    if credential is not None:
+        from shared.adapters.event_sinks import (
+            EventGridSink,
+            EventHubSink,
+            event_grid_publisher,
+            event_hub_producer_factory,
+        )
+
+        sinks[SinkKind.event_hub] = EventHubSink(event_hub_producer_factory(credential))
+        if settings.eventgrid_topic_endpoint:
+            sinks[SinkKind.event_grid] = EventGridSink(
+                event_grid_publisher(settings.eventgrid_topic_endpoint, credential))
+    return sinks
+
+
+def _booking_sources(settings: Settings, credential: Any | None = None) -> dict[BookingSourceKind, BookingSource]:
+    """iCalendar feeds always; Microsoft Graph room mailboxes with a credential (the managed identity)."""
+    from shared.adapters.ical import ICalendarFeeds
+
+    sources: dict[BookingSourceKind, BookingSource] = {
+        BookingSourceKind.ical: ICalendarFeeds(allow_loopback=settings.calendar_allow_loopback)}
+    if credential is not None:
+        from shared.adapters.graph_calendars import GraphRoomCalendars
+
+        sources[BookingSourceKind.graph] = GraphRoomCalendars.from_credential(credential)
+    return sources
 
 
 def _credential(settings: Settings) -> Any:
@@ -138,7 +252,9 @@ async def build_context(settings: Settings, *, bootstrap: bool = True, clock: Cl
     `clock` is the app's notion of now (the devkit demo runs the app on a simulated clock)."""
     from shared.adapters.blob import AzureBlobStore, create_blob_service, ensure_blob_containers
     from shared.adapters.cosmos import CosmosApiKeyStore, CosmosSiteModelStore, create_cosmos_client
+    from shared.adapters.cosmos_bookings import CosmosBookingStore
     from shared.adapters.cosmos_directory import CosmosAuditLog, CosmosTenantDirectory
+    from shared.adapters.cosmos_events import CosmosDeliveryStore, CosmosEventLog, CosmosSubscriptionStore
     from shared.adapters.cosmos_live_state import CosmosLiveStateStore
     from shared.adapters.cosmos_schema import CosmosSchema
     from shared.adapters.cosmos_teams import CosmosTeamDirectory
@@ -175,14 +291,19 @@ async def build_context(settings: Settings, *, bootstrap: bool = True, clock: Cl
         return EventHubEventPublisher(create_eventhub_producer(settings, credential))
 
     blobs = AzureBlobStore(blob_service, probe_container=settings.deadletter_container)
+    live_state = CosmosLiveStateStore(database)
     return _assemble(
         settings,
         # Site models in Blob storage (any size), their versions in Cosmos (docs/data-model.md, "Site models").
         site_models=CosmosSiteModelStore(database, blobs=blobs, blob_container=settings.sites_container),
         blobs=blobs,
-        live_state=CosmosLiveStateStore(database), api_keys=CosmosApiKeyStore(database),
+        live_state=live_state, api_keys=CosmosApiKeyStore(database),
         tenants=CosmosTenantDirectory(database), audit=CosmosAuditLog(database), teams=CosmosTeamDirectory(database),
         issuer_documents=AiohttpIssuerDocuments(), publisher_factory=publisher_factory, clock=clock, closers=closers,
+        outbox=live_state, subscription_store=CosmosSubscriptionStore(database),
+        deliveries=CosmosDeliveryStore(database), event_log=CosmosEventLog(database),
+        event_sinks=_event_sinks(settings, credential), booking_store=CosmosBookingStore(database),
+        booking_sources=_booking_sources(settings, credential),
         cosmos_health=schema,
     )
 
@@ -196,20 +317,28 @@ def build_in_memory_context(settings: Settings, publisher: EventPublisher | None
         InMemoryApiKeyStore,
         InMemoryAuditLog,
         InMemoryBlobStore,
+        InMemoryBookingStore,
+        InMemoryDeliveryStore,
+        InMemoryEventLog,
         InMemoryIssuerDocuments,
         InMemoryLiveStateStore,
         InMemorySiteModelStore,
+        InMemorySubscriptionStore,
         InMemoryTeamDirectory,
         InMemoryTenantDirectory,
         RecordingEventPublisher,
     )
 
+    live_state = InMemoryLiveStateStore()
     return _assemble(
         settings, site_models=InMemorySiteModelStore(), blobs=InMemoryBlobStore(),
-        live_state=InMemoryLiveStateStore(), api_keys=InMemoryApiKeyStore(),
+        live_state=live_state, api_keys=InMemoryApiKeyStore(),
         tenants=InMemoryTenantDirectory(), audit=InMemoryAuditLog(), teams=InMemoryTeamDirectory(),
         issuer_documents=issuer_documents or InMemoryIssuerDocuments(),
         publisher_factory=lambda deliver: publisher or RecordingEventPublisher(), clock=clock, closers=[],
+        outbox=live_state, subscription_store=InMemorySubscriptionStore(), deliveries=InMemoryDeliveryStore(),
+        event_log=InMemoryEventLog(), event_sinks=_event_sinks(settings), booking_store=InMemoryBookingStore(live_state),
+        booking_sources=_booking_sources(settings),
     )
 
 

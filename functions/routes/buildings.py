@@ -1,7 +1,7 @@
 """Buildings: site models (admin) and what people and integrators read (live state, free rooms, routes...)."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
@@ -38,9 +38,11 @@ class SpaceOut(BaseModel):
     capacity: int
     amenities: list[str]
     bookable: bool
-    status: Literal["free", "occupied"]
+    status: Literal["free", "occupied", "booked", "reclaimable"] = Field(
+        description="occupied: someone is in; booked: a booking runs and nobody is in; reclaimable: that booking "
+                    "is a no-show (nobody came within NO_SHOW_MINUTES); free: none of these")
     headcount: int
-    since: datetime | None = Field(description="when the status last changed")
+    since: datetime | None = Field(description="when the occupancy (free / occupied) last changed")
 
 
 class SpacePage(BaseModel):
@@ -68,6 +70,26 @@ class NearbySpace(SpaceOut):
                                                                     "from `near`; null when no `near` was given")
     eta_s: float | None = Field(alias="etaS", description="walking time, stairs and lifts included; null when no "
                                                           "`near` was given")
+    model_config = {"populate_by_name": True}
+
+
+class BookingTimes(BaseModel):
+    start: datetime
+    end: datetime
+
+
+class FreeRoom(NearbySpace):
+    next_booking: BookingTimes | None = Field(alias="nextBooking",
+                                              description="the room's next booking within 24 hours; null: none")
+    model_config = {"populate_by_name": True}
+
+
+class FreeRoomPage(BaseModel):
+    """The v1 list shape: limited (`limit`), so the token is always null."""
+
+    items: list[FreeRoom]
+    continuation_token: str | None = Field(default=None, alias="continuationToken",
+                                           description="always null: the list is limited, not paged")
     model_config = {"populate_by_name": True}
 
 
@@ -133,6 +155,12 @@ def _nearby_out(n: Nearby) -> NearbySpace:
                        eta_s=round(n.eta_s) if n.eta_s is not None else None)
 
 
+def _free_room_out(n: Nearby) -> FreeRoom:
+    upcoming = n.view.next_booking
+    return FreeRoom(**_nearby_out(n).model_dump(),
+                    next_booking=BookingTimes(start=upcoming.start, end=upcoming.end) if upcoming else None)
+
+
 NEAR = Query(description="a space id, or `x,y,floor` in building metres", max_length=200)
 
 
@@ -180,7 +208,7 @@ async def list_spaces(buildingId: PathId,
                       floor: str | None = id_query(description="a floor id"),
                       kind: str | None = Query(default=None, max_length=64,
                                                description="a space kind (IMDF unit category); unknown: 400"),
-                      status: Literal["free", "occupied"] | None = None,
+                      status: Literal["free", "occupied", "booked", "reclaimable"] | None = None,
                       min_capacity: int | None = Query(default=None, alias="minCapacity", ge=0, le=100_000),
                       amenity: str | None = Query(default=None, max_length=64),
                       limit: int = Query(default=100, ge=1, le=1000),
@@ -212,9 +240,12 @@ async def occupancy(buildingId: PathId, who: Principal = Depends(require(Scope.r
                      floors=[FloorCount(floor=f, name=names[f], headcount=n) for f, n in per_floor.items()])
 
 
-@router.get("/{buildingId}/free-rooms", response_model=NearbyPage, response_model_by_alias=True,
-            summary="Free meeting rooms by walking distance from `near`")
+@router.get("/{buildingId}/free-rooms", response_model=FreeRoomPage, response_model_by_alias=True,
+            summary="Meeting rooms free now and for `freeFor` minutes, by walking distance from `near`")
 async def free_rooms(buildingId: PathId, near: str = NEAR,
+                     free_for: int = Query(default=30, alias="freeFor", ge=1, le=1440,
+                                           description="minutes the room must stay free: no booking holds it "
+                                                       "within them (a no-show's booking does not)"),
                      min_capacity: int | None = Query(default=None, alias="minCapacity", ge=0, le=100_000),
                      amenity: str | None = Query(default=None, max_length=64),
                      kind: list[str] | None = Query(default=None, max_length=10,
@@ -223,10 +254,11 @@ async def free_rooms(buildingId: PathId, near: str = NEAR,
                      accessible: bool = False,
                      limit: int = Query(default=10, ge=1, le=100),
                      who: Principal = Depends(require(Scope.read)),
-                     context: AppContext = Depends(get_context)) -> NearbyPage:
+                     context: AppContext = Depends(get_context)) -> FreeRoomPage:
     rooms = await context.queries.free_rooms(who.building(buildingId), near, min_capacity=min_capacity,
-                                             amenity=amenity, kinds=kind, limit=limit, accessible=accessible)
-    return NearbyPage(items=[_nearby_out(n) for n in rooms], continuation_token=None)
+                                             amenity=amenity, kinds=kind, limit=limit, accessible=accessible,
+                                             free_for_=timedelta(minutes=free_for))
+    return FreeRoomPage(items=[_free_room_out(n) for n in rooms], continuation_token=None)
 
 
 @router.get("/{buildingId}/route", response_model=RouteOut, response_model_by_alias=True,

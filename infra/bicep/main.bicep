@@ -177,6 +177,9 @@ param rollupHourlySchedule string = '0 5 * * * *'
 @description('ROLLUP_DAILY_SCHEDULE (NCRONTAB, six fields)')
 param rollupDailySchedule string = '0 20 * * * *'
 
+@description('EVENT_DELIVERY_SCHEDULE (NCRONTAB, six fields): event delivery retries and the outbox safety net')
+param eventDeliverySchedule string = '*/10 * * * * *'
+
 @minValue(2)
 @maxValue(1000)
 @description('ANALYTICS_MIN_GROUP_SIZE: analytics cells built from fewer distinct people are suppressed')
@@ -184,6 +187,9 @@ param analyticsMinGroupSize int = 5
 
 @description('DASHBOARD_SIGNIN_ORIGINS: origins the dashboard may connect to when people sign in (their issuers), comma-separated')
 param dashboardSigninOrigins string = 'https://login.microsoftonline.com'
+
+@description('Where Microsoft Graph posts room mailbox changes: https://<the app host>/api/v1/graph/notifications (GRAPH_NOTIFICATION_URL); empty: no change notifications, the calendar sync timer alone keeps room mailboxes fresh')
+param graphNotificationUrl string = ''
 
 // ---------------------------------------------------------------- names
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
@@ -201,6 +207,7 @@ var names = {
   eventHubNamespace: 'evhns-spaceflow-${resourceToken}'
   cosmos: 'cosno-spaceflow-${resourceToken}'
   keyVault: 'kv-${resourceToken}'
+  eventGridTopic: 'evgt-spaceflow-${resourceToken}'
   plan: 'plan-spaceflow-${resourceToken}'
   functionApp: 'func-spaceflow-${resourceToken}'
   vnet: 'vnet-spaceflow-${resourceToken}'
@@ -212,6 +219,7 @@ var privateDnsZoneNames = {
   eventHubs: 'privatelink.servicebus.windows.net'
   blob: 'privatelink.blob.core.windows.net'
   keyVault: 'privatelink.vaultcore.azure.net'
+  eventGrid: 'privatelink.eventgrid.azure.net'
 }
 var deploymentContainerName = 'app-package'
 var captureContainerName = 'capture'
@@ -328,6 +336,17 @@ module cosmos 'modules/cosmos.bicep' = {
   }
 }
 
+module eventGrid 'modules/eventgrid.bicep' = {
+  name: 'eventgrid'
+  scope: rg
+  params: {
+    name: names.eventGridTopic
+    location: location
+    tags: tags
+    networkIsolation: networkIsolation
+  }
+}
+
 module keyVault 'modules/keyvault.bicep' = {
   name: 'keyvault'
   scope: rg
@@ -356,6 +375,7 @@ module appRoles 'modules/roles.bicep' = {
     keyVaultName: keyVault.outputs.name
     adminApiKeySecretName: keyVault.outputs.adminApiKeySecretName
     applicationInsightsName: monitoring.outputs.applicationInsightsName
+    eventGridTopicName: eventGrid.outputs.name
   }
 }
 
@@ -373,6 +393,7 @@ module userRoles 'modules/roles.bicep' = if (!empty(principalId)) {
     keyVaultName: keyVault.outputs.name
     adminApiKeySecretName: keyVault.outputs.adminApiKeySecretName
     applicationInsightsName: monitoring.outputs.applicationInsightsName
+    eventGridTopicName: eventGrid.outputs.name
   }
 }
 
@@ -385,6 +406,9 @@ var appSettings = {
   AZURE_CLIENT_ID: identity.outputs.clientId
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identity.outputs.clientId};Authorization=AAD'
   COSMOS__accountEndpoint: cosmos.outputs.endpoint
+  // The change feed trigger's connection (functions/events.py) with the same identity.
+  COSMOS__credential: 'managedidentity'
+  COSMOS__clientId: identity.outputs.clientId
   COSMOS_DATABASE: cosmos.outputs.databaseName
   ANALYTICS_STORAGE__serviceUri: analyticsStorage.outputs.blobEndpoint
   ANALYTICS_CONTAINER: analyticsContainerName
@@ -400,9 +424,23 @@ var appSettings = {
   PRESENCE_SWEEP_SCHEDULE: presenceSweepSchedule
   ROLLUP_HOURLY_SCHEDULE: rollupHourlySchedule
   ROLLUP_DAILY_SCHEDULE: rollupDailySchedule
+  EVENT_DELIVERY_SCHEDULE: eventDeliverySchedule
+  // Bookings (docs/bookings.md): a booking whose room stays empty this many minutes is a no-show; its timer.
+  NO_SHOW_MINUTES: '10'
+  NO_SHOW_SCHEDULE: '0 * * * * *'
+  BOOKING_SYNC_SCHEDULE: '0 */5 * * * *'
+  GRAPH_RENEWAL_SCHEDULE: '0 15 * * * *'
+  // Where Graph posts room mailbox changes (https://<host>/api/v1/graph/notifications); empty: no subscriptions.
+  GRAPH_NOTIFICATION_URL: graphNotificationUrl
+  // Calendar feeds are fetched over https from public addresses only (SSRF), like webhooks.
+  CALENDAR_ALLOW_LOOPBACK: 'false'
   ANALYTICS_MIN_GROUP_SIZE: string(analyticsMinGroupSize)
   // People sign in with their tenant's issuer over https; a loopback (devkit) issuer is refused in Azure.
   IDENTITY_ALLOW_LOOPBACK: 'false'
+  // Webhooks go to https on public addresses only (SSRF); the devkit's receiver on loopback is local only.
+  WEBHOOK_ALLOW_LOOPBACK: 'false'
+  // eventGrid subscriptions publish here with the identity (EventGrid Data Sender on this topic only).
+  EVENTGRID_TOPIC_ENDPOINT: eventGrid.outputs.endpoint
   // The dashboard's pages may connect there (Content-Security-Policy connect-src) for the code exchange.
   DASHBOARD_SIGNIN_ORIGINS: dashboardSigninOrigins
   ADMIN_API_KEY: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.adminApiKeySecretUri})'
@@ -453,6 +491,7 @@ module network 'modules/network.bicep' = if (networkIsolation) {
       privateDnsZoneNames.eventHubs
       privateDnsZoneNames.blob
       privateDnsZoneNames.keyVault
+      privateDnsZoneNames.eventGrid
     ]
   }
 }
@@ -496,6 +535,12 @@ module privateEndpoints 'modules/privateEndpoints.bicep' = if (networkIsolation)
         groupId: 'vault'
         dnsZoneName: privateDnsZoneNames.keyVault
       }
+      {
+        name: 'pe-${names.eventGridTopic}'
+        serviceId: eventGrid.outputs.id
+        groupId: 'topic'
+        dnsZoneName: privateDnsZoneNames.eventGrid
+      }
     ]
   }
 }
@@ -534,6 +579,13 @@ output PRESENCE_TIMEOUT_SECONDS string = string(presenceTimeoutSeconds)
 output PRESENCE_SWEEP_SCHEDULE string = presenceSweepSchedule
 output ROLLUP_HOURLY_SCHEDULE string = rollupHourlySchedule
 output ROLLUP_DAILY_SCHEDULE string = rollupDailySchedule
+output EVENT_DELIVERY_SCHEDULE string = eventDeliverySchedule
+output NO_SHOW_MINUTES string = '10'
+output NO_SHOW_SCHEDULE string = '0 * * * * *'
+output BOOKING_SYNC_SCHEDULE string = '0 */5 * * * *'
+output GRAPH_RENEWAL_SCHEDULE string = '0 15 * * * *'
+output GRAPH_NOTIFICATION_URL string = graphNotificationUrl
+output EVENTGRID_TOPIC_ENDPOINT string = eventGrid.outputs.endpoint
 output ANALYTICS_MIN_GROUP_SIZE string = string(analyticsMinGroupSize)
 output DASHBOARD_SIGNIN_ORIGINS string = dashboardSigninOrigins
 // azd's own

@@ -76,6 +76,10 @@ AUDIT_RETENTION_S = 365 * 86400
 
 # Live-state containers by role; the names carry a version because the partition key changed (data-model.md).
 DEVICES, SPACES, VISITS, BEACONS = "devices-v2", "spaces-v2", "visits-v2", "beacons-v2"
+# Integration events (docs/events.md): subscriptions, each event's delivery to each, the event log for replays.
+SUBSCRIPTIONS, DELIVERIES, EVENT_LOG = "subscriptions", "deliveries", "events"
+LEASES = "leases"  # the change feed trigger's leases (functions/events.py)
+EVENT_RETENTION_S = 7 * 86400
 
 # The containers the app needs. Bicep (infra/bicep) declares the same set; a test holds the two together.
 # Every container excludes all paths from the index except the ones a query filters or sorts on: writes cost
@@ -90,12 +94,24 @@ COSMOS_CONTAINERS: tuple[ContainerSpec, ...] = (
     ContainerSpec("devices-v2", "/buildingKey", ("/buildingKey/?", "/tenantId/?", "/lastSeen/?", "/spaceId/?",
                                                  "/leavingSpaceId/?", "/userId/?"),
                   description="each phone's position, floor, space and filter state"),
-    ContainerSpec("spaces-v2", "/buildingKey", ("/buildingKey/?", "/tenantId/?", "/status/?"),
-                  description="each space's live state: status, headcount, since"),
+    ContainerSpec("spaces-v2", "/buildingKey", ("/buildingKey/?", "/tenantId/?", "/status/?", "/kind/?",
+                                                "/headcountDueAt/?", "/spaceId/?", "/start/?", "/end/?", "/checkOpen/?",
+                                                "/releaseState/?"),
+                  description="each space's live state: status, headcount, since; its bookings; the outbox of its "
+                              "events"),
     ContainerSpec("visits-v2", "/buildingKey", ("/buildingKey/?", "/tenantId/?", "/end/?", "/start/?"),
                   description="closed visits (device, space, start, end) for the analytics rollups"),
-    ContainerSpec("beacons-v2", "/buildingKey", ("/buildingKey/?", "/tenantId/?", "/lastHeard/?"),
-                  description="beacon fleet health from the SDK's telemetry"),
+    ContainerSpec("beacons-v2", "/buildingKey", ("/buildingKey/?", "/tenantId/?", "/lastHeard/?", "/kind/?",
+                                                 "/silenceReported/?"),
+                  description="beacon fleet health from the SDK's telemetry; its alerts and their events' outbox"),
+    ContainerSpec("subscriptions", "/tenantId", ("/tenantId/?",),
+                  description="event subscriptions: webhook, Event Hub or Event Grid; types, building, secrets"),
+    ContainerSpec("deliveries", "/subscriptionKey", ("/subscriptionKey/?", "/status/?", "/nextAttemptAt/?",
+                                                    "/subject/?"), default_ttl_s=EVENT_RETENTION_S,
+                  description="each event for each subscription with its attempts (id: the event id); a week"),
+    ContainerSpec("events", "/buildingKey", ("/buildingKey/?", "/tenantId/?", "/time/?"),
+                  default_ttl_s=EVENT_RETENTION_S, description="every event handed on, for replays; a week"),
+    ContainerSpec("leases", "/id", description="change feed leases of the event relay (Functions Cosmos DB trigger)"),
     ContainerSpec("audit", "/tenantId", ("/tenantId/?", "/at/?"), default_ttl_s=AUDIT_RETENTION_S,
                   description="people-finder lookups, for the tenant's admins; kept a year"),
 )
@@ -162,6 +178,21 @@ async def ensure_cosmos_schema(client: CosmosClient, database_name: str,
 
 def unavailable(exc: Exception) -> DependencyUnavailable:
     return DependencyUnavailable("cosmos", type(exc).__name__)
+
+
+async def query_all(container: CosmosContainer, query: str, parameters: dict[str, Any],
+                    partition: str | None = None) -> list[dict[str, Any]]:
+    """Every item the query finds (in one partition when `partition` is given); DependencyUnavailable when Cosmos
+    cannot be reached."""
+    params = [{"name": k, "value": v} for k, v in parameters.items()]
+    try:
+        if partition is None:
+            items = container.query_items(query, parameters=params)
+        else:
+            items = container.query_items(query, parameters=params, partition_key=partition)
+        return [item async for item in items]
+    except (ServiceRequestError, ServiceResponseError) as exc:
+        raise unavailable(exc) from exc
 
 
 class CosmosSiteModelStore:

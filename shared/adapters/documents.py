@@ -7,9 +7,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from shared.domain.bookings import Booking, BookingSettings, BookingSourceKind, CalendarSource, ReleaseState
+from shared.domain.events import BeaconAlerts, CloudEvent, EventType, parse_event
 from shared.domain.identity import IdentityConfig, issuer_key
 from shared.domain.people import AuditEntry, Sharing, SharingChange, SharingLevel, Tenant
 from shared.domain.presence import BeaconDrift, BeaconHealth, DeviceState, SpaceState, Visit
+from shared.domain.subscriptions import (
+    AttemptRecord,
+    Delivery,
+    DeliveryStatus,
+    EventHubTarget,
+    SigningSecret,
+    SinkKind,
+    Subscription,
+)
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -70,14 +81,20 @@ def space_to_doc(s: SpaceState) -> dict[str, Any]:
     # headcount and status are stored as well as derived: queries filter on them (free rooms, occupancy).
     return {"id": s.space_id, PARTITION_KEY_FIELD: s.building.key, "buildingId": s.building_id,
             "tenantId": s.tenant_id, "occupants": s.occupants, "headcount": s.headcount, "status": s.status,
-            "since": iso(s.since), "lastChange": iso(s.last_change)}
+            "since": iso(s.since), "lastChange": iso(s.last_change), "eventSeq": s.event_seq,
+            "headcountReported": s.headcount_reported, "headcountReportedAt": iso(s.headcount_reported_at),
+            "headcountDueAt": iso(s.headcount_due_at)}
 
 
 def space_from_doc(doc: dict[str, Any]) -> SpaceState:
     return SpaceState(tenant_id=doc["tenantId"], building_id=doc["buildingId"], space_id=doc["id"],
                       occupants=dict(doc.get("occupants") or {}),
                       since=parse_time(doc.get("since")), last_change=parse_time(doc.get("lastChange")),
-                      etag=doc.get("_etag"))
+                      event_seq=int(doc.get("eventSeq") or 0),
+                      # written before events existed: the headcount then is taken as reported
+                      headcount_reported=int(doc.get("headcountReported", len(doc.get("occupants") or {}))),
+                      headcount_reported_at=parse_time(doc.get("headcountReportedAt")),
+                      headcount_due_at=parse_time(doc.get("headcountDueAt")), etag=doc.get("_etag"))
 
 
 def visit_to_doc(v: Visit) -> dict[str, Any]:
@@ -109,7 +126,8 @@ def beacon_from_doc(doc: dict[str, Any]) -> BeaconHealth:
     return BeaconHealth(tenant_id=doc["tenantId"], building_id=doc["buildingId"], beacon_id=doc["id"],
                         last_heard=require_time(doc, "lastHeard"), battery_mv=doc.get("batteryMv"),
                         solar_lux=doc.get("solarLux"), temperature_c=doc.get("temperatureC"),
-                        telemetry_at=parse_time(doc.get("telemetryAt")), drift=_drift_from_doc(doc.get("drift")))
+                        telemetry_at=parse_time(doc.get("telemetryAt")),
+                        silence_reported=bool(doc.get(SILENCE_REPORTED)), drift=_drift_from_doc(doc.get("drift")))
 
 
 def _drift_from_doc(raw: Any) -> BeaconDrift | None:
@@ -125,6 +143,46 @@ def _drift_from_doc(raw: Any) -> BeaconDrift | None:
                            int(raw["observations"]), at, bool(raw.get("flagged", False)))
     except (KeyError, TypeError, ValueError):
         return None
+
+
+
+# Documents beside the state in the spaces and beacons containers (same partition, so one transactional batch
+# writes a transition with its events) carry a `kind`; the state documents have none.
+KIND_FIELD = "kind"
+OUTBOX_KIND = "outbox"
+ALERTS_KIND = "alerts"
+SILENCE_REPORTED = "silenceReported"
+
+
+def outbox_id(event_id: str) -> str:
+    return f"outbox:{event_id}"
+
+
+def outbox_to_doc(event: CloudEvent) -> dict[str, Any]:
+    building = event.building
+    return {"id": outbox_id(event.id), PARTITION_KEY_FIELD: building.key, "tenantId": building.tenant_id,
+            "buildingId": building.building_id, KIND_FIELD: OUTBOX_KIND, "subject": event.subject,
+            "sequence": event.sequence_number, "event": event.to_json()}
+
+
+def outbox_from_doc(doc: dict[str, Any]) -> CloudEvent:
+    return parse_event(doc["event"])
+
+
+def alerts_id(beacon_id: str) -> str:
+    return f"alerts:{beacon_id}"
+
+
+def alerts_to_doc(a: BeaconAlerts) -> dict[str, Any]:
+    return {"id": alerts_id(a.beacon_id), PARTITION_KEY_FIELD: a.building.key, "tenantId": a.tenant_id,
+            "buildingId": a.building_id, KIND_FIELD: ALERTS_KIND, "beaconId": a.beacon_id, "eventSeq": a.event_seq,
+            "batteryLow": a.battery_low, "silentReportedFor": iso(a.silent_reported_for)}
+
+
+def alerts_from_doc(doc: dict[str, Any]) -> BeaconAlerts:
+    return BeaconAlerts(tenant_id=doc["tenantId"], building_id=doc["buildingId"], beacon_id=doc["beaconId"],
+                        event_seq=int(doc.get("eventSeq") or 0), battery_low=bool(doc.get("batteryLow")),
+                        silent_reported_for=parse_time(doc.get("silentReportedFor")), etag=doc.get("_etag"))
 
 
 # Azure's documented costs (DESIGN.md): a point read of up to 1 KB is 1 RU; a ~1 KB write is ~5.5 RU with no
@@ -243,3 +301,128 @@ def sharing_change_from_doc(doc: dict[str, Any]) -> SharingChange:
                          from_level=SharingLevel(doc["fromLevel"]) if doc.get("fromLevel") else None,
                          from_until=parse_time(doc.get("fromUntil")), to_level=SharingLevel(doc["toLevel"]),
                          to_until=parse_time(doc.get("toUntil")))
+
+
+def subscription_to_doc(s: Subscription) -> dict[str, Any]:
+    return {"id": s.subscription_id, "tenantId": s.tenant_id, "sink": s.sink.value, "url": s.url,
+            "eventHub": {"namespace": s.event_hub.namespace, "hub": s.event_hub.hub} if s.event_hub else None,
+            "types": sorted(t.value for t in s.types), "buildingId": s.building_id, "paused": s.paused,
+            "disabledReason": s.disabled_reason, "disabledAt": iso(s.disabled_at), "createdAt": iso(s.created_at),
+            # The secrets sign the requests, so they are kept as they are (Cosmos encrypts data at rest); they
+            # are never returned by the API after the answer that created or rotated them.
+            "secrets": [{"value": x.value, "createdAt": iso(x.created_at), "expiresAt": iso(x.expires_at)}
+                        for x in s.secrets]}
+
+
+def subscription_from_doc(doc: dict[str, Any]) -> Subscription:
+    hub = doc.get("eventHub")
+    return Subscription(
+        tenant_id=doc["tenantId"], subscription_id=doc["id"], sink=SinkKind(doc["sink"]),
+        created_at=require_time(doc, "createdAt"), url=doc.get("url"),
+        event_hub=EventHubTarget(hub["namespace"], hub["hub"]) if hub else None,
+        types=frozenset(EventType(t) for t in doc.get("types") or ()), building_id=doc.get("buildingId"),
+        paused=bool(doc.get("paused")), disabled_reason=doc.get("disabledReason"),
+        disabled_at=parse_time(doc.get("disabledAt")),
+        secrets=tuple(SigningSecret(x["value"], require_time(x, "createdAt"), parse_time(x.get("expiresAt")))
+                      for x in doc.get("secrets") or ()),
+        etag=doc.get("_etag"))
+
+
+def delivery_to_doc(d: Delivery) -> dict[str, Any]:
+    return {"id": d.event_id, "subscriptionKey": d.subscription_key, "tenantId": d.tenant_id,
+            "subscriptionId": d.subscription_id, "subject": d.event.subject, "sequence": d.event.sequence_number,
+            "eventTime": iso(d.event.time), "event": d.event.to_json(), "status": d.status.value,
+            "nextAttemptAt": iso(d.next_attempt_at), "attempts": d.attempts,
+            "firstAttemptAt": iso(d.first_attempt_at), "deliveredAt": iso(d.delivered_at),
+            "log": [{"at": iso(r.at), "statusCode": r.status_code, "latencyMs": r.latency_ms, "error": r.error}
+                    for r in d.log]}
+
+
+def delivery_from_doc(doc: dict[str, Any]) -> Delivery:
+    return Delivery(
+        tenant_id=doc["tenantId"], subscription_id=doc["subscriptionId"], event=parse_event(doc["event"]),
+        status=DeliveryStatus(doc["status"]), next_attempt_at=require_time(doc, "nextAttemptAt"),
+        attempts=int(doc.get("attempts") or 0), first_attempt_at=parse_time(doc.get("firstAttemptAt")),
+        delivered_at=parse_time(doc.get("deliveredAt")),
+        log=tuple(AttemptRecord(require_time(r, "at"), r.get("statusCode"), float(r.get("latencyMs") or 0.0),
+                                r.get("error")) for r in doc.get("log") or ()),
+        etag=doc.get("_etag"))
+
+
+def event_log_to_doc(e: CloudEvent) -> dict[str, Any]:
+    building = e.building
+    return {"id": e.id, PARTITION_KEY_FIELD: building.key, "tenantId": building.tenant_id,
+            "buildingId": building.building_id, "time": iso(e.time), "event": e.to_json()}
+
+
+# Bookings (docs/bookings.md): documents beside the spaces in their building's partition of the spaces container,
+# so a no-show and its event go into one transactional batch with the outbox.
+BOOKING_KIND = "booking"
+BOOKING_SETTINGS_KIND = "booking-settings"
+BOOKING_SETTINGS_ID = "booking-settings"
+
+
+def booking_id(space_id: str, booking_id_: str) -> str:
+    return f"booking:{space_id}:{booking_id_}"
+
+
+def booking_to_doc(b: Booking) -> dict[str, Any]:
+    return {"id": booking_id(b.space_id, b.booking_id), PARTITION_KEY_FIELD: b.building.key,
+            "tenantId": b.tenant_id, "buildingId": b.building_id, KIND_FIELD: BOOKING_KIND, "spaceId": b.space_id,
+            "bookingId": b.booking_id, "start": iso(b.start), "end": iso(b.end), "source": b.source.value,
+            "sourceEventId": b.source_event_id, "released": b.released, "checkedInAt": iso(b.checked_in_at),
+            "noShowAt": iso(b.no_show_at), "eventSeq": b.event_seq,
+            # queried across buildings by the no-show timer and the releaser: plain flags, indexed
+            "checkOpen": not b.decided, "releaseState": b.release_state.value,
+            "releaseClaimedUntil": iso(b.release_claimed_until), "releaseError": b.release_error}
+
+
+def booking_from_doc(doc: dict[str, Any]) -> Booking:
+    return Booking(tenant_id=doc["tenantId"], building_id=doc["buildingId"], space_id=doc["spaceId"],
+                   booking_id=doc["bookingId"], start=require_time(doc, "start"), end=require_time(doc, "end"),
+                   source=BookingSourceKind(doc.get("source") or "api"), source_event_id=doc.get("sourceEventId"),
+                   released=bool(doc.get("released")), checked_in_at=parse_time(doc.get("checkedInAt")),
+                   no_show_at=parse_time(doc.get("noShowAt")), event_seq=int(doc.get("eventSeq") or 0),
+                   release_state=ReleaseState(doc.get("releaseState") or "none"),
+                   release_claimed_until=parse_time(doc.get("releaseClaimedUntil")),
+                   release_error=doc.get("releaseError"), etag=doc.get("_etag"))
+
+
+def booking_settings_to_doc(s: BookingSettings) -> dict[str, Any]:
+    return {"id": BOOKING_SETTINGS_ID, PARTITION_KEY_FIELD: s.building.key, "tenantId": s.tenant_id,
+            "buildingId": s.building_id, KIND_FIELD: BOOKING_SETTINGS_KIND, "releaseNoShows": s.release_no_shows}
+
+
+def booking_settings_from_doc(doc: dict[str, Any]) -> BookingSettings:
+    return BookingSettings(tenant_id=doc["tenantId"], building_id=doc["buildingId"],
+                           release_no_shows=bool(doc.get("releaseNoShows")), etag=doc.get("_etag"))
+
+
+CALENDAR_KIND = "calendar"
+
+
+def calendar_id(space_id: str) -> str:
+    return f"calendar:{space_id}"
+
+
+def calendar_to_doc(c: CalendarSource) -> dict[str, Any]:
+    # clientState signs Graph's notifications to us: kept as it is, like webhook secrets (Cosmos encrypts at rest)
+    return {"id": calendar_id(c.space_id), PARTITION_KEY_FIELD: c.building.key, "tenantId": c.tenant_id,
+            "buildingId": c.building_id, KIND_FIELD: CALENDAR_KIND, "spaceId": c.space_id,
+            "sourceKind": c.kind.value, "url": c.url, "mailbox": c.mailbox, "cursor": c.cursor,
+            "windowStart": iso(c.window_start), "windowEnd": iso(c.window_end),
+            "subscriptionId": c.subscription_id, "clientState": c.client_state,
+            "subscriptionExpiresAt": iso(c.subscription_expires_at), "syncRequested": c.sync_requested,
+            "lastSyncAt": iso(c.last_sync_at), "lastError": c.last_error}
+
+
+def calendar_from_doc(doc: dict[str, Any]) -> CalendarSource:
+    return CalendarSource(tenant_id=doc["tenantId"], building_id=doc["buildingId"], space_id=doc["spaceId"],
+                          kind=BookingSourceKind(doc["sourceKind"]), url=doc.get("url"), mailbox=doc.get("mailbox"),
+                          cursor=doc.get("cursor"), window_start=parse_time(doc.get("windowStart")),
+                          window_end=parse_time(doc.get("windowEnd")), subscription_id=doc.get("subscriptionId"),
+                          client_state=doc.get("clientState"),
+                          subscription_expires_at=parse_time(doc.get("subscriptionExpiresAt")),
+                          sync_requested=bool(doc.get("syncRequested")),
+                          last_sync_at=parse_time(doc.get("lastSyncAt")), last_error=doc.get("lastError"),
+                          etag=doc.get("_etag"))

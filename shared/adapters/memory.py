@@ -11,11 +11,14 @@ from datetime import datetime
 from typing import Any
 
 from shared.adapters import documents
+from shared.domain.bookings import Booking, BookingSettings, CalendarSource
+from shared.domain.events import BeaconAlerts, CloudEvent
 from shared.domain.identity import IdentityConfig
 from shared.domain.people import AuditEntry, Sharing, SharingChange, Tenant
 from shared.domain.ports import AlreadyExists, DependencyUnavailable, OutboundEvent, PreconditionFailed, VersionedSite
 from shared.domain.presence import BeaconHealth, DeviceState, SpaceState, Visit
 from shared.domain.site import SiteModel
+from shared.domain.subscriptions import Delivery, DeliveryStatus, Subscription
 from shared.domain.teams import Team
 from shared.domain.tenancy import ApiKeyRecord, BuildingRef
 
@@ -155,7 +158,19 @@ class InMemoryLiveStateStore:
         return copy.deepcopy(stored)
 
     def _partition(self, container: str, building: BuildingRef) -> list[Document]:
-        return [d for (p, _), d in self._docs[container].items() if p == building.key]
+        return [d for (p, _), d in self._docs[container].items()
+                if p == building.key and documents.KIND_FIELD not in d]
+
+    def _check_outbox_free(self, container: str, partition: str, events: Sequence[CloudEvent]) -> None:
+        for event in events:
+            if event.building.key != partition:
+                raise ValueError(f"event {event.id} is of another building than its transition")
+            if (partition, documents.outbox_id(event.id)) in self._docs[container]:
+                raise PreconditionFailed(f"{container}/outbox:{event.id} already exists")
+
+    def _put_outbox(self, container: str, events: Sequence[CloudEvent]) -> None:
+        for event in events:
+            self._save(container, event.building.key, documents.outbox_to_doc(event), None)
 
     async def get_device(self, building: BuildingRef, device_id: str) -> DeviceState | None:
         doc = self._get("devices", building.key, device_id)
@@ -177,9 +192,20 @@ class InMemoryLiveStateStore:
         doc = self._get("spaces", building.key, space_id)
         return documents.space_from_doc(doc) if doc else None
 
-    async def save_space(self, space: SpaceState) -> SpaceState:
-        return documents.space_from_doc(
+    async def save_space(self, space: SpaceState, events: Sequence[CloudEvent] = ()) -> SpaceState:
+        # No await between the checks and the writes: all of it or none, like the transactional batch.
+        self._check_outbox_free("spaces", space.building.key, events)
+        saved = documents.space_from_doc(
             self._save("spaces", space.building.key, documents.space_to_doc(space), space.etag))
+        self._put_outbox("spaces", events)
+        return saved
+
+    async def list_spaces_due(self, now: datetime, limit: int = 1000) -> list[SpaceState]:
+        cutoff = documents.iso(now)
+        docs = [d for d in self._docs["spaces"].values()
+                if documents.KIND_FIELD not in d and d.get("headcountDueAt") and d["headcountDueAt"] <= cutoff]
+        docs.sort(key=lambda d: d["headcountDueAt"])
+        return [documents.space_from_doc(copy.deepcopy(d)) for d in docs[:limit]]
 
     async def list_spaces(self, building: BuildingRef) -> list[SpaceState]:
         docs = self._partition("spaces", building)
@@ -206,6 +232,49 @@ class InMemoryLiveStateStore:
     async def list_beacon_health(self, building: BuildingRef) -> list[BeaconHealth]:
         docs = self._partition("beacons", building)
         return sorted((documents.beacon_from_doc(d) for d in docs), key=lambda b: b.beacon_id)
+
+    async def get_beacon_alerts(self, building: BuildingRef, beacon_id: str) -> BeaconAlerts | None:
+        doc = self._get("beacons", building.key, documents.alerts_id(beacon_id))
+        return documents.alerts_from_doc(doc) if doc else None
+
+    async def save_beacon_alerts(self, alerts: BeaconAlerts, events: Sequence[CloudEvent] = (), *,
+                                 silence_of: BeaconHealth | None = None) -> BeaconAlerts:
+        partition = alerts.building.key
+        self._check_outbox_free("beacons", partition, events)
+        current = self._docs["beacons"].get((partition, documents.alerts_id(alerts.beacon_id)))
+        if (alerts.etag is None) != (current is None) or (current is not None and current["_etag"] != alerts.etag):
+            raise PreconditionFailed(f"beacons/alerts:{alerts.beacon_id} changed since it was read")
+        health_doc = None
+        if silence_of is not None:
+            health_doc = self._docs["beacons"].get((partition, silence_of.beacon_id))
+            if health_doc is None or health_doc["lastHeard"] != documents.iso(silence_of.last_heard):
+                raise PreconditionFailed(f"beacons/{silence_of.beacon_id} was heard since it was read")
+        saved = documents.alerts_from_doc(
+            self._save("beacons", partition, documents.alerts_to_doc(alerts), alerts.etag))
+        if health_doc is not None:
+            health_doc[documents.SILENCE_REPORTED] = True
+            health_doc["_etag"] = f'"{uuid.uuid4()}"'
+        self._put_outbox("beacons", events)
+        return saved
+
+    async def list_silent_beacons(self, heard_before: datetime, limit: int = 1000) -> list[BeaconHealth]:
+        cutoff = documents.iso(heard_before)
+        docs = [d for d in self._docs["beacons"].values() if documents.KIND_FIELD not in d
+                and d["lastHeard"] < cutoff and not d.get(documents.SILENCE_REPORTED)]
+        docs.sort(key=lambda d: d["lastHeard"])
+        return [documents.beacon_from_doc(copy.deepcopy(d)) for d in docs[:limit]]
+
+    # EventOutbox: the outbox documents beside the spaces and beacons
+
+    async def pending(self, limit: int = 500) -> list[CloudEvent]:
+        docs = [d for container in ("spaces", "beacons") for d in self._docs[container].values()
+                if d.get(documents.KIND_FIELD) == documents.OUTBOX_KIND]
+        docs.sort(key=lambda d: (d[documents.PARTITION_KEY_FIELD], d["subject"], d["sequence"]))
+        return [documents.outbox_from_doc(copy.deepcopy(d)) for d in docs[:limit]]
+
+    async def remove(self, event: CloudEvent) -> None:
+        for container in ("spaces", "beacons"):
+            self._docs[container].pop((event.building.key, documents.outbox_id(event.id)), None)
 
 
 class InMemoryTenantDirectory:
@@ -306,3 +375,205 @@ class InMemoryIssuerDocuments:
 
     async def close(self) -> None:
         return None
+
+
+class InMemorySubscriptionStore:
+    def __init__(self) -> None:
+        self._docs: dict[tuple[str, str], Document] = {}
+
+    async def create(self, subscription: Subscription) -> Subscription:
+        key = (subscription.tenant_id, subscription.subscription_id)
+        if key in self._docs:
+            raise AlreadyExists(f"subscription '{subscription.subscription_id}' exists")
+        self._docs[key] = {**documents.subscription_to_doc(subscription), "_etag": f'"{uuid.uuid4()}"'}
+        return documents.subscription_from_doc(copy.deepcopy(self._docs[key]))
+
+    async def get(self, tenant_id: str, subscription_id: str) -> Subscription | None:
+        doc = self._docs.get((tenant_id, subscription_id))
+        return documents.subscription_from_doc(copy.deepcopy(doc)) if doc else None
+
+    async def list_for_tenant(self, tenant_id: str) -> list[Subscription]:
+        subs = [documents.subscription_from_doc(copy.deepcopy(d)) for (t, _), d in self._docs.items() if t == tenant_id]
+        return sorted(subs, key=lambda s: (s.created_at, s.subscription_id))
+
+    async def list_all(self) -> list[Subscription]:
+        return sorted((documents.subscription_from_doc(copy.deepcopy(d)) for d in self._docs.values()),
+                      key=lambda s: (s.tenant_id, s.created_at, s.subscription_id))
+
+    async def save(self, subscription: Subscription) -> Subscription:
+        key = (subscription.tenant_id, subscription.subscription_id)
+        current = self._docs.get(key)
+        if current is None or current["_etag"] != subscription.etag:
+            raise PreconditionFailed(f"subscription '{subscription.subscription_id}' changed since it was read")
+        self._docs[key] = {**documents.subscription_to_doc(subscription), "_etag": f'"{uuid.uuid4()}"'}
+        return documents.subscription_from_doc(copy.deepcopy(self._docs[key]))
+
+    async def delete(self, tenant_id: str, subscription_id: str) -> bool:
+        return self._docs.pop((tenant_id, subscription_id), None) is not None
+
+
+class InMemoryDeliveryStore:
+    """`fail_with` makes every call raise (a store outage in the delivery tests)."""
+
+    def __init__(self) -> None:
+        self._docs: dict[tuple[str, str], Document] = {}
+        self.fail_with: Exception | None = None
+
+    def _check(self) -> None:
+        if self.fail_with is not None:
+            raise self.fail_with
+
+    def _stored(self, delivery: Delivery) -> Delivery:
+        key = (delivery.subscription_key, delivery.event_id)
+        self._docs[key] = {**documents.delivery_to_doc(delivery), "_etag": f'"{uuid.uuid4()}"'}
+        return documents.delivery_from_doc(copy.deepcopy(self._docs[key]))
+
+    def _all(self, tenant_id: str, subscription_id: str) -> list[Document]:
+        key = f"{tenant_id}|{subscription_id}"
+        return [d for (k, _), d in self._docs.items() if k == key]
+
+    async def add(self, delivery: Delivery) -> bool:
+        self._check()
+        if (delivery.subscription_key, delivery.event_id) in self._docs:
+            return False
+        self._stored(delivery)
+        return True
+
+    async def put(self, delivery: Delivery) -> Delivery:
+        self._check()
+        return self._stored(delivery)
+
+    async def save(self, delivery: Delivery) -> Delivery:
+        self._check()
+        current = self._docs.get((delivery.subscription_key, delivery.event_id))
+        if current is None or current["_etag"] != delivery.etag:
+            raise PreconditionFailed(f"delivery of event {delivery.event_id} changed since it was read")
+        return self._stored(delivery)
+
+    async def get(self, tenant_id: str, subscription_id: str, event_id: str) -> Delivery | None:
+        self._check()
+        doc = self._docs.get((f"{tenant_id}|{subscription_id}", event_id))
+        return documents.delivery_from_doc(copy.deepcopy(doc)) if doc else None
+
+    async def due(self, now: datetime, limit: int = 500) -> list[Delivery]:
+        self._check()
+        cutoff = documents.iso(now) or ""
+        docs = [d for d in self._docs.values() if d["status"] == "pending" and d["nextAttemptAt"] <= cutoff]
+        docs.sort(key=lambda d: d["nextAttemptAt"])
+        return [documents.delivery_from_doc(copy.deepcopy(d)) for d in docs[:limit]]
+
+    async def open_for_subscription(self, tenant_id: str, subscription_id: str) -> list[Delivery]:
+        self._check()
+        docs = [d for d in self._all(tenant_id, subscription_id) if d["status"] in ("pending", "held")]
+        docs.sort(key=lambda d: (d["subject"], d["sequence"]))
+        return [documents.delivery_from_doc(copy.deepcopy(d)) for d in docs]
+
+    async def with_status(self, tenant_id: str, subscription_id: str, status: DeliveryStatus,
+                          limit: int = 1000) -> list[Delivery]:
+        self._check()
+        docs = [d for d in self._all(tenant_id, subscription_id) if d["status"] == status.value]
+        docs.sort(key=lambda d: (d["subject"], d["sequence"]))
+        return [documents.delivery_from_doc(copy.deepcopy(d)) for d in docs[:limit]]
+
+    async def recent(self, tenant_id: str, subscription_id: str, limit: int = 100) -> list[Delivery]:
+        self._check()
+        docs = sorted(self._all(tenant_id, subscription_id), key=lambda d: (d["eventTime"], d["id"]), reverse=True)
+        return [documents.delivery_from_doc(copy.deepcopy(d)) for d in docs[:limit]]
+
+    async def delete_all(self, tenant_id: str, subscription_id: str) -> int:
+        self._check()
+        key = f"{tenant_id}|{subscription_id}"
+        doomed = [k for k in self._docs if k[0] == key]
+        for k in doomed:
+            del self._docs[k]
+        return len(doomed)
+
+
+class InMemoryEventLog:
+    def __init__(self) -> None:
+        self._docs: dict[tuple[str, str], Document] = {}
+
+    async def append(self, event: CloudEvent) -> None:
+        self._docs[(event.building.key, event.id)] = documents.event_log_to_doc(event)
+
+    async def since(self, tenant_id: str, building_id: str | None, start: datetime,
+                    limit: int = 10_000) -> list[CloudEvent]:
+        cutoff = documents.iso(start) or ""
+        docs = [d for d in self._docs.values() if d["tenantId"] == tenant_id and d["time"] >= cutoff
+                and (building_id is None or d["buildingId"] == building_id)]
+        docs.sort(key=lambda d: (d["time"], d["id"]))
+        return [documents.outbox_from_doc(copy.deepcopy(d)) for d in docs[:limit]]
+
+
+class InMemoryBookingStore:
+    """Bookings beside the spaces of an InMemoryLiveStateStore (the same documents in the same container dict), so a
+    no-show's event lands in the outbox the relay reads, as in Cosmos."""
+
+    def __init__(self, live: InMemoryLiveStateStore) -> None:
+        self._live = live
+
+    def _bookings(self) -> list[Document]:
+        return [d for d in self._live._docs["spaces"].values() if d.get(documents.KIND_FIELD) == documents.BOOKING_KIND]
+
+    async def get(self, building: BuildingRef, space_id: str, booking_id: str) -> Booking | None:
+        doc = self._live._get("spaces", building.key, documents.booking_id(space_id, booking_id))
+        return documents.booking_from_doc(doc) if doc else None
+
+    async def save(self, booking: Booking, events: Sequence[CloudEvent] = ()) -> Booking:
+        # No await between the checks and the writes: all of it or none, like the transactional batch.
+        partition = booking.building.key
+        self._live._check_outbox_free("spaces", partition, events)
+        saved = documents.booking_from_doc(
+            self._live._save("spaces", partition, documents.booking_to_doc(booking), booking.etag))
+        self._live._put_outbox("spaces", events)
+        return saved
+
+    async def delete(self, building: BuildingRef, space_id: str, booking_id: str) -> bool:
+        key = (building.key, documents.booking_id(space_id, booking_id))
+        return self._live._docs["spaces"].pop(key, None) is not None
+
+    async def list_bookings(self, building: BuildingRef, start: datetime, end: datetime,
+                            space_id: str | None = None) -> list[Booking]:
+        low, high = documents.iso(start) or "", documents.iso(end) or ""
+        docs = [d for d in self._bookings() if d[documents.PARTITION_KEY_FIELD] == building.key
+                and d["start"] < high and d["end"] > low and (space_id is None or d["spaceId"] == space_id)]
+        docs.sort(key=lambda d: (d["start"], d["spaceId"], d["bookingId"]))
+        return [documents.booking_from_doc(copy.deepcopy(d)) for d in docs]
+
+    async def list_checks_due(self, started_before: datetime, limit: int = 1000) -> list[Booking]:
+        cutoff = documents.iso(started_before) or ""
+        docs = [d for d in self._bookings() if d.get("checkOpen") and d["start"] <= cutoff]
+        docs.sort(key=lambda d: d["start"])
+        return [documents.booking_from_doc(copy.deepcopy(d)) for d in docs[:limit]]
+
+    async def list_releases_pending(self, limit: int = 1000) -> list[Booking]:
+        docs = [d for d in self._bookings() if d.get("releaseState") == "pending"]
+        docs.sort(key=lambda d: d["start"])
+        return [documents.booking_from_doc(copy.deepcopy(d)) for d in docs[:limit]]
+
+    async def get_settings(self, building: BuildingRef) -> BookingSettings:
+        doc = self._live._get("spaces", building.key, documents.BOOKING_SETTINGS_ID)
+        return documents.booking_settings_from_doc(doc) if doc else BookingSettings(building.tenant_id,
+                                                                                    building.building_id)
+
+    async def put_settings(self, settings: BookingSettings) -> BookingSettings:
+        doc = self._live._save("spaces", settings.building.key, documents.booking_settings_to_doc(settings), None,
+                               upsert=True)
+        return documents.booking_settings_from_doc(doc)
+
+    async def get_source(self, building: BuildingRef, space_id: str) -> CalendarSource | None:
+        doc = self._live._get("spaces", building.key, documents.calendar_id(space_id))
+        return documents.calendar_from_doc(doc) if doc else None
+
+    async def save_source(self, source: CalendarSource) -> CalendarSource:
+        return documents.calendar_from_doc(
+            self._live._save("spaces", source.building.key, documents.calendar_to_doc(source), source.etag))
+
+    async def delete_source(self, building: BuildingRef, space_id: str) -> bool:
+        return self._live._docs["spaces"].pop((building.key, documents.calendar_id(space_id)), None) is not None
+
+    async def list_sources(self, limit: int = 10_000) -> list[CalendarSource]:
+        docs = [d for d in self._live._docs["spaces"].values()
+                if d.get(documents.KIND_FIELD) == documents.CALENDAR_KIND]
+        docs.sort(key=lambda d: (d[documents.PARTITION_KEY_FIELD], d["spaceId"]))
+        return [documents.calendar_from_doc(copy.deepcopy(d)) for d in docs[:limit]]

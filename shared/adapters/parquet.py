@@ -36,6 +36,11 @@ SCHEMAS: dict[str, pa.Schema] = {
         pa.field("unique_visitors", pa.int32()),
         pa.field("visits", pa.int32()),
         pa.field("mean_dwell_s", pa.float64()),
+        pa.field("booked_s", pa.float64()),
+        pa.field("booked_empty_s", pa.float64()),
+        pa.field("unbooked_use_s", pa.float64()),
+        pa.field("bookings", pa.int32()),
+        pa.field("no_shows", pa.int32()),
         pa.field("suppressed", pa.bool_(), nullable=False),
     ]),
     "zones": pa.schema(_WINDOW_FIELDS + [
@@ -45,6 +50,9 @@ SCHEMAS: dict[str, pa.Schema] = {
         pa.field("peak_headcount", pa.int32()),
         pa.field("mean_headcount", pa.float64()),
         pa.field("unique_visitors", pa.int32()),
+        pa.field("bookings", pa.int32(), nullable=False),
+        pa.field("no_shows", pa.int32(), nullable=False),
+        pa.field("no_show_rate", pa.float64()),
         pa.field("suppressed", pa.bool_(), nullable=False),
     ]),
     "collaboration": pa.schema(_WINDOW_FIELDS + [

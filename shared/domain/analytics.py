@@ -25,7 +25,7 @@ from numpy.typing import NDArray
 from shared.domain import space_kinds
 from shared.domain.site import BusinessHours, SiteModel
 
-ANALYTICS_SCHEMA_VERSION = 1
+ANALYTICS_SCHEMA_VERSION = 2  # 2: the booked-vs-used columns (docs/metrics.md)
 LATE_DATA_WINDOW = timedelta(hours=2)  # a window is recomputed until this long after its end, then it is final
 MAX_STAY = timedelta(hours=24)  # stays are read by end time up to this long after a window (see docs/metrics.md)
 MEETING_ROOM_KINDS = space_kinds.MEETING_ROOMS
@@ -115,6 +115,17 @@ class Stay:
     closed: bool = True
 
 
+@dataclass(frozen=True)
+class BookingSpan:
+    """A room booking as the rollups see it: when, and what came of it (a no-show, or decided at all)."""
+
+    space_id: str
+    start: datetime
+    end: datetime
+    no_show: bool = False
+    decided: bool = False  # checked in or a no-show: counts towards the no-show rate
+
+
 @dataclass
 class WindowResult:
     """One window's tables as columns (lists), in the order and with the names of the Parquet files."""
@@ -132,9 +143,9 @@ class WindowResult:
 
 SPACE_COLUMNS = ("space_id", "floor_id", "kind", "capacity", "business_s", "occupied_s", "occupancy_rate",
                  "utilization", "right_sizing", "peak_headcount", "unique_visitors", "visits", "mean_dwell_s",
-                 "suppressed")
+                 "booked_s", "booked_empty_s", "unbooked_use_s", "bookings", "no_shows", "suppressed")
 ZONE_COLUMNS = ("level", "zone_id", "business_s", "peak_headcount", "mean_headcount", "unique_visitors",
-                "suppressed")
+                "bookings", "no_shows", "no_show_rate", "suppressed")
 COLLABORATION_COLUMNS = ("team_a", "team_b", "copresence_minutes", "suppressed")
 
 
@@ -274,7 +285,8 @@ class _Index:
 
 def compute_windows(site: SiteModel, windows: Sequence[Window], stays: Iterable[Stay],
                     teams_of_user: Mapping[str, Sequence[str]] | None = None,
-                    min_group_size: int = DEFAULT_MIN_GROUP_SIZE) -> list[WindowResult]:
+                    min_group_size: int = DEFAULT_MIN_GROUP_SIZE,
+                    bookings: Iterable[BookingSpan] = ()) -> list[WindowResult]:
     """Every metric of every window (all of one grain, in time order, not overlapping) from the stays.
 
     `teams_of_user` maps an opted-in user id to the teams (ids) the tenant's admins put that user in; stays of
@@ -328,6 +340,10 @@ def compute_windows(site: SiteModel, windows: Sequence[Window], stays: Iterable[
     visits, dwell_sum, dwell_n = _visits(timeline, space_i, start, end, closed, duration_s, len(spaces))
     collaboration = _collaboration(timeline, space_i, user_i, start, end, users.values, teams_of_user or {},
                                    min_group_size)
+    booked = _booked(timeline, bookings, space_pos, space_i, start, end, per_space.occupied, len(spaces))
+    floor_bookings = np.zeros((len(floors), 3, n_w), dtype=np.int64)  # bookings, no-shows, decided
+    if len(spaces):
+        np.add.at(floor_bookings, space_floor, booked.counts)
 
     k = min_group_size
     results = []
@@ -358,11 +374,19 @@ def compute_windows(site: SiteModel, windows: Sequence[Window], stays: Iterable[
             table["unique_visitors"].append(None if hidden else people)
             table["visits"].append(None if hidden else int(visits[c]))
             table["mean_dwell_s"].append(None if hidden or dwell_n[c] == 0 else float(dwell_sum[c] / dwell_n[c]))
+            # booked vs used: time and counts of calendars, never of how many people (published as occupied_s is)
+            bookable = space.bookable
+            table["booked_s"].append(float(booked.booked[c]) / 1000 if bookable else None)
+            table["booked_empty_s"].append(float(booked.booked_empty[c]) / 1000 if bookable else None)
+            table["unbooked_use_s"].append(float(booked.unbooked_use[c]) / 1000 if bookable else None)
+            table["bookings"].append(int(booked.counts[i, 0, w]) if bookable else None)
+            table["no_shows"].append(int(booked.counts[i, 1, w]) if bookable else None)
             table["suppressed"].append(hidden)
         zones = _empty(ZONE_COLUMNS)
-        _zone_row(zones, "building", site.building_id, per_building, 0, n_w, w, b_ms, k)
+        _zone_row(zones, "building", site.building_id, per_building, 0, n_w, w, b_ms, k,
+                  floor_bookings[:, :, w].sum(axis=0))
         for f, floor in enumerate(floors):
-            _zone_row(zones, "floor", floor, per_floor, f, n_w, w, b_ms, k)
+            _zone_row(zones, "floor", floor, per_floor, f, n_w, w, b_ms, k, floor_bookings[f, :, w])
         results.append(WindowResult(window, b_ms / 1000, table, zones, collaboration.get(w, _empty(COLLABORATION_COLUMNS))))
     return results
 
@@ -372,7 +396,7 @@ def _empty(columns: Sequence[str]) -> dict[str, list[Any]]:
 
 
 def _zone_row(zones: dict[str, list[Any]], level: str, zone_id: str, occ: _Occupancy, g: int, n_w: int, w: int,
-              b_ms: float, k: int) -> None:
+              b_ms: float, k: int, booking_counts: NDArray[np.int64]) -> None:
     c = g * n_w + w
     people = int(occ.people[c])
     hidden = 0 < people < k
@@ -382,7 +406,50 @@ def _zone_row(zones: dict[str, list[Any]], level: str, zone_id: str, occ: _Occup
     zones["peak_headcount"].append(None if hidden else int(occ.peak[c]))
     zones["mean_headcount"].append(None if hidden else float(occ.person[c]) / b_ms)
     zones["unique_visitors"].append(None if hidden else people)
+    total, no_shows, decided = (int(x) for x in booking_counts)
+    zones["bookings"].append(total)
+    zones["no_shows"].append(no_shows)
+    zones["no_show_rate"].append(no_shows / decided if decided else None)
     zones["suppressed"].append(hidden)
+
+
+@dataclass
+class _Booked:
+    booked: NDArray[np.float64]  # per (space, window) cell, ms: time some booking covered
+    booked_empty: NDArray[np.float64]  # ... booked and nobody in
+    unbooked_use: NDArray[np.float64]  # ... somebody in and no booking
+    counts: NDArray[np.int64]  # (space, [bookings, no-shows, decided], window)
+
+
+def _booked(timeline: _Timeline, bookings: Iterable[BookingSpan], space_pos: Mapping[str, int],
+            space_i: NDArray[np.int64], start: NDArray[np.int64], end: NDArray[np.int64],
+            occupied: NDArray[np.float64], n_spaces: int) -> _Booked:
+    """Booked time against occupied time per (space, window), by inclusion-exclusion over the unions: with A the
+    occupied time and K the booked time of a cell, |A ∩ K| = |A| + |K| - |A ∪ K|."""
+    n_w = timeline.n_windows
+    rows = sorted((space_pos[b.space_id], b.start, b.end, b.no_show, b.decided) for b in bookings
+                  if b.space_id in space_pos and b.end > b.start)
+    counts = np.zeros((n_spaces, 3, n_w), dtype=np.int64)
+    if not rows:
+        zero = np.zeros(n_spaces * n_w)
+        return _Booked(zero, zero, occupied.copy(), counts)
+    horizon = timeline.cuts[-1] + 1
+    b_space = np.array([r[0] for r in rows], dtype=np.int64)
+    b_start = np.clip(timeline.ms([r[1] for r in rows]), -1, horizon)
+    b_end = np.clip(timeline.ms([r[2] for r in rows]), -1, horizon)
+    none = np.zeros(len(b_space), dtype=np.int64)
+    booked = _occupancy(timeline, b_space, none, b_start, b_end, n_spaces).occupied
+    both = _occupancy(timeline, np.r_[space_i, b_space], np.r_[np.zeros(len(space_i), np.int64), none + 1],
+                      np.r_[start, b_start], np.r_[end, b_end], n_spaces).occupied
+    overlap = occupied + booked - both
+    # each booking counts once in every window whose measured time it overlaps (as visits do)
+    owner, window, _ = timeline.pieces(b_start, b_end)
+    pairs = np.unique(owner.astype(np.int64) * n_w + window)
+    which, win = pairs // n_w, pairs % n_w
+    flags = np.array([[1, int(r[3]), int(r[4])] for r in rows], dtype=np.int64)
+    for column in range(3):
+        np.add.at(counts[:, column, :], (b_space[which], win), flags[which, column])
+    return _Booked(booked, booked - overlap, occupied - overlap, counts)
 
 
 def _visits(timeline: _Timeline, space_i: NDArray[np.int64], start: NDArray[np.int64], end: NDArray[np.int64],

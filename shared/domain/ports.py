@@ -9,13 +9,17 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
+from shared.domain.bookings import Booking, BookingSettings, CalendarChanges, CalendarSource
 from shared.domain.errors import DomainError
+from shared.domain.events import BeaconAlerts, CloudEvent
 from shared.domain.identity import IdentityConfig
 from shared.domain.people import AuditEntry, Sharing, SharingChange, Tenant
 from shared.domain.presence import BeaconHealth, DeviceState, SpaceState, Visit
 from shared.domain.retry import DeliveryAttempt
 from shared.domain.site import SiteModel
+from shared.domain.subscriptions import Delivery, DeliveryStatus, Subscription
 from shared.domain.teams import Team
 from shared.domain.tenancy import ApiKeyRecord, BuildingRef
 
@@ -157,9 +161,14 @@ class LiveStateStore(Protocol):
 
     async def get_space(self, building: BuildingRef, space_id: str) -> SpaceState | None: ...
 
-    async def save_space(self, space: SpaceState) -> SpaceState: ...
+    async def save_space(self, space: SpaceState, events: Sequence[CloudEvent] = ()) -> SpaceState:
+        """Write the space and put `events` (its events, same building) in the outbox, atomically: both or
+        neither (one transactional batch in the space's partition)."""
 
     async def list_spaces(self, building: BuildingRef) -> list[SpaceState]: ...
+
+    async def list_spaces_due(self, now: datetime, limit: int = 1000) -> list[SpaceState]:
+        """Spaces (of every building) with a held-back headcount event due by `now`."""
 
     async def save_visit(self, visit: Visit) -> None:
         """Upsert by the visit's deterministic id."""
@@ -172,6 +181,87 @@ class LiveStateStore(Protocol):
     async def save_beacon_health(self, health: BeaconHealth) -> None: ...
 
     async def list_beacon_health(self, building: BuildingRef) -> list[BeaconHealth]: ...
+
+    async def get_beacon_alerts(self, building: BuildingRef, beacon_id: str) -> BeaconAlerts | None: ...
+
+    async def save_beacon_alerts(self, alerts: BeaconAlerts, events: Sequence[CloudEvent] = (), *,
+                                 silence_of: BeaconHealth | None = None) -> BeaconAlerts:
+        """Write the alerts (over their etag, or create) and put `events` in the outbox, atomically. With
+        `silence_of`, the beacon's health document is marked as reported silent in the same batch, only if it is
+        still that version (last heard then; else PreconditionFailed: the beacon was heard meanwhile)."""
+
+    async def list_silent_beacons(self, heard_before: datetime, limit: int = 1000) -> list[BeaconHealth]:
+        """Beacons (of every building) last heard before the cutoff whose silence is not reported yet."""
+
+
+class EventOutbox(Protocol):
+    """Events written with their transitions (LiveStateStore.save_space / save_beacon_alerts), not yet handed on."""
+
+    async def pending(self, limit: int = 500) -> list[CloudEvent]:
+        """Events in the outbox, each subject's in sequence order."""
+
+    async def remove(self, event: CloudEvent) -> None:
+        """Take the event out of the outbox (nothing when it is not there)."""
+
+
+class BookingStore(Protocol):
+    """Bookings per space and each building's booking settings (docs/bookings.md), in the building's partition of
+    the spaces container: a no-show is written with its event in the outbox, atomically."""
+
+    async def get(self, building: BuildingRef, space_id: str, booking_id: str) -> Booking | None: ...
+
+    async def save(self, booking: Booking, events: Sequence[CloudEvent] = ()) -> Booking:
+        """Create (etag None; PreconditionFailed when it exists) or replace over the booking's etag (else
+        PreconditionFailed), with `events` (of the booking's building) in the outbox: both or neither."""
+
+    async def delete(self, building: BuildingRef, space_id: str, booking_id: str) -> bool:
+        """False when there was no such booking."""
+
+    async def list_bookings(self, building: BuildingRef, start: datetime, end: datetime,
+                            space_id: str | None = None) -> list[Booking]:
+        """The building's (or one space's) bookings overlapping [start, end), by start."""
+
+    async def list_checks_due(self, started_before: datetime, limit: int = 1000) -> list[Booking]:
+        """Bookings (of every building) started before the cutoff whose no-show question is still open."""
+
+    async def list_releases_pending(self, limit: int = 1000) -> list[Booking]:
+        """Bookings (of every building) whose room is to be given back at its source."""
+
+    async def get_settings(self, building: BuildingRef) -> BookingSettings:
+        """The building's settings (the defaults when none were saved)."""
+
+    async def put_settings(self, settings: BookingSettings) -> BookingSettings: ...
+
+    async def get_source(self, building: BuildingRef, space_id: str) -> CalendarSource | None: ...
+
+    async def save_source(self, source: CalendarSource) -> CalendarSource:
+        """Create (etag None; PreconditionFailed when it exists) or replace over its etag (else PreconditionFailed)."""
+
+    async def delete_source(self, building: BuildingRef, space_id: str) -> bool: ...
+
+    async def list_sources(self, limit: int = 10_000) -> list[CalendarSource]:
+        """Every space's calendar source, of every building (the sync and renewal timers)."""
+
+
+class BookingSource(Protocol):
+    """Where bookings come from: an iCalendar feed, a Graph room mailbox (the API pushes its own, PUT/DELETE)."""
+
+    async def changes(self, source: CalendarSource, now: datetime, zone: ZoneInfo) -> CalendarChanges:
+        """What the calendar says now: the whole window, or (Graph, with a cursor) what changed since the last
+        round. DependencyUnavailable when the calendar cannot be reached now; ValueError when it cannot be read."""
+
+    async def release(self, source: CalendarSource, booking: Booking) -> str | None:
+        """Give a no-show's room back at the source (BookingReleaser.release, with the space's source)."""
+
+    async def close(self) -> None: ...
+
+
+class BookingReleaser(Protocol):
+    """Gives a no-show's room back at the booking's source (Graph: the room mailbox declines the occurrence)."""
+
+    async def release(self, booking: Booking) -> str | None:
+        """None when the source has it; else why it cannot, for good (the event is gone, no permission).
+        DependencyUnavailable when the source cannot be reached now (tried again later)."""
 
 
 class AlreadyExists(DomainError):
@@ -231,5 +321,85 @@ class IssuerDocuments(Protocol):
 
     async def fetch_json(self, url: str) -> dict[str, Any]:
         """The document at `url`; DependencyUnavailable when it cannot be fetched in time or is no JSON object."""
+
+    async def close(self) -> None: ...
+
+
+class SubscriptionStore(Protocol):
+    """Event subscriptions per tenant (Cosmos `subscriptions`, partition tenantId)."""
+
+    async def create(self, subscription: Subscription) -> Subscription:
+        """AlreadyExists when the id is taken."""
+
+    async def get(self, tenant_id: str, subscription_id: str) -> Subscription | None: ...
+
+    async def list_for_tenant(self, tenant_id: str) -> list[Subscription]:
+        """The tenant's subscriptions, oldest first."""
+
+    async def list_all(self) -> list[Subscription]:
+        """Every tenant's subscriptions (the dispatcher's view)."""
+
+    async def save(self, subscription: Subscription) -> Subscription:
+        """Replace over the subscription's etag (else PreconditionFailed)."""
+
+    async def delete(self, tenant_id: str, subscription_id: str) -> bool: ...
+
+
+class DeliveryStore(Protocol):
+    """Each event for each subscription that takes it, with its attempts (Cosmos `deliveries`, partition
+    `tenantId|subscriptionId`, id = the event id)."""
+
+    async def add(self, delivery: Delivery) -> bool:
+        """Create; False when the subscription has this event already (a repeated hand-on)."""
+
+    async def put(self, delivery: Delivery) -> Delivery:
+        """Create or replace whatever is there (a replay)."""
+
+    async def save(self, delivery: Delivery) -> Delivery:
+        """Replace over the delivery's etag (else PreconditionFailed)."""
+
+    async def get(self, tenant_id: str, subscription_id: str, event_id: str) -> Delivery | None: ...
+
+    async def due(self, now: datetime, limit: int = 500) -> list[Delivery]:
+        """Pending deliveries of every subscription whose next attempt is due, the earliest first."""
+
+    async def open_for_subscription(self, tenant_id: str, subscription_id: str) -> list[Delivery]:
+        """The subscription's pending and held deliveries, by subject (space or beacon) in sequence order."""
+
+    async def with_status(self, tenant_id: str, subscription_id: str, status: DeliveryStatus,
+                          limit: int = 1000) -> list[Delivery]: ...
+
+    async def recent(self, tenant_id: str, subscription_id: str, limit: int = 100) -> list[Delivery]:
+        """The subscription's deliveries, the newest event first."""
+
+    async def delete_all(self, tenant_id: str, subscription_id: str) -> int: ...
+
+
+class EventLog(Protocol):
+    """Every event handed on from the outbox, kept for replays (Cosmos `events`, partition `tenantId|buildingId`,
+    seven days)."""
+
+    async def append(self, event: CloudEvent) -> None:
+        """Upsert by the event's id."""
+
+    async def since(self, tenant_id: str, building_id: str | None, start: datetime,
+                    limit: int = 10_000) -> list[CloudEvent]:
+        """The tenant's events (of one building, or all) whose time is `start` or later, oldest first."""
+
+
+@dataclass(frozen=True)
+class SinkAnswer:
+    """What a target said to one attempt: an HTTP status (Event Hubs and Event Grid map theirs to one), or None
+    with the reason when there was no answer (timeout, refused connection, a target refused by our SSRF rules)."""
+
+    status_code: int | None
+    error: str | None = None
+
+
+class EventSink(Protocol):
+    """Sends one event to one subscription's target (a signed webhook POST, an Event Hub, Event Grid)."""
+
+    async def send(self, subscription: Subscription, event: CloudEvent, body: bytes) -> SinkAnswer:
+        """Never raises for the target's failures: they are the answer."""
 
     async def close(self) -> None: ...

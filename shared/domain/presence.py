@@ -99,6 +99,12 @@ class SpaceState:
     occupants: dict[str, str] = field(default_factory=dict)  # device id -> since (RFC 3339)
     since: datetime | None = None  # when the status last changed
     last_change: datetime | None = None
+    # Integration events (shared/domain/events.py): the last event's sequence number, the headcount last
+    # reported and when, and when a held-back headcount event is due.
+    event_seq: int = 0
+    headcount_reported: int = 0
+    headcount_reported_at: datetime | None = None
+    headcount_due_at: datetime | None = None
     etag: str | None = None
 
     @classmethod
@@ -191,6 +197,8 @@ class BeaconHealth:
     temperature_c: float | None = None
     telemetry_at: datetime | None = None
     drift: BeaconDrift | None = None
+    # Set (by the beacon.silent event's batch) when this silence was reported; a health write drops it.
+    silence_reported: bool = False
 
     @property
     def building(self) -> BuildingRef:

@@ -20,12 +20,14 @@ class Scope(str, enum.Enum):
     read = "read"
     people = "people"
     admin = "admin"
+    # A booking system's key: PUT/DELETE bookings and read them back (docs/bookings.md).
+    bookings = "bookings"
     # A signed-in person acting as themselves (bearer token): look up colleagues, manage their own sharing.
     # Never a key's scope: a key has no person to act as.
     people_as_self = "people-as-self"
 
 
-KEY_SCOPES = frozenset({Scope.ingest, Scope.read, Scope.people, Scope.admin})
+KEY_SCOPES = frozenset({Scope.ingest, Scope.read, Scope.people, Scope.admin, Scope.bookings})
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,10 @@ class ScheduledJobs:
     PRESENCE_SWEEP = "presence-sweep"
     HOURLY_ROLLUP = "hourly-rollup"
     DAILY_ROLLUP = "daily-rollup"
+    EVENT_DELIVERY = "event-delivery"
+    NO_SHOWS = "no-shows"
+    BOOKING_SYNC = "booking-sync"
+    GRAPH_RENEWAL = "graph-renewal"
 
     def __init__(self, jobs: Mapping[str, ScheduledJob] | None = None) -> None:
         self._jobs = dict(jobs or {})

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
+from shared.domain.events import CloudEvent, SpaceFacts, space_events
 from shared.domain.ingest_event import IngestEvent
 from shared.domain.ports import InboundEvent, LiveStateStore, PreconditionFailed
 from shared.domain.positioning.estimator import Estimate
@@ -34,6 +35,7 @@ from shared.domain.presence import (
 from shared.domain.sightings import BeaconTelemetry as SdkTelemetry
 from shared.domain.tenancy import BuildingRef
 from shared.services.sites import Building, SiteDirectory
+from shared.services.transitions import BeaconAlertWriter, SiteFacts
 
 logger = logging.getLogger(__name__)
 
@@ -98,12 +100,16 @@ class _CachedDevice:
 
 class OccupancyWriter:
     """Applies occupancy changes to space documents: read, apply the pure rule, write over that etag; retry with
-    backoff when another writer got there first. All changes to one space go in one write."""
+    backoff when another writer got there first. All changes to one space go in one write, with the events they
+    make (shared/domain/events.py) in the same atomic batch: a write that loses the race writes no event either,
+    so each transition has exactly one event."""
 
-    def __init__(self, store: LiveStateStore, max_retries: int = 20) -> None:
+    def __init__(self, store: LiveStateStore, max_retries: int = 20, facts: SiteFacts | None = None) -> None:
         self._store = store
         self._max_retries = max_retries
+        self._facts = facts
         self.retries = 0
+        self.events = 0
 
     async def apply(self, changes: Sequence[OccupancyChange]) -> None:
         """Apply the changes (in their order per space); spaces are written concurrently."""
@@ -119,15 +125,22 @@ class OccupancyWriter:
 
     async def _apply_to_space(self, key: tuple[BuildingRef, str], changes: list[OccupancyChange]) -> None:
         building, space_id = key
+        facts = await self._facts.space(building, space_id) if self._facts else SpaceFacts.unknown(space_id)
+        events: list[CloudEvent]
         for attempt in range(self._max_retries):
             current = await self._store.get_space(building, space_id) or SpaceState.empty(building, space_id)
-            updated = current
+            updated, events = current, []
             for change in changes:
-                updated = apply_occupancy(updated, change) or updated
+                applied = apply_occupancy(updated, change)
+                if applied is not None:
+                    # change by change, so a room occupied and left within one write still says both
+                    updated, made = space_events(updated, applied, facts)
+                    events += made
             if updated is current:
                 return  # already applied: a redelivery or a retry
             try:
-                await self._store.save_space(updated)
+                await self._store.save_space(updated, events)
+                self.events += len(events)
                 return
             except PreconditionFailed:
                 self.retries += 1
@@ -142,7 +155,9 @@ class PipelineService:
         self._store = store
         self._policy = policy
         self._monotonic = monotonic
-        self._occupancy = OccupancyWriter(store, policy.max_write_retries)
+        facts = SiteFacts(sites)
+        self._occupancy = OccupancyWriter(store, policy.max_write_retries, facts)
+        self._alerts = BeaconAlertWriter(store, facts)
         self._devices: OrderedDict[tuple[BuildingRef, str], _CachedDevice] = OrderedDict()
         self._cache_size = cache_size
         self._beacons_written: dict[tuple[BuildingRef, str], tuple[float, BeaconHealth]] = {}
@@ -443,6 +458,8 @@ class PipelineService:
                     continue  # beacon health is coarse (silent for a day?): no need to write every sighting
             self._beacons_written[key] = (now, health)
             writes.append(self._store.save_beacon_health(health))
+            if key in telemetry:
+                writes.append(self._alerts.on_telemetry(health))
         await asyncio.gather(*writes)
 
 
@@ -472,10 +489,11 @@ class PresenceSweepService:
     3. the device clears `leavingSpaceId`.
     """
 
-    def __init__(self, store: LiveStateStore, timeout: timedelta, max_write_retries: int = 20) -> None:
+    def __init__(self, store: LiveStateStore, timeout: timedelta, max_write_retries: int = 20,
+                 sites: SiteDirectory | None = None) -> None:
         self._store = store
         self._timeout = timeout
-        self._occupancy = OccupancyWriter(store, max_write_retries)
+        self._occupancy = OccupancyWriter(store, max_write_retries, SiteFacts(sites) if sites else None)
 
     async def sweep(self, now: datetime) -> int:
         """Close the presence of every device not heard for the timeout; returns how many left a space."""

@@ -7,11 +7,18 @@ import re
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
 
 from shared.domain import space_kinds
+from shared.domain.bookings import (
+    NEXT_BOOKING_HORIZON,
+    Booking,
+    SpaceStatus,
+    free_for,
+    next_booking,
+    running_booking,
+)
 from shared.domain.errors import ContractViolation, FieldError, NotFound
-from shared.domain.ports import LiveStateStore
+from shared.domain.ports import BookingStore, LiveStateStore
 from shared.domain.presence import SpaceState
 from shared.domain.site import Space, SpaceKind
 from shared.domain.tenancy import BuildingRef
@@ -21,6 +28,7 @@ from shared.services.sites import Building, SiteDirectory
 
 MEETING_KINDS = space_kinds.MEETING_ROOMS
 SILENT_AFTER = timedelta(hours=24)
+DEFAULT_FREE_FOR = timedelta(minutes=30)  # free-rooms: free now and for this long (no booking holds the room)
 _POINT = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*,\s*(-?\d+(?:\.\d+)?)\s*,\s*([A-Za-z0-9][A-Za-z0-9._\-]*)\s*$")
 AMENITY_KINDS = space_kinds.AMENITY_SEARCH
 # Every space kind a `kind` filter may name (IMDF unit categories); anything else is a 400 naming `query.kind`.
@@ -29,12 +37,23 @@ KNOWN_KINDS = frozenset(k.value for k in SpaceKind)
 
 @dataclass(frozen=True)
 class SpaceView:
+    """A space with its live state and, when the question looked at bookings, the booking running now and the
+    space's next one (docs/bookings.md)."""
+
     space: Space
     state: SpaceState | None
+    booking: Booking | None = None  # running now
+    next_booking: Booking | None = None  # the first booking holding the room that starts later
 
     @property
-    def status(self) -> Literal["free", "occupied"]:
-        return self.state.status if self.state else "free"
+    def status(self) -> SpaceStatus:
+        """`occupied` when someone is in; `booked` while a booking runs and nobody is in, `reclaimable` once that
+        booking is a no-show; else `free`."""
+        if self.state is not None and self.state.status == "occupied":
+            return "occupied"
+        if self.booking is None:
+            return "free"
+        return "reclaimable" if self.booking.gives_room_back else "booked"
 
     @property
     def headcount(self) -> int:
@@ -76,10 +95,12 @@ class BeaconStatus:
 
 
 class QueryService:
-    def __init__(self, directory: SiteDirectory, live: LiveStateStore, clock: Clock = utc_now) -> None:
+    def __init__(self, directory: SiteDirectory, live: LiveStateStore, clock: Clock = utc_now,
+                 bookings: BookingStore | None = None) -> None:
         self._directory = directory
         self._live = live
         self._clock = clock
+        self._bookings = bookings
         self._navigation: OrderedDict[tuple[BuildingRef, str], NavigationIndex] = OrderedDict()
 
     async def building(self, ref: BuildingRef) -> Building:
@@ -104,9 +125,25 @@ class QueryService:
                 self._navigation.popitem(last=False)
         return index
 
-    async def views(self, building: Building) -> list[SpaceView]:
+    async def views(self, building: Building, with_bookings: bool = True) -> list[SpaceView]:
+        """Every space with its live state; `with_bookings`, with the booking running now and the next one."""
+        views, _bookings = await self._views(building, NEXT_BOOKING_HORIZON if with_bookings else None)
+        return views
+
+    async def _views(self, building: Building,
+                     ahead: timedelta | None) -> tuple[list[SpaceView], dict[str, list[Booking]]]:
+        """The views, and each space's bookings from now to `ahead` from now (one query of the building's
+        partition; none when `ahead` is None or there is no booking store)."""
         states = {s.space_id: s for s in await self._live.list_spaces(building.ref)}
-        return [SpaceView(space, states.get(space.id)) for space in building.site.spaces]
+        per_space: dict[str, list[Booking]] = {}
+        if ahead is not None and self._bookings is not None:
+            now = self._clock()
+            for booking in await self._bookings.list_bookings(building.ref, now, now + ahead):
+                per_space.setdefault(booking.space_id, []).append(booking)
+            return [SpaceView(space, states.get(space.id), running_booking(per_space.get(space.id, ()), now),
+                              next_booking(per_space.get(space.id, ()), now))
+                    for space in building.site.spaces], per_space
+        return [SpaceView(space, states.get(space.id)) for space in building.site.spaces], per_space
 
     async def spaces(self, ref: BuildingRef, *, floor: str | None = None,
                      kind: str | None = None, status: str | None = None, min_capacity: int | None = None,
@@ -131,27 +168,37 @@ class QueryService:
         space = next((s for s in building.site.spaces if s.id == space_id), None)
         if space is None:
             raise NotFound(f"no space '{space_id}' in building '{ref.building_id}'")
-        return SpaceView(space, await self._live.get_space(building.ref, space_id))
+        state = await self._live.get_space(building.ref, space_id)
+        if self._bookings is None or not space.bookable:
+            return SpaceView(space, state)
+        now = self._clock()
+        bookings = await self._bookings.list_bookings(building.ref, now, now + NEXT_BOOKING_HORIZON, space_id)
+        return SpaceView(space, state, running_booking(bookings, now), next_booking(bookings, now))
 
     async def occupancy(self, ref: BuildingRef) -> tuple[datetime, dict[str, int]]:
         building = await self.building(ref)
         per_floor = {f.id: 0 for f in sorted(building.site.floors, key=lambda f: f.ordinal)}
-        for view in await self.views(building):
+        for view in await self.views(building, with_bookings=False):
             per_floor[view.space.floor] += view.headcount
         return self._clock(), per_floor
 
     async def free_rooms(self, ref: BuildingRef, near: str, *, min_capacity: int | None = None,
                          amenity: str | None = None, kinds: list[str] | None = None, limit: int = 10,
-                         accessible: bool = False) -> list[Nearby]:
+                         accessible: bool = False, free_for_: timedelta = DEFAULT_FREE_FOR) -> list[Nearby]:
+        """Rooms nobody is in and no booking holds for `free_for_` from now (a no-show's room counts as free), by
+        walking distance from `near`; each view carries the room's next booking."""
         building = await self.building(ref)
         if kinds:
             _check_kinds(kinds)
         wanted = set(kinds) if kinds else set(MEETING_KINDS)
         distances = self._distances(building, near, "query.near", accessible)
+        now = self._clock()
+        views, bookings = await self._views(building, max(free_for_, NEXT_BOOKING_HORIZON))
         found = []
-        for view in await self.views(building):
+        for view in views:
             space = view.space
-            if (view.status != "free" or space.kind.value not in wanted or space.id not in distances
+            if (not free_for(view.state, bookings.get(space.id, []), now, free_for_)
+                    or space.kind.value not in wanted or space.id not in distances
                     or (min_capacity is not None and space.capacity < min_capacity)
                     or (amenity is not None and amenity not in space.amenities)):
                 continue
@@ -171,7 +218,7 @@ class QueryService:
                 "query.kind", f"unknown kind '{kind[:64]}': neither an amenity search "
                 f"({', '.join(sorted(AMENITY_KINDS))}), a space kind, nor an amenity of a space in this building")])
         kinds = AMENITY_KINDS.get(kind, frozenset({kind}))
-        candidates = [v for v in await self.views(building)
+        candidates = [v for v in await self.views(building, with_bookings=False)
                       if v.space.kind.value in kinds or kind in v.space.amenities]
         if near is None:  # no origin: no distance either (null, never a made-up 0)
             return [Nearby(v, None, None) for v in sorted(candidates, key=lambda v: v.space.id)][:limit]

@@ -23,9 +23,9 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from shared.domain import analytics
-from shared.domain.analytics import Grain, Stay, Window, WindowResult
+from shared.domain.analytics import BookingSpan, Grain, Stay, Window, WindowResult
 from shared.domain.errors import ContractViolation, FieldError
-from shared.domain.ports import BlobStore, SiteModelStore, TeamDirectory
+from shared.domain.ports import BlobStore, BookingStore, SiteModelStore, TeamDirectory
 from shared.domain.presence import DeviceState, SpaceState, Visit
 from shared.domain.site import SiteModel
 from shared.domain.teams import teams_of_user
@@ -76,7 +76,9 @@ class RollupService:
 
     def __init__(self, site_models: SiteModelStore, live_state: StayReader, blobs: BlobStore,
                  teams: TeamDirectory, container: str, min_group_size: int = analytics.DEFAULT_MIN_GROUP_SIZE,
-                 late: timedelta = analytics.LATE_DATA_WINDOW, clock: Clock = utc_now) -> None:
+                 late: timedelta = analytics.LATE_DATA_WINDOW, clock: Clock = utc_now,
+                 bookings: BookingStore | None = None) -> None:
+        self._bookings = bookings
         self._sites = site_models
         self._live = live_state
         self._blobs = blobs
@@ -147,12 +149,14 @@ class RollupService:
         hour_windows = [w for w in analytics.hour_windows(day, zone) if w.end <= now] if hours else []
         if day_window.end > now and not hour_windows:
             return []
-        stays = await self._stays(BuildingRef(tenant_id, site.building_id), day_window.start, day_window.end, now)
+        building = BuildingRef(tenant_id, site.building_id)
+        stays = await self._stays(building, day_window.start, day_window.end, now)
+        spans = await self._booking_spans(building, day_window.start, day_window.end)
         written = []
         if day_window.end <= now:
-            written += await self._write_all(tenant_id, site, [day_window], stays, now)
+            written += await self._write_all(tenant_id, site, [day_window], stays, now, spans)
         if hour_windows:
-            written += await self._write_all(tenant_id, site, hour_windows, stays, now)
+            written += await self._write_all(tenant_id, site, hour_windows, stays, now, spans)
         return written
 
     async def backfill(self, building: BuildingRef, first: date, last: date,
@@ -177,12 +181,16 @@ class RollupService:
                     now: datetime) -> list[WrittenWindow]:
         if not windows:
             return []
-        stays = await self._stays(BuildingRef(tenant_id, site.building_id), windows[0].start, windows[-1].end, now)
-        return await self._write_all(tenant_id, site, windows, stays, now)
+        building = BuildingRef(tenant_id, site.building_id)
+        stays = await self._stays(building, windows[0].start, windows[-1].end, now)
+        spans = await self._booking_spans(building, windows[0].start, windows[-1].end)
+        return await self._write_all(tenant_id, site, windows, stays, now, spans)
 
     async def _stays(self, building: BuildingRef, start: datetime, end: datetime, now: datetime) -> list[Stay]:
-        """Stays that may overlap [start, end): open ones from the spaces' occupants (read first, so a stay that
-        closes meanwhile is still found, as a visit), then visits that ended from `start` on."""
+        """Stays that may overlap [start, end), as they were at `now`: open ones from the spaces' occupants (read
+        first, so a stay that closes meanwhile is still found, as a visit) and visits that ended from `start` on.
+        A stay open at `now` counts up to `now`, whether it is still open or closed since (a rollup computed for a
+        moment that is past, as the demo and a catch-up run do); the next run after it closed counts its real end."""
         spaces = await self._live.list_spaces(building)
         open_stays = [(space.space_id, device, datetime.fromisoformat(since))
                       for space in spaces for device, since in space.occupants.items()]
@@ -190,17 +198,26 @@ class RollupService:
         users: dict[str, str | None] = {}
         if open_stays:
             users = {d.device_id: d.user_id for d in await self._live.list_devices(building)}
-        ended_before = min(now, end + analytics.MAX_STAY)
-        visits = await self._live.list_visits(building, start, ended_before) if ended_before > start else []
-        stays = [Stay(v.space_id, v.device_id, v.start, v.end, v.user_id, True) for v in visits if v.start < end]
-        stays += [Stay(s, d, since, now, users.get(d), False) for s, d, since in open_stays]
+        visits = await self._live.list_visits(building, start, end + analytics.MAX_STAY)
+        stays = [Stay(v.space_id, v.device_id, v.start, min(v.end, now), v.user_id, v.end <= now)
+                 for v in visits if v.start < end and v.start < now]
+        closed_since = {(v.space_id, v.device_id, v.start) for v in visits}
+        stays += [Stay(s, d, since, now, users.get(d), False) for s, d, since in open_stays
+                  if (s, d, since) not in closed_since]
         return stays
 
+    async def _booking_spans(self, building: BuildingRef, start: datetime, end: datetime) -> list[BookingSpan]:
+        """The bookings overlapping [start, end) as the rollups count them (none without a booking store)."""
+        if self._bookings is None:
+            return []
+        return [BookingSpan(b.space_id, b.start, b.end, no_show=b.no_show_at is not None, decided=b.decided)
+                for b in await self._bookings.list_bookings(building, start, end)]
+
     async def _write_all(self, tenant_id: str, site: SiteModel, windows: Sequence[Window], stays: list[Stay],
-                         now: datetime) -> list[WrittenWindow]:
+                         now: datetime, bookings: Sequence[BookingSpan] = ()) -> list[WrittenWindow]:
         teams = teams_of_user(await self._teams.list_teams(tenant_id))
         # numpy work off the event loop: a big building's day takes a few seconds
-        results = await asyncio.to_thread(analytics.compute_windows, site, windows, stays, teams, self._k)
+        results = await asyncio.to_thread(analytics.compute_windows, site, windows, stays, teams, self._k, bookings)
         written = []
         for result in results:
             written.append(await self._write_window(tenant_id, site, result, now))
@@ -264,8 +281,18 @@ METRICS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "visits": ("visits", "visits", ("spaces",)),
     "mean_dwell": ("s", "mean_dwell_s", ("spaces",)),
     "collaboration_minutes": ("min", "copresence_minutes", ("collaboration",)),
+    # booked vs used (docs/metrics.md): bookable rooms; counts of bookings per floor and building too
+    "booked_time": ("s", "booked_s", ("spaces",)),
+    "booked_empty_time": ("s", "booked_empty_s", ("spaces",)),
+    "unbooked_use_time": ("s", "unbooked_use_s", ("spaces",)),
+    "bookings": ("bookings", "bookings", ("spaces", "zones")),
+    "no_shows": ("bookings", "no_shows", ("spaces", "zones")),
+    "no_show_rate": ("ratio", "no_show_rate", ("zones",)),
 }
-NEVER_SUPPRESSED = frozenset({"occupancy_rate", "occupied_time"})  # whether a space was used, not by how many
+# Whether a space was used or booked, not by how many: published whatever the headcount (docs/metrics.md).
+NEVER_SUPPRESSED = frozenset({"occupancy_rate", "occupied_time", "booked_time", "booked_empty_time",
+                              "unbooked_use_time", "bookings", "no_shows", "no_show_rate"})
+BOOKING_METRICS = frozenset({"booked_time", "booked_empty_time", "unbooked_use_time", "bookings", "no_shows"})
 MAX_RANGE_DAYS = {Grain.day: 366, Grain.hour: 31}
 _ReadWindow = tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]  # a manifest and its tables' rows
 ANSWER_COLUMNS = ("windowStart", "windowEnd", "localDate", "localHour", "scope", "scopeId", "metric", "value",
@@ -353,6 +380,8 @@ def _long_rows(manifest: dict[str, Any], tables: dict[str, list[dict[str, Any]]]
             unit, column, where = METRICS[metric]
             if "spaces" not in where or (metric == "right_sizing" and not meeting):
                 continue
+            if metric in BOOKING_METRICS and row.get(column) is None:
+                continue  # not a bookable room (or a window rolled up before bookings were)
             rows.append({**base, "scope": "space", "scopeId": row["space_id"], "metric": metric,
                          "value": row[column], "unit": unit,
                          "suppressed": row["suppressed"] and metric not in NEVER_SUPPRESSED})
@@ -360,9 +389,10 @@ def _long_rows(manifest: dict[str, Any], tables: dict[str, list[dict[str, Any]]]
         for row in tables.get("zones", []):
             for metric in metrics:
                 unit, column, where = METRICS[metric]
-                if "zones" in where:
+                if "zones" in where and column in row:
                     rows.append({**base, "scope": row["level"], "scopeId": row["zone_id"], "metric": metric,
-                                 "value": row[column], "unit": unit, "suppressed": row["suppressed"]})
+                                 "value": row[column], "unit": unit,
+                                 "suppressed": row["suppressed"] and metric not in NEVER_SUPPRESSED})
         if "collaboration_minutes" in metrics:
             for row in tables.get("collaboration", []):
                 rows.append({**base, "scope": "teams", "scopeId": f"{row['team_a']}+{row['team_b']}",

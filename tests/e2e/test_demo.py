@@ -40,6 +40,17 @@ def test_demo_runs_a_short_office_day_end_to_end(tmp_path):
         in result.stdout
     opted = re.search(r"co-worker finder: (\d+) of 12 people opted in", result.stdout)
     assert opted and int(opted[1]) >= 1, result.stdout
+    # a webhook receiver subscribed through the API hears the rooms change, signatures checked on its side
+    assert re.search(r"^webhook: http://127\.0\.0\.1:\d+/events is subscribed", result.stdout, re.MULTILINE)
+    assert summary["events_received"] > 0 and summary["event_deliveries"]["delivered"] >= summary["events_received"]
+    assert re.search(r"^  event \S+ space\.occupied spaces/\S+ \(.+: occupied, headcount \d+\)$", result.stdout,
+                     re.MULTILINE), result.stdout
+    # meeting rooms take bookings from the demo's own iCalendar feeds; the one booked before the day is a no-show
+    assert re.search(r"^calendars: \d+ meeting rooms take their bookings from iCalendar feeds the demo serves at "
+                     r"http://127\.0\.0\.1:\d+/rooms/", result.stdout, re.MULTILINE), result.stdout
+    assert re.search(r"^  no-show \S+ .+ \(booked \d\d:\d\d-\d\d:\d\d, released\)$", result.stdout, re.MULTILINE)
+    assert "meeting rooms free for 30 min" in result.stdout
+    assert summary["bookings"]["no_shows"] >= 1 and summary["bookings"]["started"] >= summary["bookings"]["no_shows"]
     for port in ports:
         assert not port_in_use(port), f"port {port} still open after the demo"
 

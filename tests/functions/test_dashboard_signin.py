@@ -100,8 +100,12 @@ async def test_only_get_on_that_one_path_is_public(api, acme):
     await api.put("/api/v1/tenants/acme/identity", headers=acme["admin"],
                   json=identity(acme["issuer"], dashboardClientId="dash"))
     assert [(method, pattern.pattern) for method, pattern in PUBLIC_ROUTES] == [
-        ("GET", r"/api/v1/tenants/[^/]+/signin")]
+        ("GET", r"/api/v1/tenants/[^/]+/signin"),
+        ("POST", r"/api/v1/graph/notifications/[^/]+/[^/]+/[^/]+")]  # Graph's, checked by clientState (bookings)
     for method, path in (("POST", "/api/v1/tenants/acme/signin"), ("PUT", "/api/v1/tenants/acme/signin"),
+                         ("GET", "/api/v1/graph/notifications/acme/hq/r-oak"),
+                         ("POST", "/api/v1/graph/notifications/acme/hq"),
+                         ("POST", "/api/v1/graph/notifications/acme/hq/r-oak/x"),
                          ("DELETE", "/api/v1/tenants/acme/signin"), ("GET", "/api/v1/tenants/acme/signin/x"),
                          ("GET", "/api/v1/tenants/acme/signin/"), ("GET", "/api/v1/tenants/acme/identity"),
                          ("GET", "/api/v1/tenants/acme/keys"), ("GET", "/api/v1/tenants/signin"),

@@ -35,7 +35,8 @@ def setting_name(value: str) -> str:
 
 def test_the_app_has_exactly_the_expected_functions(functions_by_name):
     assert set(functions_by_name) == {"http_app_func", "process_sightings", "presence_sweep", "hourly_rollup",
-                                      "daily_rollup"}
+                                      "daily_rollup", "event_delivery", "relay_space_events", "relay_beacon_events",
+                                      "no_shows", "booking_sync", "graph_renewal"}
 
 
 def test_http_is_one_anonymous_catch_all_route_for_fastapi(functions_by_name):
@@ -100,7 +101,9 @@ def test_timer_schedules_come_from_settings(functions_by_name):
     from shared.domain.ncrontab import parse_ncrontab
 
     for name, job in (("presence_sweep", "presence-sweep"), ("hourly_rollup", "hourly-rollup"),
-                      ("daily_rollup", "daily-rollup")):
+                      ("daily_rollup", "daily-rollup"), ("event_delivery", "event-delivery"),
+                      ("no_shows", "no-shows"), ("booking_sync", "booking-sync"),
+                      ("graph_renewal", "graph-renewal")):
         [trigger] = bindings(functions_by_name[name])
         assert trigger["type"] == "timerTrigger"
         setting = setting_name(trigger["schedule"])
@@ -292,7 +295,39 @@ def test_importing_the_app_connects_to_nothing():
                             cwd=REPO, env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=60,
                             check=False)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "5"
+    assert result.stdout.strip() == "11"
+
+
+def test_the_change_feed_triggers_read_the_outbox_containers_with_the_identity(functions_by_name):
+    from shared.adapters.cosmos import BEACONS, LEASES, SPACES
+
+    for name, container, prefix in (("relay_space_events", SPACES, "spaces-"),
+                                    ("relay_beacon_events", BEACONS, "beacons-")):
+        [trigger] = bindings(functions_by_name[name])
+        assert trigger["type"] == "cosmosDBTrigger"
+        assert (trigger["containerName"], trigger["leaseContainerName"], trigger["leaseContainerPrefix"]) == (
+            container, LEASES, prefix)
+        assert trigger["connection"] == "COSMOS" and setting_name(trigger["databaseName"]) == "COSMOS_DATABASE"
+        assert trigger["createLeaseContainerIfNotExists"] is False  # Bicep creates it; the identity cannot
+
+
+async def test_the_change_feed_relays_only_outbox_documents_and_delivers_them(functions_by_name, memory_context):
+    from shared.adapters import documents
+    from shared.domain.events import SpaceFacts, space_events
+    from shared.domain.presence import OccupancyChange, SpaceState, apply_occupancy
+    from shared.domain.tenancy import BuildingRef
+
+    building = BuildingRef("acme", "hq")
+    empty = SpaceState.empty(building, "r-oak")
+    after = apply_occupancy(empty, OccupancyChange(building, "r-oak", "phone", "enter", datetime.now(UTC)))
+    state, events = space_events(empty, after, SpaceFacts.unknown("r-oak"))
+    await memory_context.live_state.save_space(state, events)
+    changed = [documents.space_to_doc(state), documents.outbox_to_doc(events[0])]
+    trigger = functions_by_name["relay_space_events"].get_user_function()
+    await trigger(func.DocumentList([func.Document.from_dict(doc) for doc in changed]))
+    assert await memory_context.outbox.pending() == []
+    assert [e.id for e in await memory_context.event_log.since("acme", None, events[0].time)] == [events[0].id]
+    await trigger(func.DocumentList([func.Document.from_dict(documents.space_to_doc(state))]))  # no outbox: nothing
 
 
 @pytest.mark.parametrize(("value", "complains"), [(None, True), ("0", True), ("1", False), ("true", False)])

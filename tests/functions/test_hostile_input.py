@@ -27,10 +27,11 @@ from tests.support.sites import small_site
 
 # A valid value for each path parameter, and the rest of a valid request for each route.
 VALID_IDS = {"buildingId": "hq", "spaceId": "r-oak", "tenantId": "acme", "keyId": "nokey", "teamId": "team-1",
-             "userId": "ann@acme.example"}
+             "userId": "ann@acme.example", "subscriptionId": "sub-none", "bookingId": "b-1"}
 QUERIES = {"/free-rooms": {"near": "r-oak"}, "/geojson": {"floor": "f0"}, "/route": {"from": "r-oak", "to": "o-1"},
            "/amenities": {"kind": "kitchen"}, "/analytics": {"from": "2026-01-05", "to": "2026-01-06"},
-           "/stream": {"maxSeconds": "0"}}  # a stream ends at once: the fuzzer reads whole answers
+           "/stream": {"maxSeconds": "0"}, "/replay": {"from": "2026-01-05T00:00:00Z"},
+           "/bookings": {"from": "2026-01-05T00:00:00Z", "to": "2026-01-06T00:00:00Z"}}  # a stream ends at once: the fuzzer reads whole answers
 BODIES = {"/api/v1/buildings/{buildingId}": small_site("hq"), "/api/v1/teams/{teamId}": {"members": ["ann"]},
           "/api/v1/people/{userId}/sharing": {"level": "off"}, "/api/v1/tenants/{tenantId}/keys": {"scopes": ["read"]},
           "/api/v1/tenants": {"tenantId": "other", "name": "Other"}, "/api/v1/sightings": {"schema": "sightings/v1"},
@@ -40,10 +41,26 @@ BODIES = {"/api/v1/buildings/{buildingId}": small_site("hq"), "/api/v1/teams/{te
           "/api/v1/buildings/{buildingId}/beacons": {"beacons": []},
           "/api/v1/buildings/{buildingId}/beacon-plan": {"minBeaconsPerRoom": 3},
           "/api/v1/tenants/{tenantId}/identity": {"issuer": "https://login.example.com/acme/v2.0",
-                                                  "audience": "api://spaceflow"}}
+                                                  "audience": "api://spaceflow"},
+          "/api/v1/subscriptions": {"url": "https://hooks.example.com/spaceflow"},
+          "/api/v1/subscriptions/{subscriptionId}": {"paused": True},
+          "/api/v1/subscriptions/{subscriptionId}/rotate-secret": {},
+          "/api/v1/subscriptions/{subscriptionId}/replay": {},
+          "/api/v1/buildings/{buildingId}/spaces/{spaceId}/bookings/{bookingId}": {
+              "start": "2026-01-05T09:00:00Z", "end": "2026-01-05T10:00:00Z"},
+          "/api/v1/buildings/{buildingId}/booking-settings": {"releaseNoShows": False},
+          "/api/v1/buildings/{buildingId}/spaces/{spaceId}/calendar": {"ical": {}},
+          "/api/v1/buildings/{buildingId}/spaces/{spaceId}/calendar/sync": {},
+          # a JSON body where an iCalendar file belongs is a 415
+          "/api/v1/buildings/{buildingId}/spaces/{spaceId}/calendar.ics": {"not": "a calendar"},
+          "/api/v1/graph/notifications/{tenantId}/{buildingId}/{spaceId}": {"value": []}}
 # Routes whose body goes through functions/bodies.py (gzip accepted); the others are pydantic bodies.
 GZIP_ROUTES = {"/api/v1/sightings", "/api/v1/buildings/{buildingId}", "/api/v1/teams/{teamId}",
-               "/api/v1/buildings/{buildingId}/beacons"}
+               "/api/v1/buildings/{buildingId}/beacons",
+               "/api/v1/buildings/{buildingId}/spaces/{spaceId}/bookings/{bookingId}",
+               "/api/v1/buildings/{buildingId}/booking-settings",
+               "/api/v1/buildings/{buildingId}/spaces/{spaceId}/calendar",
+               "/api/v1/graph/notifications/{tenantId}/{buildingId}/{spaceId}"}
 VALIDATORS = {"tenantId": is_tenant_id, "userId": is_user_id}
 
 

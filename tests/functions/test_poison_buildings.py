@@ -50,7 +50,7 @@ async def test_a_building_without_beacons_is_mapped_not_positioned_and_the_tenan
     listed = (await api.get("/api/v1/buildings", headers=acme["read"])).json()
     assert {(b["buildingId"], b["beacons"]) for b in listed} == {("hq", 3), ("annex", 0)}
     health = await api.get("/api/v1/buildings/annex/beacons/health", headers=acme["read"])
-    assert health.status_code == 200 and health.json() == {"beacons": [], "silent": 0}
+    assert health.status_code == 200 and health.json() == {"beacons": [], "silent": 0, "driftFlagged": 0}
     posted = await api.post("/api/v1/sightings", json=sdk_batch(NOW, readings=[(BEACON_A, -60)]),
                             headers=acme["ingest"])
     assert posted.status_code == 202 and posted.json()["accepted"] == 1  # hq's beacon: positioned as before

@@ -2,6 +2,7 @@
 state, free rooms, routes, amenities, the people finder with its audit log, beacon health, tenant isolation."""
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -306,3 +307,15 @@ async def test_openapi_documents_every_route_and_problems(api):
     for path in ("/api/v1/me/sharing", "/api/v1/tenants/{tenantId}/identity", "/api/v1/audit/sharing-changes"):
         assert path in paths, path
     assert (await api.get("/api/docs")).status_code == 200
+
+
+async def test_openapi_documents_the_events_a_webhook_receives(api):
+    schema = (await api.get("/api/openapi.json")).json()
+    webhook = schema["webhooks"]["spaceflowEvent"]["post"]
+    body = webhook["requestBody"]["content"]["application/cloudevents+json"]["schema"]
+    assert body == {"$ref": "#/components/schemas/SpaceflowEvent"}
+    assert {p["name"] for p in webhook["parameters"]} == {"webhook-id", "webhook-timestamp", "webhook-signature"}
+    components = schema["components"]["schemas"]
+    assert {"SpaceEventData", "BeaconEventData"} <= set(components)
+    text = json.dumps(components["SpaceflowEvent"])
+    assert "#/components/schemas/" in text and "$defs" not in text

@@ -13,8 +13,9 @@ import pytest
 
 from shared.adapters.cosmos_live_state import CosmosLiveStateStore
 from shared.adapters.memory import InMemoryLiveStateStore
+from shared.domain.events import BeaconAlerts, BeaconFacts, SpaceFacts, silence_event, space_events
 from shared.domain.ports import PreconditionFailed
-from shared.domain.presence import BeaconHealth, DeviceState, SpaceState, Visit
+from shared.domain.presence import BeaconHealth, DeviceState, OccupancyChange, SpaceState, Visit, apply_occupancy
 from shared.domain.tenancy import BuildingRef
 from tests.integration.conftest import emulator_database
 
@@ -148,3 +149,76 @@ async def test_devices_of_an_opted_in_user_across_buildings_of_one_tenant(store)
     assert sorted((d.building_id, d.device_id) for d in found) == [("annex", "phone-2"), ("hq", "phone-1")]
     assert [(d.tenant_id, d.device_id) for d in await store.find_devices_of_user("tenant-b", "ann")] == [
         ("tenant-b", "phone-1")]
+
+
+# --- the outbox: a transition and its events in one atomic write ------------------------------------------------
+
+FACTS = SpaceFacts(name="Oak", kind="conferenceroom", floor="f0")
+
+
+def occupied(building: BuildingRef, before: SpaceState, device_id: str, at: datetime):
+    after = apply_occupancy(before, OccupancyChange(building, before.space_id, device_id, "enter", at))
+    return space_events(before, after, FACTS)
+
+
+async def test_a_space_and_its_events_are_written_together(store):
+    empty = space(A_HQ, "r-oak")
+    state, events = occupied(A_HQ, empty, "install-1", T0)
+    saved = await store.save_space(state, events)
+    assert (saved.event_seq, saved.headcount_reported) == (1, 1)
+    assert [e.id for e in await store.pending()] == [events[0].id]
+    # the space listing never shows the outbox document beside it
+    assert [s.space_id for s in await store.list_spaces(A_HQ)] == ["r-oak"]
+    # a writer that lost the race writes neither its space nor its event
+    stale_state, stale_events = occupied(A_HQ, empty, "install-2", T0 + timedelta(seconds=1))
+    with pytest.raises(PreconditionFailed):
+        await store.save_space(stale_state, stale_events)
+    assert [e.id for e in await store.pending()] == [events[0].id]
+    assert (await store.get_space(A_HQ, "r-oak")).occupants.keys() == {"install-1"}
+    await store.remove(events[0])
+    await store.remove(events[0])  # removing twice is harmless
+    assert await store.pending() == []
+
+
+async def test_the_outbox_of_two_tenants_with_the_same_ids_keeps_both(store):
+    for building in (A_HQ, B_HQ):
+        state, events = occupied(building, space(building, "r-oak"), "install-1", T0)
+        await store.save_space(state, events)
+    pending = await store.pending()
+    assert sorted(e.source for e in pending) == ["/tenants/tenant-a/buildings/hq", "/tenants/tenant-b/buildings/hq"]
+    assert len({e.id for e in pending}) == 2
+    await store.remove(pending[0])
+    assert [e.id for e in await store.pending()] == [pending[1].id]
+
+
+async def test_spaces_with_a_held_back_headcount_are_listed_when_due(store):
+    await store.save_space(space(A_HQ, "r-oak", headcount_due_at=T0 + timedelta(seconds=60)))
+    await store.save_space(space(B_HQ, "r-elm", headcount_due_at=T0 + timedelta(seconds=30)))
+    await store.save_space(space(A_HQ, "k-0"))
+    assert await store.list_spaces_due(T0) == []
+    assert [(s.tenant_id, s.space_id) for s in await store.list_spaces_due(T0 + timedelta(seconds=90))] == [
+        ("tenant-b", "r-elm"), ("tenant-a", "r-oak")]
+
+
+async def test_beacon_alerts_and_their_events_are_written_together_and_silence_is_reported_once(store):
+    health = BeaconHealth("tenant-a", "hq", "beacon-1", T0, battery_mv=2900, telemetry_at=T0)
+    await store.save_beacon_health(health)
+    assert await store.get_beacon_alerts(A_HQ, "beacon-1") is None
+    [silent] = await store.list_silent_beacons(T0 + timedelta(seconds=1))
+    facts = BeaconFacts(floor="f0", x=1.0, y=2.0)
+    alerts, event = silence_event(BeaconAlerts.none(A_HQ, "beacon-1"), silent, facts, T0 + timedelta(hours=25))
+    saved = await store.save_beacon_alerts(alerts, [event], silence_of=silent)
+    assert (saved.event_seq, saved.silent_reported_for) == (1, T0)
+    assert await store.list_silent_beacons(T0 + timedelta(seconds=1)) == []
+    assert [b.beacon_id for b in await store.list_beacon_health(A_HQ)] == ["beacon-1"]  # alerts are not beacons
+    assert [e.id for e in await store.pending()] == [event.id]
+    # the same alerts again (a second sweep that read them before the first wrote): refused, nothing added
+    with pytest.raises(PreconditionFailed):
+        await store.save_beacon_alerts(alerts, [event.model_copy(update={"id": "another"})], silence_of=silent)
+    assert len(await store.pending()) == 1
+    # heard again since the sweep read it: the batch fails as a whole
+    await store.save_beacon_health(replace(health, last_heard=T0 + timedelta(days=2)))
+    with pytest.raises(PreconditionFailed):
+        await store.save_beacon_alerts(replace(saved, event_seq=2), [event.model_copy(update={"id": "later"})], silence_of=silent)
+    assert (await store.get_beacon_alerts(A_HQ, "beacon-1")).event_seq == 1
+    assert len(await store.pending()) == 1

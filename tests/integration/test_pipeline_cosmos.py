@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -10,6 +11,7 @@ import pytest
 from devkit.emulators.launcher import cosmos_aio_client
 from shared.adapters.cosmos import CosmosSiteModelStore, ensure_cosmos_schema
 from shared.adapters.cosmos_live_state import CosmosLiveStateStore
+from shared.domain.events import EventType
 from shared.services.pipeline import PipelineService, PresenceSweepService
 from shared.services.sites import SiteDirectory
 from tests.conftest import unique_name
@@ -40,12 +42,30 @@ async def headcounts(store) -> dict[str, int]:
     return {s.space_id: s.headcount for s in await store.list_spaces(HQ)}
 
 
+async def space_events(store) -> dict[str, list]:
+    """The outbox per space, in sequence order; fails unless each space's sequence numbers are 1..n, once each."""
+    per_space: dict[str, list] = {}
+    for event in await store.pending():
+        per_space.setdefault(event.subject.removeprefix("spaces/"), []).append(event)
+    for space_id, events in per_space.items():
+        events.sort(key=lambda e: e.sequence_number)
+        assert [e.sequence_number for e in events] == list(range(1, len(events) + 1)), space_id
+        assert len({e.id for e in events}) == len(events)
+    return per_space
+
+
+def status_events(events: list) -> list[str]:
+    return [e.type.value.rsplit(".", 1)[1] for e in events if e.type is not EventType.space_headcount]
+
+
 async def test_redelivery_and_reordering_give_the_same_state(cosmos, database_name):
     client, store, pipeline = await processor(cosmos, database_name)
     try:
         events = walk(T0, [("r-oak", 3), ("k-0", 3)], device="install-a")
         await pipeline.process(events)
+        first = {space: [e.id for e in events] for space, events in (await space_events(store)).items()}
         await pipeline.process(events)  # redelivered as a whole
+        assert {space: [e.id for e in events] for space, events in (await space_events(store)).items()} == first
         late = walk(T0, [("k-0", 2), ("r-oak", 3), ("k-0", 3)], device="install-b")
         await pipeline.process(late[:4] + late[5:] + [late[4]])  # one batch arrives late
         assert await headcounts(store) == {"r-oak": 0, "k-0": 2}
@@ -53,6 +73,13 @@ async def test_redelivery_and_reordering_give_the_same_state(cosmos, database_na
         assert sorted((v.device_id, v.space_id) for v in visits) == [
             ("install-a", "r-oak"), ("install-b", "k-0"), ("install-b", "r-oak")]
         assert pipeline.stats.duplicates == len(events)
+        # one event per transition: r-oak went occupied (a), free (a left), occupied (b), free (b left); k-0 stayed
+        # occupied from a's arrival on, its other changes are headcounts
+        outbox = await space_events(store)
+        assert status_events(outbox["r-oak"]) == ["occupied", "vacated", "occupied", "vacated"]
+        assert status_events(outbox["k-0"]) == ["occupied"]
+        assert outbox["k-0"][-1].data.headcount in (1, 2)
+        assert not any("install-" in json.dumps(e.to_json()) for events in outbox.values() for e in events)
     finally:
         await client.close()
 
@@ -64,11 +91,23 @@ async def test_two_processors_racing_on_the_same_rooms_count_exactly(cosmos, dat
         plans = {f"install-{n:03d}": [("r-oak", 2), ("k-0" if n % 4 else "r-oak", 3)] for n in range(24)}
         work = [(first if n % 2 else second, walk(T0 + timedelta(milliseconds=n), plan, device=device))
                 for n, (device, plan) in enumerate(plans.items())]
-        await asyncio.gather(*(proc[2].process(events) for proc, events in work))
+        # Everyone is in the meeting room before anyone walks on (all arrivals race, then all moves race): in
+        # whichever order the tasks run, the room is never empty, so each room becomes occupied exactly once.
+        # Were one phone's whole walk processed before another's arrival, the room would rightly empty between.
+        await asyncio.gather(*(proc[2].process(events[:2]) for proc, events in work))
+        await asyncio.gather(*(proc[2].process(events[2:]) for proc, events in work))
         store = first[1]
         assert await headcounts(store) == {"r-oak": 6, "k-0": 18}
         retries = first[2]._occupancy.retries + second[2]._occupancy.retries
         assert retries > 0, "the writers never collided: the race was not exercised"
+        # the losers of each race wrote no event: each room became occupied once, and never free
+        outbox = await space_events(store)
+        assert status_events(outbox["r-oak"]) == ["occupied"] and status_events(outbox["k-0"]) == ["occupied"]
+        written = first[2]._occupancy.events + second[2]._occupancy.events
+        assert written == sum(len(events) for events in outbox.values())
+        # every process redelivered to the other instance: not one event more
+        await asyncio.gather(*((second if proc is first else first)[2].process(events) for proc, events in work))
+        assert {s: len(e) for s, e in (await space_events(store)).items()} == {s: len(e) for s, e in outbox.items()}
     finally:
         await first[0].close()
         await second[0].close()
@@ -110,6 +149,9 @@ async def test_a_silent_phone_leaves_its_room_after_the_timeout(cosmos, database
         assert await sweep.sweep(device.last_seen + timedelta(seconds=299)) == 0
         assert await sweep.sweep(device.last_seen + timedelta(seconds=301)) == 2
         assert await headcounts(store) == {"r-oak": 0}
+        assert status_events((await space_events(store))["r-oak"]) == ["occupied", "vacated"]
+        assert await sweep.sweep(device.last_seen + timedelta(seconds=302)) == 0
+        assert status_events((await space_events(store))["r-oak"]) == ["occupied", "vacated"]
         assert {v.device_id for v in await store.list_visits(HQ, T0, T0 + timedelta(hours=1))} == {
             "install-d", "install-e"}
         # a sweep racing a phone that is heard again leaves it alone

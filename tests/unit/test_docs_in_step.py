@@ -10,7 +10,8 @@ from tests.support.settings_names import setting_names
 
 REPO = Path(__file__).resolve().parents[2]
 AZURE_ONLY = {"COSMOS__accountEndpoint", "ANALYTICS_STORAGE__serviceUri", "EVENTHUB__fullyQualifiedNamespace",
-              "AZURE_CLIENT_ID", "APPLICATIONINSIGHTS_CONNECTION_STRING"}
+              "AZURE_CLIENT_ID", "APPLICATIONINSIGHTS_CONNECTION_STRING", "EVENTGRID_TOPIC_ENDPOINT",
+              "GRAPH_NOTIFICATION_URL"}
 
 
 def test_local_settings_json_holds_every_local_setting_and_nothing_unknown():

@@ -39,6 +39,7 @@ LOCAL_VALUES: dict[str, str] = json.loads((REPO / "local.settings.json").read_te
 HOST_IDENTITY_SETTINGS = {
     "AzureWebJobsStorage__accountName", "AzureWebJobsStorage__credential", "AzureWebJobsStorage__clientId",
     "EVENTHUB__credential", "EVENTHUB__clientId", "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+    "COSMOS__credential", "COSMOS__clientId",  # the change feed trigger of the event relay
 }
 # Settings whose value in Azure is a Key Vault reference (the query API reads the admin key from ADMIN_API_KEY).
 KEY_VAULT_REFERENCES = {"ADMIN_API_KEY"}
@@ -58,6 +59,7 @@ ROLE_IDS = {
     "Storage Blob Data Contributor": "ba92f5b4-2d11-453d-a403-e96b0029c9fe",
     "Key Vault Secrets User": "4633458b-17de-408a-b874-0445c86b69e6",
     "Monitoring Metrics Publisher": "3913510d-42f4-4e42-8a64-420c390055eb",
+    "EventGrid Data Sender": "d5a91429-5739-47e2-a06b-3470a27159e7",
 }
 COSMOS_BUILT_IN_DATA_CONTRIBUTOR = "00000000-0000-0000-0000-000000000002"
 
@@ -383,6 +385,7 @@ REQUIRED_RESOURCE_TYPES = {
     "Microsoft.Insights/components",
     "Microsoft.OperationalInsights/workspaces",
     "Microsoft.Authorization/roleAssignments",
+    "Microsoft.EventGrid/topics",
 }
 
 
@@ -472,6 +475,9 @@ def test_no_service_accepts_keys_or_shared_access_signatures():
     assert storage_properties["minimumTlsVersion"] == "TLS1_2"
     [vault] = resources_of_type("Microsoft.KeyVault/vaults")
     assert body(vault)["properties"]["enableRbacAuthorization"] is True
+    [topic] = resources_of_type("Microsoft.EventGrid/topics")
+    assert body(topic)["properties"]["disableLocalAuth"] is True
+    assert body(topic)["properties"]["inputSchema"] == "CloudEventSchemaV1_0"
     [insights] = resources_of_type("Microsoft.Insights/components")
     assert body(insights)["properties"]["DisableLocalAuth"] == Expr("disableLocalAuth")
     assert param_default(MAIN, "appInsightsDisableLocalAuth") is True
@@ -648,6 +654,7 @@ PRIVATE_DNS_ZONES = {  # private endpoint sub-resource (groupId) -> the zone its
     "namespace": "privatelink.servicebus.windows.net",
     "blob": "privatelink.blob.core.windows.net",
     "vault": "privatelink.vaultcore.azure.net",
+    "topic": "privatelink.eventgrid.azure.net",
 }
 
 
@@ -668,7 +675,7 @@ def test_network_isolation_is_a_parameter_off_by_default():
     modules = {d.name: d for d in declarations(MAIN) if d.kind == "module"}
     for name in ("network", "privateEndpoints"):
         assert modules[name].condition == "(networkIsolation)", name
-    for name in ("cosmos", "eventHubs", "keyVault"):
+    for name in ("cosmos", "eventHubs", "keyVault", "eventGrid"):
         assert body(modules[name])["params"]["networkIsolation"] == Expr("networkIsolation"), name
 
 
@@ -677,7 +684,8 @@ def test_network_isolation_is_a_parameter_off_by_default():
 def test_isolated_data_services_take_no_public_traffic(isolated: bool, capture: bool):
     env = {"networkIsolation": isolated, "eventHubCaptureEnabled": capture}
     closed = "Disabled" if isolated else "Enabled"
-    for type_name in ("Microsoft.DocumentDB/databaseAccounts", "Microsoft.EventHub/namespaces", "Microsoft.KeyVault/vaults"):
+    for type_name in ("Microsoft.DocumentDB/databaseAccounts", "Microsoft.EventHub/namespaces", "Microsoft.KeyVault/vaults",
+                      "Microsoft.EventGrid/topics"):
         [service] = resources_of_type(type_name)
         assert evaluate_text(body(service)["properties"]["publicNetworkAccess"], env) == closed, type_name
     [vault] = resources_of_type("Microsoft.KeyVault/vaults")
@@ -729,7 +737,7 @@ def test_isolated_variant_has_a_private_endpoint_for_every_data_service_the_app_
     assert used == set(by_service), f"no private endpoint for {sorted(used - set(by_service))}"
     groups = {service: e["groupId"] for service, e in by_service.items()}
     assert groups == {"cosmos": "Sql", "eventHubs": "namespace", "hostStorage": "blob", "analyticsStorage": "blob",
-                      "keyVault": "vault"}
+                      "keyVault": "vault", "eventGrid": "topic"}
     for service, endpoint in by_service.items():
         assert zone_name(endpoint["dnsZoneName"]) == PRIVATE_DNS_ZONES[endpoint["groupId"]], service
     assert body(declared(MAIN, "module")["privateEndpoints"])["params"]["subnetId"] == Expr(
@@ -763,7 +771,7 @@ CHECKOV = Path(os.environ.get("CHECKOV", REPO / ".venv-checkov" / "bin" / "check
 SUPPRESSED_CHECKS = {
     "CKV_AZURE_13", "CKV_AZURE_17", "CKV_AZURE_35", "CKV_AZURE_63", "CKV_AZURE_65", "CKV_AZURE_66", "CKV_AZURE_80",
     "CKV_AZURE_88", "CKV_AZURE_101", "CKV_AZURE_109", "CKV_AZURE_131", "CKV_AZURE_206", "CKV_AZURE_212",
-    "CKV_AZURE_222", "CKV_AZURE_225",
+    "CKV_AZURE_222", "CKV_AZURE_225", "CKV_AZURE_193",
 }
 SKIP_COMMENT = re.compile(r"//\s*checkov:skip=([A-Z0-9_]+):(.*)$")
 
@@ -797,7 +805,7 @@ def test_checkov_reads_every_template_and_finds_nothing():
     # It did look: every template that declares what checkov has checks for was checked.
     checked = {r["file_path"] for kind in ("passed_checks", "skipped_checks") for r in checkov_results(kind)}
     expected = {"/main.bicep"} | {f"/modules/{m}.bicep" for m in ("cosmos", "eventhubs", "functionapp", "keyvault",
-                                                                  "storage")}
+                                                                  "storage", "eventgrid")}
     assert expected <= checked, sorted(expected - checked)
 
 
@@ -849,6 +857,7 @@ def test_one_user_assigned_identity_with_least_privilege_roles():
         "Storage Blob Data Contributor": "Microsoft.Storage/storageAccounts",
         "Key Vault Secrets User": "Microsoft.KeyVault/vaults/secrets",
         "Monitoring Metrics Publisher": "Microsoft.Insights/components",
+        "EventGrid Data Sender": "Microsoft.EventGrid/topics",
     }
     for role, scope_type in expected_scopes.items():
         scope = scope_of[ROLE_IDS[role]]
@@ -892,7 +901,8 @@ def test_app_settings_are_the_settings_the_code_reads():
                 | set(WORKER_SETTINGS))
     assert set(bicep_app_settings()) == expected
     local = set(LOCAL_VALUES) - LOCAL_HOST_SETTINGS - set(WORKER_SETTINGS)
-    azure_only = identity_forms(names) | {"AZURE_CLIENT_ID", "APPLICATIONINSIGHTS_CONNECTION_STRING"}
+    azure_only = identity_forms(names) | {"AZURE_CLIENT_ID", "APPLICATIONINSIGHTS_CONNECTION_STRING",
+                                          "EVENTGRID_TOPIC_ENDPOINT", "GRAPH_NOTIFICATION_URL"}
     assert local == names - azure_only
     # Each local connection string has its identity form in Azure and the other way round.
     for prefix in connection_string_forms(names):
@@ -917,7 +927,8 @@ def test_trigger_bindings_find_their_settings_in_azure():
             if connection := binding.get("connection"):
                 assert settings[f"{connection}__credential"] == "managedidentity"
                 assert settings[f"{connection}__clientId"] == Expr("identity.outputs.clientId")
-                assert f"{connection}__fullyQualifiedNamespace" in settings
+                assert (f"{connection}__fullyQualifiedNamespace" in settings
+                        or f"{connection}__accountEndpoint" in settings), connection
                 assert connection in LOCAL_VALUES
 
 
@@ -938,6 +949,11 @@ def test_only_local_development_accepts_a_loopback_identity_provider():
     assert LOCAL_VALUES["IDENTITY_ALLOW_LOOPBACK"] == "true"  # the devkit's issuer on 127.0.0.1
 
 
+def test_only_local_development_delivers_webhooks_to_loopback():
+    assert bicep_app_settings()["WEBHOOK_ALLOW_LOOPBACK"] == "false"
+    assert LOCAL_VALUES["WEBHOOK_ALLOW_LOOPBACK"] == "true"  # the devkit's webhook receiver on 127.0.0.1
+
+
 def test_key_vault_references_point_at_the_vault():
     settings = bicep_app_settings()
     for name in KEY_VAULT_REFERENCES:
@@ -956,7 +972,8 @@ def test_setting_values_default_to_the_local_values():
     assert set(linked) == {"COSMOS_DATABASE", "ANALYTICS_CONTAINER", "DEADLETTER_CONTAINER", "SITES_CONTAINER",
                            "EVENTHUB_NAME",
                            "EVENTHUB_CONSUMER_GROUP", "PRESENCE_TIMEOUT_SECONDS", "PRESENCE_SWEEP_SCHEDULE", "ROLLUP_HOURLY_SCHEDULE",
-                           "ROLLUP_DAILY_SCHEDULE", "ANALYTICS_MIN_GROUP_SIZE", "DASHBOARD_SIGNIN_ORIGINS"}
+                           "ROLLUP_DAILY_SCHEDULE", "EVENT_DELIVERY_SCHEDULE", "ANALYTICS_MIN_GROUP_SIZE",
+                           "DASHBOARD_SIGNIN_ORIGINS"}
     # ...and each such parameter feeds its setting, directly or through the module that creates the resource.
     settings_source = text_of(declared(MAIN, "var")["appSettings"].value)
     for setting, param in linked.items():
@@ -1037,7 +1054,7 @@ def test_outputs_are_named_like_the_settings_they_feed_and_hold_no_secret():
     # Every endpoint and name the code needs in Azure is an output, with the same value as the setting.
     # Fixed for Azure, not something the devkit takes from an environment (like EVENT_PUBLISHER).
     not_outputs = {"AZURE_CLIENT_ID", "APPLICATIONINSIGHTS_CONNECTION_STRING", "EVENT_PUBLISHER",
-                   "IDENTITY_ALLOW_LOOPBACK"} | KEY_VAULT_REFERENCES
+                   "IDENTITY_ALLOW_LOOPBACK", "WEBHOOK_ALLOW_LOOPBACK", "CALENDAR_ALLOW_LOOPBACK"} | KEY_VAULT_REFERENCES
     needed = {n for n in names if n in settings and n not in not_outputs}
     assert needed <= set(outputs), sorted(needed - set(outputs))
     for name in needed:

@@ -85,7 +85,7 @@ async def test_hourly_job_writes_each_buildings_recent_hours_as_hive_paths(world
     assert oak["occupancy_rate"] == 0.5 and oak["peak_headcount"] == 3 and oak["tenant_id"] == "tenant-a"
     m = await manifest(blobs, "tenant-a", "hq", "hour", "2026-11-26", "20261126T0900Z")
     assert m["rowCounts"] == {"spaces": 3, "zones": 3, "collaboration": 0}
-    assert m["watermark"] == "2026-11-26T10:05:00Z" and m["final"] is False and m["schemaVersion"] == 1
+    assert m["watermark"] == "2026-11-26T10:05:00Z" and m["final"] is False and m["schemaVersion"] == 2
     assert m["window"] == {"start": "2026-11-26T09:00:00Z", "end": "2026-11-26T10:00:00Z", "localDate": "2026-11-26",
                            "localHour": 9, "utcOffsetMinutes": 0, "timeZone": "UTC"}
     assert m["files"]["spaces"]["name"].startswith("tenant=tenant-a/building=hq/grain=hour/date=2026-11-26/spaces-")

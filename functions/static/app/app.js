@@ -9,7 +9,7 @@ import { PeopleLayer } from "./people.js";
 
 const L = window.L;
 const LOW_BATTERY_MV = 2500; // a coin cell below this has weeks left
-const COLOURS = { free: "#22c55e", occupied: "#ef4444", none: "#d1d5db" };
+const COLOURS = { free: "#22c55e", occupied: "#ef4444", booked: "#f59e0b", reclaimable: "#3b82f6", none: "#d1d5db" };
 const $ = (id) => document.getElementById(id);
 
 const state = { building: null, site: null, floor: null, spaceLayers: new Map(), spaces: new Map(),

@@ -103,6 +103,27 @@ var cosmosContainers = [
       {
         path: '/status/?'
       }
+      {
+        path: '/kind/?'
+      }
+      {
+        path: '/headcountDueAt/?'
+      }
+      {
+        path: '/spaceId/?'
+      }
+      {
+        path: '/start/?'
+      }
+      {
+        path: '/end/?'
+      }
+      {
+        path: '/checkOpen/?'
+      }
+      {
+        path: '/releaseState/?'
+      }
     ]
     defaultTtl: null
   }
@@ -138,7 +159,68 @@ var cosmosContainers = [
       {
         path: '/lastHeard/?'
       }
+      {
+        path: '/kind/?'
+      }
+      {
+        path: '/silenceReported/?'
+      }
     ]
+    defaultTtl: null
+  }
+  {
+    // event subscriptions (docs/events.md)
+    name: 'subscriptions'
+    partitionKey: '/tenantId'
+    includedPaths: [
+      {
+        path: '/tenantId/?'
+      }
+    ]
+    defaultTtl: null
+  }
+  {
+    // each event for each subscription with its attempts, kept a week (EVENT_RETENTION_S in shared/adapters/cosmos.py)
+    name: 'deliveries'
+    partitionKey: '/subscriptionKey'
+    includedPaths: [
+      {
+        path: '/subscriptionKey/?'
+      }
+      {
+        path: '/status/?'
+      }
+      {
+        path: '/nextAttemptAt/?'
+      }
+      {
+        path: '/subject/?'
+      }
+    ]
+    defaultTtl: 604800
+  }
+  {
+    // every event handed on from the outbox, for replays, kept a week
+    name: 'events'
+    partitionKey: '/buildingKey'
+    includedPaths: [
+      {
+        path: '/buildingKey/?'
+      }
+      {
+        path: '/tenantId/?'
+      }
+      {
+        path: '/time/?'
+      }
+    ]
+    defaultTtl: 604800
+  }
+  {
+    // the change feed trigger's leases (functions/events.py relays the outbox of spaces-v2 and beacons-v2)
+    name: 'leases'
+    partitionKey: '/id'
+    includedPaths: []
     defaultTtl: null
   }
   {

@@ -18,6 +18,7 @@ param cosmosAccountName string
 param keyVaultName string
 param adminApiKeySecretName string
 param applicationInsightsName string
+param eventGridTopicName string
 
 // Built-in role definition ids (https://learn.microsoft.com/azure/role-based-access-control/built-in-roles).
 var roles = {
@@ -27,6 +28,7 @@ var roles = {
   storageBlobDataContributor: 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
   keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
+  eventGridDataSender: 'd5a91429-5739-47e2-a06b-3470a27159e7'
 }
 // Cosmos DB's data plane has its own RBAC: the built-in "Cosmos DB Built-in Data Contributor".
 var cosmosDataContributor = '00000000-0000-0000-0000-000000000002'
@@ -63,6 +65,21 @@ resource adminApiKeySecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' existi
 
 resource applicationInsights 'Microsoft.Insights/components@2020-02-02' existing = {
   name: applicationInsightsName
+}
+
+resource eventGridTopic 'Microsoft.EventGrid/topics@2022-06-15' existing = {
+  name: eventGridTopicName
+}
+
+// The event delivery publishes the eventGrid subscriptions' events to the deployment's topic.
+resource eventGridSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(eventGridTopic.id, principalId, roles.eventGridDataSender)
+  scope: eventGridTopic
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.eventGridDataSender)
+    principalId: principalId
+    principalType: principalType
+  }
 }
 
 // The HTTP ingest function publishes batches to the hub.
