@@ -385,6 +385,13 @@ class PipelineService:
         if stored is None:
             self._devices.pop(key, None)
             return None
+        if cached is not None and cached.state.etag is not None and cached.state.etag == stored.etag:
+            # Nobody wrote it since the version this copy grew from: the copy is that version plus the batches
+            # folded since (their writes skipped as not due). Taking the stored one would rewind the device and
+            # drop those batches' ids from the dedupe window, so a redelivered one would be counted again.
+            cached = replace(cached, loaded_at=now)
+            self._remember(key, cached)
+            return cached
         cached = _CachedDevice(stored, now, stored.last_seen, stored.space_id, stored.floor)
         self._remember(key, cached)
         return cached

@@ -235,3 +235,34 @@ async def test_one_call_for_many_devices_gives_what_a_call_per_device_gives():
         b = await apart.get_device(HQ, f"install-{n:04d}")
         assert (a.space_id, a.floor, a.x, a.y, a.space_since) == (b.space_id, b.floor, b.x, b.y, b.space_since)
     assert await headcounts(together) == await headcounts(apart) == {"r-oak": 1, "k-0": 2}
+
+
+async def test_the_periodic_re_read_does_not_rewind_a_device_held_in_memory():
+    """A device heard with nothing that anyone reads changing is kept in memory (its write skipped); when the
+    instance's copy is older than the persist interval it is read again. That read must not replace the newer
+    state in memory with the older stored one: it would move last_seen back and drop the ids of the batches
+    folded since from the dedupe window, so a redelivered batch would be counted again."""
+    sites = InMemorySiteModelStore()
+    await add_small_site(sites)
+    store = InMemoryLiveStateStore()
+    ticks = {"now": 0.0}
+    pipeline = PipelineService(SiteDirectory(sites), store, PipelinePolicy(persist_interval_s=600.0),
+                               monotonic=lambda: ticks["now"])
+    events = walk(T0, [("r-oak", 8)], every_s=10)
+    await pipeline.process(events[:4])  # placed in the room: written
+    stored = await store.get_device(HQ, "install-0001")
+    for event in events[4:7]:  # heard in the same room: nothing anyone reads changes, the writes are skipped
+        await pipeline.process([event])
+    assert pipeline.stats.device_writes_skipped >= 3
+    assert (await store.get_device(HQ, "install-0001")).last_seen == stored.last_seen
+    ticks["now"] += 601.0  # the instance's copy is due to be read again
+    duplicates = pipeline.stats.duplicates
+    await pipeline.process([events[5]])  # a redelivery of a batch folded in memory only
+    assert pipeline.stats.duplicates == duplicates + 1, "the redelivered batch was counted again"
+    # The phone walks on: the move is written, and what is written grew from everything folded in memory.
+    last = events[7][1].parsed.batch.sent_at
+    for event in [events[7], *walk(last + timedelta(seconds=10), [("k-0", 6)], every_s=10)]:
+        await pipeline.process([event])
+    device = await store.get_device(HQ, "install-0001")
+    assert device.space_id == "k-0" and await headcounts(store) == {"r-oak": 0, "k-0": 1}
+    assert {str(e[1].parsed.batch.batch_id) for e in events[4:8]} <= set(device.recent_batches)
