@@ -1,0 +1,259 @@
+"""`python -m devkit bench scale [--json]`: processor workers side by side, each owning its share of the partitions.
+
+The capacity model (docs/capacity.md) assumes processing scales out linearly: one Event Hub partition is worked by
+one instance at a time, instances share nothing but the store, so N instances process N times what one does. This
+measures that on this machine. The simulated office traffic of `bench pipeline` (same generator, same ingest event
+bodies, same trigger-call grouping, same PipelineService and EventProcessingService setup, imported from
+devkit/benchmarks/pipeline.py) is generated once in this process and spread over the partitions the way the
+in-process hub spreads it (`InProcessEventPublisher.partition_of`: a stable hash of the device id). Then, for each
+worker count, that many processes (spawned, not threads: each has its own interpreter and GIL, like a Functions
+instance) each take a disjoint set of partitions, round robin as the Event Hubs trigger's load balancer spreads
+partitions over instances, and process their calls in time order. Measured per run:
+- `per_worker_sightings_per_s`: each worker's sightings over its own processing seconds;
+- `per_worker_sightings_per_cpu_s`: the same over the CPU seconds it got (what a worker does with one whole core;
+  the figure the capacity model uses, less sensitive to other load on the machine);
+- `total_sightings_per_s`: all sightings over the span from the first worker's start to the last one's end;
+- `scaling_efficiency`: total over (workers x the one-worker rate): 1.0 is linear.
+Every worker uses its own in-memory live-state store: the Cosmos emulator is one local Node process and cannot
+show how Cosmos DB scales (and workers of one building share its space documents there, which this does not
+measure). BLAS is held to one thread per worker so that one worker is one core. With more workers than cores the
+workers take turns on the cores: the per-worker rate must then drop and the total cannot grow beyond about
+cores x the one-worker rate; the output says how many cores there are and flags those runs.
+Event generation and the handing of events to the workers are not timed.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from multiprocessing.queues import Queue
+    from multiprocessing.synchronize import Barrier
+
+    from shared.domain.ports import InboundEvent
+    from shared.domain.site import SiteModel
+
+# BLAS libraries read these when numpy loads: one thread each, so a worker process uses one core.
+ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+START_TIMEOUT_S = 300.0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--phones", type=int, default=500)
+    parser.add_argument("--minutes", type=float, default=12.0, help="simulated minutes of traffic")
+    parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--workers", type=_worker_counts, default=[1, 2, 4],
+                        help="worker counts to run, comma-separated (default 1,2,4)")
+    parser.add_argument("--partitions", type=int, default=8,
+                        help="hub partitions (default 8: the in-process hub's and the Bicep's default)")
+
+
+def _worker_counts(text: str) -> list[int]:
+    try:
+        counts = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of numbers: {text!r}") from None
+    if not counts or any(count < 1 or count > 64 for count in counts):
+        raise argparse.ArgumentTypeError("worker counts must be 1 to 64")
+    return sorted(set(counts))
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (the affinity mask where the platform has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def assign_partitions(partitions: int, workers: int) -> list[list[int]]:
+    """Partitions of each worker: round robin, so counts differ by at most one (the trigger's balanced share)."""
+    if workers < 1 or workers > partitions:
+        raise ValueError(f"{workers} workers cannot each own one of {partitions} partitions")
+    return [list(range(worker, partitions, workers)) for worker in range(workers)]
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from devkit.benchmarks.pipeline import _events, _trigger_calls
+    from devkit.office import OfficeDay
+    from shared.adapters.inprocess_events import InProcessEventPublisher
+    from shared.domain.ingest_event import decode_ingest_event
+
+    if args.phones < 1 or args.minutes <= 0 or args.partitions < 1:
+        raise SystemExit("--phones and --partitions must be at least 1 and --minutes positive")
+    too_many = [count for count in args.workers if count > args.partitions]
+    if too_many:
+        raise SystemExit(f"--workers {too_many[0]} is more than --partitions {args.partitions}: "
+                         "a partition is worked by one instance at a time")
+    load_at_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+
+    generated = time.perf_counter()
+    day = OfficeDay(people=args.phones, minutes=args.minutes, seed=args.seed, floors=3)
+    cutoff = day.window_s - min(0.12 * day.window_s, 1200.0) - 120.0  # as bench pipeline: people still in rooms
+    bodies = _events(day, cutoff)
+    calls = _trigger_calls(bodies, partitions=args.partitions)
+    generate_s = time.perf_counter() - generated
+
+    # The in-process hub's partitioning decides who owns what; the trigger-call grouping must agree with it.
+    async def _unused(*_args: Any) -> None:
+        return None
+
+    hub = InProcessEventPublisher(_unused, partition_count=args.partitions)
+    sightings_in = {body: len(decode_ingest_event(body).parsed.batch.sightings) for _d, body, _r in bodies}
+    per_partition_sightings = [0] * args.partitions
+    for call in calls:
+        for event in call:
+            partition = hub.partition_of(event.partition_key or "")
+            if str(partition) != event.partition_id:
+                raise RuntimeError(f"event of {event.partition_key} grouped on partition {event.partition_id}, "
+                                   f"the in-process hub puts it on {partition}")
+            per_partition_sightings[partition] += sightings_in[event.body]
+    sightings = sum(per_partition_sightings)
+    last_event = day.at(cutoff)
+    cores = usable_cores()
+
+    runs = [_run_workers(count, calls, args.partitions, day.site, last_event) for count in args.workers]
+    base = _one_worker_rate(runs)
+    for result in runs:
+        result["scaling_efficiency"] = round(result["total_sightings_per_s"] / (result["workers"] * base), 3)
+        result["sightings_processed"] = sum(w["sightings"] for w in result["per_worker"])
+        result["exactly_once"] = (result["sightings_processed"] == sightings and result["devices_overlap"] == 0
+                                  and all(w["duplicates"] == 0 for w in result["per_worker"]))
+    mean = sightings / args.partitions
+    return {
+        "phones": args.phones, "simulated_minutes": round(cutoff / 60, 1), "batches": len(bodies),
+        "sightings": sightings, "sightings_per_batch": round(sightings / max(1, len(bodies)), 1),
+        "event_body_bytes_mean": round(sum(len(body) for _d, body, _r in bodies) / max(1, len(bodies))),
+        "partitions": args.partitions, "trigger_calls": len(calls),
+        "partition_sightings": per_partition_sightings,
+        "partition_imbalance": round(max(per_partition_sightings) / mean, 3) if mean else None,
+        "cpu_count": os.cpu_count(), "usable_cores": cores,
+        "load_average_1m_at_start": round(load_at_start, 2) if load_at_start is not None else None,
+        "blas_threads_per_worker": 1,
+        "store": "in-memory live-state store per worker (the Cosmos emulator cannot show Cosmos DB scaling)",
+        "note": (f"{cores} usable cores: up to {cores} workers each get a core; beyond that they take turns, so the "
+                 f"per-worker rate must drop and the total stays near {cores} x the one-worker rate (runs flagged "
+                 "workers_exceed_cores). Other load on the machine lowers per-worker rates too: compare "
+                 "per_worker_sightings_per_cpu_s."),
+        "generate_s": round(generate_s, 1),
+        "runs": runs,
+    }
+
+
+def _one_worker_rate(runs: list[dict[str, Any]]) -> float:
+    """The rate one worker reaches alone: the 1-worker run, else the smallest run's mean per worker."""
+    smallest = min(runs, key=lambda r: r["workers"])
+    if smallest["workers"] == 1:
+        return float(smallest["total_sightings_per_s"]) or 1.0
+    rates = [w["sightings_per_s"] for w in smallest["per_worker"]]
+    return (sum(rates) / len(rates)) or 1.0
+
+
+def _run_workers(count: int, calls: list[list[InboundEvent]], partitions: int, site: SiteModel,
+                 last_event: Any) -> dict[str, Any]:
+    import multiprocessing
+    import queue as queue_module
+
+    context = multiprocessing.get_context("spawn")
+    owned = assign_partitions(partitions, count)
+    barrier = context.Barrier(count)
+    results: Queue[dict[str, Any]] = context.Queue()
+    processes = []
+    saved = {name: os.environ.get(name) for name in ONE_THREAD}
+    os.environ.update(ONE_THREAD)  # a spawned child starts with the parent's environment as it is now
+    try:
+        for worker, mine in enumerate(owned):
+            mine_set = {str(p) for p in mine}
+            worker_calls = [call for call in calls if call[0].partition_id in mine_set]
+            process = context.Process(target=_worker_main, name=f"bench-scale-{count}-{worker}",
+                                      args=(worker, mine, worker_calls, site, last_event, barrier, results))
+            process.start()
+            processes.append(process)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    per_worker: list[dict[str, Any]] = []
+    try:
+        for _ in processes:
+            per_worker.append(results.get(timeout=START_TIMEOUT_S + 600))
+    except queue_module.Empty:
+        raise RuntimeError(f"a worker of the {count}-worker run sent no result") from None
+    finally:
+        for process in processes:
+            process.join(timeout=30)
+            if process.is_alive():
+                process.terminate()
+                process.join()
+    failed = [w for w in per_worker if "error" in w]
+    if failed:
+        raise RuntimeError(f"worker {failed[0]['worker']} of the {count}-worker run failed: {failed[0]['error']}")
+    per_worker.sort(key=lambda w: w["worker"])
+    span = max(w["end"] for w in per_worker) - min(w["start"] for w in per_worker)
+    devices = [set(w.pop("device_ids")) for w in per_worker]
+    union: set[str] = set().union(*devices)
+    rates = [w["sightings_per_s"] for w in per_worker]
+    for w in per_worker:
+        del w["start"], w["end"]
+    total = sum(w["sightings"] for w in per_worker)
+    return {
+        "workers": count, "workers_exceed_cores": count > usable_cores(),
+        "total_sightings_per_s": round(total / span) if span > 0 else None,
+        "wall_s": round(span, 2),
+        "per_worker_sightings_per_s": rates,
+        "mean_per_worker_sightings_per_s": round(sum(rates) / len(rates)),
+        "per_worker_sightings_per_cpu_s": [w["sightings_per_cpu_s"] for w in per_worker],
+        "devices_overlap": sum(len(d) for d in devices) - len(union),
+        "per_worker": per_worker,
+    }
+
+
+def _worker_main(worker: int, partitions: list[int], calls: list[list[InboundEvent]], site: SiteModel,
+                 last_event: Any, barrier: Barrier, results: Queue[dict[str, Any]]) -> None:
+    """One worker process: its own pipeline and in-memory store over its partitions' calls, in time order."""
+    try:
+        results.put(_worker(worker, partitions, calls, site, last_event, barrier))
+    except Exception as error:  # noqa: BLE001 - reported to the parent, which fails the run with it
+        results.put({"worker": worker, "error": f"{type(error).__name__}: {error}"})
+
+
+def _worker(worker: int, partitions: list[int], calls: list[list[InboundEvent]], site: SiteModel,
+            last_event: Any, barrier: Barrier) -> dict[str, Any]:
+    import asyncio
+
+    # imported before the start line so that no worker times its imports
+    from devkit.benchmarks.pipeline import TENANT, _process_all
+    from shared.adapters.memory import InMemoryLiveStateStore
+    from shared.domain.tenancy import BuildingRef
+
+    async def work() -> dict[str, Any]:
+        # _process_all builds its services and the site index before it starts its clock; CPU time cannot be
+        # split that way from outside, so the setup's CPU is measured on an empty run (the second: the first
+        # pays one-time costs) and taken off.
+        setup_cpu = 0.0
+        for _ in range(2):
+            cpu = time.process_time()
+            await _process_all([], site, InMemoryLiveStateStore(), clock=lambda: last_event)
+            setup_cpu = time.process_time() - cpu
+        store = InMemoryLiveStateStore()
+        barrier.wait(timeout=START_TIMEOUT_S)  # every worker starts together
+        cpu = time.process_time()
+        elapsed, pipeline, positioning_s = await _process_all(calls, site, store, clock=lambda: last_event)
+        end = time.perf_counter()
+        cpu_s = max(time.process_time() - cpu - setup_cpu, 1e-6)
+        devices = await store.list_devices(BuildingRef(TENANT, site.building_id))
+        stats = pipeline.stats
+        return {
+            "worker": worker, "partitions": partitions, "events": sum(len(call) for call in calls),
+            "sightings": stats.sightings, "duplicates": stats.duplicates,
+            "sightings_per_s": round(stats.sightings / elapsed) if elapsed > 0 else None,
+            "sightings_per_cpu_s": round(stats.sightings / cpu_s) if cpu_s > 0 else None,
+            "processing_s": round(elapsed, 2), "cpu_s": round(cpu_s, 2), "positioning_s": round(positioning_s, 2),
+            "device_ids": sorted(device.device_id for device in devices),
+            "start": end - elapsed, "end": end,
+        }
+
+    return asyncio.run(work())
