@@ -13,7 +13,13 @@ partitions over instances, and process their calls in time order. Measured per r
 - `per_worker_sightings_per_cpu_s`: the same over the CPU seconds it got (what a worker does with one whole core;
   the figure the capacity model uses, less sensitive to other load on the machine);
 - `total_sightings_per_s`: all sightings over the span from the first worker's start to the last one's end;
-- `scaling_efficiency`: total over (workers x the one-worker rate): 1.0 is linear.
+- `scaling_efficiency`: total over (workers x the one-worker rate): 1.0 is linear;
+- `cpu_scaling_efficiency`: the mean per-worker rate per CPU second over the one-worker one: 1.0 means the workers
+  do not slow each other down (nothing shared), so N instances with a core each do N times one instance's work;
+  `per_worker_core_share` says how much of a core each worker got (the rest it waited: other workers, other load);
+- `documents_at_end`: count and mean JSON size of the documents each container holds after the 1-worker run (the
+  `spaces` container also holds the outbox of space events), and `max_rss_mb` of each worker: the storage and
+  memory inputs of the capacity model.
 Every worker uses its own in-memory live-state store: the Cosmos emulator is one local Node process and cannot
 show how Cosmos DB scales (and workers of one building share its space documents there, which this does not
 measure). BLAS is held to one thread per worker so that one worker is one core. With more workers than cores the
@@ -115,8 +121,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     runs = [_run_workers(count, calls, args.partitions, day.site, last_event) for count in args.workers]
     base = _one_worker_rate(runs)
+    base_cpu = min(runs, key=lambda r: r["workers"])["mean_per_worker_sightings_per_cpu_s"] or 1
     for result in runs:
         result["scaling_efficiency"] = round(result["total_sightings_per_s"] / (result["workers"] * base), 3)
+        # per CPU second: what each worker does with a core of its own, against the smallest run's
+        result["cpu_scaling_efficiency"] = round(result["mean_per_worker_sightings_per_cpu_s"] / base_cpu, 3)
         result["sightings_processed"] = sum(w["sightings"] for w in result["per_worker"])
         result["exactly_once"] = (result["sightings_processed"] == sightings and result["devices_overlap"] == 0
                                   and all(w["duplicates"] == 0 for w in result["per_worker"]))
@@ -137,6 +146,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                  "workers_exceed_cores). Other load on the machine lowers per-worker rates too: compare "
                  "per_worker_sightings_per_cpu_s."),
         "generate_s": round(generate_s, 1),
+        "documents_at_end": runs[0]["documents"],
         "runs": runs,
     }
 
@@ -194,6 +204,12 @@ def _run_workers(count: int, calls: list[list[InboundEvent]], partitions: int, s
     per_worker.sort(key=lambda w: w["worker"])
     span = max(w["end"] for w in per_worker) - min(w["start"] for w in per_worker)
     devices = [set(w.pop("device_ids")) for w in per_worker]
+    documents: dict[str, list[int]] = {}
+    for w in per_worker:
+        for container, (docs, size) in w.pop("document_sizes").items():
+            documents.setdefault(container, [0, 0])
+            documents[container][0] += docs
+            documents[container][1] += size
     union: set[str] = set().union(*devices)
     rates = [w["sightings_per_s"] for w in per_worker]
     for w in per_worker:
@@ -206,7 +222,12 @@ def _run_workers(count: int, calls: list[list[InboundEvent]], partitions: int, s
         "per_worker_sightings_per_s": rates,
         "mean_per_worker_sightings_per_s": round(sum(rates) / len(rates)),
         "per_worker_sightings_per_cpu_s": [w["sightings_per_cpu_s"] for w in per_worker],
+        "mean_per_worker_sightings_per_cpu_s": round(sum(w["sightings_per_cpu_s"] for w in per_worker) / count),
+        # the share of a core each worker got while it ran: below 1 it waited for a core (other workers, other load)
+        "per_worker_core_share": [round(w["cpu_s"] / w["processing_s"], 2) if w["processing_s"] else None
+                                  for w in per_worker],
         "devices_overlap": sum(len(d) for d in devices) - len(union),
+        "documents": {c: {"count": n, "bytes_mean": round(b / n) if n else 0} for c, (n, b) in sorted(documents.items())},
         "per_worker": per_worker,
     }
 
@@ -223,6 +244,8 @@ def _worker_main(worker: int, partitions: list[int], calls: list[list[InboundEve
 def _worker(worker: int, partitions: list[int], calls: list[list[InboundEvent]], site: SiteModel,
             last_event: Any, barrier: Barrier) -> dict[str, Any]:
     import asyncio
+    import json
+    import resource
 
     # imported before the start line so that no worker times its imports
     from devkit.benchmarks.pipeline import TENANT, _process_all
@@ -246,13 +269,18 @@ def _worker(worker: int, partitions: list[int], calls: list[list[InboundEvent]],
         cpu_s = max(time.process_time() - cpu - setup_cpu, 1e-6)
         devices = await store.list_devices(BuildingRef(TENANT, site.building_id))
         stats = pipeline.stats
+        # the documents as the Cosmos store writes them (without Cosmos' ~200 B of system properties):
+        # what docs/capacity.md's storage figures start from
+        sizes = {container: [len(docs), sum(len(json.dumps(d, separators=(",", ":"))) for d in docs.values())]
+                 for container, docs in store._docs.items()}
         return {
             "worker": worker, "partitions": partitions, "events": sum(len(call) for call in calls),
             "sightings": stats.sightings, "duplicates": stats.duplicates,
             "sightings_per_s": round(stats.sightings / elapsed) if elapsed > 0 else None,
             "sightings_per_cpu_s": round(stats.sightings / cpu_s) if cpu_s > 0 else None,
             "processing_s": round(elapsed, 2), "cpu_s": round(cpu_s, 2), "positioning_s": round(positioning_s, 2),
-            "device_ids": sorted(device.device_id for device in devices),
+            "device_ids": sorted(device.device_id for device in devices), "document_sizes": sizes,
+            "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),  # Linux: KB
             "start": end - elapsed, "end": end,
         }
 
