@@ -42,7 +42,7 @@ class Inputs:
     instance_base_memory_mb: float = 222.0
     instance_memory_mb: float = 2_048.0
     invocations_per_partition_per_s: float = 1.0
-    ingest_cpu_s_per_request: float = 0.025
+    ingest_cpu_s_per_request: float = 0.0025
     # Event Hubs
     tu_utilization: float = 0.8
     # Cosmos DB
@@ -85,8 +85,8 @@ SOURCES: dict[str, str] = {
     "office_hours_per_day": "docs/deploy.md",
     "instance_sightings_per_s": "bench pipeline --json: cosmos_sightings_per_s (one process against the Cosmos "
                                 "emulator on the same 2 cores; in memory one core does 33,567/s)",
-    "scaling_efficiency": "bench scale --json: cpu_scaling_efficiency of the 2-worker run (workers = cores; "
-                          "an instance has its own core)",
+    "scaling_efficiency": "bench scale --json: cpu_scaling_efficiency of the 2-worker runs (workers = cores; "
+                          "an instance has its own core): 1.01, 0.95, 0.82 on a busy machine, the median",
     "instance_utilization": "assumption: plan the peak at 70 % of an instance (bursts, retries, redone devices)",
     "memory_per_device_bytes": "issue #15: 5.2 KB a tracked device today; PLACEHOLDER for bench pipeline's "
                                "memory_per_device_bytes",
@@ -94,7 +94,8 @@ SOURCES: dict[str, str] = {
                                "its events; the same with 500 or 125 devices)",
     "instance_memory_mb": "Bicep instanceMemoryMB default (Flex Consumption: 2,048 MB = 1 core)",
     "invocations_per_partition_per_s": "docs/deploy.md: one processing invocation per partition per second",
-    "ingest_cpu_s_per_request": "docs/deploy.md's assumption (HTTP ingest ~25 ms a request); not measured here",
+    "ingest_cpu_s_per_request": "bench scale --json: ingest.cpu_ms_per_request (0.36-0.53 ms, the route in "
+                                "process) + 2 ms assumed for the Functions host, TLS and the Event Hubs send",
     "tu_utilization": "assumption: plan the peak at 80 % of the throughput units",
     "ru_per_sighting_arrivals": "bench pipeline --json: est_ru_per_sighting (first 4,000 events: arrivals)",
     "ru_per_sighting_steady": "issue #15: ~0.12 RU a sighting in steady state (steady_est_ru_per_sighting)",
@@ -155,7 +156,7 @@ def model(inputs: Inputs, phones: int) -> dict[str, Any]:
     processing_gb_s = instances * busy_s * instance_gb  # upper bound: every instance executing all busy hours
     processing_executions = min(events_per_s, partitions * i.invocations_per_partition_per_s) * busy_s
     ingest_instances = max(1, math.ceil(events_per_s * i.ingest_cpu_s_per_request / i.instance_utilization))
-    ingest_gb_s = events_month * i.ingest_cpu_s_per_request * instance_gb
+    ingest_gb_s = ingest_instances * busy_s * instance_gb  # the same upper bound as processing
     processing_usd = processing_gb_s * i.price_gb_s + processing_executions / 1e6 * i.price_million_executions
     ingest_usd = ingest_gb_s * i.price_gb_s + events_month / 1e6 * i.price_million_executions
     functions_usd = processing_usd + ingest_usd
@@ -255,7 +256,7 @@ ROWS: list[tuple[str, str, str]] = [
     ("$ Functions", "usd_month.functions", "(processing + ingest GB-s) x price_gb_s + executions x price"),
     ("of which processing", "usd_month.functions_processing",
      "instances x busy seconds x GB (an upper bound) + one execution per partition per second"),
-    ("of which HTTP ingest", "usd_month.functions_ingest", "requests x ingest_cpu_s_per_request x GB + requests"),
+    ("of which HTTP ingest", "usd_month.functions_ingest", "ingest instances x busy seconds x GB + requests"),
     ("$ Cosmos DB autoscale", "usd_month.cosmos_autoscale",
      "sum over hours of max(RU/s used, 10 % of max) / 100 x price"),
     ("$ Cosmos DB storage", "usd_month.cosmos_storage", "GB x price_cosmos_gb_month"),

@@ -19,7 +19,10 @@ partitions over instances, and process their calls in time order. Measured per r
   `per_worker_core_share` says how much of a core each worker got (the rest it waited: other workers, other load);
 - `documents_at_end`: count and mean JSON size of the documents each container holds after the 1-worker run (the
   `spaces` container also holds the outbox of space events), and `max_rss_mb` of each worker: the storage and
-  memory inputs of the capacity model.
+  memory inputs of the capacity model;
+- `ingest`: CPU per `POST /api/v1/sightings` of an office batch through the FastAPI app in this process (in-memory
+  stores, events recorded), the HTTP client's own share measured on a bare app and taken off: the route's cost
+  without the Functions host, TLS or the Event Hubs send (a lower bound for the model's ingest instances).
 Every worker uses its own in-memory live-state store: the Cosmos emulator is one local Node process and cannot
 show how Cosmos DB scales (and workers of one building share its space documents there, which this does not
 measure). BLAS is held to one thread per worker so that one worker is one core. With more workers than cores the
@@ -54,6 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="worker counts to run, comma-separated (default 1,2,4)")
     parser.add_argument("--partitions", type=int, default=8,
                         help="hub partitions (default 8: the in-process hub's and the Bicep's default)")
+    parser.add_argument("--ingest-requests", type=int, default=2000,
+                        help="POSTs of office batches timed through the HTTP app in process (0 skips)")
 
 
 def _worker_counts(text: str) -> list[int]:
@@ -81,13 +86,16 @@ def assign_partitions(partitions: int, workers: int) -> list[list[int]]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    import asyncio
+
     from devkit.benchmarks.pipeline import _events, _trigger_calls
     from devkit.office import OfficeDay
     from shared.adapters.inprocess_events import InProcessEventPublisher
     from shared.domain.ingest_event import decode_ingest_event
 
-    if args.phones < 1 or args.minutes <= 0 or args.partitions < 1:
-        raise SystemExit("--phones and --partitions must be at least 1 and --minutes positive")
+    if args.phones < 1 or args.minutes <= 0 or args.partitions < 1 or args.ingest_requests < 0:
+        raise SystemExit("--phones and --partitions must be at least 1, --minutes positive, "
+                         "--ingest-requests 0 or more")
     too_many = [count for count in args.workers if count > args.partitions]
     if too_many:
         raise SystemExit(f"--workers {too_many[0]} is more than --partitions {args.partitions}: "
@@ -120,6 +128,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     cores = usable_cores()
 
     runs = [_run_workers(count, calls, args.partitions, day.site, last_event) for count in args.workers]
+    ingest = asyncio.run(_ingest_cost(args.ingest_requests, args.seed)) if args.ingest_requests > 0 else None
     base = _one_worker_rate(runs)
     base_cpu = min(runs, key=lambda r: r["workers"])["mean_per_worker_sightings_per_cpu_s"] or 1
     for result in runs:
@@ -147,6 +156,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                  "per_worker_sightings_per_cpu_s."),
         "generate_s": round(generate_s, 1),
         "documents_at_end": runs[0]["documents"],
+        "ingest": ingest,
         "runs": runs,
     }
 
@@ -295,3 +305,71 @@ def _worker(worker: int, partitions: list[int], calls: list[list[InboundEvent]],
         }
 
     return asyncio.run(work())
+
+
+async def _ingest_cost(requests: int, seed: int) -> dict[str, Any]:
+    """CPU per `POST /api/v1/sightings` through the FastAPI app in this process (in-memory context, events recorded,
+    not delivered): the ingest route's own cost without the Functions host, the network or TLS, so a lower bound.
+    The HTTP client's share is measured on an app that answers 202 at once and taken off."""
+    import json
+    from datetime import UTC, datetime, timedelta
+
+    import httpx
+
+    from devkit.benchmarks.pipeline import TENANT
+    from devkit.local_settings import load_local_settings
+    from devkit.office import OfficeDay
+    from functions.http_api import create_api
+    from shared.domain.tenancy import BuildingRef, Scope
+    from shared.settings import load_settings
+    from shared.wiring import build_in_memory_context, set_context
+
+    # a fresh morning (ingest refuses readings older than 24 h), enough phones for the requests
+    day = OfficeDay(people=max(20, requests // 150), minutes=30.0, seed=seed, floors=3,
+                    start=datetime.now(UTC) - timedelta(minutes=31))
+    warm_up = min(50, requests)
+    bodies: list[bytes] = []
+    for batch in day.batches():
+        bodies.append(json.dumps(batch.body).encode())
+        if len(bodies) == requests + warm_up:
+            break
+
+    async def accepted(scope: dict[str, Any], receive: Any, send: Any) -> None:  # the client's share alone
+        await receive()
+        await send({"type": "http.response.start", "status": 202,
+                    "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": b'{"accepted":24}'})
+
+    context = build_in_memory_context(load_settings(load_local_settings()))
+    set_context(context)
+    try:
+        await context.site_models.put(BuildingRef(TENANT, day.site.building_id), day.site)
+        key, _ = await context.auth.mint_key(TENANT, {Scope.ingest}, "bench-scale")
+        headers = {"x-api-key": key, "content-type": "application/json"}
+        timings: dict[str, tuple[float, float, list[int]]] = {}
+        apps: list[tuple[str, Any]] = [("client", accepted), ("app", create_api())]
+        for name, app in apps:
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench") as http:
+                for body in bodies[:warm_up]:
+                    await http.post("/api/v1/sightings", content=body, headers=headers)
+                statuses = []
+                cpu, wall = time.process_time(), time.perf_counter()
+                for body in bodies[warm_up:]:
+                    statuses.append((await http.post("/api/v1/sightings", content=body, headers=headers)).status_code)
+                timings[name] = (time.process_time() - cpu, time.perf_counter() - wall, statuses)
+    finally:
+        set_context(None)
+    measured = len(bodies) - warm_up
+    app_cpu, app_wall, statuses = timings["app"]
+    client_cpu = timings["client"][0]
+    if any(status != 202 for status in statuses):
+        raise RuntimeError(f"ingest answered {sorted(set(statuses))}, expected 202 for every batch")
+    route_cpu = max(app_cpu - client_cpu, 1e-9)
+    return {
+        "requests": measured, "sightings_per_request": round(
+            sum(len(json.loads(b)["sightings"]) for b in bodies[warm_up:]) / max(1, measured), 1),
+        "cpu_ms_per_request": round(1000 * route_cpu / max(1, measured), 3),
+        "requests_per_cpu_s": round(measured / route_cpu),
+        "client_cpu_ms_per_request": round(1000 * client_cpu / max(1, measured), 3),
+        "wall_ms_per_request": round(1000 * app_wall / max(1, measured), 3),
+    }

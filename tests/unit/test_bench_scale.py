@@ -17,7 +17,8 @@ def _parse(*argv: str) -> argparse.Namespace:
 
 
 def test_a_tiny_run_processes_every_sighting_once_across_the_workers() -> None:
-    args = _parse("--phones", "12", "--minutes", "4", "--workers", "2,1", "--partitions", "4", "--json")
+    args = _parse("--phones", "12", "--minutes", "4", "--workers", "2,1", "--partitions", "4",
+                  "--ingest-requests", "60", "--json")
     result = importlib.import_module(bench.TARGETS[args.target]).run(args)
 
     assert result["sightings"] > 0 and result["batches"] > 0
@@ -39,6 +40,9 @@ def test_a_tiny_run_processes_every_sighting_once_across_the_workers() -> None:
         assert run["workers_exceed_cores"] == (run["workers"] > result["usable_cores"])
         assert run["total_sightings_per_s"] > 0 and all(r > 0 for r in run["per_worker_sightings_per_cpu_s"])
     assert result["runs"][0]["scaling_efficiency"] == 1.0
+    # the ingest route's CPU per request, every POST accepted (the bench fails otherwise)
+    assert result["ingest"]["requests"] == 60 and result["ingest"]["cpu_ms_per_request"] > 0
+    assert result["ingest"]["sightings_per_request"] > 0
 
 
 def test_partitions_are_dealt_round_robin_and_never_shared() -> None:

@@ -42,17 +42,17 @@ def test_a_thousand_phones_computed_by_hand() -> None:
     assert c["cosmos_storage_gb"] == 0.02
     usd = c["usd_month"]
     assert usd["event_hubs"] == 22.91  # 1 TU x 730 h x 0.03 = 21.90 + 36 M events x 0.028 = 1.008
-    # GB-s: 4 x 360,000 x 1 GB + 36 M x 0.01 s x 1 GB = 1.8 M x 0.00002 = 36; executions: (8 x 360,000 + 36 M)
+    # GB-s: (4 + 2 instances) x 360,000 x 1 GB = 2.16 M x 0.00002 = 43.2; executions: (8 x 360,000 + 36 M)
     # = 38.88 M x 0.40 = 15.552
-    assert usd["functions"] == 51.55
-    assert (usd["functions_processing"], usd["functions_ingest"]) == (29.95, 21.6)  # 28.8 + 1.152; 7.2 + 14.4
+    assert usd["functions"] == 58.75
+    assert (usd["functions_processing"], usd["functions_ingest"]) == (29.95, 28.8)  # 28.8 + 1.152; 14.4 + 14.4
     # 10 h x 1,010 + 90 h x 210 + 630 h x 200 (10 % of 2,000) = 155,000 RU/s-hours / 100 x 0.012
     assert usd["cosmos_autoscale"] == 18.6
     assert usd["cosmos_serverless_instead"] == 26.1  # 104.4 M RU x 0.25
     # rollups: 500 spaces x 25 x 30.4 x 100 B = 0.038 GB x 0.02; writes: 2.88 M checkpoints + 25 x 30.4 x 4 files
     assert usd["blob"] == pytest.approx(14.42, abs=0.005)  # 0.00076 + 288.304 x 0.05
-    assert usd["total"] == 107.48  # 22.908 + 51.552 + 18.6 + 0.0053 + 14.416
-    assert c["usd_per_million_sightings"] == 0.1493  # 107.48 / 720
+    assert usd["total"] == 114.68  # 22.908 + 58.752 + 18.6 + 0.0053 + 14.416
+    assert c["usd_per_million_sightings"] == 0.1593  # 114.68 / 720
 
 
 def test_beyond_standard_limits_the_model_says_so() -> None:
