@@ -137,6 +137,7 @@ class InMemoryLiveStateStore:
 
     def __init__(self) -> None:
         self._docs: dict[str, dict[tuple[str, str], Document]] = defaultdict(dict)
+        self._summaries: dict[str, set[tuple[str, str]]] = {}  # partition -> keys of its floor summaries
         self.meter = documents.StoreMeter()
 
     def _get(self, container: str, partition: str, item_id: str) -> Document | None:
@@ -217,9 +218,10 @@ class InMemoryLiveStateStore:
         return documents.floor_summary_from_doc(doc) if doc else None
 
     async def list_floor_summaries(self, building: BuildingRef) -> list[FloorSummary]:
-        docs = [copy.deepcopy(d) for (p, _), d in self._docs["spaces"].items()
-                if p == building.key and d.get(documents.KIND_FIELD) == documents.FLOOR_SUMMARY_KIND]
-        return sorted((documents.floor_summary_from_doc(d) for d in docs), key=lambda s: s.floor_id)
+        # by the ids written (Cosmos finds them by the indexed kind), not a scan of the whole container
+        spaces = self._docs["spaces"]
+        docs = [copy.deepcopy(spaces[key]) for key in sorted(self._summaries.get(building.key, ()))]
+        return [documents.floor_summary_from_doc(d) for d in docs]
 
     async def save_floor(self, summary: FloorSummary,
                          spaces: Sequence[tuple[SpaceState, Sequence[CloudEvent]]] = ()) -> FloorSummary:
@@ -240,6 +242,7 @@ class InMemoryLiveStateStore:
         if len({event.id for event in events}) != len(events):
             raise PreconditionFailed("one event twice in a floor's batch")
         saved = [self._save("spaces", partition, doc, etag) for doc, etag in writes]
+        self._summaries.setdefault(partition, set()).add((partition, saved[0]["id"]))
         self._put_outbox("spaces", events)
         return documents.floor_summary_from_doc(saved[0])
 

@@ -94,6 +94,10 @@ class FloorSummary:
         codes = tuple(_encode(states[s], base) if s in states else "" for s in space_ids)
         return cls(building.tenant_id, building.building_id, floor_id, order_key(space_ids), base, codes, etag)
 
+    def headcount(self) -> int:
+        """Everyone on the floor."""
+        return sum(int(code.partition(".")[0]) for code in self.codes if code_occupied(code))
+
     def updated(self, space_ids: Sequence[str], states: Mapping[str, SpaceState]) -> FloorSummary:
         """This summary with the given spaces' documents in place of what it held for them."""
         if not self.fits(space_ids):
@@ -105,6 +109,16 @@ class FloorSummary:
                 codes[i] = _encode(state, self.base)
         return FloorSummary(self.tenant_id, self.building_id, self.floor_id, self.order, self.base, tuple(codes),
                             self.etag)
+
+
+def code_occupied(code: str) -> bool:
+    """Whether someone is in the space of this code (a headcount is written without leading zeros)."""
+    return bool(code) and code[0] != "0"
+
+
+def decode_code(code: str, base: int) -> SpaceSnapshot:
+    """A non-empty code of a summary with this base."""
+    return _decode(code, base)
 
 
 def _encode(state: SpaceState, base: int) -> str:

@@ -18,7 +18,14 @@ from shared.domain.bookings import (
     running_booking,
 )
 from shared.domain.errors import ContractViolation, FieldError, NotFound
-from shared.domain.floor_summary import FloorSummary, SpaceSnapshot, floor_space_ids, order_key
+from shared.domain.floor_summary import (
+    FloorSummary,
+    SpaceSnapshot,
+    code_occupied,
+    decode_code,
+    floor_space_ids,
+    order_key,
+)
 from shared.domain.ports import BookingStore, LiveStateStore, PreconditionFailed
 from shared.domain.presence import SpaceState
 from shared.domain.site import Space, SpaceKind
@@ -103,6 +110,36 @@ class BeaconStatus:
     drift_flagged: bool = False
 
 
+@dataclass(frozen=True)
+class _Layout:
+    floors: dict[str, tuple[tuple[str, ...], str]]  # floor -> its space ids in site order, their order_key
+    kinds: tuple[str, ...]  # each space's kind, in site order
+
+
+@dataclass(frozen=True)
+class _LiveState:
+    """The building's live state as free rooms and occupancy read it: the space documents, or the floor
+    summaries' codes (each with its summary's base), decoded only for the spaces an answer shows."""
+
+    states: dict[str, SpaceState]
+    codes: dict[str, tuple[str, int]]
+    summaries: dict[str, FloorSummary] | None  # by floor, when the codes came from them
+
+    def occupied(self, space_id: str) -> bool:
+        state = self.states.get(space_id)
+        if state is not None:
+            return state.status == "occupied"
+        code = self.codes.get(space_id)
+        return code is not None and code_occupied(code[0])
+
+    def state(self, space_id: str) -> SpaceState | SpaceSnapshot | None:
+        state = self.states.get(space_id)
+        if state is not None:
+            return state
+        code = self.codes.get(space_id)
+        return decode_code(*code) if code is not None and code[0] else None
+
+
 class QueryService:
     def __init__(self, directory: SiteDirectory, live: LiveStateStore, clock: Clock = utc_now,
                  bookings: BookingStore | None = None) -> None:
@@ -111,7 +148,7 @@ class QueryService:
         self._clock = clock
         self._bookings = bookings
         self._navigation: OrderedDict[tuple[BuildingRef, str], NavigationIndex] = OrderedDict()
-        self._floor_orders: OrderedDict[tuple[BuildingRef, str], dict[str, tuple[tuple[str, ...], str]]] = OrderedDict()
+        self._layouts: OrderedDict[tuple[BuildingRef, str], _Layout] = OrderedDict()
 
     async def building(self, ref: BuildingRef) -> Building:
         """The tenant's building; NotFound (the same answer for another tenant's building as for none)."""
@@ -189,8 +226,12 @@ class QueryService:
         building = await self.building(ref)
         per_floor = {f.id: 0 for f in sorted(building.site.floors, key=lambda f: f.ordinal)}
         live = await self._live_state(building)
+        if live.summaries is not None:
+            for floor_id, summary in live.summaries.items():
+                per_floor[floor_id] += summary.headcount()
+            return self._clock(), per_floor
         for space in building.site.spaces:
-            state = live.get(space.id)
+            state = live.states.get(space.id)
             if state is not None:
                 per_floor[space.floor] += state.headcount
         return self._clock(), per_floor
@@ -209,23 +250,28 @@ class QueryService:
         live = await self._live_state(building)
         bookings = await self._bookings_ahead(building, now, max(free_for_, NEXT_BOOKING_HORIZON))
         found = []
-        for space in building.site.spaces:
-            if (space.kind.value not in wanted or space.id not in distances
+        for space, kind in zip(building.site.spaces, self._layout(building).kinds):
+            if (kind not in wanted or space.id not in distances
                     or (min_capacity is not None and space.capacity < min_capacity)
                     or (amenity is not None and amenity not in space.amenities)):
                 continue
-            state = live.get(space.id)
-            held = bookings.get(space.id, [])
-            # free_for with the summary's status: nobody in, and no booking holds the room for free_for_
-            if (state is not None and state.status == "occupied") or not free_for(None, held, now, free_for_):
+            # free_for, with the status from whichever the live state came from: nobody in, and no booking
+            # holds the room for free_for_
+            if live.occupied(space.id) or (space.id in bookings
+                                           and not free_for(None, bookings[space.id], now, free_for_)):
                 continue
-            view = (SpaceView(space, state, running_booking(held, now), next_booking(held, now))
-                    if isinstance(state, SpaceState) or state is None
-                    else SpaceView(space, None, running_booking(held, now), next_booking(held, now), state))
             distance, eta = distances[space.id]
-            found.append(Nearby(view, distance, eta))
-        found.sort(key=lambda n: (n.distance_m or 0.0, n.view.space.id))
-        return found[:limit]
+            found.append((distance, space.id, eta, space))
+        found.sort(key=lambda n: (n[0] or 0.0, n[1]))
+        nearest = []
+        for distance, space_id, eta, space in found[:limit]:  # decoded only for the rooms the answer shows
+            held = bookings.get(space_id, [])
+            state = live.state(space_id)
+            view = (SpaceView(space, state, running_booking(held, now), next_booking(held, now))
+                    if not isinstance(state, SpaceSnapshot)
+                    else SpaceView(space, None, running_booking(held, now), next_booking(held, now), state))
+            nearest.append(Nearby(view, distance, eta))
+        return nearest
 
     async def _bookings_ahead(self, building: Building, now: datetime,
                               ahead: timedelta) -> dict[str, list[Booking]]:
@@ -236,25 +282,25 @@ class QueryService:
                 per_space.setdefault(booking.space_id, []).append(booking)
         return per_space
 
-    async def _live_state(self, building: Building) -> dict[str, SpaceState | SpaceSnapshot]:
+    async def _live_state(self, building: Building) -> _LiveState:
         """What free rooms and occupancy need of each space that has a space document: from the building's floor
         summaries (one single-partition query) when every floor with spaces has one that follows the floor's
         spaces as the site model orders them now. Otherwise (a building from before summaries, a floor nobody
         was seen on yet, a site model changed since) from the space documents, as every query once did, and the
         floors' summaries are written from them for the next query. Summaries are read before the spaces: a
         writer in between changes a summary's etag, and this one is then not written."""
-        floors = self._floors(building)
+        floors = self._layout(building).floors
         summaries = {s.floor_id: s for s in await self._live.list_floor_summaries(building.ref)}
-        live: dict[str, SpaceState | SpaceSnapshot] = {}
         stale: list[tuple[str, tuple[str, ...], FloorSummary | None]] = []
+        codes: dict[str, tuple[str, int]] = {}
         for floor_id, (space_ids, order) in floors.items():
             summary = summaries.get(floor_id)
             if summary is None or summary.order != order or len(summary.codes) != len(space_ids):
                 stale.append((floor_id, space_ids, summary))
             elif not stale:
-                live.update(summary.snapshots(space_ids, order))
+                codes.update(zip(space_ids, ((code, summary.base) for code in summary.codes)))
         if not stale:
-            return live
+            return _LiveState({}, codes, {f: summaries[f] for f in floors})
         states = {s.space_id: s for s in await self._live.list_spaces(building.ref)}
         for floor_id, space_ids, summary in stale:
             try:
@@ -262,18 +308,20 @@ class QueryService:
                                                                etag=summary.etag if summary else None))
             except PreconditionFailed:
                 pass  # a writer wrote the floor meanwhile, with its summary
-        return dict(states)
+        return _LiveState(states, {}, None)
 
-    def _floors(self, building: Building) -> dict[str, tuple[tuple[str, ...], str]]:
-        """Each floor's space ids in site order and their order key, per version of the building (cached)."""
+    def _layout(self, building: Building) -> _Layout:
+        """Each floor's space ids in site order with their order key, and each space's kind, per version of the
+        building (cached)."""
         key = (building.ref, building.etag)
-        floors = self._floor_orders.get(key)
-        if floors is None:
+        layout = self._layouts.get(key)
+        if layout is None:
             floors = {f: (ids, order_key(ids)) for f, ids in floor_space_ids(building.site.spaces).items()}
-            self._floor_orders[key] = floors
-            while len(self._floor_orders) > 64:
-                self._floor_orders.popitem(last=False)
-        return floors
+            layout = _Layout(floors, tuple(s.kind.value for s in building.site.spaces))
+            self._layouts[key] = layout
+            while len(self._layouts) > 64:
+                self._layouts.popitem(last=False)
+        return layout
 
     async def amenities(self, ref: BuildingRef, kind: str, near: str | None, *,
                         limit: int = 10, accessible: bool = False) -> list[Nearby]:

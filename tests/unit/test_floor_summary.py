@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shared.adapters import documents
-from shared.domain.floor_summary import FloorSummary, SpaceSnapshot, order_key
+from shared.domain.floor_summary import FloorSummary, SpaceSnapshot, code_occupied, decode_code, order_key
 from shared.domain.presence import SpaceState
 from shared.domain.tenancy import BuildingRef
 
@@ -64,3 +64,12 @@ def test_the_codes_are_short():
     states = {s: state(s, i % 3, T0 + timedelta(seconds=i * 97.123457)) for i, s in enumerate(ids)}
     doc = documents.floor_summary_to_doc(FloorSummary.build(HQ, "L3", ids, states))
     assert len(doc["codes"]) <= 200 * 11  # headcount, '.', at most 8 base-36 digits within a day, ','
+
+
+def test_occupied_and_the_floor_headcount_read_from_the_codes():
+    ids = ["a", "b", "c", "d"]
+    states = {"a": state("a", 10, T0), "b": state("b", 0, T0), "c": state("c", 1, None)}
+    summary = FloorSummary.build(HQ, "f0", ids, states)
+    assert [code_occupied(c) for c in summary.codes] == [True, False, True, False]
+    assert summary.headcount() == 11
+    assert decode_code(summary.codes[0], summary.base) == SpaceSnapshot(10, T0)
