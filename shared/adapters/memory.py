@@ -16,7 +16,14 @@ from shared.domain.events import BeaconAlerts, CloudEvent
 from shared.domain.floor_summary import FloorSummary
 from shared.domain.identity import IdentityConfig
 from shared.domain.people import AuditEntry, Sharing, SharingChange, Tenant
-from shared.domain.ports import AlreadyExists, DependencyUnavailable, OutboundEvent, PreconditionFailed, VersionedSite
+from shared.domain.ports import (
+    FLOOR_BATCH_OPERATIONS,
+    AlreadyExists,
+    DependencyUnavailable,
+    OutboundEvent,
+    PreconditionFailed,
+    VersionedSite,
+)
 from shared.domain.presence import BeaconHealth, DeviceState, SpaceState, Visit
 from shared.domain.site import SiteModel
 from shared.domain.subscriptions import Delivery, DeliveryStatus, Subscription
@@ -238,6 +245,8 @@ class InMemoryLiveStateStore:
             if (etag is None) != (current is None) or (current is not None and current["_etag"] != etag):
                 raise PreconditionFailed(f"spaces/{doc['id']} changed since it was read")
         events = [event for _space, made in spaces for event in made]
+        if len(writes) + len(events) > FLOOR_BATCH_OPERATIONS:  # as Cosmos refuses a larger transactional batch
+            raise ValueError(f"{len(writes) + len(events)} operations in one floor's batch")
         self._check_outbox_free("spaces", partition, events)
         if len({event.id for event in events}) != len(events):
             raise PreconditionFailed("one event twice in a floor's batch")

@@ -18,7 +18,7 @@ from shared.adapters.memory import InMemoryLiveStateStore, InMemorySiteModelStor
 from shared.domain.errors import NotFound
 from shared.domain.events import BeaconAlerts, BeaconFacts, SpaceFacts, silence_event, space_events
 from shared.domain.floor_summary import FloorSummary, SpaceSnapshot
-from shared.domain.ports import PreconditionFailed
+from shared.domain.ports import FLOOR_BATCH_OPERATIONS, PreconditionFailed
 from shared.domain.presence import BeaconHealth, DeviceState, OccupancyChange, SpaceState, Visit, apply_occupancy
 from shared.domain.site import SiteModel, parse_site_model
 from shared.domain.tenancy import BuildingRef
@@ -382,3 +382,20 @@ async def test_a_building_without_summaries_answers_from_its_spaces_and_gets_the
     # another tenant asking for the building: not found, as before
     with pytest.raises(NotFound):
         await queries.free_rooms(B_HQ, rooms[0].id)
+
+
+async def test_a_call_that_changes_more_of_a_floor_than_one_batch_holds_is_written_in_several(store):
+    sites = InMemorySiteModelStore()
+    site = _tower("hq")
+    await sites.put(A_HQ, site)
+    directory = SiteDirectory(sites)
+    floor = [s.id for s in site.spaces if s.floor == "L1"]
+    assert 1 + 2 * len(floor) > FLOOR_BATCH_OPERATIONS  # the summary, each space and its event
+    writer = OccupancyWriter(store, facts=SiteFacts(directory))
+    # each room entered makes a document and an event: more than 100 operations for the floor in this one call
+    await writer.apply([OccupancyChange(A_HQ, space_id, f"d{i}", "enter", T0 + timedelta(microseconds=i))
+                        for i, space_id in enumerate(floor)])
+    [summary] = await store.list_floor_summaries(A_HQ)
+    assert summary.snapshots(floor) == {s.space_id: SpaceSnapshot.of(s) for s in await store.list_spaces(A_HQ)}
+    assert len(await store.pending()) == len(floor)  # every space's event, once
+    assert (await QueryService(directory, store).occupancy(A_HQ))[1]["L1"] == len(floor)
