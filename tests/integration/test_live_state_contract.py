@@ -399,3 +399,31 @@ async def test_a_call_that_changes_more_of_a_floor_than_one_batch_holds_is_writt
     assert summary.snapshots(floor) == {s.space_id: SpaceSnapshot.of(s) for s in await store.list_spaces(A_HQ)}
     assert len(await store.pending()) == len(floor)  # every space's event, once
     assert (await QueryService(directory, store).occupancy(A_HQ))[1]["L1"] == len(floor)
+
+
+async def test_a_summary_a_writer_wrote_first_is_kept_and_the_query_still_answers(store):
+    sites = InMemorySiteModelStore()
+    site = _tower("hq")
+    await sites.put(A_HQ, site)
+    directory = SiteDirectory(sites)
+    room = next(s for s in site.spaces if s.kind.value == "conferenceroom")
+
+    class WriterFirst(SpacesOnly):
+        """Between the query's read of the summaries and its write, the processor writes the room's floor."""
+
+        async def list_spaces(self, building):
+            listed = await self._store.list_spaces(building)
+            writer = OccupancyWriter(self._store, facts=SiteFacts(directory))
+            await writer.apply([OccupancyChange(A_HQ, room.id, "phone", "enter", T0)])
+            return listed
+
+        async def save_floor(self, summary, spaces=()):
+            return await self._store.save_floor(summary, spaces)
+
+    racing = QueryService(directory, WriterFirst(store))
+    assert (await racing.occupancy(A_HQ))[1][room.floor] == 0  # what the space documents said when it asked
+    # the writer's summary of that floor stands; the query's own did not overwrite it
+    assert (await QueryService(directory, store).occupancy(A_HQ))[1][room.floor] == 1
+    [written] = [s for s in await store.list_floor_summaries(A_HQ) if s.floor_id == room.floor]
+    ids = [s.id for s in site.spaces if s.floor == room.floor]
+    assert written.snapshots(ids) == {room.id: SpaceSnapshot(1, T0)}
