@@ -23,6 +23,7 @@ from shared.adapters.cosmos import (
     unavailable,
 )
 from shared.domain.events import BeaconAlerts, CloudEvent
+from shared.domain.floor_summary import FloorSummary
 from shared.domain.ports import PreconditionFailed
 from shared.domain.presence import BeaconHealth, DeviceState, SpaceState, Visit
 from shared.domain.tenancy import BuildingRef
@@ -30,6 +31,11 @@ from shared.domain.tenancy import BuildingRef
 logger = logging.getLogger(__name__)
 
 _CONFLICTS = {409, 412, 404}  # exists already / changed since read / deleted since read
+
+
+def _guarded(doc: dict[str, Any], etag: str | None) -> tuple[Any, ...]:
+    """A batch operation writing `doc` over that etag, or creating it when there is none."""
+    return ("create", (doc,)) if etag is None else ("replace", (doc["id"], doc), {"if_match_etag": etag})
 
 
 # State documents have no `kind`; the outbox and alert documents beside them (same partition) have one.
@@ -144,6 +150,29 @@ class CosmosLiveStateStore:
                                                "AND c.headcountDueAt <= @now", {"@now": documents.iso(now)})
         docs.sort(key=lambda d: d["headcountDueAt"])
         return [documents.space_from_doc(d) for d in docs[:limit]]
+
+    async def get_floor_summary(self, building: BuildingRef, floor_id: str) -> FloorSummary | None:
+        doc = await self._read(self._spaces, "spaces", documents.floor_summary_id(floor_id), building.key)
+        return documents.floor_summary_from_doc(doc) if doc else None
+
+    async def list_floor_summaries(self, building: BuildingRef) -> list[FloorSummary]:
+        docs = await self._query_building(self._spaces, building, f"AND c.{documents.KIND_FIELD} = @kind",
+                                          {"@kind": documents.FLOOR_SUMMARY_KIND})
+        # one query: metered as one read of everything it returned (documents.estimated_query_ru)
+        self.meter.read("spaces", sum(len(json.dumps(d, separators=(",", ":"))) for d in docs))
+        return sorted((documents.floor_summary_from_doc(d) for d in docs), key=lambda s: s.floor_id)
+
+    async def save_floor(self, summary: FloorSummary,
+                         spaces: Sequence[tuple[SpaceState, Sequence[CloudEvent]]] = ()) -> FloorSummary:
+        partition = summary.building.key
+        operations = [_guarded(documents.floor_summary_to_doc(summary), summary.etag)]
+        for space, events in spaces:
+            if space.building.key != partition:
+                raise ValueError(f"space {space.space_id} is of another building than the floor summary")
+            operations += [_guarded(documents.space_to_doc(space), space.etag),
+                           *self._outbox_operations(partition, events)]
+        results = await self._batch(self._spaces, "spaces", partition, operations)
+        return documents.floor_summary_from_doc(results[0]["resourceBody"])
 
     async def save_visit(self, visit: Visit) -> None:
         await self._write(self._visits, "visits", documents.visit_to_doc(visit), None, upsert=True)

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from shared.domain.bookings import Booking, BookingSettings, BookingSourceKind, CalendarSource, ReleaseState
 from shared.domain.events import BeaconAlerts, CloudEvent, EventType, parse_event
+from shared.domain.floor_summary import FloorSummary
 from shared.domain.identity import IdentityConfig, issuer_key
 from shared.domain.people import AuditEntry, Sharing, SharingChange, SharingLevel, Tenant
 from shared.domain.presence import BeaconDrift, BeaconHealth, DeviceState, SpaceState, Visit
@@ -426,3 +428,39 @@ def calendar_from_doc(doc: dict[str, Any]) -> CalendarSource:
                           sync_requested=bool(doc.get("syncRequested")),
                           last_sync_at=parse_time(doc.get("lastSyncAt")), last_error=doc.get("lastError"),
                           etag=doc.get("_etag"))
+
+
+# Floor summaries (docs/data-model.md): one per floor beside the space documents in the building's partition of
+# the spaces container, written in the same transactional batch as the spaces it summarises.
+FLOOR_SUMMARY_KIND = "floor-summary"
+
+
+def floor_summary_id(floor_id: str) -> str:
+    return f"floor:{floor_id}"  # no space id has a ':'
+
+
+def floor_summary_to_doc(s: FloorSummary) -> dict[str, Any]:
+    return {"id": floor_summary_id(s.floor_id), PARTITION_KEY_FIELD: s.building.key, "tenantId": s.tenant_id,
+            "buildingId": s.building_id, KIND_FIELD: FLOOR_SUMMARY_KIND, "floor": s.floor_id, "order": s.order,
+            "base": s.base, "codes": ",".join(s.codes)}
+
+
+def floor_summary_from_doc(doc: dict[str, Any]) -> FloorSummary:
+    # a floor has at least one space, so "" is one space without a document, never none
+    return FloorSummary(tenant_id=doc["tenantId"], building_id=doc["buildingId"], floor_id=doc["floor"],
+                        order=doc.get("order") or "", base=int(doc.get("base") or 0),
+                        codes=tuple(str(doc.get("codes") or "").split(",")), etag=doc.get("_etag"))
+
+
+# Queries have no documented size rule; what the read estimate above charges for the same bytes is taken as their
+# cost (index lookups and compilation not counted): `read` is the rule per size, so both models can be compared.
+def estimated_query_ru(sizes: Sequence[int], read: Callable[[int], float] = estimated_read_ru) -> float:
+    return read(sum(sizes))
+
+
+def documented_read_ru(size_bytes: int) -> float:
+    """A point read as Azure documents it ("Optimize request cost in Azure Cosmos DB",
+    learn.microsoft.com/azure/cosmos-db/optimize-cost-reads-writes: a 1 KB item 1 RU, a 100 KB item 10 RU), linear
+    between and beyond those two points, at least 1 RU. `estimated_read_ru` (1 RU per KB) agrees up to 1 KB and
+    charges 100 RU for the 100 KB item."""
+    return max(1.0, 1.0 + 9.0 * (size_bytes / 1024 - 1.0) / 99.0)

@@ -13,9 +13,17 @@ from typing import Any
 from shared.adapters import documents
 from shared.domain.bookings import Booking, BookingSettings, CalendarSource
 from shared.domain.events import BeaconAlerts, CloudEvent
+from shared.domain.floor_summary import FloorSummary
 from shared.domain.identity import IdentityConfig
 from shared.domain.people import AuditEntry, Sharing, SharingChange, Tenant
-from shared.domain.ports import AlreadyExists, DependencyUnavailable, OutboundEvent, PreconditionFailed, VersionedSite
+from shared.domain.ports import (
+    FLOOR_BATCH_OPERATIONS,
+    AlreadyExists,
+    DependencyUnavailable,
+    OutboundEvent,
+    PreconditionFailed,
+    VersionedSite,
+)
 from shared.domain.presence import BeaconHealth, DeviceState, SpaceState, Visit
 from shared.domain.site import SiteModel
 from shared.domain.subscriptions import Delivery, DeliveryStatus, Subscription
@@ -136,6 +144,7 @@ class InMemoryLiveStateStore:
 
     def __init__(self) -> None:
         self._docs: dict[str, dict[tuple[str, str], Document]] = defaultdict(dict)
+        self._summaries: dict[str, set[tuple[str, str]]] = {}  # partition -> keys of its floor summaries
         self.meter = documents.StoreMeter()
 
     def _get(self, container: str, partition: str, item_id: str) -> Document | None:
@@ -210,6 +219,41 @@ class InMemoryLiveStateStore:
     async def list_spaces(self, building: BuildingRef) -> list[SpaceState]:
         docs = self._partition("spaces", building)
         return sorted((documents.space_from_doc(d) for d in docs), key=lambda s: s.space_id)
+
+    async def get_floor_summary(self, building: BuildingRef, floor_id: str) -> FloorSummary | None:
+        doc = self._get("spaces", building.key, documents.floor_summary_id(floor_id))
+        return documents.floor_summary_from_doc(doc) if doc else None
+
+    async def list_floor_summaries(self, building: BuildingRef) -> list[FloorSummary]:
+        # by the ids written (Cosmos finds them by the indexed kind), not a scan of the whole container
+        spaces = self._docs["spaces"]
+        docs = [copy.deepcopy(spaces[key]) for key in sorted(self._summaries.get(building.key, ()))]
+        return [documents.floor_summary_from_doc(d) for d in docs]
+
+    async def save_floor(self, summary: FloorSummary,
+                         spaces: Sequence[tuple[SpaceState, Sequence[CloudEvent]]] = ()) -> FloorSummary:
+        partition = summary.building.key
+        # Every condition first, then every write, with no await between: all or none, like the batch.
+        writes = [(documents.floor_summary_to_doc(summary), summary.etag)]
+        writes += [(documents.space_to_doc(space), space.etag) for space, _events in spaces]
+        if len({doc["id"] for doc, _etag in writes}) != len(writes):
+            raise ValueError("a space twice in one floor's batch")
+        for doc, etag in writes:
+            if doc[documents.PARTITION_KEY_FIELD] != partition:
+                raise ValueError(f"space {doc['id']} is of another building than the floor summary")
+            current = self._docs["spaces"].get((partition, doc["id"]))
+            if (etag is None) != (current is None) or (current is not None and current["_etag"] != etag):
+                raise PreconditionFailed(f"spaces/{doc['id']} changed since it was read")
+        events = [event for _space, made in spaces for event in made]
+        if len(writes) + len(events) > FLOOR_BATCH_OPERATIONS:  # as Cosmos refuses a larger transactional batch
+            raise ValueError(f"{len(writes) + len(events)} operations in one floor's batch")
+        self._check_outbox_free("spaces", partition, events)
+        if len({event.id for event in events}) != len(events):
+            raise PreconditionFailed("one event twice in a floor's batch")
+        saved = [self._save("spaces", partition, doc, etag) for doc, etag in writes]
+        self._summaries.setdefault(partition, set()).add((partition, saved[0]["id"]))
+        self._put_outbox("spaces", events)
+        return documents.floor_summary_from_doc(saved[0])
 
     async def save_visit(self, visit: Visit) -> None:
         self._save("visits", visit.building.key, documents.visit_to_doc(visit), None, upsert=True)

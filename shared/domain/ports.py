@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from shared.domain.bookings import Booking, BookingSettings, CalendarChanges, CalendarSource
 from shared.domain.errors import DomainError
 from shared.domain.events import BeaconAlerts, CloudEvent
+from shared.domain.floor_summary import FloorSummary
 from shared.domain.identity import IdentityConfig
 from shared.domain.people import AuditEntry, Sharing, SharingChange, Tenant
 from shared.domain.presence import BeaconHealth, DeviceState, SpaceState, Visit
@@ -141,6 +142,9 @@ class ApiKeyStore(Protocol):
     async def list_for_tenant(self, tenant_id: str) -> list[ApiKeyRecord]: ...
 
 
+FLOOR_BATCH_OPERATIONS = 100  # what one LiveStateStore.save_floor may write: Cosmos's transactional batch limit
+
+
 class LiveStateStore(Protocol):
     """Devices, spaces, visits and beacon health of the buildings, partitioned by building of a tenant: every read
     names a BuildingRef, and nothing of one tenant's building is ever visible through another's.
@@ -163,12 +167,25 @@ class LiveStateStore(Protocol):
 
     async def save_space(self, space: SpaceState, events: Sequence[CloudEvent] = ()) -> SpaceState:
         """Write the space and put `events` (its events, same building) in the outbox, atomically: both or
-        neither (one transactional batch in the space's partition)."""
+        neither (one transactional batch in the space's partition). Not for a change of who is in a space of a
+        known floor (headcount, status, since): that goes through `save_floor`, with the floor's summary."""
 
     async def list_spaces(self, building: BuildingRef) -> list[SpaceState]: ...
 
     async def list_spaces_due(self, now: datetime, limit: int = 1000) -> list[SpaceState]:
         """Spaces (of every building) with a held-back headcount event due by `now`."""
+
+    async def get_floor_summary(self, building: BuildingRef, floor_id: str) -> FloorSummary | None: ...
+
+    async def list_floor_summaries(self, building: BuildingRef) -> list[FloorSummary]:
+        """The building's floor summaries (one single-partition query), by floor id."""
+
+    async def save_floor(self, summary: FloorSummary,
+                         spaces: Sequence[tuple[SpaceState, Sequence[CloudEvent]]] = ()) -> FloorSummary:
+        """Write the floor's summary and these spaces of it, each with its events into the outbox, atomically:
+        all or none (one transactional batch in the building's partition: at most FLOOR_BATCH_OPERATIONS
+        documents in all). Each document over its etag, or
+        created when its etag is None (PreconditionFailed otherwise). Returns the saved summary."""
 
     async def save_visit(self, visit: Visit) -> None:
         """Upsert by the visit's deterministic id."""

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from shared.domain.events import CloudEvent, SpaceFacts, space_events
+from shared.domain.floor_summary import FloorSummary
 from shared.domain.ingest_event import IngestEvent
-from shared.domain.ports import InboundEvent, LiveStateStore, PreconditionFailed
+from shared.domain.ports import FLOOR_BATCH_OPERATIONS, InboundEvent, LiveStateStore, PreconditionFailed
 from shared.domain.positioning.estimator import Estimate
 from shared.domain.positioning.selfcal import DriftEstimate, SiteCalibration
 from shared.domain.positioning.tracking import Sighting, TrackingState, TrackInput, track_many
@@ -102,40 +103,68 @@ class OccupancyWriter:
     """Applies occupancy changes to space documents: read, apply the pure rule, write over that etag; retry with
     backoff when another writer got there first. All changes to one space go in one write, with the events they
     make (shared/domain/events.py) in the same atomic batch: a write that loses the race writes no event either,
-    so each transition has exactly one event."""
+    so each transition has exactly one event.
+
+    The spaces of one floor are written together with the floor's summary (shared/domain/floor_summary.py) in one
+    transactional batch over the summary's etag as well, so the summary always says what the space documents say;
+    a floor without a summary (data from before summaries) or with one written for another order of its spaces
+    is summarised again from its space documents. The summary last written is kept per floor (a write over a
+    stale copy fails on its etag and is redone from the stored one). Without site facts (some tests) a space's
+    floor is unknown and no summary is kept; neither is one for a space the site model does not have."""
+
+    SUMMARIES_KEPT = 4096  # floors whose last written summary is kept in memory
 
     def __init__(self, store: LiveStateStore, max_retries: int = 20, facts: SiteFacts | None = None) -> None:
         self._store = store
         self._max_retries = max_retries
         self._facts = facts
+        self._summaries: OrderedDict[tuple[BuildingRef, str], FloorSummary] = OrderedDict()
         self.retries = 0
         self.events = 0
+        self.summaries_rebuilt = 0
 
     async def apply(self, changes: Sequence[OccupancyChange]) -> None:
-        """Apply the changes (in their order per space); spaces are written concurrently."""
+        """Apply the changes (in their order per space); floors (and spaces of no known floor) are written
+        concurrently, each floor in one batch with its summary."""
         per_space: dict[tuple[BuildingRef, str], list[OccupancyChange]] = defaultdict(list)
         for change in changes:
             per_space[(change.building, change.space_id)].append(change)
-        await asyncio.gather(*(self._apply_to_space(key, items) for key, items in per_space.items()))
+        per_floor: dict[tuple[BuildingRef, str], tuple[tuple[str, ...], dict[str, list[OccupancyChange]]]] = {}
+        alone: list[tuple[tuple[BuildingRef, str], list[OccupancyChange]]] = []
+        for key, items in per_space.items():
+            place = await self._facts.floor_of(key[0], key[1]) if self._facts else None
+            if place is None:
+                alone.append((key, items))
+                continue
+            floor_id, space_ids = place
+            per_floor.setdefault((key[0], floor_id), (space_ids, {}))[1][key[1]] = items
+        await asyncio.gather(*(self._apply_to_space(key, items) for key, items in alone),
+                             *(self._apply_to_floor(building, floor_id, space_ids, spaces)
+                               for (building, floor_id), (space_ids, spaces) in per_floor.items()))
 
     async def apply_transitions(self, transitions: Sequence[Transition]) -> None:
         """Visits first, then occupancy: both idempotent, so a crash after either is repaired by a retry."""
         await asyncio.gather(*(self._store.save_visit(t.visit) for t in transitions if t.visit is not None))
         await self.apply([change for t in transitions for change in t.changes])
 
+    async def _changed(self, building: BuildingRef, space_id: str, current: SpaceState,
+                       changes: list[OccupancyChange]) -> tuple[SpaceState, list[CloudEvent]]:
+        """The space after the changes and the events they make; `current` itself when nothing changes."""
+        facts = await self._facts.space(building, space_id) if self._facts else SpaceFacts.unknown(space_id)
+        updated, events = current, []
+        for change in changes:
+            applied = apply_occupancy(updated, change)
+            if applied is not None:
+                # change by change, so a room occupied and left within one write still says both
+                updated, made = space_events(updated, applied, facts)
+                events += made
+        return updated, events
+
     async def _apply_to_space(self, key: tuple[BuildingRef, str], changes: list[OccupancyChange]) -> None:
         building, space_id = key
-        facts = await self._facts.space(building, space_id) if self._facts else SpaceFacts.unknown(space_id)
-        events: list[CloudEvent]
         for attempt in range(self._max_retries):
             current = await self._store.get_space(building, space_id) or SpaceState.empty(building, space_id)
-            updated, events = current, []
-            for change in changes:
-                applied = apply_occupancy(updated, change)
-                if applied is not None:
-                    # change by change, so a room occupied and left within one write still says both
-                    updated, made = space_events(updated, applied, facts)
-                    events += made
+            updated, events = await self._changed(building, space_id, current, changes)
             if updated is current:
                 return  # already applied: a redelivery or a retry
             try:
@@ -146,6 +175,67 @@ class OccupancyWriter:
                 self.retries += 1
                 await asyncio.sleep(random.uniform(0, min(0.5, 0.01 * 2**attempt)))  # jittered backoff
         raise RuntimeError(f"space {space_id} of {building}: gave up after {self._max_retries} conflicting writes")
+
+    async def _apply_to_floor(self, building: BuildingRef, floor_id: str, space_ids: tuple[str, ...],
+                              changes: dict[str, list[OccupancyChange]]) -> None:
+        key = (building, floor_id)
+        for attempt in range(self._max_retries):
+            summary = self._summaries.get(key)
+            if summary is None or not summary.fits(space_ids):
+                summary = await self._store.get_floor_summary(building, floor_id)
+            ids = list(changes)
+            # read after the summary: a writer in between changes the summary's etag and fails this batch
+            currents = dict(zip(ids, await asyncio.gather(*(self._store.get_space(building, s) for s in ids))))
+            if summary is None or not summary.fits(space_ids):
+                # none yet, or written for another order of the floor's spaces: summarise the space documents
+                wanted = set(space_ids)
+                states = {s.space_id: s for s in await self._store.list_spaces(building) if s.space_id in wanted}
+                states.update({s: state for s, state in currents.items() if state is not None})
+                summary = FloorSummary.build(building, floor_id, space_ids, states,
+                                             etag=summary.etag if summary else None)
+                self.summaries_rebuilt += 1
+                rebuilt = True
+            else:
+                rebuilt = False
+            writes = []
+            for space_id in ids:
+                current = currents[space_id] or SpaceState.empty(building, space_id)
+                updated, events = await self._changed(building, space_id, current, changes[space_id])
+                if updated is not current:
+                    writes.append((updated, events))
+            if not writes and not rebuilt:
+                return  # already applied: a redelivery or a retry
+            try:
+                for chunk in _floor_batches(writes) if writes else [[]]:
+                    # each batch's summary holds the spaces of the batches written so far, and no others
+                    summary = summary.updated(space_ids, {space.space_id: space for space, _events in chunk})
+                    summary = await self._store.save_floor(summary, chunk)
+                    self.events += sum(len(events) for _space, events in chunk)
+                self._summaries[key] = summary
+                self._summaries.move_to_end(key)
+                while len(self._summaries) > self.SUMMARIES_KEPT:
+                    self._summaries.popitem(last=False)
+                return
+            except PreconditionFailed:
+                # another writer got there first; the batches written before stay (summary and spaces agree)
+                self._summaries.pop(key, None)
+                self.retries += 1
+                await asyncio.sleep(random.uniform(0, min(0.5, 0.01 * 2**attempt)))  # jittered backoff
+        raise RuntimeError(f"floor {floor_id} of {building}: gave up after {self._max_retries} conflicting writes")
+
+
+def _floor_batches(writes: list[tuple[SpaceState, list[CloudEvent]]]) -> list[list[tuple[SpaceState, list[CloudEvent]]]]:
+    """The spaces in batches that fit a transactional batch with the summary (each space with its events)."""
+    batches: list[list[tuple[SpaceState, list[CloudEvent]]]] = [[]]
+    used = 1  # the summary
+    for space, events in writes:
+        size = 1 + len(events)
+        if batches[-1] and used + size > FLOOR_BATCH_OPERATIONS:
+            batches.append([])
+            used = 1
+        batches[-1].append((space, events))
+        used += size
+    return batches
 
 
 class PipelineService:

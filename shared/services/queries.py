@@ -18,7 +18,15 @@ from shared.domain.bookings import (
     running_booking,
 )
 from shared.domain.errors import ContractViolation, FieldError, NotFound
-from shared.domain.ports import BookingStore, LiveStateStore
+from shared.domain.floor_summary import (
+    FloorSummary,
+    SpaceSnapshot,
+    code_occupied,
+    decode_code,
+    floor_space_ids,
+    order_key,
+)
+from shared.domain.ports import BookingStore, LiveStateStore, PreconditionFailed
 from shared.domain.presence import SpaceState
 from shared.domain.site import Space, SpaceKind
 from shared.domain.tenancy import BuildingRef
@@ -44,12 +52,18 @@ class SpaceView:
     state: SpaceState | None
     booking: Booking | None = None  # running now
     next_booking: Booking | None = None  # the first booking holding the room that starts later
+    snapshot: SpaceSnapshot | None = None  # instead of `state`, when the answer came from the floor summaries
+
+    @property
+    def live(self) -> SpaceState | SpaceSnapshot | None:
+        return self.snapshot if self.snapshot is not None else self.state
 
     @property
     def status(self) -> SpaceStatus:
         """`occupied` when someone is in; `booked` while a booking runs and nobody is in, `reclaimable` once that
         booking is a no-show; else `free`."""
-        if self.state is not None and self.state.status == "occupied":
+        live = self.live
+        if live is not None and live.status == "occupied":
             return "occupied"
         if self.booking is None:
             return "free"
@@ -57,11 +71,13 @@ class SpaceView:
 
     @property
     def headcount(self) -> int:
-        return self.state.headcount if self.state else 0
+        live = self.live
+        return live.headcount if live else 0
 
     @property
     def since(self) -> datetime | None:
-        return self.state.since if self.state else None
+        live = self.live
+        return live.since if live else None
 
 
 @dataclass(frozen=True)
@@ -94,6 +110,36 @@ class BeaconStatus:
     drift_flagged: bool = False
 
 
+@dataclass(frozen=True)
+class _Layout:
+    floors: dict[str, tuple[tuple[str, ...], str]]  # floor -> its space ids in site order, their order_key
+    kinds: tuple[str, ...]  # each space's kind, in site order
+
+
+@dataclass(frozen=True)
+class _LiveState:
+    """The building's live state as free rooms and occupancy read it: the space documents, or the floor
+    summaries' codes (each with its summary's base), decoded only for the spaces an answer shows."""
+
+    states: dict[str, SpaceState]
+    codes: dict[str, tuple[str, int]]
+    summaries: dict[str, FloorSummary] | None  # by floor, when the codes came from them
+
+    def occupied(self, space_id: str) -> bool:
+        state = self.states.get(space_id)
+        if state is not None:
+            return state.status == "occupied"
+        code = self.codes.get(space_id)
+        return code is not None and code_occupied(code[0])
+
+    def state(self, space_id: str) -> SpaceState | SpaceSnapshot | None:
+        state = self.states.get(space_id)
+        if state is not None:
+            return state
+        code = self.codes.get(space_id)
+        return decode_code(*code) if code is not None and code[0] else None
+
+
 class QueryService:
     def __init__(self, directory: SiteDirectory, live: LiveStateStore, clock: Clock = utc_now,
                  bookings: BookingStore | None = None) -> None:
@@ -102,6 +148,7 @@ class QueryService:
         self._clock = clock
         self._bookings = bookings
         self._navigation: OrderedDict[tuple[BuildingRef, str], NavigationIndex] = OrderedDict()
+        self._layouts: OrderedDict[tuple[BuildingRef, str], _Layout] = OrderedDict()
 
     async def building(self, ref: BuildingRef) -> Building:
         """The tenant's building; NotFound (the same answer for another tenant's building as for none)."""
@@ -178,8 +225,15 @@ class QueryService:
     async def occupancy(self, ref: BuildingRef) -> tuple[datetime, dict[str, int]]:
         building = await self.building(ref)
         per_floor = {f.id: 0 for f in sorted(building.site.floors, key=lambda f: f.ordinal)}
-        for view in await self.views(building, with_bookings=False):
-            per_floor[view.space.floor] += view.headcount
+        live = await self._live_state(building)
+        if live.summaries is not None:
+            for floor_id, summary in live.summaries.items():
+                per_floor[floor_id] += summary.headcount()
+            return self._clock(), per_floor
+        for space in building.site.spaces:
+            state = live.states.get(space.id)
+            if state is not None:
+                per_floor[space.floor] += state.headcount
         return self._clock(), per_floor
 
     async def free_rooms(self, ref: BuildingRef, near: str, *, min_capacity: int | None = None,
@@ -193,19 +247,81 @@ class QueryService:
         wanted = set(kinds) if kinds else set(MEETING_KINDS)
         distances = self._distances(building, near, "query.near", accessible)
         now = self._clock()
-        views, bookings = await self._views(building, max(free_for_, NEXT_BOOKING_HORIZON))
+        live = await self._live_state(building)
+        bookings = await self._bookings_ahead(building, now, max(free_for_, NEXT_BOOKING_HORIZON))
         found = []
-        for view in views:
-            space = view.space
-            if (not free_for(view.state, bookings.get(space.id, []), now, free_for_)
-                    or space.kind.value not in wanted or space.id not in distances
+        for space, kind in zip(building.site.spaces, self._layout(building).kinds):
+            if (kind not in wanted or space.id not in distances
                     or (min_capacity is not None and space.capacity < min_capacity)
                     or (amenity is not None and amenity not in space.amenities)):
                 continue
+            # free_for, with the status from whichever the live state came from: nobody in, and no booking
+            # holds the room for free_for_
+            if live.occupied(space.id) or (space.id in bookings
+                                           and not free_for(None, bookings[space.id], now, free_for_)):
+                continue
             distance, eta = distances[space.id]
-            found.append(Nearby(view, distance, eta))
-        found.sort(key=lambda n: (n.distance_m or 0.0, n.view.space.id))
-        return found[:limit]
+            found.append((distance, space.id, eta, space))
+        found.sort(key=lambda n: (n[0] or 0.0, n[1]))
+        nearest = []
+        for distance, space_id, eta, space in found[:limit]:  # decoded only for the rooms the answer shows
+            held = bookings.get(space_id, [])
+            state = live.state(space_id)
+            view = (SpaceView(space, state, running_booking(held, now), next_booking(held, now))
+                    if not isinstance(state, SpaceSnapshot)
+                    else SpaceView(space, None, running_booking(held, now), next_booking(held, now), state))
+            nearest.append(Nearby(view, distance, eta))
+        return nearest
+
+    async def _bookings_ahead(self, building: Building, now: datetime,
+                              ahead: timedelta) -> dict[str, list[Booking]]:
+        """Each space's bookings from now to `ahead` from now (one query of the building's partition)."""
+        per_space: dict[str, list[Booking]] = {}
+        if self._bookings is not None:
+            for booking in await self._bookings.list_bookings(building.ref, now, now + ahead):
+                per_space.setdefault(booking.space_id, []).append(booking)
+        return per_space
+
+    async def _live_state(self, building: Building) -> _LiveState:
+        """What free rooms and occupancy need of each space that has a space document: from the building's floor
+        summaries (one single-partition query) when every floor with spaces has one that follows the floor's
+        spaces as the site model orders them now. Otherwise (a building from before summaries, a floor nobody
+        was seen on yet, a site model changed since) from the space documents, as every query once did, and the
+        floors' summaries are written from them for the next query. Summaries are read before the spaces: a
+        writer in between changes a summary's etag, and this one is then not written."""
+        floors = self._layout(building).floors
+        summaries = {s.floor_id: s for s in await self._live.list_floor_summaries(building.ref)}
+        stale: list[tuple[str, tuple[str, ...], FloorSummary | None]] = []
+        codes: dict[str, tuple[str, int]] = {}
+        for floor_id, (space_ids, order) in floors.items():
+            summary = summaries.get(floor_id)
+            if summary is None or summary.order != order or len(summary.codes) != len(space_ids):
+                stale.append((floor_id, space_ids, summary))
+            elif not stale:
+                codes.update(zip(space_ids, ((code, summary.base) for code in summary.codes)))
+        if not stale:
+            return _LiveState({}, codes, {f: summaries[f] for f in floors})
+        states = {s.space_id: s for s in await self._live.list_spaces(building.ref)}
+        for floor_id, space_ids, summary in stale:
+            try:
+                await self._live.save_floor(FloorSummary.build(building.ref, floor_id, space_ids, states,
+                                                               etag=summary.etag if summary else None))
+            except PreconditionFailed:
+                pass  # a writer wrote the floor meanwhile, with its summary
+        return _LiveState(states, {}, None)
+
+    def _layout(self, building: Building) -> _Layout:
+        """Each floor's space ids in site order with their order key, and each space's kind, per version of the
+        building (cached)."""
+        key = (building.ref, building.etag)
+        layout = self._layouts.get(key)
+        if layout is None:
+            floors = {f: (ids, order_key(ids)) for f, ids in floor_space_ids(building.site.spaces).items()}
+            layout = _Layout(floors, tuple(s.kind.value for s in building.site.spaces))
+            self._layouts[key] = layout
+            while len(self._layouts) > 64:
+                self._layouts.popitem(last=False)
+        return layout
 
     async def amenities(self, ref: BuildingRef, kind: str, near: str | None, *,
                         limit: int = 10, accessible: bool = False) -> list[Nearby]:

@@ -16,6 +16,7 @@ from shared.domain.events import (
     due_headcount_event,
     silence_event,
 )
+from shared.domain.floor_summary import floor_space_ids
 from shared.domain.ports import LiveStateStore, PreconditionFailed
 from shared.domain.presence import BeaconHealth
 from shared.domain.tenancy import BuildingRef
@@ -32,6 +33,8 @@ class SiteFacts:
         self._sites = sites
         # per building: the version indexed, its spaces and beacons by id
         self._indexed: dict[BuildingRef, tuple[str, dict[str, SpaceFacts], dict[str, BeaconFacts]]] = {}
+        # per building: the version indexed, each space's floor and that floor's space ids in site order
+        self._floors: dict[BuildingRef, tuple[str, dict[str, tuple[str, tuple[str, ...]]]]] = {}
 
     async def _index(self, building: BuildingRef) -> tuple[dict[str, SpaceFacts], dict[str, BeaconFacts]]:
         try:
@@ -52,6 +55,22 @@ class SiteFacts:
     async def space(self, building: BuildingRef, space_id: str) -> SpaceFacts:
         spaces, _beacons = await self._index(building)
         return spaces.get(space_id) or SpaceFacts.unknown(space_id)
+
+    async def floor_of(self, building: BuildingRef, space_id: str) -> tuple[str, tuple[str, ...]] | None:
+        """The space's floor and that floor's space ids in the site model's order (what its floor summary
+        follows); None for a space the site model does not have."""
+        try:
+            loaded = await self._sites.get(building)
+        except SiteUnavailable:
+            loaded = None
+        if loaded is None:
+            return None
+        cached = self._floors.get(building)
+        if cached is None or cached[0] != loaded.etag:
+            floors = floor_space_ids(loaded.site.spaces)
+            cached = (loaded.etag, {s: (f, ids) for f, ids in floors.items() for s in ids})
+            self._floors[building] = cached
+        return cached[1].get(space_id)
 
     async def beacon(self, building: BuildingRef, beacon_id: str) -> BeaconFacts | None:
         _spaces, beacons = await self._index(building)

@@ -9,8 +9,10 @@ import httpx
 import pytest
 
 from shared.domain.bookings import Booking
-from shared.domain.presence import SpaceState
+from shared.domain.presence import OccupancyChange
 from shared.domain.tenancy import BuildingRef
+from shared.services.pipeline import OccupancyWriter
+from shared.services.transitions import SiteFacts
 from shared.settings import load_settings
 from shared.wiring import build_in_memory_context, set_context
 from tests.functions.conftest import LOCAL_VALUES
@@ -107,15 +109,15 @@ async def test_a_running_booking_is_booked_then_reclaimable_once_a_no_show(env):
     assert await status_of(api, keys, "r-oak") == "reclaimable"
     rooms = await free_rooms(api, keys)
     assert "r-oak" in rooms and rooms["r-oak"]["status"] == "reclaimable" and rooms["r-oak"]["nextBooking"] is None
-    # someone walks in: occupied, whatever the calendar says
-    await context.live_state.save_space(replace(SpaceState.empty(HQ, "r-oak"), occupants={"p": clock.now.isoformat()},
-                                                since=clock.now, last_change=clock.now))
+    # someone walks in: occupied, whatever the calendar says (written as the processor writes it)
+    writer = OccupancyWriter(context.live_state, facts=SiteFacts(context.sites))
+    await writer.apply([OccupancyChange(HQ, "r-oak", "p", "enter", clock.now)])
     assert await status_of(api, keys, "r-oak") == "occupied"
     assert "r-oak" not in await free_rooms(api, keys, "&freeFor=1")
     clock.now = T0 + timedelta(hours=2)
-    await context.live_state.save_space(replace(await context.live_state.get_space(HQ, "r-oak"), occupants={},
-                                                since=clock.now, last_change=clock.now))
+    await writer.apply([OccupancyChange(HQ, "r-oak", "p", "leave", clock.now)])
     assert await status_of(api, keys, "r-oak") == "free"  # the booking is over
+    assert "r-oak" in await free_rooms(api, keys)
 
 
 async def test_a_booking_of_another_tenant_does_not_hold_this_tenants_room(env):

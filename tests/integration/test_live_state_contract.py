@@ -6,17 +6,26 @@ one tenant writes must never be readable, listable or overwritable through the o
 from __future__ import annotations
 
 import asyncio
+import random
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from devkit.benchmarks.queries import big_building
 from shared.adapters.cosmos_live_state import CosmosLiveStateStore
-from shared.adapters.memory import InMemoryLiveStateStore
+from shared.adapters.memory import InMemoryLiveStateStore, InMemorySiteModelStore
+from shared.domain.errors import NotFound
 from shared.domain.events import BeaconAlerts, BeaconFacts, SpaceFacts, silence_event, space_events
-from shared.domain.ports import PreconditionFailed
+from shared.domain.floor_summary import FloorSummary, SpaceSnapshot
+from shared.domain.ports import FLOOR_BATCH_OPERATIONS, PreconditionFailed
 from shared.domain.presence import BeaconHealth, DeviceState, OccupancyChange, SpaceState, Visit, apply_occupancy
+from shared.domain.site import SiteModel, parse_site_model
 from shared.domain.tenancy import BuildingRef
+from shared.services.pipeline import OccupancyWriter
+from shared.services.queries import QueryService
+from shared.services.sites import SiteDirectory
+from shared.services.transitions import SiteFacts
 from tests.integration.conftest import emulator_database
 
 T0 = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
@@ -222,3 +231,199 @@ async def test_beacon_alerts_and_their_events_are_written_together_and_silence_i
         await store.save_beacon_alerts(replace(saved, event_seq=2), [event.model_copy(update={"id": "later"})], silence_of=silent)
     assert (await store.get_beacon_alerts(A_HQ, "beacon-1")).event_seq == 1
     assert len(await store.pending()) == 1
+
+
+# --- floor summaries: free rooms and occupancy from one small document per floor ---------------------------------
+
+def _summary_state(building: BuildingRef, space_id: str, device_id: str, at: datetime) -> SpaceState:
+    return space(building, space_id, occupants={device_id: at.isoformat()}, since=at, last_change=at)
+
+
+async def test_a_floor_summary_and_its_spaces_are_written_together_or_not_at_all(store):
+    ids = ["r-oak", "k-0"]
+    oak = _summary_state(A_HQ, "r-oak", "install-1", T0)
+    oak, events = occupied(A_HQ, space(A_HQ, "r-oak"), "install-1", T0)
+    summary = FloorSummary.build(A_HQ, "f0", ids, {"r-oak": oak})
+    saved = await store.save_floor(summary, [(oak, events)])
+    assert saved.etag and replace(saved, etag=None) == summary
+    assert (await store.get_floor_summary(A_HQ, "f0")).snapshots(ids) == {"r-oak": SpaceSnapshot(1, T0)}
+    assert [e.id for e in await store.pending()] == [events[0].id]
+    # neither the summary nor the outbox is a space; the summary is not another tenant's
+    assert [s.space_id for s in await store.list_spaces(A_HQ)] == ["r-oak"]
+    assert await store.list_floor_summaries(B_HQ) == [] and await store.get_floor_summary(B_HQ, "f0") is None
+    stored_oak = await store.get_space(A_HQ, "r-oak")
+    kitchen = _summary_state(A_HQ, "k-0", "install-2", T0 + timedelta(seconds=5))
+    # over a stale summary: nothing of the batch is written, not the space, not the summary
+    with pytest.raises(PreconditionFailed):
+        await store.save_floor(summary.updated(ids, {"k-0": kitchen}), [(kitchen, [])])
+    assert await store.get_space(A_HQ, "k-0") is None
+    # over a stale space: the summary stays as it was
+    with pytest.raises(PreconditionFailed):
+        await store.save_floor(saved.updated(ids, {"k-0": kitchen}), [(kitchen, []), (replace(stored_oak, etag=None), [])])
+    assert await store.get_space(A_HQ, "k-0") is None
+    assert (await store.get_floor_summary(A_HQ, "f0")).etag == saved.etag
+    again = await store.save_floor(saved.updated(ids, {"k-0": kitchen}), [(kitchen, [])])
+    assert [s.floor_id for s in await store.list_floor_summaries(A_HQ)] == ["f0"]
+    assert (await store.list_floor_summaries(A_HQ))[0].etag == again.etag
+    assert again.snapshots(ids) == {"r-oak": SpaceSnapshot(1, T0), "k-0": SpaceSnapshot(1, T0 + timedelta(seconds=5))}
+    # the same ids in the other tenant's building: another document
+    await store.save_floor(FloorSummary.build(B_HQ, "f0", ids, {}))
+    assert (await store.get_floor_summary(B_HQ, "f0")).snapshots(ids) == {}
+    assert (await store.get_floor_summary(A_HQ, "f0")).etag == again.etag
+
+
+class SpacesOnly:
+    """The live state without floor summaries: queries answer from the space documents, as before summaries."""
+
+    def __init__(self, store) -> None:
+        self._store = store
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+    async def list_floor_summaries(self, building):
+        return []
+
+    async def save_floor(self, summary, spaces=()):
+        raise PreconditionFailed("no summaries here")
+
+
+def _tower(building_id: str) -> SiteModel:
+    data = big_building(floors=3, units=1, seed=5)
+    data["buildingId"] = building_id
+    return parse_site_model(data)
+
+
+async def _answers(queries: QueryService, building: BuildingRef, origins: list[str]):
+    """Occupancy per floor and free rooms (from a few places, with and without filters), as the API renders them."""
+    _at, floors = await queries.occupancy(building)
+    rooms = []
+    for near in origins:
+        for filters in ({}, {"min_capacity": 6, "limit": 50}, {"kinds": ["office", "phoneroom"], "limit": 200}):
+            found = await queries.free_rooms(building, near, **filters)
+            rooms.append([(n.view.space.id, n.view.status, n.view.headcount, n.view.since, n.distance_m)
+                          for n in found])
+    return floors, rooms
+
+
+async def test_summaries_written_by_racing_writers_answer_as_the_space_documents_do(store):
+    sites = InMemorySiteModelStore()
+    site = _tower("hq")
+    for building in (A_HQ, B_HQ):
+        await sites.put(building, site)
+    directory = SiteDirectory(sites)
+    writers = [OccupancyWriter(store, facts=SiteFacts(directory)) for _ in range(2)]
+    summaries, spaces_only = QueryService(directory, store), QueryService(directory, SpacesOnly(store))
+    rng = random.Random(11)
+    rooms = [s.id for s in site.spaces if s.kind.value != "walkway"]
+    origins = [rooms[0], rooms[len(rooms) // 2], rooms[-1]]
+    where: dict[tuple[BuildingRef, str], str] = {}  # device -> its space
+    moment = T0
+    for _round in range(12):
+        changes: list[list[OccupancyChange]] = [[], []]
+        for _ in range(rng.randint(1, 14)):
+            building = A_HQ if rng.random() < 0.8 else B_HQ
+            device_id = f"d{rng.randrange(40)}"
+            moment += timedelta(microseconds=rng.randrange(1, 30_000_000))
+            at = moment - timedelta(seconds=rng.choice([0, 0, 0, 40]))  # now and then a late one
+            writer = rng.randrange(2)
+            if (building, device_id) in where:
+                changes[writer].append(OccupancyChange(building, where.pop((building, device_id)), device_id,
+                                                       "leave", at))
+            if rng.random() < 0.7:
+                target = rng.choice(rooms[:30]) if rng.random() < 0.6 else rng.choice(rooms)
+                where[(building, device_id)] = target
+                changes[writer].append(OccupancyChange(building, target, device_id, "enter", at))
+        await asyncio.gather(*(w.apply(c) for w, c in zip(writers, changes)))
+        assert await _answers(summaries, A_HQ, origins) == await _answers(spaces_only, A_HQ, origins)
+    # and space by space, the summaries say what the documents say
+    for building in (A_HQ, B_HQ):
+        documents_say = {s.space_id: SpaceSnapshot.of(s) for s in await store.list_spaces(building)}
+        summaries_say = {}
+        for summary in await store.list_floor_summaries(building):
+            ids = [s.id for s in site.spaces if s.floor == summary.floor_id]
+            summaries_say.update(summary.snapshots(ids))
+        assert summaries_say == documents_say and documents_say
+    occupied_now = {(b, s) for (b, _d), s in where.items()}
+    assert {s for b, s in occupied_now if b == A_HQ} == {
+        s.space_id for s in await store.list_spaces(A_HQ) if s.status == "occupied"}
+    assert writers[0].summaries_rebuilt + writers[1].summaries_rebuilt >= 1
+
+
+async def test_a_building_without_summaries_answers_from_its_spaces_and_gets_them(store):
+    sites = InMemorySiteModelStore()
+    site = _tower("hq")
+    await sites.put(A_HQ, site)
+    directory = SiteDirectory(sites)
+    rooms = [s for s in site.spaces if s.kind.value == "conferenceroom"]
+    # live state from before summaries: space documents only
+    for room in rooms[:5]:
+        await store.save_space(_summary_state(A_HQ, room.id, "phone", T0))
+    queries = QueryService(directory, store)
+    spaces_only = QueryService(directory, SpacesOnly(store))
+    expected = await _answers(spaces_only, A_HQ, [rooms[0].id])
+    assert await store.list_floor_summaries(A_HQ) == []
+    assert await _answers(queries, A_HQ, [rooms[0].id]) == expected  # from the spaces, and summarised
+    assert sorted(s.floor_id for s in await store.list_floor_summaries(A_HQ)) == ["L0", "L1", "L2"]
+    assert await _answers(queries, A_HQ, [rooms[0].id]) == expected  # now from the summaries
+    assert (await queries.occupancy(A_HQ))[1][rooms[0].floor] == sum(r.floor == rooms[0].floor for r in rooms[:5])
+    # the site model changes (a room added to a floor): that floor's summary no longer fits and is made again
+    data = big_building(floors=3, units=1, seed=5)
+    data["buildingId"] = "hq"
+    data["spaces"].append({**next(s for s in data["spaces"] if s["id"] == rooms[0].id), "id": "new-room"})
+    changed = parse_site_model(data)
+    await sites.put(A_HQ, changed, if_match=await sites.version(A_HQ))
+    directory.invalidate("tenant-a")
+    writer = OccupancyWriter(store, facts=SiteFacts(directory))
+    await writer.apply([OccupancyChange(A_HQ, "new-room", "phone-2", "enter", T0 + timedelta(minutes=1))])
+    assert writer.summaries_rebuilt == 1
+    assert (await queries.occupancy(A_HQ))[1] == (await spaces_only.occupancy(A_HQ))[1]
+    assert (await queries.occupancy(A_HQ))[1][rooms[0].floor] == 6
+    # another tenant asking for the building: not found, as before
+    with pytest.raises(NotFound):
+        await queries.free_rooms(B_HQ, rooms[0].id)
+
+
+async def test_a_call_that_changes_more_of_a_floor_than_one_batch_holds_is_written_in_several(store):
+    sites = InMemorySiteModelStore()
+    site = _tower("hq")
+    await sites.put(A_HQ, site)
+    directory = SiteDirectory(sites)
+    floor = [s.id for s in site.spaces if s.floor == "L1"]
+    assert 1 + 2 * len(floor) > FLOOR_BATCH_OPERATIONS  # the summary, each space and its event
+    writer = OccupancyWriter(store, facts=SiteFacts(directory))
+    # each room entered makes a document and an event: more than 100 operations for the floor in this one call
+    await writer.apply([OccupancyChange(A_HQ, space_id, f"d{i}", "enter", T0 + timedelta(microseconds=i))
+                        for i, space_id in enumerate(floor)])
+    [summary] = await store.list_floor_summaries(A_HQ)
+    assert summary.snapshots(floor) == {s.space_id: SpaceSnapshot.of(s) for s in await store.list_spaces(A_HQ)}
+    assert len(await store.pending()) == len(floor)  # every space's event, once
+    assert (await QueryService(directory, store).occupancy(A_HQ))[1]["L1"] == len(floor)
+
+
+async def test_a_summary_a_writer_wrote_first_is_kept_and_the_query_still_answers(store):
+    sites = InMemorySiteModelStore()
+    site = _tower("hq")
+    await sites.put(A_HQ, site)
+    directory = SiteDirectory(sites)
+    room = next(s for s in site.spaces if s.kind.value == "conferenceroom")
+
+    class WriterFirst(SpacesOnly):
+        """Between the query's read of the summaries and its write, the processor writes the room's floor."""
+
+        async def list_spaces(self, building):
+            listed = await self._store.list_spaces(building)
+            writer = OccupancyWriter(self._store, facts=SiteFacts(directory))
+            await writer.apply([OccupancyChange(A_HQ, room.id, "phone", "enter", T0)])
+            return listed
+
+        async def save_floor(self, summary, spaces=()):
+            return await self._store.save_floor(summary, spaces)
+
+    racing = QueryService(directory, WriterFirst(store))
+    assert (await racing.occupancy(A_HQ))[1][room.floor] == 0  # what the space documents said when it asked
+    # the writer's summary of that floor stands; the query's own did not overwrite it
+    assert (await QueryService(directory, store).occupancy(A_HQ))[1][room.floor] == 1
+    [written] = [s for s in await store.list_floor_summaries(A_HQ) if s.floor_id == room.floor]
+    ids = [s.id for s in site.spaces if s.floor == room.floor]
+    assert written.snapshots(ids) == {room.id: SpaceSnapshot(1, T0)}
