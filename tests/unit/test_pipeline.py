@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shared.adapters.memory import InMemoryLiveStateStore, InMemorySiteModelStore
-from shared.domain.presence import DeviceState
+from shared.domain.presence import DeviceState, batch_key
 from shared.services.pipeline import PipelinePolicy, PipelineService, PresenceSweepService
 from shared.services.sites import SiteDirectory
 from tests.support.pipeline import HQ, add_small_site, room_event, walk
@@ -265,4 +265,4 @@ async def test_the_periodic_re_read_does_not_rewind_a_device_held_in_memory():
         await pipeline.process([event])
     device = await store.get_device(HQ, "install-0001")
     assert device.space_id == "k-0" and await headcounts(store) == {"r-oak": 0, "k-0": 1}
-    assert {str(e[1].parsed.batch.batch_id) for e in events[4:8]} <= set(device.recent_batches)
+    assert {batch_key(str(e[1].parsed.batch.batch_id)) for e in events[4:8]} <= set(device.recent_batches)
