@@ -43,7 +43,7 @@ from shared.services.identity import BearerTokenVerifier, IdentityService, Issue
 from shared.services.ingest import IngestService
 from shared.services.no_shows import FlagRelease, NoShowService
 from shared.services.people import PeopleService
-from shared.services.pipeline import PipelineService, PresenceSweepService
+from shared.services.pipeline import PipelinePolicy, PipelineService, PresenceSweepService
 from shared.services.queries import QueryService
 from shared.services.rollups import AnalyticsReader, RollupService
 from shared.services.sites import SiteDirectory
@@ -119,7 +119,8 @@ def _assemble(settings: Settings, *, site_models: SiteModelStore, blobs: BlobSto
     """The services over whichever adapters: the same graph for Azure, the devkit and the tests. `cosmos_health`
     is what health asks about Cosmos (default: the site model store)."""
     sites = SiteDirectory(site_models)
-    pipeline = PipelineService(sites, live_state)
+    # devices are persisted often enough that the presence sweep never takes out a phone still heard
+    pipeline = PipelineService(sites, live_state, PipelinePolicy.for_presence_timeout(settings.presence_timeout_seconds))
     processing = EventProcessingService(blobs, settings.deadletter_container, pipeline.process, clock=clock)
     # Integration events: the outbox -> the event log and a delivery per subscription -> the targets.
     subscription_cache = SubscriptionCache(subscription_store)
