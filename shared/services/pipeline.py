@@ -530,9 +530,13 @@ class PipelineService:
                     # and telemetry are kept here and written with the next rewrite.
                     self._beacons_written[key] = (written[0], health)
                     continue
-            self._beacons_written[key] = (now, health)
-            writes.append(self._store.save_beacon_health(health))
+            writes.append(self._save_beacon_health(key, health, now))
         await asyncio.gather(*writes)
+
+    async def _save_beacon_health(self, key: tuple[BuildingRef, str], health: BeaconHealth, now: float) -> None:
+        # Remembered as written once it is: a write that fails (Cosmos down) is made again when the call is retried.
+        await self._store.save_beacon_health(health)
+        self._beacons_written[key] = (now, health)
 
 
 _IGNORED_SKEW = timedelta(seconds=2)  # network and queueing delay, not a wrong clock
