@@ -18,6 +18,7 @@ COMMANDS = {
     "oidc-keys": ("devkit.oidc_keys", "show, rotate or retire the devkit issuer's signing keys"),
     "eval-positioning": ("devkit.eval_positioning", "score the positioning engine on a dataset folder"),
     "bench": ("devkit.bench", "benchmarks that print JSON"),
+    "capacity": ("devkit.capacity", "the capacity and cost model of docs/capacity.md for 1,000 to 100,000 phones"),
     "webhook-receiver": ("devkit.webhook_receiver", "verify and print webhook events on loopback"),
     "rollup": ("devkit.rollup", "recompute the analytics rollups of a building for a range of days"),
     "history": ("devkit.history", "write weeks of past office days (visits) for a building and roll them up"),

@@ -17,6 +17,7 @@ TARGETS = {
     "slowloris": "devkit.benchmarks.slowloris",
     "imdf": "devkit.benchmarks.imdf",
     "events": "devkit.benchmarks.events",
+    "scale": "devkit.benchmarks.scale",
 }
 
 
