@@ -10,7 +10,8 @@ store. Measured:
 - `cosmos_writes_per_1k_sightings`, `est_ru_per_sighting`: the same events against the Cosmos emulator (all of
   them unless `--cosmos-events` caps them), with RU estimated from document sizes and Azure's documented costs
   (shared/adapters/documents.py); `steady_est_ru_per_sighting`: the same from simulated minute 3 on (phones have
-  arrived and settled), and `*_ru_per_sighting_by_container` where the RU go in each of the two phases;
+  arrived and settled), `arrivals_est_ru_per_sighting` before, and `*_ru_per_sighting_by_container` where the RU
+  go in each of the two phases;
 - `wrong_headcounts`: spaces whose stored headcount differs from the number of devices the store places there;
 - `room_accuracy` and `headcount_abs_error_vs_simulator`: agreement with the simulator's ground truth.
 
@@ -267,6 +268,7 @@ async def _cosmos_run(day: OfficeDay, bodies: list[Body]) -> dict[str, Any]:
                 "cosmos_reads_per_1k_sightings": round(1000 * sum(store.meter.reads.values()) / sightings, 1),
                 "cosmos_reads_by_container": dict(store.meter.reads),
                 "est_ru_per_sighting": round(sum(store.meter.ru.values()) / sightings, 3),
+                "arrivals_est_ru_per_sighting": arrivals.ru_per_sighting(),
                 "steady_est_ru_per_sighting": steady.ru_per_sighting(),
                 "steady_writes_per_1k_sightings": steady.per_1k(steady.writes),
                 "steady_reads_per_1k_sightings": steady.per_1k(steady.reads),
