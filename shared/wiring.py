@@ -43,7 +43,7 @@ from shared.services.identity import BearerTokenVerifier, IdentityService, Issue
 from shared.services.ingest import IngestService
 from shared.services.no_shows import FlagRelease, NoShowService
 from shared.services.people import PeopleService
-from shared.services.pipeline import PipelineService, PresenceSweepService
+from shared.services.pipeline import PipelinePolicy, PipelineService, PresenceSweepService
 from shared.services.queries import QueryService
 from shared.services.rollups import AnalyticsReader, RollupService
 from shared.services.sites import SiteDirectory
@@ -115,11 +115,14 @@ def _assemble(settings: Settings, *, site_models: SiteModelStore, blobs: BlobSto
               closers: list[Any], outbox: EventOutbox, subscription_store: SubscriptionStore,
               deliveries: DeliveryStore, event_log: EventLog, event_sinks: dict[SinkKind, EventSink],
               booking_store: BookingStore, booking_sources: dict[BookingSourceKind, BookingSource],
-              cosmos_health: Any | None = None) -> AppContext:
+              cosmos_health: Any | None = None, pipeline_policy: PipelinePolicy | None = None) -> AppContext:
     """The services over whichever adapters: the same graph for Azure, the devkit and the tests. `cosmos_health`
-    is what health asks about Cosmos (default: the site model store)."""
+    is what health asks about Cosmos (default: the site model store); `pipeline_policy` replaces the processing
+    policy derived from the settings (tests)."""
     sites = SiteDirectory(site_models)
-    pipeline = PipelineService(sites, live_state)
+    # devices are persisted often enough that the presence sweep never takes out a phone still heard
+    policy = pipeline_policy or PipelinePolicy.for_presence_timeout(settings.presence_timeout_seconds)
+    pipeline = PipelineService(sites, live_state, policy)
     processing = EventProcessingService(blobs, settings.deadletter_container, pipeline.process, clock=clock)
     # Integration events: the outbox -> the event log and a delivery per subscription -> the targets.
     subscription_cache = SubscriptionCache(subscription_store)
@@ -245,11 +248,13 @@ def _credential(settings: Settings) -> Any:
     return DefaultAzureCredential(managed_identity_client_id=settings.managed_identity_client_id)
 
 
-async def build_context(settings: Settings, *, bootstrap: bool = True, clock: Clock = utc_now) -> AppContext:
+async def build_context(settings: Settings, *, bootstrap: bool = True, clock: Clock = utc_now,
+                        pipeline_policy: PipelinePolicy | None = None) -> AppContext:
     """Real adapters from the settings. With `bootstrap`, creates the database, containers and blob containers
     that are missing (in Azure they exist already, so this only reads them); either way a database or container
     that goes missing later is re-created on first use, or named in a 503 (shared/adapters/cosmos_schema.py).
-    `clock` is the app's notion of now (the devkit demo runs the app on a simulated clock)."""
+    `clock` is the app's notion of now (the devkit demo runs the app on a simulated clock); `pipeline_policy`
+    replaces the processing policy derived from the settings (tests)."""
     from shared.adapters.blob import AzureBlobStore, create_blob_service, ensure_blob_containers
     from shared.adapters.cosmos import CosmosApiKeyStore, CosmosSiteModelStore, create_cosmos_client
     from shared.adapters.cosmos_bookings import CosmosBookingStore
@@ -304,7 +309,7 @@ async def build_context(settings: Settings, *, bootstrap: bool = True, clock: Cl
         deliveries=CosmosDeliveryStore(database), event_log=CosmosEventLog(database),
         event_sinks=_event_sinks(settings, credential), booking_store=CosmosBookingStore(database),
         booking_sources=_booking_sources(settings, credential),
-        cosmos_health=schema,
+        cosmos_health=schema, pipeline_policy=pipeline_policy,
     )
 
 

@@ -7,37 +7,67 @@ store. Measured:
 - `positioning_share`: of that processing time, the share spent in the tracker (`track_many`: RSSI filters, grid
   posteriors, map-matched rooms, self-calibration), with `positioning_s` and `processing_s`;
 - `decode_only_sightings_per_s`: JSON decode and validation alone (the floor the pipeline cannot beat);
-- `cosmos_writes_per_1k_sightings`, `est_ru_per_sighting`: a run of the first events against the Cosmos emulator,
-  with RU estimated from document sizes and Azure's documented costs (shared/adapters/documents.py);
+- `cosmos_writes_per_1k_sightings`, `est_ru_per_sighting`: the same events against the Cosmos emulator (all of
+  them unless `--cosmos-events` caps them), with RU estimated from document sizes and Azure's documented costs
+  (shared/adapters/documents.py); `steady_est_ru_per_sighting`: the same from simulated minute 3 on (phones have
+  arrived and settled), `arrivals_est_ru_per_sighting` before, and `*_ru_per_sighting_by_container` where the RU
+  go in each of the two phases;
 - `wrong_headcounts`: spaces whose stored headcount differs from the number of devices the store places there;
 - `room_accuracy` and `headcount_abs_error_vs_simulator`: agreement with the simulator's ground truth.
+
+The services run on the simulated clock: each trigger call is processed at the enqueued time of its newest event
+(`SimulatedClock`), so whatever the pipeline does every so many seconds (persisting a device, rewriting beacon
+health, dropping the devices of a partition not seen for a while) happens as often per simulated minute as it
+would in Azure, although the benchmark replays the traffic tens of times faster than real time.
 """
 from __future__ import annotations
 
 import argparse
-from datetime import datetime
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from shared.domain.tenancy import BuildingRef
 
 if TYPE_CHECKING:
     from devkit.office import OfficeDay
+    from shared.adapters.documents import StoreMeter
     from shared.domain.ports import InboundEvent, LiveStateStore
     from shared.domain.site import SiteModel
-    from shared.services.common import Clock
-    from shared.services.pipeline import PipelineService
+    from shared.services.pipeline import PipelinePolicy, PipelineService
 
 Body = tuple[str, bytes, datetime]  # (device id, ingest event body, received at)
 
 TENANT = "bench-tenant"
+STEADY_AFTER_S = 180.0  # simulated seconds of arrivals before the steady state is measured
+
+
+class SimulatedClock:
+    """The benchmark's time: the enqueued time of the newest event of the trigger call being processed. The
+    services read it as their wall clock (`now`) and as their monotonic clock (`monotonic`)."""
+
+    def __init__(self, start: datetime) -> None:
+        self.current = start
+
+    def now(self) -> datetime:
+        return self.current
+
+    def monotonic(self) -> float:
+        return self.current.timestamp()
+
+    def enter(self, call: list[InboundEvent]) -> None:
+        """Move to the call's time; the clock never goes back (calls of different partitions interleave)."""
+        self.current = max(self.current, max(_enqueued(event) for event in call))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--phones", type=int, default=500)
     parser.add_argument("--minutes", type=float, default=12.0, help="simulated minutes of traffic")
     parser.add_argument("--seed", type=int, default=3)
-    parser.add_argument("--cosmos-events", type=int, default=4000,
-                        help="events replayed against the Cosmos emulator (0 skips the Cosmos run)")
+    parser.add_argument("--cosmos-events", type=int, default=-1,
+                        help="events replayed against the Cosmos emulator: all of them by default (-1), "
+                             "the first N, or 0 to skip the Cosmos run")
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -95,17 +125,21 @@ def _enqueued(event: InboundEvent) -> datetime:
 
 
 async def _process_all(calls: list[list[InboundEvent]], site: SiteModel, live_state: LiveStateStore,
-                       clock: Clock) -> tuple[float, PipelineService, float]:
-    """Seconds to process every call, the pipeline, and the seconds of it spent in the tracker."""
+                       on_call: Callable[[list[InboundEvent]], None] | None = None,
+                       policy: PipelinePolicy | None = None) -> tuple[float, PipelineService, float]:
+    """Seconds to process every call, the pipeline, and the seconds of it spent in the tracker. The services run
+    on the simulated clock (`SimulatedClock`); `on_call` is told of each call before it is processed."""
     from shared.adapters.memory import InMemoryBlobStore, InMemorySiteModelStore
-    from shared.services.pipeline import PipelineService
+    from shared.services.pipeline import PipelinePolicy, PipelineService
     from shared.services.processing import EventProcessingService
     from shared.services.sites import SiteDirectory
 
+    clock = SimulatedClock(_enqueued(calls[0][0]) if calls else datetime.now(UTC))
     sites = InMemorySiteModelStore()
     await sites.put(BuildingRef(TENANT, site.building_id), site)
-    pipeline = PipelineService(SiteDirectory(sites), live_state)
-    processing = EventProcessingService(InMemoryBlobStore(), "deadletter", pipeline.process, clock=clock)
+    pipeline = PipelineService(SiteDirectory(sites, monotonic=clock.monotonic), live_state,
+                               policy or PipelinePolicy(), monotonic=clock.monotonic)
+    processing = EventProcessingService(InMemoryBlobStore(), "deadletter", pipeline.process, clock=clock.now)
     await pipeline._sites.building_for(TENANT, [site.beacons[0].id])  # build the site index before timing
     import time
 
@@ -126,6 +160,9 @@ async def _process_all(calls: list[list[InboundEvent]], site: SiteModel, live_st
     try:
         started = time.perf_counter()
         for call in calls:
+            clock.enter(call)
+            if on_call is not None:
+                on_call(call)
             await processing.process(call)
         elapsed = time.perf_counter() - started
     finally:
@@ -165,8 +202,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
     decode_s = time.perf_counter() - started
 
     memory = InMemoryLiveStateStore()
-    last_event = day.at(cutoff)
-    elapsed, pipeline, positioning_s = await _process_all(calls, day.site, memory, clock=lambda: last_event)
+    elapsed, pipeline, positioning_s = await _process_all(calls, day.site, memory)
     building = BuildingRef(TENANT, day.site.building_id)
     wrong = await _consistency(memory, building)
     truth = day.occupancy(cutoff)
@@ -195,8 +231,8 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         "transitions": pipeline.stats.transitions,
         "generate_s": round(generate_s, 1),
     }
-    if args.cosmos_events > 0:
-        result.update(await _cosmos_run(day, bodies[: args.cosmos_events]))
+    if args.cosmos_events != 0:
+        result.update(await _cosmos_run(day, bodies if args.cosmos_events < 0 else bodies[: args.cosmos_events]))
     return result
 
 
@@ -208,26 +244,91 @@ async def _cosmos_run(day: OfficeDay, bodies: list[Body]) -> dict[str, Any]:
     from shared.adapters.cosmos_live_state import CosmosLiveStateStore
     from shared.domain.ingest_event import decode_ingest_event
 
+    sightings_of = {sequence: len(decode_ingest_event(body).parsed.batch.sightings)
+                    for sequence, (_d, body, _r) in enumerate(bodies)}
+    steady_from = day.at(STEADY_AFTER_S)
     emulator = start_cosmos()
     try:
         async with cosmos_aio_client(emulator.port) as client:
             database = await ensure_cosmos_schema(client, "bench")
             store = CosmosLiveStateStore(database)
             calls = _trigger_calls(bodies)
-            last = max(received for _d, _b, received in bodies)
+            phases = _Phases(store.meter, steady_from, sightings_of)
             started = time.perf_counter()
-            _elapsed, _pipeline, _positioning = await _process_all(calls, day.site, store, clock=lambda: last)
+            await _process_all(calls, day.site, store, on_call=phases.on_call)
             wall = time.perf_counter() - started
-            sightings = sum(len(decode_ingest_event(body).parsed.batch.sightings) for _d, body, _r in bodies)
+            sightings = sum(sightings_of.values())
             writes = sum(store.meter.writes.values())
+            arrivals, steady = phases.split()
             return {
                 "cosmos_events": len(bodies), "cosmos_sightings": sightings,
+                "cosmos_simulated_minutes": round((max(r for _d, _b, r in bodies) - day.at(0)).total_seconds() / 60, 1),
                 "cosmos_writes_per_1k_sightings": round(1000 * writes / sightings, 1),
                 "cosmos_writes_by_container": dict(store.meter.writes),
                 "cosmos_reads_per_1k_sightings": round(1000 * sum(store.meter.reads.values()) / sightings, 1),
+                "cosmos_reads_by_container": dict(store.meter.reads),
                 "est_ru_per_sighting": round(sum(store.meter.ru.values()) / sightings, 3),
+                "arrivals_est_ru_per_sighting": arrivals.ru_per_sighting(),
+                "steady_est_ru_per_sighting": steady.ru_per_sighting(),
+                "steady_writes_per_1k_sightings": steady.per_1k(steady.writes),
+                "steady_reads_per_1k_sightings": steady.per_1k(steady.reads),
+                "arrivals_ru_per_sighting_by_container": arrivals.ru_by_container(),
+                "steady_ru_per_sighting_by_container": steady.ru_by_container(),
                 "cosmos_sightings_per_s": round(sightings / wall),
                 "cosmos_wrong_headcounts": await _consistency(store, BuildingRef(TENANT, day.site.building_id)),
             }
     finally:
         emulator.stop()
+
+
+@dataclass
+class _Phase:
+    """What the store metered over a stretch of the run, and the sightings of that stretch's events."""
+
+    sightings: int = 0
+    reads: dict[str, int] = field(default_factory=dict)
+    writes: dict[str, int] = field(default_factory=dict)
+    ru: dict[str, float] = field(default_factory=dict)
+
+    def ru_per_sighting(self) -> float | None:
+        return round(sum(self.ru.values()) / self.sightings, 3) if self.sightings else None
+
+    def per_1k(self, counts: dict[str, int]) -> float | None:
+        return round(1000 * sum(counts.values()) / self.sightings, 1) if self.sightings else None
+
+    def ru_by_container(self) -> dict[str, float]:
+        return {name: round(ru / self.sightings, 4) for name, ru in sorted(self.ru.items())} if self.sightings else {}
+
+
+class _Phases:
+    """Splits the metered reads, writes and RU at the first trigger call at or after `steady_from` (simulated):
+    arrivals before, steady state from there on."""
+
+    def __init__(self, meter: StoreMeter, steady_from: datetime, sightings_of: dict[int, int]) -> None:
+        self._meter = meter
+        self._steady_from = steady_from
+        self._sightings_of = sightings_of
+        self._at_split: _Phase | None = None
+        self._before = 0
+        self._after = 0
+
+    def on_call(self, call: list[InboundEvent]) -> None:
+        if self._at_split is None and max(_enqueued(e) for e in call) >= self._steady_from:
+            self._at_split = _Phase(0, dict(self._meter.reads), dict(self._meter.writes), dict(self._meter.ru))
+        sightings = sum(self._sightings_of[e.sequence_number] for e in call)
+        if self._at_split is None:
+            self._before += sightings
+        else:
+            self._after += sightings
+
+    def split(self) -> tuple[_Phase, _Phase]:
+        m = self._meter
+        end = _Phase(0, dict(m.reads), dict(m.writes), dict(m.ru))
+        start = self._at_split or end
+        return (_Phase(self._before, start.reads, start.writes, start.ru),
+                _Phase(self._after, _minus(end.reads, start.reads), _minus(end.writes, start.writes),
+                       _minus(end.ru, start.ru)))
+
+
+def _minus(after: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
+    return {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)}

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from shared.domain.events import BeaconAlerts, CloudEvent, EventType, parse_even
 from shared.domain.floor_summary import FloorSummary
 from shared.domain.identity import IdentityConfig, issuer_key
 from shared.domain.people import AuditEntry, Sharing, SharingChange, SharingLevel, Tenant
-from shared.domain.presence import BeaconDrift, BeaconHealth, DeviceState, SpaceState, Visit
+from shared.domain.presence import BeaconDrift, BeaconHealth, DeviceState, SpaceState, Visit, batch_key
 from shared.domain.subscriptions import (
     AttemptRecord,
     Delivery,
@@ -57,26 +58,157 @@ PARTITION_KEY_FIELD = "buildingKey"
 
 
 def device_to_doc(d: DeviceState) -> dict[str, Any]:
-    return {
+    doc: dict[str, Any] = {
         "id": d.device_id, PARTITION_KEY_FIELD: d.building.key, "buildingId": d.building_id, "tenantId": d.tenant_id,
         "lastSeen": iso(d.last_seen),
-        "tracking": d.tracking, "x": d.x, "y": d.y, "floor": d.floor, "uncertaintyM": d.uncertainty_m,
+        "x": d.x, "y": d.y, "floor": d.floor, "uncertaintyM": d.uncertainty_m,
         "spaceId": d.space_id, "spaceSince": iso(d.space_since), "spaceConfidence": d.space_confidence,
-        "userId": d.user_id, "model": d.model, "recentBatches": list(d.recent_batches),
-        "leavingSpaceId": d.leaving_space_id, "leavingSince": iso(d.leaving_since),
+        "model": d.model, BATCH_KEYS: "".join(d.recent_batches) if _joinable(d.recent_batches) else list(d.recent_batches),
     }
+    # Absent rather than null when unset (a device mid-leave, a person sharing): the queries test IS_STRING.
+    for name, value in (("userId", d.user_id), ("leavingSpaceId", d.leaving_space_id),
+                        ("leavingSince", iso(d.leaving_since))):
+        if value is not None:
+            doc[name] = value
+    doc["tracking"] = pack_tracking(d.tracking, doc)
+    return doc
+
+
+def _joinable(keys: tuple[str, ...]) -> bool:
+    return all(len(k) == BATCH_KEY_CHARS for k in keys)
 
 
 def device_from_doc(doc: dict[str, Any]) -> DeviceState:
+    if BATCH_KEYS in doc:
+        stored = doc[BATCH_KEYS] or ()
+        batches = tuple(stored[i:i + BATCH_KEY_CHARS] for i in range(0, len(stored), BATCH_KEY_CHARS)) \
+            if isinstance(stored, str) else tuple(stored)
+    else:  # written before the window kept short keys: the batch ids themselves
+        batches = tuple(batch_key(str(b)) for b in doc.get("recentBatches") or ())
     return DeviceState(
         tenant_id=doc["tenantId"], building_id=doc["buildingId"], device_id=doc["id"],
-        last_seen=require_time(doc, "lastSeen"), tracking=doc.get("tracking") or {}, x=doc.get("x"), y=doc.get("y"),
+        last_seen=require_time(doc, "lastSeen"), tracking=unpack_tracking(doc.get("tracking"), doc),
+        x=doc.get("x"), y=doc.get("y"),
         floor=doc.get("floor"), uncertainty_m=doc.get("uncertaintyM"), space_id=doc.get("spaceId"),
         space_since=parse_time(doc.get("spaceSince")), space_confidence=doc.get("spaceConfidence") or 0.0,
-        user_id=doc.get("userId"), model=doc.get("model"), recent_batches=tuple(doc.get("recentBatches") or ()),
+        user_id=doc.get("userId"), model=doc.get("model"), recent_batches=batches,
         leaving_space_id=doc.get("leavingSpaceId"), leaving_since=parse_time(doc.get("leavingSince")),
         etag=doc.get("_etag"),
     )
+
+
+# The device document's dedupe window: presence.batch_key() of the last batch ids, one string of 11-character keys
+# (a list when some key is not 11 characters); documents written before it kept the ids themselves, under
+# `recentBatches`.
+BATCH_KEYS = "batchKeys"
+BATCH_KEY_CHARS = 11
+
+# The tracker's state (positioning TrackingState as JSON) is stored packed, to keep the device document under
+# 1 KB (docs/data-model.md). Packing is lossless:
+# - `k` says which of these keys the state has (bit i: _TRACKING_KEYS[i]); a key the table does not know is kept
+#   as it is;
+# - a value equal to what it can be derived from is left out: the same field of the device document (the tracker's
+#   position, floor, room and confidence are the device's, as last estimated) or the key's default;
+# - `beacons` (beacon id -> [rssi, variance, time, measured power]) becomes `p`, the beacon ids' common prefix
+#   (their UUID, mostly), `w`, the most common measured power, and `b`, suffix -> [rssi, variance, seconds before
+#   lastSeen] and the measured power when it is not `w`;
+# - the pending switches' times are stored as seconds before lastSeen.
+_PACKED = 2
+_FROM_DOC = object()  # marks a key derived from the device document's field of the same meaning
+_TRACKING_KEYS: tuple[tuple[str, Any, str | None], ...] = (  # key, default, the device document's field
+    ("schema", "tracking/v1", None), ("ts", _FROM_DOC, "lastSeen"), ("beacons", _FROM_DOC, None),
+    ("x", _FROM_DOC, "x"), ("y", _FROM_DOC, "y"), ("floor", _FROM_DOC, "floor"),
+    ("uncertainty_m", _FROM_DOC, "uncertaintyM"), ("floor_candidate", None, None),
+    ("floor_candidate_since", None, None), ("space", _FROM_DOC, "spaceId"),
+    ("space_confidence", _FROM_DOC, "spaceConfidence"), ("space_candidate", None, None),
+    ("space_candidate_since", None, None), ("space_evidence", 0.0, None), ("offset", None, None),
+    ("rooms", None, None),
+)
+_PACKING_KEYS = {"v", "k", "p", "b", "w"}
+_TIMES = {"floor_candidate_since", "space_candidate_since"}  # epoch seconds: stored as seconds before lastSeen
+
+
+def _derived(key: str, default: Any, field_name: str | None, doc: dict[str, Any]) -> Any:
+    if default is not _FROM_DOC:
+        return default
+    if field_name == "lastSeen":
+        return _epoch(doc)
+    return doc.get(field_name) if field_name else None
+
+
+def _epoch(doc: dict[str, Any]) -> float:
+    return round(require_time(doc, "lastSeen").timestamp(), 3)
+
+
+def pack_tracking(tracking: dict[str, Any], doc: dict[str, Any]) -> dict[str, Any]:
+    """The tracker's state as stored in the device document `doc` (which must hold the device's other fields)."""
+    if not tracking or _PACKING_KEYS & tracking.keys():  # nothing to pack, or keys packing would shadow
+        return tracking
+    packed: dict[str, Any] = {"v": _PACKED}
+    mask = 0
+    known = set()
+    for bit, (key, default, field_name) in enumerate(_TRACKING_KEYS):
+        known.add(key)
+        if key not in tracking:
+            continue
+        mask |= 1 << bit
+        value = tracking[key]
+        if key == "beacons":
+            packed.update(_pack_beacons(value, _epoch(doc)))
+            continue
+        derived = _derived(key, default, field_name, doc)
+        if value != derived or type(value) is not type(derived):  # (1 and 1.0 are equal, but not the same JSON)
+            packed[key] = round(_epoch(doc) - value, 3) if key in _TIMES and isinstance(value, float) else value
+    packed["k"] = mask
+    packed.update({key: value for key, value in tracking.items() if key not in known})
+    return packed
+
+
+def unpack_tracking(stored: Any, doc: dict[str, Any]) -> dict[str, Any]:
+    """The tracker's state from a device document, packed (pack_tracking) or as written before packing."""
+    if not isinstance(stored, dict) or not stored:
+        return {}
+    if stored.get("v") != _PACKED or not isinstance(stored.get("k"), int):
+        return stored
+    mask = stored["k"]
+    tracking: dict[str, Any] = {}
+    for bit, (key, default, field_name) in enumerate(_TRACKING_KEYS):
+        if not mask & (1 << bit):
+            continue
+        if key == "beacons" and key not in stored:
+            tracking[key] = _unpack_beacons(stored.get("p") or "", stored.get("w") or 0.0, stored.get("b") or {},
+                                            _epoch(doc))
+        else:
+            value = stored[key] if key in stored else _derived(key, default, field_name, doc)
+            tracking[key] = round(_epoch(doc) - value, 3) if key in _TIMES and key in stored and isinstance(
+                value, float) else value
+    known = {key for key, _d, _f in _TRACKING_KEYS} | _PACKING_KEYS
+    tracking.update({key: value for key, value in stored.items() if key not in known})
+    return tracking
+
+
+def _pack_beacons(beacons: Any, base: float) -> dict[str, Any]:
+    if not isinstance(beacons, dict) or not all(
+            isinstance(v, (list, tuple)) and len(v) == 4 and all(isinstance(x, float) for x in v)
+            for v in beacons.values()):
+        return {"beacons": beacons}  # not the shape packing knows: kept as it is
+    ids = list(beacons)
+    prefix = os.path.commonprefix(ids) if len(ids) > 1 else ""
+    if ":" in prefix:  # whole UUID (and major) only: the suffixes stay readable
+        prefix = prefix[: prefix.rindex(":") + 1]
+    powers = [power for _r, _v, _t, power in beacons.values()]
+    usual = max(set(powers), key=powers.count) if powers else 0.0
+    packed = {}
+    for beacon, (rssi, variance, at, power) in beacons.items():
+        entry = [rssi, variance, round(base - at, 3)]
+        packed[beacon[len(prefix):]] = entry if power == usual else [*entry, power]
+    return {"p": prefix, "w": usual, "b": packed}
+
+
+def _unpack_beacons(prefix: str, usual: float, packed: dict[str, Any], base: float) -> dict[str, list[float]]:
+    return {prefix + suffix: [float(entry[0]), float(entry[1]), round(base - entry[2], 3),
+                              float(entry[3]) if len(entry) > 3 else float(usual)]
+            for suffix, entry in packed.items()}
 
 
 def space_to_doc(s: SpaceState) -> dict[str, Any]:

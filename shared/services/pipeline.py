@@ -41,12 +41,36 @@ from shared.services.transitions import BeaconAlertWriter, SiteFacts
 logger = logging.getLogger(__name__)
 
 
+PERSIST_SHARE_OF_PRESENCE_TIMEOUT = 0.5
+
+
+def persist_interval_for(presence_timeout_s: float) -> float:
+    """How often a heard device's document is rewritten when nothing anyone reads changed: half the presence
+    timeout. The presence sweep takes out a phone whose stored lastSeen is older than the timeout, and a phone
+    still heard has its lastSeen stored at most this long after the one stored before, as soon as a batch of it
+    is processed. The other half is the margin for the gap between a phone's batches (10-30 s) and the time from
+    the batch to its processing (seconds), so the sweep never takes out a phone that is still heard
+    (docs/data-model.md, "Request units")."""
+    return PERSIST_SHARE_OF_PRESENCE_TIMEOUT * presence_timeout_s
+
+
 @dataclass(frozen=True)
 class PipelinePolicy:
-    persist_interval_s: float = 60.0  # a device document is rewritten at least this often while it is heard
+    # A device document is rewritten at least this often while it is heard (persist_interval_for, with the default
+    # presence timeout of 300 s); and when it moves, floor or space, or is new.
+    persist_interval_s: float = 150.0
     device_concurrency: int = 64
     max_write_retries: int = 20
-    beacon_health_interval_s: float = 300.0
+    # Beacon health is rewritten at most this often per beacon, unless its drift flag changes.
+    beacon_health_interval_s: float = 900.0
+    # The devices cached for a partition are read again when this instance did not get a call of that partition
+    # for this long: the partition may have been worked by another instance meanwhile (Event Hubs moves a
+    # partition's ownership when instances come and go; ownership expires after 30 s).
+    partition_idle_s: float = 30.0
+
+    @classmethod
+    def for_presence_timeout(cls, presence_timeout_s: float) -> PipelinePolicy:
+        return cls(persist_interval_s=persist_interval_for(presence_timeout_s))
 
 
 @dataclass
@@ -67,6 +91,7 @@ class _DeviceWork:
 
     building: Building
     events: list[IngestEvent]
+    partition: str = "0"  # the Event Hub partition the device's events came on
     cached: _CachedDevice | None = None
     state: DeviceState | None = None
     transitions: list[Transition] = field(default_factory=list)
@@ -93,10 +118,11 @@ class _TrackRequest:
 @dataclass
 class _CachedDevice:
     state: DeviceState
-    loaded_at: float
     persisted_last_seen: datetime
     persisted_space: str | None
     persisted_floor: str | None
+    partition: str = "0"
+    epoch: int = 0  # the partition's epoch when cached (_Partitions): an older one is read again
 
 
 class OccupancyWriter:
@@ -238,6 +264,28 @@ def _floor_batches(writes: list[tuple[SpaceState, list[CloudEvent]]]) -> list[li
     return batches
 
 
+class _Partitions:
+    """When this instance last got a call of each Event Hub partition, and each partition's epoch: the devices
+    cached in an older epoch are read again before use. The epoch moves on when a partition comes back after more
+    than `idle_s` without a call, since another instance may have worked it meanwhile."""
+
+    def __init__(self, idle_s: float) -> None:
+        self._idle_s = idle_s
+        self._seen: dict[str, tuple[float, int]] = {}
+
+    def called(self, partition: str, now: float) -> None:
+        seen = self._seen.get(partition)
+        if seen is None:
+            self._seen[partition] = (now, 0)
+        else:
+            last, epoch = seen
+            self._seen[partition] = (max(now, last), epoch + 1 if now - last > self._idle_s else epoch)
+
+    def epoch(self, partition: str) -> int:
+        seen = self._seen.get(partition)
+        return seen[1] if seen is not None else 0
+
+
 class PipelineService:
     def __init__(self, sites: SiteDirectory, store: LiveStateStore, policy: PipelinePolicy = PipelinePolicy(),
                  monotonic: Callable[[], float] = time.monotonic, cache_size: int = 50_000) -> None:
@@ -248,7 +296,14 @@ class PipelineService:
         facts = SiteFacts(sites)
         self._occupancy = OccupancyWriter(store, policy.max_write_retries, facts)
         self._alerts = BeaconAlertWriter(store, facts)
+        # The devices this instance works on. Not read again while their partition keeps coming to this instance:
+        # the trigger hands a partition (devices are its partition key) to one instance at a time, and every write
+        # is over the etag read, so a copy another writer made stale (the presence sweep) fails its next write and
+        # is redone from the stored one (_redo). The presence sweep changes only devices whose stored lastSeen is
+        # older than the timeout, and such a device's next batch is always due to be written (persist interval <
+        # timeout). A partition that comes back after a while is read again (_Partitions).
         self._devices: OrderedDict[tuple[BuildingRef, str], _CachedDevice] = OrderedDict()
+        self._partitions = _Partitions(policy.partition_idle_s)
         self._cache_size = cache_size
         self._beacons_written: dict[tuple[BuildingRef, str], tuple[float, BeaconHealth]] = {}
         # per building: every beacon's measured-power drift (positioning's self-calibration), restored from
@@ -263,12 +318,18 @@ class PipelineService:
         whole invocation), then the devices. A device another writer changed meanwhile is redone on its own.
         """
         per_device: dict[tuple[str, str], list[IngestEvent]] = defaultdict(list)
-        for _event, decoded in batches:
-            per_device[(decoded.tenant_id, decoded.parsed.batch.device_id)].append(decoded)
+        partition_of: dict[tuple[str, str], str] = {}
+        now = self._monotonic()
+        for event, decoded in batches:
+            key = (decoded.tenant_id, decoded.parsed.batch.device_id)
+            per_device[key].append(decoded)
+            partition_of[key] = event.partition_id
+        for partition in set(partition_of.values()):
+            self._partitions.called(partition, now)
         work: list[_DeviceWork] = []
-        for (tenant_id, _device), events in per_device.items():
+        for (tenant_id, device), events in per_device.items():
             for building, group in await self._group_by_building(tenant_id, events):
-                work.append(_DeviceWork(building, group))
+                work.append(_DeviceWork(building, group, partition_of[(tenant_id, device)]))
         limit = asyncio.Semaphore(self._policy.device_concurrency)
 
         async def load(item: _DeviceWork) -> None:
@@ -332,7 +393,7 @@ class PipelineService:
 
     async def _load_work(self, item: _DeviceWork) -> None:
         """The device's state before this call's batches (and its building's calibration, on first use)."""
-        item.cached = await self._load(item.building, item.device_id)
+        item.cached = await self._load(item.building, item.device_id, item.partition)
         await self._calibration(item.building)
         state = item.cached.state if item.cached else None
         if state is not None and state.leaving_space_id is not None:
@@ -464,11 +525,11 @@ class PipelineService:
         return BeaconDrift(est.level, est.baseline, est.sd, est.observations,
                            datetime.fromtimestamp(est.ts, tz=UTC), calibration.flagged(beacon))
 
-    async def _load(self, building: Building, device_id: str) -> _CachedDevice | None:
+    async def _load(self, building: Building, device_id: str, partition: str) -> _CachedDevice | None:
         key = (building.ref, device_id)
         cached = self._devices.get(key)
-        now = self._monotonic()
-        if cached is not None and now - cached.loaded_at < self._policy.persist_interval_s:
+        epoch = self._partitions.epoch(partition)
+        if cached is not None and cached.partition == partition and cached.epoch == epoch:
             self._devices.move_to_end(key)
             return cached
         stored = await self._store.get_device(building.ref, device_id)
@@ -479,10 +540,10 @@ class PipelineService:
             # Nobody wrote it since the version this copy grew from: the copy is that version plus the batches
             # folded since (their writes skipped as not due). Taking the stored one would rewind the device and
             # drop those batches' ids from the dedupe window, so a redelivered one would be counted again.
-            cached = replace(cached, loaded_at=now)
+            cached = replace(cached, partition=partition, epoch=epoch)
             self._remember(key, cached)
             return cached
-        cached = _CachedDevice(stored, now, stored.last_seen, stored.space_id, stored.floor)
+        cached = _CachedDevice(stored, stored.last_seen, stored.space_id, stored.floor, partition, epoch)
         self._remember(key, cached)
         return cached
 
@@ -502,7 +563,8 @@ class PipelineService:
             self._remember(key, replace(cached, state=state))
             return
         saved = await self._store.save_device(state)
-        self._remember(key, _CachedDevice(saved, self._monotonic(), saved.last_seen, saved.space_id, saved.floor))
+        self._remember(key, _CachedDevice(saved, saved.last_seen, saved.space_id, saved.floor, item.partition,
+                                          self._partitions.epoch(item.partition)))
 
     def _remember(self, key: tuple[BuildingRef, str], cached: _CachedDevice) -> None:
         self._devices[key] = cached
@@ -547,17 +609,24 @@ class PipelineService:
             written = self._beacons_written.get(key)
             if written is not None:
                 health = written[1].merged(health)
-                fresh_telemetry = health.telemetry_at != written[1].telemetry_at
+            if key in telemetry:
+                # every reading goes to the battery alert (it reads or writes only when the battery crosses)
+                writes.append(self._alerts.on_telemetry(health))
+            if written is not None:
                 flag_changed = (health.drift is not None and health.drift.flagged) != (
                     written[1].drift is not None and written[1].drift.flagged)
-                if not fresh_telemetry and not flag_changed \
-                        and now - written[0] < self._policy.beacon_health_interval_s:
-                    continue  # beacon health is coarse (silent for a day?): no need to write every sighting
-            self._beacons_written[key] = (now, health)
-            writes.append(self._store.save_beacon_health(health))
-            if key in telemetry:
-                writes.append(self._alerts.on_telemetry(health))
+                if not flag_changed and now - written[0] < self._policy.beacon_health_interval_s:
+                    # Beacon health is coarse (silent after a day, the battery over weeks): the latest heard time
+                    # and telemetry are kept here and written with the next rewrite.
+                    self._beacons_written[key] = (written[0], health)
+                    continue
+            writes.append(self._save_beacon_health(key, health, now))
         await asyncio.gather(*writes)
+
+    async def _save_beacon_health(self, key: tuple[BuildingRef, str], health: BeaconHealth, now: float) -> None:
+        # Remembered as written once it is: a write that fails (Cosmos down) is made again when the call is retried.
+        await self._store.save_beacon_health(health)
+        self._beacons_written[key] = (now, health)
 
 
 _IGNORED_SKEW = timedelta(seconds=2)  # network and queueing delay, not a wrong clock

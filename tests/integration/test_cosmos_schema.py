@@ -13,6 +13,7 @@ import pytest
 from devkit.emulators.launcher import cosmos_aio_client
 from devkit.local_settings import devkit_environment, load_local_settings
 from functions.http_api import create_api
+from shared.adapters import documents
 from shared.adapters.cosmos import (
     BEACONS,
     COSMOS_CONTAINERS,
@@ -98,7 +99,7 @@ async def test_a_deleted_container_is_named_by_health_and_recreated_for_processi
     assert (context.processing.processed, context.processing.lost, context.processing.dead_lettered) == (1, 0, 0)
     device = await client.get_database_client(database).get_container_client(DEVICES).read_item(
         "install-9", partition_key=HQ.key)
-    assert str(batch["batchId"]) in device["recentBatches"]
+    assert documents.device_from_doc(device).has_seen(str(batch["batchId"]))
     assert (await http.get("/api/health")).status_code == 200
 
 

@@ -92,6 +92,32 @@ async def test_the_same_device_id_in_two_tenants_buildings_of_one_id_are_two_dev
     assert [d.tenant_id for d in await store.list_devices(B_HQ)] == ["tenant-b"]
 
 
+async def test_a_tracked_device_reads_back_whole_and_is_found_by_the_sweep_and_the_people_finder(store):
+    """The device document is stored packed (docs/data-model.md): the tracker's state, the dedupe window and the
+    fields absent when unset read back as written, and the queries still find the device."""
+    from shared.domain.presence import batch_key
+
+    uuid = "f7826da6-4fa2-4e98-8024-bc5b71e0893e"
+    ts = T0.timestamp()
+    tracking = {"schema": "tracking/v1", "ts": ts, "x": 1.5, "y": 2.0, "floor": "f0", "uncertainty_m": 2.5,
+                "beacons": {f"{uuid}:1:{n}": [-70.25 - n, 4.5, ts - n, -59.0] for n in range(6)},
+                "floor_candidate": None, "floor_candidate_since": None, "space": "r-oak", "space_confidence": 0.0,
+                "space_candidate": "k-0", "space_candidate_since": ts - 3.25, "space_evidence": 0.75,
+                "offset": [1.25, 0.5], "rooms": {"r-oak": 0.875, "k-0": 0.125}}
+    batches = tuple(batch_key(f"batch-{n}") for n in range(16))
+    sharing = device(tracking=tracking, recent_batches=batches, user_id="ann", uncertainty_m=2.5)
+    await store.save_device(sharing)
+    read = await store.get_device(A_HQ, "install-1")
+    assert replace(read, etag=None) == sharing and read.has_seen("batch-3")
+    assert [d.device_id for d in await store.find_devices_of_user("tenant-a", "ann")] == ["install-1"]
+    assert [d.device_id for d in await store.list_silent_devices(T0 + timedelta(minutes=1))] == ["install-1"]
+    leaving = await store.save_device(replace(read, space_id=None, leaving_space_id="r-oak", leaving_since=T0))
+    assert [d.leaving_space_id for d in await store.list_silent_devices(T0 + timedelta(minutes=1))] == ["r-oak"]
+    await store.save_device(replace(leaving, leaving_space_id=None, leaving_since=None, user_id=None))
+    assert await store.list_silent_devices(T0 + timedelta(minutes=1)) == []  # in no space, leaving none
+    assert await store.find_devices_of_user("tenant-a", "ann") == []
+
+
 async def test_concurrent_space_writers_with_one_etag_only_one_wins(store):
     saved = await store.save_space(space(A_HQ, "r-oak", occupants={"a": T0.isoformat()}, since=T0, last_change=T0))
     attempts = [replace(saved, occupants={**saved.occupants, f"d{i}": T0.isoformat()}) for i in range(6)]

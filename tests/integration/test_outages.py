@@ -3,7 +3,8 @@
 The emulators keep their data in memory only, so each scenario puts a FaultProxy in front of each of them and
 points the app's settings at the proxies; an outage refuses every connection (and cuts the pooled ones) for 30 s.
 The app is the real wiring (build_context, the in-process hub with the trigger's retry policy), phones post over
-its HTTP API, and every batch carries beacon telemetry, so processing it writes to Cosmos. Afterwards every
+its HTTP API, and every batch carries beacon telemetry, which the pipeline is set to write on every call, so
+processing it writes to Cosmos. Afterwards every
 accepted batch (202) was processed or is in the dead-letter container, and nothing was lost. The three scenarios
 run concurrently (each on a database and containers of its own) to keep the suite's wall time down.
 """
@@ -29,6 +30,7 @@ from shared.adapters.cosmos import BEACONS, DEVICES
 from shared.domain.ingest_event import decode_ingest_event
 from shared.domain.ports import OutboundEvent
 from shared.domain.tenancy import Scope
+from shared.services.pipeline import PipelinePolicy
 from shared.settings import load_settings
 from shared.wiring import build_context, get_context
 from tests.conftest import unique_name
@@ -110,7 +112,8 @@ async def run_scenario(name: str, down: tuple[str, ...], azurite, cosmos) -> Out
         proxies = {"cosmos": cosmos_proxy, "blob": blob_proxy}
         env = {**devkit_environment(load_local_settings(), blob_proxy.port, cosmos_proxy.port, environ={}), **names}
         settings = load_settings(env)
-        context = await build_context(settings)
+        # beacon health on every call (it is otherwise rewritten every 15 minutes): every batch writes to Cosmos
+        context = await build_context(settings, pipeline_policy=PipelinePolicy(beacon_health_interval_s=0.0))
         try:
             await add_small_site(context.site_models)
             key, _ = await context.auth.mint_key("tenant-a", {Scope.ingest}, "outage phones")

@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shared.adapters.memory import InMemoryLiveStateStore, InMemorySiteModelStore
-from shared.domain.presence import DeviceState
+from shared.domain.presence import DeviceState, batch_key
 from shared.services.pipeline import PipelinePolicy, PipelineService, PresenceSweepService
 from shared.services.sites import SiteDirectory
-from tests.support.pipeline import HQ, add_small_site, room_event, walk
+from tests.support.pipeline import HQ, OAK_BEACON, add_small_site, room_event, walk
 
 T0 = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 
@@ -265,4 +265,141 @@ async def test_the_periodic_re_read_does_not_rewind_a_device_held_in_memory():
         await pipeline.process([event])
     device = await store.get_device(HQ, "install-0001")
     assert device.space_id == "k-0" and await headcounts(store) == {"r-oak": 0, "k-0": 1}
-    assert {str(e[1].parsed.batch.batch_id) for e in events[4:8]} <= set(device.recent_batches)
+    assert {batch_key(str(e[1].parsed.batch.batch_id)) for e in events[4:8]} <= set(device.recent_batches)
+
+
+# --- what a device costs: no periodic re-read, persisted against the presence timeout (issue #15) -----------------
+
+def _on_partition(events, partition: str):
+    return [(replace(event, partition_id=partition), decoded) for event, decoded in events]
+
+
+async def _instance(sites, store, ticks, policy: PipelinePolicy = PipelinePolicy()) -> PipelineService:
+    return PipelineService(SiteDirectory(sites), store, policy, monotonic=lambda: ticks["now"])
+
+
+async def test_a_device_whose_partition_stays_with_the_instance_is_read_once():
+    sites = InMemorySiteModelStore()
+    await add_small_site(sites)
+    store = InMemoryLiveStateStore()
+    ticks = {"now": 0.0}
+    pipeline = await _instance(sites, store, ticks)
+    for event in walk(T0, [("r-oak", 60), ("k-0", 60)], every_s=10):  # 20 minutes, a call every 10 s
+        ticks["now"] += 10.0
+        await pipeline.process([event])
+    assert store.meter.reads["devices"] == 1  # the first batch's: nothing was stored yet
+    assert await headcounts(store) == {"r-oak": 0, "k-0": 1}
+    # written when it entered, moved, and every persist interval (150 s) between: not every batch
+    assert 8 <= store.meter.writes["devices"] <= 12
+
+
+@pytest.mark.parametrize(("timeout_s", "every_s"), [(60, 10), (300, 30), (900, 30)])
+async def test_the_presence_sweep_never_takes_out_a_phone_still_heard(timeout_s, every_s):
+    """The persist interval is derived from the presence timeout so that the stored lastSeen of a phone heard at
+    its usual pace is never older than the timeout: the sweep, which sees only the stored one, leaves it be."""
+    sites = InMemorySiteModelStore()
+    await add_small_site(sites)
+    store = InMemoryLiveStateStore()
+    policy = PipelinePolicy.for_presence_timeout(timeout_s)
+    assert policy.persist_interval_s < timeout_s
+    pipeline = PipelineService(SiteDirectory(sites), store, policy)
+    sweep = PresenceSweepService(store, timedelta(seconds=timeout_s))
+    events = walk(T0, [("r-oak", 3 * timeout_s // every_s)], every_s=every_s)
+    for event in events:
+        await pipeline.process([event])
+        for lag_s in (1, every_s + 5):  # swept as the batch is processed, and just before the next one is
+            now = event[1].parsed.batch.sent_at + timedelta(seconds=lag_s)
+            assert (await store.get_device(HQ, "install-0001")).last_seen >= now - timedelta(seconds=timeout_s)
+            assert await sweep.sweep(now) == 0
+    assert pipeline.stats.device_writes_skipped > len(events) // 2  # the writes are still spread out
+    assert await headcounts(store) == {"r-oak": 1}
+    assert await store.list_visits(HQ, T0, T0 + timedelta(days=1)) == []  # never split
+
+
+async def test_a_phone_swept_out_and_heard_again_in_the_same_room_is_counted_again():
+    """The instance's copy still says the room (the sweep wrote the device, not the instance); the next batch is
+    due to be written, the write fails on the etag, and the device is redone from the stored one."""
+    sites = InMemorySiteModelStore()
+    await add_small_site(sites)
+    store = InMemoryLiveStateStore()
+    ticks = {"now": 0.0}
+    pipeline = await _instance(sites, store, ticks)
+    events = walk(T0, [("r-oak", 20)], every_s=10)
+    for event in events:
+        ticks["now"] += 10.0
+        await pipeline.process([event])
+    stored = await store.get_device(HQ, "install-0001")
+    heard = events[-1][1].parsed.batch.sent_at
+    assert heard - timedelta(seconds=PipelinePolicy().persist_interval_s) <= stored.last_seen < heard - timedelta(
+        seconds=20)  # the last batches were not written: nothing anyone reads changed
+    assert await PresenceSweepService(store, timedelta(minutes=5)).sweep(stored.last_seen + timedelta(minutes=6)) == 1
+    assert await headcounts(store) == {"r-oak": 0}
+    back = stored.last_seen + timedelta(minutes=7)
+    ticks["now"] += 10.0  # the partition kept coming to this instance (other phones): its copy was not dropped
+    await pipeline.process(walk(back, [("r-oak", 1)]))
+    assert await headcounts(store) == {"r-oak": 1}
+    device = await store.get_device(HQ, "install-0001")
+    assert device.space_id == "r-oak" and device.space_since > stored.last_seen and pipeline.stats.conflicts_retried == 1
+    # the sweep's visit, once; it ends at the lastSeen stored, up to a persist interval before the phone was last
+    # heard
+    visits = await store.list_visits(HQ, T0 - timedelta(hours=1), T0 + timedelta(hours=1))
+    assert [(v.space_id, v.end) for v in visits] == [("r-oak", stored.last_seen)]
+
+
+@pytest.mark.parametrize("away_s", [60.0, 5.0])
+async def test_a_partition_that_went_to_another_instance_and_came_back_is_read_again(away_s):
+    """Instance A works the phone; its partition moves to B, which sees the phone walk to the kitchen; then the
+    partition comes back to A and the phone walks back to the oak room, where A's copy still has it: with that
+    copy A would see no move and, within the persist interval, write nothing. Away long (no call of the partition
+    for longer than partition_idle_s): A drops its copy and reads the device again. Away briefly: A's copy fails
+    at its next write (due within the persist interval) and is redone. Either way the counts end right."""
+    sites = InMemorySiteModelStore()
+    await add_small_site(sites)
+    store = InMemoryLiveStateStore()
+    ticks = {"now": 0.0}
+    a, b = await _instance(sites, store, ticks), await _instance(sites, store, ticks)
+    events = _on_partition(walk(T0, [("r-oak", 4), ("k-0", 6), ("r-oak", 14)], every_s=10), "3")
+    for event in events[:4]:  # A: in the oak room
+        ticks["now"] += 10.0
+        await a.process([event])
+    for event in events[4:10]:  # B: to the kitchen, written
+        await b.process([event])
+    assert await headcounts(store) == {"r-oak": 0, "k-0": 1}
+    ticks["now"] += away_s
+    reads = store.meter.reads["devices"]
+    for n, event in enumerate(events[10:]):  # back at A: the oak room again
+        ticks["now"] += 10.0
+        await a.process([event])
+        if n == 4 and away_s > PipelinePolicy().partition_idle_s:
+            # read again: the move back is seen and written at once, not a persist interval later
+            assert await headcounts(store) == {"r-oak": 1, "k-0": 0}
+    if away_s > PipelinePolicy().partition_idle_s:
+        assert store.meter.reads["devices"] == reads + 1 and a.stats.conflicts_retried == 0
+    else:
+        assert a.stats.conflicts_retried >= 1
+    assert await headcounts(store) == {"r-oak": 1, "k-0": 0}
+    assert (await store.get_device(HQ, "install-0001")).space_id == "r-oak"
+
+
+async def test_beacon_health_waits_for_its_interval_but_a_low_battery_does_not():
+    from shared.domain.events import BATTERY_LOW_MV, EventType
+    from tests.unit.test_transition_events import telemetry_event
+
+    sites = InMemorySiteModelStore()
+    await add_small_site(sites)
+    store = InMemoryLiveStateStore()
+    ticks = {"now": 0.0}
+    pipeline = await _instance(sites, store, ticks)
+    async def battery() -> int | None:
+        return next(h.battery_mv for h in await store.list_beacon_health(HQ) if h.beacon_id == OAK_BEACON)
+
+    await pipeline.process([telemetry_event(T0, 2900)])
+    assert await battery() == 2900
+    ticks["now"] += 60.0
+    await pipeline.process([telemetry_event(T0 + timedelta(minutes=1), BATTERY_LOW_MV - 100)])
+    assert await battery() == 2900  # health: not yet
+    low = [e for e in await store.pending() if e.type == EventType.beacon_battery_low]
+    assert len(low) == 1  # the alert: at once
+    ticks["now"] += PipelinePolicy().beacon_health_interval_s
+    await pipeline.process([telemetry_event(T0 + timedelta(minutes=16), BATTERY_LOW_MV - 120)])
+    assert await battery() == BATTERY_LOW_MV - 120
