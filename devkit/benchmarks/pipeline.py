@@ -207,7 +207,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
     bodies = _events(day, cutoff)
     generate_s = time.perf_counter() - generated
     calls = _trigger_calls(bodies)
-    sightings = sum(len(decode_ingest_event(body).parsed.batch.sightings) for _d, body, _r in bodies)
+    sightings = sum(len(decode_ingest_event(body).sightings) for _d, body, _r in bodies)
 
     started = time.perf_counter()
     for _device, body, _received in bodies:
@@ -272,7 +272,7 @@ async def _cosmos_run(day: OfficeDay, bodies: list[Body]) -> dict[str, Any]:
             started = time.perf_counter()
             _elapsed, _pipeline, _positioning = await _process_all(calls, day.site, store, clock=lambda: last)
             wall = time.perf_counter() - started
-            sightings = sum(len(decode_ingest_event(body).parsed.batch.sightings) for _d, body, _r in bodies)
+            sightings = sum(len(decode_ingest_event(body).sightings) for _d, body, _r in bodies)
             writes = sum(store.meter.writes.values())
             return {
                 "cosmos_events": len(bodies), "cosmos_sightings": sightings,

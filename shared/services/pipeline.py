@@ -20,7 +20,7 @@ from shared.domain.ingest_event import IngestEvent
 from shared.domain.ports import InboundEvent, LiveStateStore, PreconditionFailed
 from shared.domain.positioning.estimator import Estimate
 from shared.domain.positioning.selfcal import DriftEstimate, SiteCalibration
-from shared.domain.positioning.tracking import Sighting, TrackingState, TrackInput, track_many
+from shared.domain.positioning.tracking import ReadingColumns, TrackingState, TrackInput, track_many
 from shared.domain.presence import (
     BeaconDrift,
     BeaconHealth,
@@ -73,7 +73,7 @@ class _DeviceWork:
 
     @property
     def device_id(self) -> str:
-        return self.events[0].parsed.batch.device_id
+        return self.events[0].batch.device_id
 
     def reset(self) -> None:
         self.cached, self.state, self.transitions, self.changed = None, None, [], False
@@ -174,7 +174,7 @@ class PipelineService:
         """
         per_device: dict[tuple[str, str], list[IngestEvent]] = defaultdict(list)
         for _event, decoded in batches:
-            per_device[(decoded.tenant_id, decoded.parsed.batch.device_id)].append(decoded)
+            per_device[(decoded.tenant_id, decoded.batch.device_id)].append(decoded)
         work: list[_DeviceWork] = []
         for (tenant_id, _device), events in per_device.items():
             for building, group in await self._group_by_building(tenant_id, events):
@@ -222,10 +222,9 @@ class PipelineService:
         # Consecutive batches heard in the same building are folded together (one device write for them).
         groups: list[tuple[Building, list[IngestEvent]]] = []
         for decoded in events:
-            batch = decoded.parsed.batch
             self.stats.batches += 1
-            self.stats.sightings += len(batch.sightings)
-            building = await self._sites.building_for(tenant_id, (s.beacon for s in batch.sightings))
+            self.stats.sightings += len(decoded.sightings)
+            building = await self._sites.building_for(tenant_id, decoded.sightings.beacon)
             if building is None:
                 self.stats.unknown_building += 1
                 continue
@@ -262,7 +261,7 @@ class PipelineService:
                 while cursors[id(item)] < len(item.events):
                     decoded = item.events[cursors[id(item)]]
                     cursors[id(item)] += 1
-                    batch_id = str(decoded.parsed.batch.batch_id)
+                    batch_id = decoded.batch.batch_id
                     if item.state is not None and item.state.has_seen(batch_id):
                         if count:
                             self.stats.duplicates += 1
@@ -300,37 +299,52 @@ class PipelineService:
     def _track_request(self, building: Building, state: DeviceState | None,
                        decoded: IngestEvent) -> DeviceState | _TrackRequest:
         """The tracker's input for one batch, or the state unchanged when the batch holds nothing fresh."""
-        batch = decoded.parsed.batch
+        batch, columns = decoded.batch, decoded.sightings
         # Phones' clocks drift: shift the readings by how far the phone's clock was from ours when it sent the
         # batch, so last-seen times, visits and the presence timeout are all on the server's clock.
-        skew = decoded.received_at - batch.sent_at
-        if abs(skew) < _IGNORED_SKEW:
-            skew = timedelta(0)
-        readings = [(s.ts + skew, s) for s in batch.sightings]  # (time on the server's clock, reading)
-        if state is not None:
+        skew = (decoded.received_at - batch.sent_at).total_seconds()
+        times = columns.ts
+        if abs(skew) >= _IGNORED_SKEW_S:
+            times = [round(t + skew, 6) for t in times]  # (whole microseconds, as the datetimes they stand for)
+        beacons, rssi, tx_power = columns.beacon, columns.rssi, columns.tx_power
+        if state is not None and times:
             # A batch that arrives late (an SDK retry, a reordered delivery) is history: the device has moved on
             # since, so its older readings must not pull the estimate back.
-            fresh = [r for r in readings if r[0] > state.last_seen]
-            self.stats.late_sightings += len(readings) - len(fresh)
-            readings = fresh
-            if not readings:
-                return state
-        event_time = max((at for at, _s in readings), default=decoded.received_at)
-        sightings = [Sighting(s.beacon, float(s.rssi), at.timestamp(), s.tx_power) for at, s in readings]
-        tracking = TrackingState.model_validate(state.tracking) if state and state.tracking else None
-        return _TrackRequest(TrackInput(tracking, sightings, event_time.timestamp(), batch.model), event_time,
-                             decoded, str(batch.batch_id))
+            last_seen = state.last_seen.timestamp()
+            if min(times) <= last_seen:
+                fresh = [k for k, at in enumerate(times) if at > last_seen]
+                self.stats.late_sightings += len(times) - len(fresh)
+                if not fresh:
+                    return state
+                beacons, rssi = [beacons[k] for k in fresh], [rssi[k] for k in fresh]
+                times, tx_power = [times[k] for k in fresh], [tx_power[k] for k in fresh]
+        elif state is not None:
+            return state
+        event_time = datetime.fromtimestamp(max(times), tz=UTC) if times else decoded.received_at
+        # the tracker's columns: beacons as positions in the building's index (readings of other beacons are
+        # ignored by the tracker anyway)
+        known = building.index.beacon_index if building.index is not None else {}
+        positions = [known.get(b) for b in beacons]
+        if None in positions:
+            kept = [k for k, p in enumerate(positions) if p is not None]
+            readings = ReadingColumns([positions[k] for k in kept], [rssi[k] for k in kept],  # type: ignore[misc]
+                                      [times[k] for k in kept], [tx_power[k] for k in kept])
+        else:
+            readings = ReadingColumns(positions, rssi, times, tx_power)  # type: ignore[arg-type]
+        tracking = TrackingState.from_json(state.tracking) if state and state.tracking else None
+        return _TrackRequest(TrackInput(tracking, readings, event_time.timestamp(), batch.model), event_time,
+                             decoded, batch.batch_id)
 
     @staticmethod
     def _tracked(building: Building, state: DeviceState | None, request: _TrackRequest,
                  new_tracking: TrackingState, estimate: Estimate | None) -> DeviceState:
         """The device's state after the tracker's answer for one batch."""
-        batch = request.decoded.parsed.batch
+        batch = request.decoded.batch
         event_time = request.event_time
         if state is None:
             state = DeviceState(tenant_id=building.tenant_id, building_id=building.building_id,
                                 device_id=batch.device_id, last_seen=event_time)
-        updated = replace(state, last_seen=event_time, tracking=new_tracking.model_dump(mode="json", by_alias=True),
+        updated = replace(state, last_seen=event_time, tracking=new_tracking.to_json(),
                           user_id=batch.user_id, model=batch.model)
         if estimate is None:
             return updated
@@ -422,24 +436,24 @@ class PipelineService:
 
     async def _write_beacon_health(self, batches: Sequence[tuple[InboundEvent, IngestEvent]]) -> None:
         # Per beacon only the latest time heard and the latest telemetry: one pass, no object per sighting.
-        heard: dict[tuple[BuildingRef, str], datetime] = {}
+        heard: dict[tuple[BuildingRef, str], float] = {}
         telemetry: dict[tuple[BuildingRef, str], SdkTelemetry] = {}
         for _event, decoded in batches:
-            batch = decoded.parsed.batch
-            if not batch.sightings and not batch.beacon_telemetry:
+            columns = decoded.sightings
+            if not columns.beacon and not decoded.telemetry:
                 continue
-            beacons = [s.beacon for s in batch.sightings] or [t.beacon for t in batch.beacon_telemetry]
+            beacons = columns.beacon or [t.beacon for t in decoded.telemetry]
             building = await self._sites.building_for(decoded.tenant_id, beacons)
             if building is None or building.index is None:
                 continue
             known = building.index.beacon_index
-            for s in batch.sightings:
-                if s.beacon in known:
-                    key = (building.ref, s.beacon)
+            for beacon, at in zip(columns.beacon, columns.ts):
+                if beacon in known:
+                    key = (building.ref, beacon)
                     seen = heard.get(key)
-                    if seen is None or s.ts > seen:
-                        heard[key] = s.ts
-            for t in batch.beacon_telemetry:
+                    if seen is None or at > seen:
+                        heard[key] = at
+            for t in decoded.telemetry:
                 if t.beacon in known:
                     key = (building.ref, t.beacon)
                     if key not in telemetry or t.ts > telemetry[key].ts:
@@ -449,7 +463,8 @@ class PipelineService:
         for key in heard.keys() | telemetry.keys():
             ref, beacon = key
             health = BeaconHealth(ref.tenant_id, ref.building_id, beacon,
-                                  heard[key] if key in heard else telemetry[key].ts, drift=self._drift(ref, beacon))
+                                  datetime.fromtimestamp(heard[key], tz=UTC) if key in heard else telemetry[key].ts,
+                                  drift=self._drift(ref, beacon))
             if key in telemetry:
                 t = telemetry[key]
                 health = health.merged(BeaconHealth(ref.tenant_id, ref.building_id, beacon, t.ts, t.battery_mv,
@@ -470,7 +485,7 @@ class PipelineService:
         await asyncio.gather(*writes)
 
 
-_IGNORED_SKEW = timedelta(seconds=2)  # network and queueing delay, not a wrong clock
+_IGNORED_SKEW_S = 2.0  # network and queueing delay, not a wrong clock
 
 
 def _finish_leave(state: DeviceState) -> Transition:
