@@ -118,12 +118,17 @@ def _prepare(index: SiteIndex, signal: SignalModel, request: PosteriorRequest, p
         rssi, beacons, power, var = rssi[order], beacons[order], power[order], var[order]
     var = np.where(np.isnan(var), signal.noise_db**2, var)
     local = index.local_of_beacon[beacons]
-    rows = grid.near_points_wide[int(local[0])]
-    if len(rows) == 0:
+    first = int(local[0])
+    rows = grid.near_points_wide[first]
+    if len(rows):
+        points, squared = grid.wide_points(first) if request.within_m is not None else (None, None)
+    else:
         rows = np.arange(len(grid.points))
-    if request.within_m is not None and request.prior_xy is not None:
+        points, squared = grid.points, grid.squared_norms()
+    if request.within_m is not None and request.prior_xy is not None and points is not None \
+            and squared is not None:
         px, py = request.prior_xy
-        d2 = grid.squared_norms()[rows] - 2.0 * (grid.points[rows] @ np.array([px, py])) + (px * px + py * py)
+        d2 = squared - 2.0 * (points @ np.array([px, py])) + (px * px + py * py)
         near = rows[d2 <= request.within_m**2]
         if len(near):
             rows = near

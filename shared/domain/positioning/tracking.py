@@ -294,19 +294,35 @@ def _prepare(index: SiteIndex, signal: SignalModel, policy: TrackingPolicy, site
     phone_model = item.phone_model
     now_s = _seconds(item.now)
     flt = policy.filter
-    smoothed = {b: SmoothedRssi(v[0], v[1], v[2]) for b, v in state.beacons.items()}
+    # the RSSI filters (RssiFilter.update, inlined on (value, variance, time) tuples: the one loop per reading)
+    smoothed = {b: (v[0], v[1], v[2]) for b, v in state.beacons.items()}
     powers = {b: v[3] for b, v in state.beacons.items()}
     phone = signal.phone_offset(phone_model)
     known = index.beacon_index
     latest, expire_s = now_s + policy.future_tolerance_s, flt.expire_s
+    r, q = flt.reading_noise_db**2, flt.drift_db_per_s**2
+    advertised: dict[str, float | None] = {}
     for beacon, rssi, ts, tx_power in _readings_in_order(item.sightings, index):
         if beacon not in known or not math.isfinite(rssi) or ts > latest or now_s - ts > expire_s:
             continue
-        smoothed[beacon] = flt.update(smoothed.get(beacon), rssi, min(ts, now_s))
-        if tx_power is not None or beacon not in powers:
-            powers[beacon] = _power(index, signal, beacon, tx_power) + phone
-    live = {b: s for b, s in smoothed.items() if not flt.expired(s, now_s)}
-    live = dict(sorted(live.items(), key=lambda kv: -kv[1].value)[: policy.max_beacons])
+        at = min(ts, now_s)
+        current = smoothed.get(beacon)
+        if current is None:
+            smoothed[beacon] = (float(rssi), r, at)
+        else:
+            value, variance, since = current
+            if at >= since:
+                prior_var, reading_var, new_ts = variance + q * (at - since), r, at
+            else:
+                prior_var, reading_var, new_ts = variance, r + q * (since - at), since
+            gain = prior_var / (prior_var + reading_var)
+            smoothed[beacon] = (value + gain * (rssi - value), (1 - gain) * prior_var, new_ts)
+        if tx_power is not None or (beacon not in powers and beacon not in advertised):
+            advertised[beacon] = tx_power  # the latest advertised power sets the beacon's level
+    for beacon, tx_power in advertised.items():
+        powers[beacon] = _power(index, signal, beacon, tx_power) + phone
+    loudest = sorted(((b, v) for b, v in smoothed.items() if not now_s - v[2] > expire_s), key=lambda kv: -kv[1][0])
+    live = {b: SmoothedRssi(*v) for b, v in loudest[: policy.max_beacons]}
     new_state = copy.copy(state)
     new_state.beacons = {
         b: (round(s.value, 2), round(s.variance, 2), round(s.ts, 3), round(powers[b], 1)) for b, s in live.items()
