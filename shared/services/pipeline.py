@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import sys
 import time
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Sequence
@@ -67,7 +68,8 @@ class _DeviceWork:
     building: Building
     events: list[IngestEvent]
     cached: _CachedDevice | None = None
-    state: DeviceState | None = None
+    state: DeviceState | None = None  # its `tracking` is left empty while folding: the tracker's is `tracking`
+    tracking: TrackingState | None = None
     transitions: list[Transition] = field(default_factory=list)
     changed: bool = False
 
@@ -76,7 +78,7 @@ class _DeviceWork:
         return self.events[0].batch.device_id
 
     def reset(self) -> None:
-        self.cached, self.state, self.transitions, self.changed = None, None, [], False
+        self.cached, self.state, self.tracking, self.transitions, self.changed = None, None, None, [], False
 
 
 @dataclass(frozen=True)
@@ -91,11 +93,26 @@ class _TrackRequest:
 
 @dataclass
 class _CachedDevice:
+    """A device between calls: its state (with `tracking` left empty) and the tracker's state as plain data, so
+    neither is converted from or to JSON per batch (only when the device is read or written)."""
+
     state: DeviceState
     loaded_at: float
     persisted_last_seen: datetime
     persisted_space: str | None
     persisted_floor: str | None
+    tracking: TrackingState | None = None
+
+    @classmethod
+    def of(cls, stored: DeviceState, loaded_at: float, tracking: TrackingState | None = None) -> _CachedDevice:
+        """The cache entry of a device as read or written (`tracking`: the tracker's state, when at hand)."""
+        if tracking is None and stored.tracking:
+            tracking = TrackingState.from_json(stored.tracking)
+        # ids shared by many devices are kept once (the store hands out new strings with every document)
+        kept = replace(stored, tracking={}, tenant_id=sys.intern(stored.tenant_id),
+                       building_id=sys.intern(stored.building_id),
+                       model=sys.intern(stored.model) if stored.model is not None else None)
+        return cls(kept, loaded_at, stored.last_seen, stored.space_id, stored.floor, tracking)
 
 
 class OccupancyWriter:
@@ -244,6 +261,7 @@ class PipelineService:
         item.cached = await self._load(item.building, item.device_id)
         await self._calibration(item.building)
         state = item.cached.state if item.cached else None
+        item.tracking = item.cached.tracking if item.cached else None
         if state is not None and state.leaving_space_id is not None:
             item.transitions.append(_finish_leave(state))
             state = replace(state, leaving_space_id=None, leaving_since=None)
@@ -266,7 +284,7 @@ class PipelineService:
                         if count:
                             self.stats.duplicates += 1
                         continue
-                    request = self._track_request(item.building, item.state, decoded)
+                    request = self._track_request(item.building, item.state, item.tracking, decoded)
                     if isinstance(request, DeviceState):  # nothing fresh to track: the batch is only remembered
                         self._advance(item, request, batch_id, count)
                         continue
@@ -282,8 +300,9 @@ class PipelineService:
                 results = track_many([r.input for _item, r in pending], building.index, signal=building.signal,
                                      site_cal=self._calibrations.get(building.ref))
                 for (item, request), (new_tracking, estimate) in zip(pending, results):
-                    self._advance(item, self._tracked(building, item.state, request, new_tracking, estimate),
-                                  request.batch_id, count)
+                    item.tracking = new_tracking
+                    self._advance(item, self._tracked(building, item.state, request, estimate), request.batch_id,
+                                  count)
 
     def _advance(self, item: _DeviceWork, new_state: DeviceState, batch_id: str, count: bool) -> None:
         state = item.state
@@ -296,7 +315,7 @@ class PipelineService:
         item.state = new_state.remember(batch_id)
         item.changed = True
 
-    def _track_request(self, building: Building, state: DeviceState | None,
+    def _track_request(self, building: Building, state: DeviceState | None, tracking: TrackingState | None,
                        decoded: IngestEvent) -> DeviceState | _TrackRequest:
         """The tracker's input for one batch, or the state unchanged when the batch holds nothing fresh."""
         batch, columns = decoded.batch, decoded.sightings
@@ -331,21 +350,19 @@ class PipelineService:
                                       [times[k] for k in kept], [tx_power[k] for k in kept])
         else:
             readings = ReadingColumns(positions, rssi, times, tx_power)  # type: ignore[arg-type]
-        tracking = TrackingState.from_json(state.tracking) if state and state.tracking else None
         return _TrackRequest(TrackInput(tracking, readings, event_time.timestamp(), batch.model), event_time,
                              decoded, batch.batch_id)
 
     @staticmethod
     def _tracked(building: Building, state: DeviceState | None, request: _TrackRequest,
-                 new_tracking: TrackingState, estimate: Estimate | None) -> DeviceState:
+                 estimate: Estimate | None) -> DeviceState:
         """The device's state after the tracker's answer for one batch."""
         batch = request.decoded.batch
         event_time = request.event_time
         if state is None:
             state = DeviceState(tenant_id=building.tenant_id, building_id=building.building_id,
                                 device_id=batch.device_id, last_seen=event_time)
-        updated = replace(state, last_seen=event_time, tracking=new_tracking.to_json(),
-                          user_id=batch.user_id, model=batch.model)
+        updated = replace(state, last_seen=event_time, user_id=batch.user_id, model=batch.model)
         if estimate is None:
             return updated
         space_since = updated.space_since if estimate.space_id == state.space_id else event_time
@@ -406,7 +423,7 @@ class PipelineService:
             cached = replace(cached, loaded_at=now)
             self._remember(key, cached)
             return cached
-        cached = _CachedDevice(stored, now, stored.last_seen, stored.space_id, stored.floor)
+        cached = _CachedDevice.of(stored, now)
         self._remember(key, cached)
         return cached
 
@@ -423,10 +440,12 @@ class PipelineService:
         if not due and cached is not None:  # (not due implies cached)
             # Heard, nothing changed that anyone reads: keep it in memory and write it within persist_interval_s.
             self.stats.device_writes_skipped += 1
-            self._remember(key, replace(cached, state=state))
+            self._remember(key, replace(cached, state=state, tracking=item.tracking))
             return
-        saved = await self._store.save_device(state)
-        self._remember(key, _CachedDevice(saved, self._monotonic(), saved.last_seen, saved.space_id, saved.floor))
+        # the tracker's state goes into the document only here, when the device is written
+        saved = await self._store.save_device(replace(state, tracking=item.tracking.to_json() if item.tracking
+                                                      else {}))
+        self._remember(key, _CachedDevice.of(saved, self._monotonic(), item.tracking))
 
     def _remember(self, key: tuple[BuildingRef, str], cached: _CachedDevice) -> None:
         self._devices[key] = cached

@@ -266,3 +266,26 @@ async def test_the_periodic_re_read_does_not_rewind_a_device_held_in_memory():
     device = await store.get_device(HQ, "install-0001")
     assert device.space_id == "k-0" and await headcounts(store) == {"r-oak": 0, "k-0": 1}
     assert {str(e[1].parsed.batch.batch_id) for e in events[4:8]} <= set(device.recent_batches)
+
+
+async def test_a_device_stored_with_an_old_tracking_document_is_tracked_on():
+    """Devices written before TrackingState became plain data keep their tracker state (`tracking/v1`)."""
+    import json
+
+    from tests.unit.positioning.test_tracking_state import STORED_V1
+
+    sites = InMemorySiteModelStore()
+    await add_small_site(sites)
+    store = InMemoryLiveStateStore()
+    shift = T0.timestamp() - 20 - STORED_V1["ts"]  # the stored state's last estimate 20 s before T0
+    old = json.loads(json.dumps(STORED_V1))
+    old["ts"] += shift
+    old["beacons"] = {b: [v[0], v[1], v[2] + shift, v[3]] for b, v in old["beacons"].items()}
+    await store.save_device(DeviceState("tenant-a", "hq", "install-0001", T0 - timedelta(seconds=20), tracking=old,
+                                        floor="f0", space_id="r-oak", space_since=T0 - timedelta(minutes=5)))
+    await PipelineService(SiteDirectory(sites), store).process(walk(T0, [("r-oak", 5)]))  # written after 60 s
+    device = await store.get_device(HQ, "install-0001")
+    assert device.space_id == "r-oak" and device.space_since == T0 - timedelta(minutes=5)  # the stay goes on
+    assert device.tracking["schema"] == "tracking/v1" and device.tracking["ts"] > old["ts"]
+    assert device.tracking["beacons"].keys() == old["beacons"].keys()
+    assert set(device.tracking) == set(STORED_V1)  # written back in the same form
