@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import sys
 import time
@@ -193,8 +194,9 @@ class PipelineService:
         for _event, decoded in batches:
             per_device[(decoded.tenant_id, decoded.batch.device_id)].append(decoded)
         work: list[_DeviceWork] = []
+        heard_in: dict[int, Building | None] = {}  # per batch (its id()), the building its sightings place it in
         for (tenant_id, _device), events in per_device.items():
-            for building, group in await self._group_by_building(tenant_id, events):
+            for building, group in await self._group_by_building(tenant_id, events, heard_in):
                 work.append(_DeviceWork(building, group))
         limit = asyncio.Semaphore(self._policy.device_concurrency)
 
@@ -215,7 +217,7 @@ class PipelineService:
                     await self._redo(item)
 
         await asyncio.gather(*(persist(item) for item in work if item.state is not None and item.changed))
-        await self._write_beacon_health(batches)
+        await self._write_beacon_health(batches, heard_in)
 
     async def _redo(self, item: _DeviceWork) -> None:
         """Fold, write and persist one device again from its stored version (someone else wrote it)."""
@@ -234,14 +236,15 @@ class PipelineService:
                 continue
         raise RuntimeError(f"device in building {item.building.ref}: gave up after repeated conflicts")
 
-    async def _group_by_building(self, tenant_id: str,
-                                 events: list[IngestEvent]) -> list[tuple[Building, list[IngestEvent]]]:
+    async def _group_by_building(self, tenant_id: str, events: list[IngestEvent],
+                                 heard_in: dict[int, Building | None]) -> list[tuple[Building, list[IngestEvent]]]:
         # Consecutive batches heard in the same building are folded together (one device write for them).
         groups: list[tuple[Building, list[IngestEvent]]] = []
         for decoded in events:
             self.stats.batches += 1
             self.stats.sightings += len(decoded.sightings)
             building = await self._sites.building_for(tenant_id, decoded.sightings.beacon)
+            heard_in[id(decoded)] = building
             if building is None:
                 self.stats.unknown_building += 1
                 continue
@@ -453,42 +456,53 @@ class PipelineService:
         while len(self._devices) > self._cache_size:
             self._devices.popitem(last=False)
 
-    async def _write_beacon_health(self, batches: Sequence[tuple[InboundEvent, IngestEvent]]) -> None:
+    async def _write_beacon_health(self, batches: Sequence[tuple[InboundEvent, IngestEvent]],
+                                   heard_in: dict[int, Building | None]) -> None:
         # Per beacon only the latest time heard and the latest telemetry: one pass, no object per sighting.
-        heard: dict[tuple[BuildingRef, str], float] = {}
+        heard: dict[BuildingRef, dict[str, float]] = {}
+        buildings: dict[BuildingRef, Building] = {}
         telemetry: dict[tuple[BuildingRef, str], SdkTelemetry] = {}
         for _event, decoded in batches:
             columns = decoded.sightings
             if not columns.beacon and not decoded.telemetry:
                 continue
-            beacons = columns.beacon or [t.beacon for t in decoded.telemetry]
-            building = await self._sites.building_for(decoded.tenant_id, beacons)
+            if columns.beacon and id(decoded) in heard_in:
+                building = heard_in[id(decoded)]
+            else:
+                building = await self._sites.building_for(
+                    decoded.tenant_id, columns.beacon or [t.beacon for t in decoded.telemetry])
             if building is None or building.index is None:
                 continue
-            known = building.index.beacon_index
+            buildings[building.ref] = building
+            latest = heard.setdefault(building.ref, {})
             for beacon, at in zip(columns.beacon, columns.ts):
-                if beacon in known:
-                    key = (building.ref, beacon)
-                    seen = heard.get(key)
-                    if seen is None or at > seen:
-                        heard[key] = at
+                if latest.get(beacon, -math.inf) < at:
+                    latest[beacon] = at
+            known = building.index.beacon_index
             for t in decoded.telemetry:
                 if t.beacon in known:
                     key = (building.ref, t.beacon)
                     if key not in telemetry or t.ts > telemetry[key].ts:
                         telemetry[key] = t
+        heard_at = {(ref, beacon): at for ref, latest in heard.items() for beacon, at in latest.items()
+                    if beacon in buildings[ref].index.beacon_index}  # type: ignore[union-attr]
         now = self._monotonic()
         writes = []
-        for key in heard.keys() | telemetry.keys():
+        for key in heard_at.keys() | telemetry.keys():
             ref, beacon = key
+            written = self._beacons_written.get(key)
+            drift = self._drift(ref, beacon)
+            if written is not None and key not in telemetry \
+                    and now - written[0] < self._policy.beacon_health_interval_s \
+                    and _flagged(written[1].drift, drift) == _flagged(written[1].drift, None):
+                continue  # beacon health is coarse (silent for a day?): no need to write every sighting
             health = BeaconHealth(ref.tenant_id, ref.building_id, beacon,
-                                  datetime.fromtimestamp(heard[key], tz=UTC) if key in heard else telemetry[key].ts,
-                                  drift=self._drift(ref, beacon))
+                                  datetime.fromtimestamp(heard_at[key], tz=UTC) if key in heard_at
+                                  else telemetry[key].ts, drift=drift)
             if key in telemetry:
                 t = telemetry[key]
                 health = health.merged(BeaconHealth(ref.tenant_id, ref.building_id, beacon, t.ts, t.battery_mv,
                                                     t.solar_lux, t.temperature_c, t.ts))
-            written = self._beacons_written.get(key)
             if written is not None:
                 health = written[1].merged(health)
                 fresh_telemetry = health.telemetry_at != written[1].telemetry_at
@@ -496,12 +510,19 @@ class PipelineService:
                     written[1].drift is not None and written[1].drift.flagged)
                 if not fresh_telemetry and not flag_changed \
                         and now - written[0] < self._policy.beacon_health_interval_s:
-                    continue  # beacon health is coarse (silent for a day?): no need to write every sighting
+                    continue
             self._beacons_written[key] = (now, health)
             writes.append(self._store.save_beacon_health(health))
             if key in telemetry:
                 writes.append(self._alerts.on_telemetry(health))
         await asyncio.gather(*writes)
+
+
+def _flagged(written: BeaconDrift | None, newer: BeaconDrift | None) -> bool:
+    """Whether beacon health would say the beacon drifted once `newer` is merged into what was written
+    (`BeaconHealth.merged` keeps the later drift)."""
+    drift = newer if newer is not None and (written is None or newer.at >= written.at) else written
+    return drift is not None and drift.flagged
 
 
 _IGNORED_SKEW_S = 2.0  # network and queueing delay, not a wrong clock
