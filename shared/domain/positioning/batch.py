@@ -248,22 +248,23 @@ def _floor_posteriors(index: SiteIndex, signal: SignalModel, grid: FloorGrid, fl
         w_b /= w_b.sum(axis=1, keepdims=True)
         held = dict(zip(wanted, (w_b * (e - shrink_b[:, None, :] * s1_b)).sum(axis=1)))
     out: list[Posterior] = []
-    spaces = present.tolist()
-    mass_rows = mass.tolist() if mass is not None else None
-    loglik_rows = known_rows = None
+    loglik_all = known = None
     if space_loglik_all is not None:
         num, den, top = space_loglik_all
         known = den > 0
-        loglik_rows = (np.log(np.maximum(num, 1e-300)) - np.log(np.where(known, den, 1.0)) + top[:, None]).tolist()
-        known_rows = known.tolist()
+        loglik_all = np.log(np.maximum(num, 1e-300)) - np.log(np.where(known, den, 1.0)) + top[:, None]
+    # per device, only the spaces that count (in space order): picked by numpy, not a loop over the floor's spaces
+    held_mass = mass > 1e-4 if mass is not None else None
     for d, p in enumerate(items):
         kk = len(p.local)
         space_probabilities: dict[int, float] = {}
-        if mass_rows is not None:
-            space_probabilities = {sp: m for sp, m in zip(spaces, mass_rows[d]) if m > 1e-4}
+        if mass is not None and held_mass is not None:
+            which = np.flatnonzero(held_mass[d])
+            space_probabilities = dict(zip(present[which].tolist(), mass[d, which].tolist()))
         space_loglik = None
-        if loglik_rows is not None and known_rows is not None:
-            space_loglik = {sp: v for sp, v, ok in zip(spaces, loglik_rows[d], known_rows[d]) if ok}
+        if loglik_all is not None and known is not None:
+            which = np.flatnonzero(known[d])
+            space_loglik = dict(zip(present[which].tolist(), loglik_all[d, which].tolist()))
         elif space_likelihood:
             space_loglik = {}
         held_d = held[d][:kk] if held is not None and d in held else None

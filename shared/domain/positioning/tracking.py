@@ -10,7 +10,6 @@ measured-power drift and the building's device level, and collects the residuals
 """
 from __future__ import annotations
 
-import copy
 import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -96,6 +95,13 @@ class TrackingState:
     space_evidence: float = 0.0
     offset: tuple[float, float] | None = None  # self-calibrated RSSI offset of the device (dB), its variance (dB^2)
     rooms: dict[str, float] | None = None  # map-matched probability of each space
+
+    def copy(self) -> TrackingState:
+        """A shallow copy (what the tracker updates, field by field)."""
+        return TrackingState(self.ts, self.beacons, self.x, self.y, self.floor, self.uncertainty_m,
+                             self.floor_candidate, self.floor_candidate_since, self.space, self.space_confidence,
+                             self.space_candidate, self.space_candidate_since, self.space_evidence, self.offset,
+                             self.rooms)
 
     def to_json(self) -> dict[str, Any]:
         """The stored form, `tracking/v1` (every field present, tuples as lists)."""
@@ -323,7 +329,7 @@ def _prepare(index: SiteIndex, signal: SignalModel, policy: TrackingPolicy, site
         powers[beacon] = _power(index, signal, beacon, tx_power) + phone
     loudest = sorted(((b, v) for b, v in smoothed.items() if not now_s - v[2] > expire_s), key=lambda kv: -kv[1][0])
     live = {b: SmoothedRssi(*v) for b, v in loudest[: policy.max_beacons]}
-    new_state = copy.copy(state)
+    new_state = state.copy()
     new_state.beacons = {
         b: (round(s.value, 2), round(s.variance, 2), round(s.ts, 3), round(powers[b], 1)) for b, s in live.items()
     }
