@@ -204,7 +204,8 @@ class PipelineService:
             async with limit:
                 await self._load_work(item)
 
-        await asyncio.gather(*(load(item) for item in work))
+        # devices held in memory (the common case) are taken without a task each; the others are read concurrently
+        await asyncio.gather(*(load(item) for item in work if not self._load_held(item)))
         self._fold_loaded(work)
         self._fold_calibrations(work)
         await self._occupancy.apply_transitions([t for item in work for t in item.transitions])
@@ -216,7 +217,8 @@ class PipelineService:
                 except PreconditionFailed:
                     await self._redo(item)
 
-        await asyncio.gather(*(persist(item) for item in work if item.state is not None and item.changed))
+        await asyncio.gather(*(persist(item) for item in work
+                               if item.state is not None and item.changed and not self._keep_in_memory(item)))
         await self._write_beacon_health(batches, heard_in)
 
     async def _redo(self, item: _DeviceWork) -> None:
@@ -259,10 +261,26 @@ class PipelineService:
         await self._load_work(item)
         self._fold_loaded([item], count)
 
+    def _load_held(self, item: _DeviceWork) -> bool:
+        """`_load_work` without I/O when the device is held in memory and not due for a re-read (and the building's
+        calibration is loaded); False when it has to be read."""
+        key = (item.building.ref, item.device_id)
+        cached = self._devices.get(key)
+        if cached is None or item.building.ref not in self._calibrations \
+                or self._monotonic() - cached.loaded_at >= self._policy.persist_interval_s:
+            return False
+        self._devices.move_to_end(key)
+        self._take(item, cached)
+        return True
+
     async def _load_work(self, item: _DeviceWork) -> None:
         """The device's state before this call's batches (and its building's calibration, on first use)."""
-        item.cached = await self._load(item.building, item.device_id)
+        cached = await self._load(item.building, item.device_id)
         await self._calibration(item.building)
+        self._take(item, cached)
+
+    def _take(self, item: _DeviceWork, cached: _CachedDevice | None) -> None:
+        item.cached = cached
         state = item.cached.state if item.cached else None
         item.tracking = item.cached.tracking if item.cached else None
         if state is not None and state.leaving_space_id is not None:
@@ -365,11 +383,11 @@ class PipelineService:
         if state is None:
             state = DeviceState(tenant_id=building.tenant_id, building_id=building.building_id,
                                 device_id=batch.device_id, last_seen=event_time)
-        updated = replace(state, last_seen=event_time, user_id=batch.user_id, model=batch.model)
         if estimate is None:
-            return updated
-        space_since = updated.space_since if estimate.space_id == state.space_id else event_time
-        return replace(updated, x=round(estimate.x, 2), y=round(estimate.y, 2), floor=estimate.floor,
+            return replace(state, last_seen=event_time, user_id=batch.user_id, model=batch.model)
+        space_since = state.space_since if estimate.space_id == state.space_id else event_time
+        return replace(state, last_seen=event_time, user_id=batch.user_id, model=batch.model,
+                       x=round(estimate.x, 2), y=round(estimate.y, 2), floor=estimate.floor,
                        uncertainty_m=round(estimate.uncertainty_m, 2), space_id=estimate.space_id,
                        space_since=space_since if estimate.space_id else None,
                        space_confidence=round(estimate.space_confidence, 3))
@@ -430,21 +448,30 @@ class PipelineService:
         self._remember(key, cached)
         return cached
 
-    async def _persist(self, item: _DeviceWork) -> None:
+    def _keep_in_memory(self, item: _DeviceWork) -> bool:
+        """Keep a folded device in memory when its write is not due (True); False when it has to be written."""
         building, cached, state = item.building, item.cached, item.state
         if state is None:  # callers persist folded devices only
             raise RuntimeError(f"device {item.device_id} in building {building.ref}: nothing folded to persist")
-        key = (building.ref, state.device_id)
         due = (
             bool(item.transitions) or cached is None or state.etag is None
             or state.space_id != cached.persisted_space or state.floor != cached.persisted_floor
             or (state.last_seen - cached.persisted_last_seen).total_seconds() >= self._policy.persist_interval_s
         )
-        if not due and cached is not None:  # (not due implies cached)
-            # Heard, nothing changed that anyone reads: keep it in memory and write it within persist_interval_s.
-            self.stats.device_writes_skipped += 1
-            self._remember(key, replace(cached, state=state, tracking=item.tracking))
+        if due or cached is None:  # (not due implies cached)
+            return False
+        # Heard, nothing changed that anyone reads: keep it in memory and write it within persist_interval_s.
+        self.stats.device_writes_skipped += 1
+        self._remember((building.ref, state.device_id), replace(cached, state=state, tracking=item.tracking))
+        return True
+
+    async def _persist(self, item: _DeviceWork) -> None:
+        if self._keep_in_memory(item):
             return
+        state = item.state
+        if state is None:  # _keep_in_memory refused it already
+            return
+        key = (item.building.ref, state.device_id)
         # the tracker's state goes into the document only here, when the device is written
         saved = await self._store.save_device(replace(state, tracking=item.tracking.to_json() if item.tracking
                                                       else {}))
