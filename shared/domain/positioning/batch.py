@@ -162,7 +162,7 @@ def _floor_posteriors(index: SiteIndex, signal: SignalModel, grid: FloorGrid, fl
         prior_db[d] = signal.offset_prior_db if r.offset_prior_db is None else r.offset_prior_db
     # (N, R, K) float32: reading minus the model's expectation, rssi - (power - loss); a padded beacon has a = 0,
     # so it adds nothing to the sums (its columns of residuals are dropped)
-    error = level[:, None, :] + np.take(loss, rows[:, :, None] * loss.shape[1] + cols[:, None, :])
+    error = level[:, None, :] + np.take(loss, (rows * loss.shape[1])[:, :, None] + cols[:, None, :])
     s1 = np.matmul(error, a[:, :, None])[:, :, 0].astype(np.float64)
     s2 = np.matmul(error * error, a[:, :, None])[:, :, 0].astype(np.float64)
     a_sum = a.sum(axis=1, dtype=np.float64)
