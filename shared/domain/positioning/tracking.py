@@ -2,7 +2,8 @@
 
     state, estimate = track(state, sightings, index, now, site_cal=building_calibration)
 
-`TrackingState` is small and JSON-serialisable (`state.model_dump(mode="json")`, about 1 KB): the smoothed RSSI
+`TrackingState` is small plain data, stored as JSON (`state.to_json()`, `TrackingState.from_json(...)`, the
+`tracking/v1` form, about 1 KB): the smoothed RSSI
 of the beacons heard lately, the last position, floor and space, the pending switches, and the device's
 self-calibrated RSSI offset. `site_cal` (a `SiteCalibration`, one per building, optional) supplies each beacon's
 measured-power drift and the building's device level, and collects the residuals of confident positions
