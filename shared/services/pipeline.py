@@ -364,7 +364,7 @@ class PipelineService:
         # the tracker's columns: beacons as positions in the building's index (readings of other beacons are
         # ignored by the tracker anyway)
         known = building.index.beacon_index if building.index is not None else {}
-        positions = [known.get(b) for b in beacons]
+        positions = list(map(known.get, beacons))
         if None in positions:
             kept = [k for k, p in enumerate(positions) if p is not None]
             readings = ReadingColumns([positions[k] for k in kept], [rssi[k] for k in kept],  # type: ignore[misc]
