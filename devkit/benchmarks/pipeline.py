@@ -7,6 +7,12 @@ store. Measured:
 - `positioning_share`: of that processing time, the share spent in the tracker (`track_many`: RSSI filters, grid
   posteriors, map-matched rooms, self-calibration), with `positioning_s` and `processing_s`;
 - `decode_only_sightings_per_s`: JSON decode and validation alone (the floor the pipeline cannot beat);
+- `json_loads_sightings_per_s`: plain `json.loads` of the same event bodies in the same run (best of 3 passes), the
+  reference of issue #15's target; `processing_vs_json_loads` = that rate / `sightings_per_s`;
+- `memory_per_device_bytes`: the pipeline's per-device cache after the run, measured as a deep `sys.getsizeof`
+  over the cache (every object reachable from its entries counted once; objects shared with the rest of the
+  process, such as the building reference, interned ids and small ints, counted once for all devices) divided by
+  the devices cached;
 - `cosmos_writes_per_1k_sightings`, `est_ru_per_sighting`: the same events against the Cosmos emulator (all of
   them unless `--cosmos-events` caps them), with RU estimated from document sizes and Azure's documented costs
   (shared/adapters/documents.py); `steady_est_ru_per_sighting`: the same from simulated minute 3 on (phones have
@@ -170,6 +176,50 @@ async def _process_all(calls: list[list[InboundEvent]], site: SiteModel, live_st
     return elapsed, pipeline, positioning[0]
 
 
+def _json_loads_s(bodies: list[bytes], passes: int = 3) -> float:
+    """Seconds of the fastest of `passes` plain `json.loads` passes over the bodies."""
+    import json
+    import time
+
+    best = float("inf")
+    for _ in range(passes):
+        started = time.perf_counter()
+        for body in bodies:
+            json.loads(body)
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def _memory_per_device(pipeline: PipelineService) -> int:
+    """Bytes retained per cached device: a deep sizeof over the pipeline's device cache (its entries and all they
+    reach, each object once) divided by the devices cached."""
+    import dataclasses
+    import sys
+
+    cache = pipeline._devices
+    seen: set[int] = set()
+    total = 0
+    stack: list[object] = [cache]
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen or isinstance(obj, type):
+            continue
+        seen.add(id(obj))
+        total += sys.getsizeof(obj)
+        if isinstance(obj, dict):
+            stack.extend(obj.keys())
+            stack.extend(obj.values())
+        elif isinstance(obj, list | tuple | set | frozenset):
+            stack.extend(obj)
+        elif dataclasses.is_dataclass(obj):
+            stack.extend(getattr(obj, f.name) for f in dataclasses.fields(obj))
+        elif hasattr(obj, "__dict__"):
+            stack.append(vars(obj))
+        elif hasattr(obj, "__slots__"):
+            stack.extend(getattr(obj, name) for name in obj.__slots__ if hasattr(obj, name))
+    return round(total / max(1, len(cache)))
+
+
 async def _consistency(live_state: LiveStateStore, building: BuildingRef) -> int:
     devices = await live_state.list_devices(building)
     placed: dict[str, int] = {}
@@ -194,12 +244,13 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
     bodies = _events(day, cutoff)
     generate_s = time.perf_counter() - generated
     calls = _trigger_calls(bodies)
-    sightings = sum(len(decode_ingest_event(body).parsed.batch.sightings) for _d, body, _r in bodies)
+    sightings = sum(len(decode_ingest_event(body).sightings) for _d, body, _r in bodies)
 
     started = time.perf_counter()
     for _device, body, _received in bodies:
         decode_ingest_event(body)
     decode_s = time.perf_counter() - started
+    json_loads_s = _json_loads_s([body for _d, body, _r in bodies])
 
     memory = InMemoryLiveStateStore()
     elapsed, pipeline, positioning_s = await _process_all(calls, day.site, memory)
@@ -222,6 +273,9 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         "positioning_share": round(positioning_s / elapsed, 3),
         "decode_only_sightings_per_s": round(sightings / decode_s),
         "processing_vs_decode_floor": round((sightings / decode_s) / (sightings / elapsed), 2),
+        "json_loads_sightings_per_s": round(sightings / json_loads_s),
+        "processing_vs_json_loads": round(elapsed / json_loads_s, 2),
+        "memory_per_device_bytes": _memory_per_device(pipeline),
         "memory_writes_per_1k_sightings": round(1000 * memory_writes / sightings, 1),
         "memory_est_ru_per_sighting": round(sum(memory.meter.ru.values()) / sightings, 3),
         "wrong_headcounts": wrong,

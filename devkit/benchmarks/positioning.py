@@ -7,6 +7,7 @@ batch path (`locate_many`, what the eval runs) and the one-call path (`locate`) 
 from __future__ import annotations
 
 import argparse
+import json
 from typing import Any
 
 
@@ -81,6 +82,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "tracker_updates_per_s": round(len(updates) / track_s),
         "tracker_batched_updates_per_s": round((len(updates) // devices) * devices / batched_s),
         "tracker_devices_per_call": devices,
-        "tracking_state_bytes": len(state.model_dump_json(by_alias=True)) if state else 0,
+        "tracking_state_bytes": len(json.dumps(state.to_json(), separators=(",", ":"))) if state else 0,
         "setup_s": round(build_s, 3),
     }

@@ -149,8 +149,13 @@ class InMemoryLiveStateStore:
 
     def _get(self, container: str, partition: str, item_id: str) -> Document | None:
         doc = self._docs[container].get((partition, item_id))
-        self.meter.read(container, len(json.dumps(doc, separators=(",", ":"))) if doc else 0)
-        return copy.deepcopy(doc) if doc is not None else None
+        if doc is None:
+            self.meter.read(container, 0)
+            return None
+        # a copy through JSON, as Cosmos hands one out (and several times faster than deepcopy)
+        text = json.dumps(doc, separators=(",", ":"))
+        self.meter.read(container, len(text))
+        return json.loads(text)  # type: ignore[no-any-return]
 
     def _save(self, container: str, partition: str, doc: Document, etag: str | None,
               upsert: bool = False) -> Document:
@@ -161,10 +166,11 @@ class InMemoryLiveStateStore:
                 raise PreconditionFailed(f"{container}/{doc['id']} already exists")
             if etag is not None and (current is None or current["_etag"] != etag):
                 raise PreconditionFailed(f"{container}/{doc['id']} changed since it was read")
-        stored = {**copy.deepcopy(doc), "_etag": f'"{uuid.uuid4()}"'}
-        self._docs[container][key] = stored
-        self.meter.write(container, len(json.dumps(doc, separators=(",", ":"))))
-        return copy.deepcopy(stored)
+        text = json.dumps(doc, separators=(",", ":"))
+        etag = f'"{uuid.uuid4()}"'
+        self._docs[container][key] = {**json.loads(text), "_etag": etag}  # stored as JSON, as Cosmos would
+        self.meter.write(container, len(text))
+        return {**json.loads(text), "_etag": etag}
 
     def _partition(self, container: str, building: BuildingRef) -> list[Document]:
         return [d for (p, _), d in self._docs[container].items()

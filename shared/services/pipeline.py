@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
+import sys
 import time
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Sequence
@@ -21,7 +23,7 @@ from shared.domain.ingest_event import IngestEvent
 from shared.domain.ports import FLOOR_BATCH_OPERATIONS, InboundEvent, LiveStateStore, PreconditionFailed
 from shared.domain.positioning.estimator import Estimate
 from shared.domain.positioning.selfcal import DriftEstimate, SiteCalibration
-from shared.domain.positioning.tracking import Sighting, TrackingState, TrackInput, track_many
+from shared.domain.positioning.tracking import ReadingColumns, TrackingState, TrackInput, track_many
 from shared.domain.presence import (
     BeaconDrift,
     BeaconHealth,
@@ -93,16 +95,17 @@ class _DeviceWork:
     events: list[IngestEvent]
     partition: str = "0"  # the Event Hub partition the device's events came on
     cached: _CachedDevice | None = None
-    state: DeviceState | None = None
+    state: DeviceState | None = None  # its `tracking` is left empty while folding: the tracker's is `tracking`
+    tracking: TrackingState | None = None
     transitions: list[Transition] = field(default_factory=list)
     changed: bool = False
 
     @property
     def device_id(self) -> str:
-        return self.events[0].parsed.batch.device_id
+        return self.events[0].batch.device_id
 
     def reset(self) -> None:
-        self.cached, self.state, self.transitions, self.changed = None, None, [], False
+        self.cached, self.state, self.tracking, self.transitions, self.changed = None, None, None, [], False
 
 
 @dataclass(frozen=True)
@@ -117,12 +120,28 @@ class _TrackRequest:
 
 @dataclass
 class _CachedDevice:
+    """A device between calls: its state (with `tracking` left empty) and the tracker's state as plain data, so
+    neither is converted from or to JSON per batch (only when the device is read or written)."""
+
     state: DeviceState
     persisted_last_seen: datetime
     persisted_space: str | None
     persisted_floor: str | None
     partition: str = "0"
     epoch: int = 0  # the partition's epoch when cached (_Partitions): an older one is read again
+    tracking: TrackingState | None = None
+
+    @classmethod
+    def of(cls, stored: DeviceState, partition: str, epoch: int,
+           tracking: TrackingState | None = None) -> _CachedDevice:
+        """The cache entry of a device as read or written (`tracking`: the tracker's state, when at hand)."""
+        if tracking is None and stored.tracking:
+            tracking = TrackingState.from_json(stored.tracking)
+        # ids shared by many devices are kept once (the store hands out new strings with every document)
+        kept = replace(stored, tracking={}, tenant_id=sys.intern(stored.tenant_id),
+                       building_id=sys.intern(stored.building_id),
+                       model=sys.intern(stored.model) if stored.model is not None else None)
+        return cls(kept, stored.last_seen, stored.space_id, stored.floor, partition, epoch, tracking)
 
 
 class OccupancyWriter:
@@ -321,14 +340,15 @@ class PipelineService:
         partition_of: dict[tuple[str, str], str] = {}
         now = self._monotonic()
         for event, decoded in batches:
-            key = (decoded.tenant_id, decoded.parsed.batch.device_id)
+            key = (decoded.tenant_id, decoded.batch.device_id)
             per_device[key].append(decoded)
             partition_of[key] = event.partition_id
         for partition in set(partition_of.values()):
             self._partitions.called(partition, now)
         work: list[_DeviceWork] = []
+        heard_in: dict[int, Building | None] = {}  # per batch (its id()), the building its sightings place it in
         for (tenant_id, device), events in per_device.items():
-            for building, group in await self._group_by_building(tenant_id, events):
+            for building, group in await self._group_by_building(tenant_id, events, heard_in):
                 work.append(_DeviceWork(building, group, partition_of[(tenant_id, device)]))
         limit = asyncio.Semaphore(self._policy.device_concurrency)
 
@@ -336,7 +356,8 @@ class PipelineService:
             async with limit:
                 await self._load_work(item)
 
-        await asyncio.gather(*(load(item) for item in work))
+        # devices held in memory (the common case) are taken without a task each; the others are read concurrently
+        await asyncio.gather(*(load(item) for item in work if not self._load_held(item)))
         self._fold_loaded(work)
         self._fold_calibrations(work)
         await self._occupancy.apply_transitions([t for item in work for t in item.transitions])
@@ -348,8 +369,9 @@ class PipelineService:
                 except PreconditionFailed:
                     await self._redo(item)
 
-        await asyncio.gather(*(persist(item) for item in work if item.state is not None and item.changed))
-        await self._write_beacon_health(batches)
+        await asyncio.gather(*(persist(item) for item in work
+                               if item.state is not None and item.changed and not self._keep_in_memory(item)))
+        await self._write_beacon_health(batches, heard_in)
 
     async def _redo(self, item: _DeviceWork) -> None:
         """Fold, write and persist one device again from its stored version (someone else wrote it)."""
@@ -368,15 +390,15 @@ class PipelineService:
                 continue
         raise RuntimeError(f"device in building {item.building.ref}: gave up after repeated conflicts")
 
-    async def _group_by_building(self, tenant_id: str,
-                                 events: list[IngestEvent]) -> list[tuple[Building, list[IngestEvent]]]:
+    async def _group_by_building(self, tenant_id: str, events: list[IngestEvent],
+                                 heard_in: dict[int, Building | None]) -> list[tuple[Building, list[IngestEvent]]]:
         # Consecutive batches heard in the same building are folded together (one device write for them).
         groups: list[tuple[Building, list[IngestEvent]]] = []
         for decoded in events:
-            batch = decoded.parsed.batch
             self.stats.batches += 1
-            self.stats.sightings += len(batch.sightings)
-            building = await self._sites.building_for(tenant_id, (s.beacon for s in batch.sightings))
+            self.stats.sightings += len(decoded.sightings)
+            building = await self._sites.building_for(tenant_id, decoded.sightings.beacon)
+            heard_in[id(decoded)] = building
             if building is None:
                 self.stats.unknown_building += 1
                 continue
@@ -391,11 +413,28 @@ class PipelineService:
         await self._load_work(item)
         self._fold_loaded([item], count)
 
+    def _load_held(self, item: _DeviceWork) -> bool:
+        """`_load_work` without I/O when the device is held in memory and its partition did not leave this instance
+        since (and the building's calibration is loaded); False when it has to be read."""
+        key = (item.building.ref, item.device_id)
+        cached = self._devices.get(key)
+        if cached is None or item.building.ref not in self._calibrations or cached.partition != item.partition \
+                or cached.epoch != self._partitions.epoch(item.partition):
+            return False
+        self._devices.move_to_end(key)
+        self._take(item, cached)
+        return True
+
     async def _load_work(self, item: _DeviceWork) -> None:
         """The device's state before this call's batches (and its building's calibration, on first use)."""
-        item.cached = await self._load(item.building, item.device_id, item.partition)
+        cached = await self._load(item.building, item.device_id, item.partition)
         await self._calibration(item.building)
+        self._take(item, cached)
+
+    def _take(self, item: _DeviceWork, cached: _CachedDevice | None) -> None:
+        item.cached = cached
         state = item.cached.state if item.cached else None
+        item.tracking = item.cached.tracking if item.cached else None
         if state is not None and state.leaving_space_id is not None:
             item.transitions.append(_finish_leave(state))
             state = replace(state, leaving_space_id=None, leaving_since=None)
@@ -413,12 +452,12 @@ class PipelineService:
                 while cursors[id(item)] < len(item.events):
                     decoded = item.events[cursors[id(item)]]
                     cursors[id(item)] += 1
-                    batch_id = str(decoded.parsed.batch.batch_id)
+                    batch_id = decoded.batch.batch_id
                     if item.state is not None and item.state.has_seen(batch_id):
                         if count:
                             self.stats.duplicates += 1
                         continue
-                    request = self._track_request(item.building, item.state, decoded)
+                    request = self._track_request(item.building, item.state, item.tracking, decoded)
                     if isinstance(request, DeviceState):  # nothing fresh to track: the batch is only remembered
                         self._advance(item, request, batch_id, count)
                         continue
@@ -434,8 +473,9 @@ class PipelineService:
                 results = track_many([r.input for _item, r in pending], building.index, signal=building.signal,
                                      site_cal=self._calibrations.get(building.ref))
                 for (item, request), (new_tracking, estimate) in zip(pending, results):
-                    self._advance(item, self._tracked(building, item.state, request, new_tracking, estimate),
-                                  request.batch_id, count)
+                    item.tracking = new_tracking
+                    self._advance(item, self._tracked(building, item.state, request, estimate), request.batch_id,
+                                  count)
 
     def _advance(self, item: _DeviceWork, new_state: DeviceState, batch_id: str, count: bool) -> None:
         state = item.state
@@ -448,45 +488,58 @@ class PipelineService:
         item.state = new_state.remember(batch_id)
         item.changed = True
 
-    def _track_request(self, building: Building, state: DeviceState | None,
+    def _track_request(self, building: Building, state: DeviceState | None, tracking: TrackingState | None,
                        decoded: IngestEvent) -> DeviceState | _TrackRequest:
         """The tracker's input for one batch, or the state unchanged when the batch holds nothing fresh."""
-        batch = decoded.parsed.batch
+        batch, columns = decoded.batch, decoded.sightings
         # Phones' clocks drift: shift the readings by how far the phone's clock was from ours when it sent the
         # batch, so last-seen times, visits and the presence timeout are all on the server's clock.
-        skew = decoded.received_at - batch.sent_at
-        if abs(skew) < _IGNORED_SKEW:
-            skew = timedelta(0)
-        readings = [(s.ts + skew, s) for s in batch.sightings]  # (time on the server's clock, reading)
-        if state is not None:
+        skew = (decoded.received_at - batch.sent_at).total_seconds()
+        times = columns.ts
+        if abs(skew) >= _IGNORED_SKEW_S:
+            times = [round(t + skew, 6) for t in times]  # (whole microseconds, as the datetimes they stand for)
+        beacons, rssi, tx_power = columns.beacon, columns.rssi, columns.tx_power
+        if state is not None and times:
             # A batch that arrives late (an SDK retry, a reordered delivery) is history: the device has moved on
             # since, so its older readings must not pull the estimate back.
-            fresh = [r for r in readings if r[0] > state.last_seen]
-            self.stats.late_sightings += len(readings) - len(fresh)
-            readings = fresh
-            if not readings:
-                return state
-        event_time = max((at for at, _s in readings), default=decoded.received_at)
-        sightings = [Sighting(s.beacon, float(s.rssi), at.timestamp(), s.tx_power) for at, s in readings]
-        tracking = TrackingState.model_validate(state.tracking) if state and state.tracking else None
-        return _TrackRequest(TrackInput(tracking, sightings, event_time.timestamp(), batch.model), event_time,
-                             decoded, str(batch.batch_id))
+            last_seen = state.last_seen.timestamp()
+            if min(times) <= last_seen:
+                fresh = [k for k, at in enumerate(times) if at > last_seen]
+                self.stats.late_sightings += len(times) - len(fresh)
+                if not fresh:
+                    return state
+                beacons, rssi = [beacons[k] for k in fresh], [rssi[k] for k in fresh]
+                times, tx_power = [times[k] for k in fresh], [tx_power[k] for k in fresh]
+        elif state is not None:
+            return state
+        event_time = datetime.fromtimestamp(max(times), tz=UTC) if times else decoded.received_at
+        # the tracker's columns: beacons as positions in the building's index (readings of other beacons are
+        # ignored by the tracker anyway)
+        known = building.index.beacon_index if building.index is not None else {}
+        positions = list(map(known.get, beacons))
+        if None in positions:
+            kept = [k for k, p in enumerate(positions) if p is not None]
+            readings = ReadingColumns([positions[k] for k in kept], [rssi[k] for k in kept],  # type: ignore[misc]
+                                      [times[k] for k in kept], [tx_power[k] for k in kept])
+        else:
+            readings = ReadingColumns(positions, rssi, times, tx_power)  # type: ignore[arg-type]
+        return _TrackRequest(TrackInput(tracking, readings, event_time.timestamp(), batch.model), event_time,
+                             decoded, batch.batch_id)
 
     @staticmethod
     def _tracked(building: Building, state: DeviceState | None, request: _TrackRequest,
-                 new_tracking: TrackingState, estimate: Estimate | None) -> DeviceState:
+                 estimate: Estimate | None) -> DeviceState:
         """The device's state after the tracker's answer for one batch."""
-        batch = request.decoded.parsed.batch
+        batch = request.decoded.batch
         event_time = request.event_time
         if state is None:
             state = DeviceState(tenant_id=building.tenant_id, building_id=building.building_id,
                                 device_id=batch.device_id, last_seen=event_time)
-        updated = replace(state, last_seen=event_time, tracking=new_tracking.model_dump(mode="json", by_alias=True),
-                          user_id=batch.user_id, model=batch.model)
         if estimate is None:
-            return updated
-        space_since = updated.space_since if estimate.space_id == state.space_id else event_time
-        return replace(updated, x=round(estimate.x, 2), y=round(estimate.y, 2), floor=estimate.floor,
+            return replace(state, last_seen=event_time, user_id=batch.user_id, model=batch.model)
+        space_since = state.space_since if estimate.space_id == state.space_id else event_time
+        return replace(state, last_seen=event_time, user_id=batch.user_id, model=batch.model,
+                       x=round(estimate.x, 2), y=round(estimate.y, 2), floor=estimate.floor,
                        uncertainty_m=round(estimate.uncertainty_m, 2), space_id=estimate.space_id,
                        space_since=space_since if estimate.space_id else None,
                        space_confidence=round(estimate.space_confidence, 3))
@@ -543,28 +596,39 @@ class PipelineService:
             cached = replace(cached, partition=partition, epoch=epoch)
             self._remember(key, cached)
             return cached
-        cached = _CachedDevice(stored, stored.last_seen, stored.space_id, stored.floor, partition, epoch)
+        cached = _CachedDevice.of(stored, partition, epoch)
         self._remember(key, cached)
         return cached
 
-    async def _persist(self, item: _DeviceWork) -> None:
+    def _keep_in_memory(self, item: _DeviceWork) -> bool:
+        """Keep a folded device in memory when its write is not due (True); False when it has to be written."""
         building, cached, state = item.building, item.cached, item.state
         if state is None:  # callers persist folded devices only
             raise RuntimeError(f"device {item.device_id} in building {building.ref}: nothing folded to persist")
-        key = (building.ref, state.device_id)
         due = (
             bool(item.transitions) or cached is None or state.etag is None
             or state.space_id != cached.persisted_space or state.floor != cached.persisted_floor
             or (state.last_seen - cached.persisted_last_seen).total_seconds() >= self._policy.persist_interval_s
         )
-        if not due and cached is not None:  # (not due implies cached)
-            # Heard, nothing changed that anyone reads: keep it in memory and write it within persist_interval_s.
-            self.stats.device_writes_skipped += 1
-            self._remember(key, replace(cached, state=state))
+        if due or cached is None:  # (not due implies cached)
+            return False
+        # Heard, nothing changed that anyone reads: keep it in memory and write it within persist_interval_s.
+        self.stats.device_writes_skipped += 1
+        self._remember((building.ref, state.device_id), replace(cached, state=state, tracking=item.tracking))
+        return True
+
+    async def _persist(self, item: _DeviceWork) -> None:
+        if self._keep_in_memory(item):
             return
-        saved = await self._store.save_device(state)
-        self._remember(key, _CachedDevice(saved, saved.last_seen, saved.space_id, saved.floor, item.partition,
-                                          self._partitions.epoch(item.partition)))
+        state = item.state
+        if state is None:  # _keep_in_memory refused it already
+            return
+        key = (item.building.ref, state.device_id)
+        # the tracker's state goes into the document only here, when the device is written
+        saved = await self._store.save_device(replace(state, tracking=item.tracking.to_json() if item.tracking
+                                                      else {}))
+        self._remember(key, _CachedDevice.of(saved, item.partition, self._partitions.epoch(item.partition),
+                                             item.tracking))
 
     def _remember(self, key: tuple[BuildingRef, str], cached: _CachedDevice) -> None:
         self._devices[key] = cached
@@ -572,41 +636,53 @@ class PipelineService:
         while len(self._devices) > self._cache_size:
             self._devices.popitem(last=False)
 
-    async def _write_beacon_health(self, batches: Sequence[tuple[InboundEvent, IngestEvent]]) -> None:
+    async def _write_beacon_health(self, batches: Sequence[tuple[InboundEvent, IngestEvent]],
+                                   heard_in: dict[int, Building | None]) -> None:
         # Per beacon only the latest time heard and the latest telemetry: one pass, no object per sighting.
-        heard: dict[tuple[BuildingRef, str], datetime] = {}
+        heard: dict[BuildingRef, dict[str, float]] = {}
+        buildings: dict[BuildingRef, Building] = {}
         telemetry: dict[tuple[BuildingRef, str], SdkTelemetry] = {}
         for _event, decoded in batches:
-            batch = decoded.parsed.batch
-            if not batch.sightings and not batch.beacon_telemetry:
+            columns = decoded.sightings
+            if not columns.beacon and not decoded.telemetry:
                 continue
-            beacons = [s.beacon for s in batch.sightings] or [t.beacon for t in batch.beacon_telemetry]
-            building = await self._sites.building_for(decoded.tenant_id, beacons)
+            if columns.beacon and id(decoded) in heard_in:
+                building = heard_in[id(decoded)]
+            else:
+                building = await self._sites.building_for(
+                    decoded.tenant_id, columns.beacon or [t.beacon for t in decoded.telemetry])
             if building is None or building.index is None:
                 continue
+            buildings[building.ref] = building
+            latest = heard.setdefault(building.ref, {})
+            for beacon, at in zip(columns.beacon, columns.ts):
+                if latest.get(beacon, -math.inf) < at:
+                    latest[beacon] = at
             known = building.index.beacon_index
-            for s in batch.sightings:
-                if s.beacon in known:
-                    key = (building.ref, s.beacon)
-                    seen = heard.get(key)
-                    if seen is None or s.ts > seen:
-                        heard[key] = s.ts
-            for t in batch.beacon_telemetry:
+            for t in decoded.telemetry:
                 if t.beacon in known:
                     key = (building.ref, t.beacon)
                     if key not in telemetry or t.ts > telemetry[key].ts:
                         telemetry[key] = t
+        heard_at = {(ref, beacon): at for ref, latest in heard.items() for beacon, at in latest.items()
+                    if beacon in buildings[ref].index.beacon_index}  # type: ignore[union-attr]
         now = self._monotonic()
         writes = []
-        for key in heard.keys() | telemetry.keys():
+        for key in heard_at.keys() | telemetry.keys():
             ref, beacon = key
+            written = self._beacons_written.get(key)
+            drift = self._drift(ref, beacon)
+            if written is not None and key not in telemetry \
+                    and now - written[0] < self._policy.beacon_health_interval_s \
+                    and _flagged(written[1].drift, drift) == _flagged(written[1].drift, None):
+                continue  # beacon health is coarse (silent for a day?): no need to write every sighting
             health = BeaconHealth(ref.tenant_id, ref.building_id, beacon,
-                                  heard[key] if key in heard else telemetry[key].ts, drift=self._drift(ref, beacon))
+                                  datetime.fromtimestamp(heard_at[key], tz=UTC) if key in heard_at
+                                  else telemetry[key].ts, drift=drift)
             if key in telemetry:
                 t = telemetry[key]
                 health = health.merged(BeaconHealth(ref.tenant_id, ref.building_id, beacon, t.ts, t.battery_mv,
                                                     t.solar_lux, t.temperature_c, t.ts))
-            written = self._beacons_written.get(key)
             if written is not None:
                 health = written[1].merged(health)
             if key in telemetry:
@@ -629,7 +705,14 @@ class PipelineService:
         self._beacons_written[key] = (now, health)
 
 
-_IGNORED_SKEW = timedelta(seconds=2)  # network and queueing delay, not a wrong clock
+def _flagged(written: BeaconDrift | None, newer: BeaconDrift | None) -> bool:
+    """Whether beacon health would say the beacon drifted once `newer` is merged into what was written
+    (`BeaconHealth.merged` keeps the later drift)."""
+    drift = newer if newer is not None and (written is None or newer.at >= written.at) else written
+    return drift is not None and drift.flagged
+
+
+_IGNORED_SKEW_S = 2.0  # network and queueing delay, not a wrong clock
 
 
 def _finish_leave(state: DeviceState) -> Transition:

@@ -63,10 +63,8 @@ async def acme(api, context):
 async def seen(context, user_id: str, room: str, at: datetime, batches: int = 3) -> None:
     """The person's phone in `room`: `batches` batches 20 s apart, the last at `at`."""
     device = "phone-" + user_id.split("@")[0]
-    events = [room_event(at - timedelta(seconds=20 * i), room, device=device, tenant_id="acme")
+    events = [room_event(at - timedelta(seconds=20 * i), room, device=device, tenant_id="acme", user_id=user_id)
               for i in reversed(range(batches))]
-    for _event, decoded in events:
-        object.__setattr__(decoded.parsed.batch, "user_id", user_id)
     await context.pipeline.process(events)
 
 

@@ -247,10 +247,8 @@ async def test_the_people_finder_answers_only_what_each_person_allows(api, acme,
     issuer = await configure_sign_in(api, "acme", acme["admin"], memory_context.issuer_documents)
     ann = issuer.bearer("ann@acme.example")
     now = datetime.now(UTC)
-    events = [room_event(now - timedelta(seconds=20 * i), "r-oak", device="phone-ann", tenant_id="acme")
-              for i in (2, 1, 0)]
-    for _event, decoded in events:
-        object.__setattr__(decoded.parsed.batch, "user_id", "ann@acme.example")
+    events = [room_event(now - timedelta(seconds=20 * i), "r-oak", device="phone-ann", tenant_id="acme",
+                         user_id="ann@acme.example") for i in (2, 1, 0)]
     await memory_context.pipeline.process(events)
 
     async def where():
@@ -283,10 +281,8 @@ async def test_the_people_finder_answers_only_what_each_person_allows(api, acme,
 async def test_a_person_not_seen_for_ten_minutes_is_not_available(api, acme, memory_context):
     issuer = await configure_sign_in(api, "acme", acme["admin"], memory_context.issuer_documents)
     old = datetime.now(UTC) - timedelta(minutes=11)
-    events = [room_event(old - timedelta(seconds=20 * i), "k-0", device="phone-bob", tenant_id="acme")
-              for i in (2, 1, 0)]
-    for _event, decoded in events:
-        object.__setattr__(decoded.parsed.batch, "user_id", "bob@acme.example")
+    events = [room_event(old - timedelta(seconds=20 * i), "k-0", device="phone-bob", tenant_id="acme",
+                         user_id="bob@acme.example") for i in (2, 1, 0)]
     await memory_context.pipeline.process(events)
     await api.put("/api/v1/me/sharing", json={"level": "space"}, headers=issuer.bearer("bob@acme.example"))
     assert (await api.get("/api/v1/people/bob@acme.example/location", headers=acme["people"])).status_code == 404

@@ -167,7 +167,7 @@ async def inspect_stores(outcome: Outcome, names: dict[str, str], azurite, cosmo
             if letter["reason"] == "invalid":
                 outcome.parked_invalid += 1
             else:
-                outcome.parked_batches.add(str(decode_ingest_event(body).parsed.batch.batch_id))
+                outcome.parked_batches.add(decode_ingest_event(body).batch.batch_id)
         await container.delete_container()
         await service.get_container_client(names["ANALYTICS_CONTAINER"]).delete_container()
     async with cosmos_aio_client(cosmos.port) as client:

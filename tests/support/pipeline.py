@@ -27,8 +27,11 @@ async def add_small_site(site_store, tenant_id: str = "tenant-a", building_id: s
 
 
 def room_event(now: datetime, room: str, device: str = "install-0001", sequence: int = 0,
-               tenant_id: str = "tenant-a", batch_id: str | None = None) -> tuple[InboundEvent, object]:
-    body = ingest_event_body(now, tenant_id=tenant_id, device=device, readings=IN_ROOM[room], batch_id=batch_id)
+               tenant_id: str = "tenant-a", batch_id: str | None = None,
+               user_id: str | None = None) -> tuple[InboundEvent, object]:
+    extra = {"userId": user_id} if user_id is not None else {}
+    body = ingest_event_body(now, tenant_id=tenant_id, device=device, readings=IN_ROOM[room], batch_id=batch_id,
+                             **extra)
     return InboundEvent(body, device, sequence, now), decode_ingest_event(body)
 
 

@@ -60,7 +60,7 @@ def _tracked_device(beacons: int, *, pending: bool = False):
         floor_candidate="L1" if pending else None, floor_candidate_since=ts - 4.25 if pending else None,
         space_candidate="L0-R17" if pending else None, space_candidate_since=ts - 3.5 if pending else None,
         space_evidence=1.625 if pending else 0.0,
-    ).model_dump(mode="json", by_alias=True)
+    ).to_json()
     device = DeviceState("tenant-a", "hq", "sim-3-00032", SEEN, tracking, 57.69, 13.88, "L0", 2.79, "L0-R16",
                          SEEN, 0.998, "user00032@example.com" if pending else None, "Pixel 7a")
     for n in range(20):

@@ -263,3 +263,26 @@ async def test_replay_publishes_failed_events_again_and_keeps_invalid_ones():
     assert {json.loads(e.body)["batch"]["sightings"][0]["rssi"] for e in publisher.published} == {-60, -61}
     assert all(e.partition_key == "install-0001" for e in publisher.published)
     assert len(await blobs.list_names("deadletter")) == 1  # only the invalid event's letter is left
+
+
+async def test_a_stamped_event_that_is_malformed_is_parked_naming_the_field_and_its_neighbours_go_on():
+    """The ingest route's stamp does not make a broken event crash the processor or hold up the others."""
+    blobs = InMemoryBlobStore()
+    passed = []
+
+    async def on_valid(batches):
+        passed.extend(batches)
+
+    service = EventProcessingService(blobs, "deadletter", on_valid, clock=lambda: NOW)
+    broken = json.loads(good(-62))
+    assert broken["validated"] == "sightings/v1"
+    broken["batch"]["deviceId"] = 5
+    nested = good(-63).replace(b'"sightings":', b'"sightings":' + b"[" * 50_000, 1)
+    report = await service.process([event(good(-60), 1), event(json.dumps(broken).encode(), 2),
+                                    event(nested, 3), event(good(-61), 4)])
+    assert (report.valid, report.processed, report.dead_lettered) == (2, 2, 2)
+    assert [decoded.sightings.rssi for _, decoded in passed] == [[-60], [-61]]
+    letters = {json.loads(await blobs.get("deadletter", name))["sequenceNumber"]:
+               json.loads(await blobs.get("deadletter", name)) for name in await blobs.list_names("deadletter")}
+    assert letters[2]["reason"] == "invalid" and letters[2]["errors"][0]["field"] == "batch.deviceId"
+    assert letters[3]["errors"][0]["field"] == "$"

@@ -403,3 +403,26 @@ async def test_beacon_health_waits_for_its_interval_but_a_low_battery_does_not()
     ticks["now"] += PipelinePolicy().beacon_health_interval_s
     await pipeline.process([telemetry_event(T0 + timedelta(minutes=16), BATTERY_LOW_MV - 120)])
     assert await battery() == BATTERY_LOW_MV - 120
+
+
+async def test_a_device_stored_with_an_old_tracking_document_is_tracked_on():
+    """Devices written before TrackingState became plain data keep their tracker state (`tracking/v1`)."""
+    import json
+
+    from tests.unit.positioning.test_tracking_state import STORED_V1
+
+    sites = InMemorySiteModelStore()
+    await add_small_site(sites)
+    store = InMemoryLiveStateStore()
+    shift = T0.timestamp() - 20 - STORED_V1["ts"]  # the stored state's last estimate 20 s before T0
+    old = json.loads(json.dumps(STORED_V1))
+    old["ts"] += shift
+    old["beacons"] = {b: [v[0], v[1], v[2] + shift, v[3]] for b, v in old["beacons"].items()}
+    await store.save_device(DeviceState("tenant-a", "hq", "install-0001", T0 - timedelta(seconds=20), tracking=old,
+                                        floor="f0", space_id="r-oak", space_since=T0 - timedelta(minutes=5)))
+    await PipelineService(SiteDirectory(sites), store).process(walk(T0, [("r-oak", 20)], every_s=10))  # written: 190 s
+    device = await store.get_device(HQ, "install-0001")
+    assert device.space_id == "r-oak" and device.space_since == T0 - timedelta(minutes=5)  # the stay goes on
+    assert device.tracking["schema"] == "tracking/v1" and device.tracking["ts"] > old["ts"]
+    assert device.tracking["beacons"].keys() == old["beacons"].keys()
+    assert set(device.tracking) == set(STORED_V1)  # written back in the same form

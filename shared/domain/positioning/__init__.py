@@ -6,7 +6,7 @@ Pure domain code (stdlib, numpy, pydantic). Build a `SiteIndex` once per buildin
     signal = signal_for_site(site)                     # site-level path-loss exponent, if the site declares one
     state, estimate = track(state, sightings, index, now, signal=signal, phone_model=batch_model,
                             site_cal=building_calibration)
-    # state: TrackingState (JSON, ~1.2 KB) stored per device; estimate: x, y, floor, uncertainty_m, space_id,
+    # state: TrackingState (plain data; to_json() ~1.2 KB) stored per device; estimate: x, y, floor, uncertainty_m, space_id,
     # space_confidence (None while nothing of the site was heard lately)
     results = track_many([TrackInput(state, sightings, now, model), ...], index, ...)  # a trigger call's devices
 
@@ -36,6 +36,7 @@ from shared.domain.positioning.planning import (
 from shared.domain.positioning.signal import RssiFilter, SignalModel, signal_for_site
 from shared.domain.positioning.site_index import BeaconSpec, FloorSpec, SiteIndex, SpaceSpec
 from shared.domain.positioning.tracking import (
+    ReadingColumns,
     Sighting,
     TrackingPolicy,
     TrackingState,
@@ -51,6 +52,7 @@ __all__ = [
     "Estimate",
     "FloorSpec",
     "PlannedBeacon",
+    "ReadingColumns",
     "Readings",
     "RoomCoverage",
     "RssiFilter",

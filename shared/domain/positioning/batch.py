@@ -118,12 +118,17 @@ def _prepare(index: SiteIndex, signal: SignalModel, request: PosteriorRequest, p
         rssi, beacons, power, var = rssi[order], beacons[order], power[order], var[order]
     var = np.where(np.isnan(var), signal.noise_db**2, var)
     local = index.local_of_beacon[beacons]
-    rows = grid.near_points_wide[int(local[0])]
-    if len(rows) == 0:
+    first = int(local[0])
+    rows = grid.near_points_wide[first]
+    if len(rows):
+        points, squared = grid.wide_points(first) if request.within_m is not None else (None, None)
+    else:
         rows = np.arange(len(grid.points))
-    if request.within_m is not None and request.prior_xy is not None:
+        points, squared = grid.points, grid.squared_norms()
+    if request.within_m is not None and request.prior_xy is not None and points is not None \
+            and squared is not None:
         px, py = request.prior_xy
-        d2 = grid.squared_norms()[rows] - 2.0 * (grid.points[rows] @ np.array([px, py])) + (px * px + py * py)
+        d2 = squared - 2.0 * (points @ np.array([px, py])) + (px * px + py * py)
         near = rows[d2 <= request.within_m**2]
         if len(near):
             rows = near
@@ -157,7 +162,7 @@ def _floor_posteriors(index: SiteIndex, signal: SignalModel, grid: FloorGrid, fl
         prior_db[d] = signal.offset_prior_db if r.offset_prior_db is None else r.offset_prior_db
     # (N, R, K) float32: reading minus the model's expectation, rssi - (power - loss); a padded beacon has a = 0,
     # so it adds nothing to the sums (its columns of residuals are dropped)
-    error = level[:, None, :] + np.take(loss, rows[:, :, None] * loss.shape[1] + cols[:, None, :])
+    error = level[:, None, :] + np.take(loss, (rows * loss.shape[1])[:, :, None] + cols[:, None, :])
     s1 = np.matmul(error, a[:, :, None])[:, :, 0].astype(np.float64)
     s2 = np.matmul(error * error, a[:, :, None])[:, :, 0].astype(np.float64)
     a_sum = a.sum(axis=1, dtype=np.float64)
@@ -243,22 +248,23 @@ def _floor_posteriors(index: SiteIndex, signal: SignalModel, grid: FloorGrid, fl
         w_b /= w_b.sum(axis=1, keepdims=True)
         held = dict(zip(wanted, (w_b * (e - shrink_b[:, None, :] * s1_b)).sum(axis=1)))
     out: list[Posterior] = []
-    spaces = present.tolist()
-    mass_rows = mass.tolist() if mass is not None else None
-    loglik_rows = known_rows = None
+    loglik_all = known = None
     if space_loglik_all is not None:
         num, den, top = space_loglik_all
         known = den > 0
-        loglik_rows = (np.log(np.maximum(num, 1e-300)) - np.log(np.where(known, den, 1.0)) + top[:, None]).tolist()
-        known_rows = known.tolist()
+        loglik_all = np.log(np.maximum(num, 1e-300)) - np.log(np.where(known, den, 1.0)) + top[:, None]
+    # per device, only the spaces that count (in space order): picked by numpy, not a loop over the floor's spaces
+    held_mass = mass > 1e-4 if mass is not None else None
     for d, p in enumerate(items):
         kk = len(p.local)
         space_probabilities: dict[int, float] = {}
-        if mass_rows is not None:
-            space_probabilities = {sp: m for sp, m in zip(spaces, mass_rows[d]) if m > 1e-4}
+        if mass is not None and held_mass is not None:
+            which = np.flatnonzero(held_mass[d])
+            space_probabilities = dict(zip(present[which].tolist(), mass[d, which].tolist()))
         space_loglik = None
-        if loglik_rows is not None and known_rows is not None:
-            space_loglik = {sp: v for sp, v, ok in zip(spaces, loglik_rows[d], known_rows[d]) if ok}
+        if loglik_all is not None and known is not None:
+            which = np.flatnonzero(known[d])
+            space_loglik = dict(zip(present[which].tolist(), loglik_all[d, which].tolist()))
         elif space_likelihood:
             space_loglik = {}
         held_d = held[d][:kk] if held is not None and d in held else None

@@ -91,6 +91,7 @@ class FloorGrid:
     _silence: dict[_SilenceKey, np.ndarray] = field(default_factory=dict)
     _space_slots: tuple[np.ndarray, np.ndarray] | None = None
     _squared_norms: np.ndarray | None = None
+    _wide_points: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     # silence log-likelihood at the site model's own beacon levels, per signal parameters (batch.py)
     site_silence: dict[tuple[float, ...], np.ndarray] = field(default_factory=dict)
 
@@ -99,6 +100,16 @@ class FloorGrid:
         if self._squared_norms is None:
             self._squared_norms = (self.points * self.points).sum(axis=1)
         return self._squared_norms
+
+    def wide_points(self, local: int) -> tuple[np.ndarray, np.ndarray]:
+        """(points, their |p|^2) of `near_points_wide[local]`: the tracker narrows them around its motion prior on
+        every update, so the gather is kept per beacon."""
+        kept = self._wide_points.get(local)
+        if kept is None:
+            rows = self.near_points_wide[local]
+            kept = (self.points[rows], self.squared_norms()[rows])
+            self._wide_points[local] = kept
+        return kept
 
     def space_slots(self) -> tuple[np.ndarray, np.ndarray]:
         """(slot of each point: its space's position among the floor's spaces, -1 outside any; the spaces, as

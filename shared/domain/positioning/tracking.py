@@ -2,7 +2,8 @@
 
     state, estimate = track(state, sightings, index, now, site_cal=building_calibration)
 
-`TrackingState` is small and JSON-serialisable (`state.model_dump(mode="json")`, about 1 KB): the smoothed RSSI
+`TrackingState` is small plain data, stored as JSON (`state.to_json()`, `TrackingState.from_json(...)`, the
+`tracking/v1` form, about 1 KB): the smoothed RSSI
 of the beacons heard lately, the last position, floor and space, the pending switches, and the device's
 self-calibrated RSSI offset. `site_cal` (a `SiteCalibration`, one per building, optional) supplies each beacon's
 measured-power drift and the building's device level, and collects the residuals of confident positions
@@ -12,13 +13,12 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
 from shared.domain import space_kinds
 from shared.domain.positioning.batch import PosteriorRequest, posterior_many
@@ -75,16 +75,14 @@ class TrackingPolicy:
                                                                             min_probability=0.7))
 
 
-class TrackingState(BaseModel):
-    """Per-device state between batches (stored with the device; keep it small)."""
+@dataclass(slots=True)
+class TrackingState:
+    """Per-device state between batches (stored with the device; keep it small). Plain data: `to_json` gives the
+    stored `tracking/v1` form, `from_json` reads it back (documents written by earlier versions included)."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-    schema_: Literal["tracking/v1"] = Field(default=TRACKING_SCHEMA, alias="schema")
-    ts: float | None = Field(default=None, description="time of the last estimate, epoch seconds")
-    beacons: dict[str, tuple[float, float, float, float]] = Field(
-        default_factory=dict, description="beacon id -> (smoothed rssi, variance, time, measured power)"
-    )
+    ts: float | None = None  # time of the last estimate, epoch seconds
+    # beacon id -> (smoothed rssi, variance, time, measured power)
+    beacons: dict[str, tuple[float, float, float, float]] = field(default_factory=dict)
     x: float | None = None
     y: float | None = None
     floor: str | None = None
@@ -96,10 +94,81 @@ class TrackingState(BaseModel):
     space_candidate: str | None = None
     space_candidate_since: float | None = None
     space_evidence: float = 0.0
-    offset: tuple[float, float] | None = Field(
-        default=None, description="self-calibrated RSSI offset of the device (dB) and its variance (dB^2)"
-    )
-    rooms: dict[str, float] | None = Field(default=None, description="map-matched probability of each space")
+    offset: tuple[float, float] | None = None  # self-calibrated RSSI offset of the device (dB), its variance (dB^2)
+    rooms: dict[str, float] | None = None  # map-matched probability of each space
+
+    def copy(self) -> TrackingState:
+        """A shallow copy (what the tracker updates, field by field)."""
+        return TrackingState(self.ts, self.beacons, self.x, self.y, self.floor, self.uncertainty_m,
+                             self.floor_candidate, self.floor_candidate_since, self.space, self.space_confidence,
+                             self.space_candidate, self.space_candidate_since, self.space_evidence, self.offset,
+                             self.rooms)
+
+    def to_json(self) -> dict[str, Any]:
+        """The stored form, `tracking/v1` (every field present, tuples as lists)."""
+        return {
+            "schema": TRACKING_SCHEMA, "ts": self.ts,
+            "beacons": {b: list(v) for b, v in self.beacons.items()},
+            "x": self.x, "y": self.y, "floor": self.floor, "uncertainty_m": self.uncertainty_m,
+            "floor_candidate": self.floor_candidate, "floor_candidate_since": self.floor_candidate_since,
+            "space": self.space, "space_confidence": self.space_confidence, "space_candidate": self.space_candidate,
+            "space_candidate_since": self.space_candidate_since, "space_evidence": self.space_evidence,
+            "offset": None if self.offset is None else list(self.offset),
+            "rooms": None if self.rooms is None else dict(self.rooms),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TrackingState:
+        """Read a stored `tracking/v1` state; ValueError when it is not one (another schema, an unknown field, a
+        value of the wrong type), TypeError when it is not even a JSON object."""
+        if not isinstance(data, Mapping):
+            raise TypeError("a tracking state is a JSON object")
+        if data.get("schema", TRACKING_SCHEMA) != TRACKING_SCHEMA:
+            raise ValueError(f"expected a {TRACKING_SCHEMA} tracking state, got {data.get('schema')!r}")
+        unknown = data.keys() - _STATE_FIELDS
+        if unknown:
+            raise ValueError(f"unknown tracking state fields: {sorted(unknown)}")
+        try:
+            raw_beacons = data.get("beacons") or {}
+            offset = data.get("offset")
+            rooms = data.get("rooms")
+            if not isinstance(raw_beacons, Mapping) or not all(
+                    isinstance(v, list | tuple) and len(v) == 4 for v in raw_beacons.values()) \
+                    or (offset is not None and len(offset) != 2):
+                raise ValueError("beacons are (rssi, variance, time, power); the offset is (mean, variance)")
+            beacons = {str(b): (float(v[0]), float(v[1]), float(v[2]), float(v[3])) for b, v in raw_beacons.items()}
+            return cls(
+                ts=_opt_float(data.get("ts")), beacons=beacons, x=_opt_float(data.get("x")),
+                y=_opt_float(data.get("y")), floor=_opt_str(data.get("floor")),
+                uncertainty_m=_opt_float(data.get("uncertainty_m")),
+                floor_candidate=_opt_str(data.get("floor_candidate")),
+                floor_candidate_since=_opt_float(data.get("floor_candidate_since")),
+                space=_opt_str(data.get("space")), space_confidence=float(data.get("space_confidence") or 0.0),
+                space_candidate=_opt_str(data.get("space_candidate")),
+                space_candidate_since=_opt_float(data.get("space_candidate_since")),
+                space_evidence=float(data.get("space_evidence") or 0.0),
+                offset=None if offset is None else (float(offset[0]), float(offset[1])),
+                rooms=None if rooms is None else {str(k): float(v) for k, v in dict(rooms).items()},
+            )
+        except (TypeError, KeyError, IndexError) as exc:
+            raise ValueError(f"not a {TRACKING_SCHEMA} tracking state: {type(exc).__name__}") from None
+
+
+_STATE_FIELDS = frozenset({"schema", *(f for f in TrackingState.__slots__ if not f.startswith("_"))})
+
+
+def _opt_float(value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise TypeError(type(value).__name__)
+    return float(value)
+
+
+def _opt_str(value: object) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise TypeError(type(value).__name__)
 
 
 def _seconds(ts: float | datetime) -> float:
@@ -115,12 +184,24 @@ def _field(item: Any, name: str, alt: str | None = None) -> Any:
     return value
 
 
+@dataclass(frozen=True, slots=True)
+class ReadingColumns:
+    """A batch's readings as columns (what the processor passes, no object per reading): each beacon's position
+    in the building's `SiteIndex.beacons`, RSSI (dBm), epoch seconds, the advertised power (None: not sent)."""
+
+    beacon: Sequence[int]
+    rssi: Sequence[float]
+    ts: Sequence[float]
+    tx_power: Sequence[float | None]
+
+
 @dataclass(frozen=True)
 class TrackInput:
-    """One device's batch for `track_many`: its state, the sightings, the time of the batch, its phone model."""
+    """One device's batch for `track_many`: its state, the sightings (objects or columns), the time of the batch,
+    its phone model."""
 
     state: TrackingState | None
-    sightings: Iterable[Sighting | Any]
+    sightings: Iterable[Sighting | Any] | ReadingColumns
     now: float | datetime
     phone_model: str | None = None
 
@@ -190,8 +271,16 @@ class _Job:
     dt: float = math.inf
 
 
-def _readings_in_order(sightings: Iterable[Sighting | Any]) -> list[tuple[str, float, float, float | None]]:
+def _readings_in_order(sightings: Iterable[Sighting | Any] | ReadingColumns, index: SiteIndex,
+                       ) -> Iterable[tuple[str, float, float, float | None]]:
     """(beacon, rssi, epoch seconds, tx power) of each sighting, in time order."""
+    if isinstance(sightings, ReadingColumns):
+        specs = index.beacons
+        times = sightings.ts
+        rows = zip([specs[b].id for b in sightings.beacon], sightings.rssi, times, sightings.tx_power)
+        if any(later < earlier for earlier, later in itertools.pairwise(times)):
+            return sorted(rows, key=lambda r: r[2])
+        return rows
     out = []
     for s in sightings:
         if isinstance(s, Sighting):
@@ -212,21 +301,36 @@ def _prepare(index: SiteIndex, signal: SignalModel, policy: TrackingPolicy, site
     phone_model = item.phone_model
     now_s = _seconds(item.now)
     flt = policy.filter
-    smoothed = {b: SmoothedRssi(v[0], v[1], v[2]) for b, v in state.beacons.items()}
+    # the RSSI filters (RssiFilter.update, inlined on (value, variance, time) tuples: the one loop per reading)
+    smoothed = {b: (v[0], v[1], v[2]) for b, v in state.beacons.items()}
     powers = {b: v[3] for b, v in state.beacons.items()}
     phone = signal.phone_offset(phone_model)
     known = index.beacon_index
-    for beacon, rssi, ts, tx_power in _readings_in_order(item.sightings):
-        if beacon not in known or not math.isfinite(rssi):
+    latest, expire_s = now_s + policy.future_tolerance_s, flt.expire_s
+    r, q = flt.reading_noise_db**2, flt.drift_db_per_s**2
+    advertised: dict[str, float | None] = {}
+    for beacon, rssi, ts, tx_power in _readings_in_order(item.sightings, index):
+        if beacon not in known or not math.isfinite(rssi) or ts > latest or now_s - ts > expire_s:
             continue
-        if ts > now_s + policy.future_tolerance_s or now_s - ts > flt.expire_s:
-            continue
-        smoothed[beacon] = flt.update(smoothed.get(beacon), rssi, min(ts, now_s))
-        if tx_power is not None or beacon not in powers:
-            powers[beacon] = _power(index, signal, beacon, tx_power) + phone
-    live = {b: s for b, s in smoothed.items() if not flt.expired(s, now_s)}
-    live = dict(sorted(live.items(), key=lambda kv: -kv[1].value)[: policy.max_beacons])
-    new_state = state.model_copy()
+        at = min(ts, now_s)
+        current = smoothed.get(beacon)
+        if current is None:
+            smoothed[beacon] = (float(rssi), r, at)
+        else:
+            value, variance, since = current
+            if at >= since:
+                prior_var, reading_var, new_ts = variance + q * (at - since), r, at
+            else:
+                prior_var, reading_var, new_ts = variance, r + q * (since - at), since
+            gain = prior_var / (prior_var + reading_var)
+            smoothed[beacon] = (value + gain * (rssi - value), (1 - gain) * prior_var, new_ts)
+        if tx_power is not None or (beacon not in powers and beacon not in advertised):
+            advertised[beacon] = tx_power  # the latest advertised power sets the beacon's level
+    for beacon, tx_power in advertised.items():
+        powers[beacon] = _power(index, signal, beacon, tx_power) + phone
+    loudest = sorted(((b, v) for b, v in smoothed.items() if not now_s - v[2] > expire_s), key=lambda kv: -kv[1][0])
+    live = {b: SmoothedRssi(*v) for b, v in loudest[: policy.max_beacons]}
+    new_state = state.copy()
     new_state.beacons = {
         b: (round(s.value, 2), round(s.variance, 2), round(s.ts, 3), round(powers[b], 1)) for b, s in live.items()
     }

@@ -11,7 +11,7 @@ from shared.domain.positioning import SignalModel
 from shared.domain.positioning.batch import PosteriorRequest, posterior_many
 from shared.domain.positioning.estimator import Readings, floor_scores, posterior
 from shared.domain.positioning.selfcal import SiteCalibration
-from shared.domain.positioning.tracking import Sighting, TrackInput, track, track_many
+from shared.domain.positioning.tracking import ReadingColumns, Sighting, TrackInput, track, track_many
 
 T0 = 1_700_000_000.0
 
@@ -56,6 +56,36 @@ def test_track_many_gives_what_track_gives_one_device_at_a_time(sim_site, sim_in
         many_cal.fold(streams[0][k][0])
     assert many_cal.device_reference() == pytest.approx(one_cal.device_reference(), abs=1e-3)
     assert many_cal.estimates.keys() == one_cal.estimates.keys()
+
+
+def test_columns_give_what_sighting_objects_give(sim_site, sim_index):
+    """The processor's columnar input (beacon positions, epoch seconds) tracks exactly as sighting objects do,
+    readings out of time order and of beacons the building does not have included."""
+    streams = _streams(sim_site, phones=6, seconds=60, seed=9)
+    stranger = "f7826da6-4fa2-4e98-8024-bc5b71e0893e:999:9"
+    states_obj, states_col = [None] * len(streams), [None] * len(streams)
+    cal_obj, cal_col = SiteCalibration(), SiteCalibration()
+    compared = 0
+    for k in range(min(len(s) for s in streams)):
+        objects, columns = [], []
+        for p, stream in enumerate(streams):
+            now, sightings = stream[k]
+            sightings = list(reversed(sightings)) if k % 3 == 0 else sightings  # out of time order now and then
+            with_stranger = [*sightings, Sighting(stranger, -40.0, now)]
+            objects.append(TrackInput(states_obj[p], with_stranger, now, "Pixel 8"))
+            known = [s for s in sightings if s.beacon in sim_index.beacon_index]
+            columns.append(TrackInput(states_col[p], ReadingColumns(
+                [sim_index.beacon_index[s.beacon] for s in known], [s.rssi for s in known],
+                [float(s.ts) for s in known], [s.tx_power for s in known]), now, "Pixel 8"))
+        by_obj = track_many(objects, sim_index, site_cal=cal_obj)
+        by_col = track_many(columns, sim_index, site_cal=cal_col)
+        for p, ((state_o, est_o), (state_c, est_c)) in enumerate(zip(by_obj, by_col)):
+            assert state_c == state_o and est_c == est_o
+            states_obj[p], states_col[p] = state_o, state_c
+            compared += est_o is not None
+        cal_obj.fold(streams[0][k][0])
+        cal_col.fold(streams[0][k][0])
+    assert compared > 50
 
 
 def test_batched_posteriors_match_the_single_estimate_posterior(sim_site, sim_index):
