@@ -120,8 +120,10 @@ class _TrackRequest:
 
 @dataclass
 class _CachedDevice:
-    """A device between calls: its state (with `tracking` left empty) and the tracker's state as plain data, so
-    neither is converted from or to JSON per batch (only when the device is read or written)."""
+    """A device between calls: its state (with `tracking` and `recent_batches` left empty) and the tracker's state
+    as plain data, so neither is converted from or to JSON per batch (only when the device is read or written).
+    The dedupe window is kept as one string (`batches`, its keys joined by spaces): sixteen small strings and
+    their tuple would be about 1 KB a device, a third of what the cache holds of it."""
 
     state: DeviceState
     persisted_last_seen: datetime
@@ -130,6 +132,7 @@ class _CachedDevice:
     partition: str = "0"
     epoch: int = 0  # the partition's epoch when cached (_Partitions): an older one is read again
     tracking: TrackingState | None = None
+    batches: str = ""
 
     @classmethod
     def of(cls, stored: DeviceState, partition: str, epoch: int,
@@ -138,10 +141,27 @@ class _CachedDevice:
         if tracking is None and stored.tracking:
             tracking = TrackingState.from_json(stored.tracking)
         # ids shared by many devices are kept once (the store hands out new strings with every document)
-        kept = replace(stored, tracking={}, tenant_id=sys.intern(stored.tenant_id),
+        kept = replace(stored, tracking={}, recent_batches=(), tenant_id=sys.intern(stored.tenant_id),
                        building_id=sys.intern(stored.building_id),
                        model=sys.intern(stored.model) if stored.model is not None else None)
-        return cls(kept, stored.last_seen, stored.space_id, stored.floor, partition, epoch, tracking)
+        return cls(kept, stored.last_seen, stored.space_id, stored.floor, sys.intern(partition), epoch, tracking,
+                   _joined(stored.recent_batches))
+
+    def holding(self, state: DeviceState, tracking: TrackingState | None) -> _CachedDevice:
+        """This entry with the device as folded since (not written: nothing anyone reads changed)."""
+        return replace(self, state=replace(state, recent_batches=()), tracking=tracking,
+                       batches=_joined(state.recent_batches))
+
+    @property
+    def device(self) -> DeviceState:
+        """The device as cached, its dedupe window unpacked."""
+        return replace(self.state, recent_batches=tuple(self.batches.split())) if self.batches else self.state
+
+
+def _joined(keys: tuple[str, ...]) -> str:
+    if any(not key or " " in key for key in keys):  # batch_key() never makes one: base64url, 11 characters
+        raise ValueError("a dedupe window key is empty or holds a space")
+    return " ".join(keys)
 
 
 class OccupancyWriter:
@@ -433,7 +453,7 @@ class PipelineService:
 
     def _take(self, item: _DeviceWork, cached: _CachedDevice | None) -> None:
         item.cached = cached
-        state = item.cached.state if item.cached else None
+        state = item.cached.device if item.cached else None
         item.tracking = item.cached.tracking if item.cached else None
         if state is not None and state.leaving_space_id is not None:
             item.transitions.append(_finish_leave(state))
@@ -614,7 +634,7 @@ class PipelineService:
             return False
         # Heard, nothing changed that anyone reads: keep it in memory and write it within persist_interval_s.
         self.stats.device_writes_skipped += 1
-        self._remember((building.ref, state.device_id), replace(cached, state=state, tracking=item.tracking))
+        self._remember((building.ref, state.device_id), cached.holding(state, item.tracking))
         return True
 
     async def _persist(self, item: _DeviceWork) -> None:

@@ -293,6 +293,27 @@ async def test_a_device_whose_partition_stays_with_the_instance_is_read_once():
     assert 8 <= store.meter.writes["devices"] <= 12
 
 
+async def test_a_batch_redelivered_while_the_device_is_only_held_in_memory_is_a_duplicate():
+    """The cache keeps the dedupe window packed (one string a device): the batches folded since the last write,
+    whose ids are in no document yet, must still be recognised when they come again."""
+    sites = InMemorySiteModelStore()
+    await add_small_site(sites)
+    store = InMemoryLiveStateStore()
+    ticks = {"now": 0.0}
+    pipeline = await _instance(sites, store, ticks)
+    events = walk(T0, [("r-oak", 8)], every_s=10)
+    for event in events:
+        ticks["now"] += 10.0
+        await pipeline.process([event])
+    assert pipeline.stats.device_writes_skipped >= 6  # the later batches were only held in memory
+    state = (await store.get_device(HQ, "install-0001"), await headcounts(store), pipeline.stats.transitions)
+    ticks["now"] += 10.0
+    await pipeline.process(events[-4:])  # redelivered
+    assert pipeline.stats.duplicates == 4
+    assert (await store.get_device(HQ, "install-0001"), await headcounts(store),
+            pipeline.stats.transitions) == state
+
+
 @pytest.mark.parametrize(("timeout_s", "every_s"), [(60, 10), (300, 30), (900, 30)])
 async def test_the_presence_sweep_never_takes_out_a_phone_still_heard(timeout_s, every_s):
     """The persist interval is derived from the presence timeout so that the stored lastSeen of a phone heard at
