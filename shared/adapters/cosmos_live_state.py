@@ -65,6 +65,10 @@ class CosmosLiveStateStore:
         self.meter.read(name, len(json.dumps(doc, separators=(",", ":"))))
         return doc
 
+    def _meter_query(self, name: str, docs: list[dict[str, Any]]) -> None:
+        """One query: metered as one read of everything it returned (documents.estimated_query_ru)."""
+        self.meter.read(name, sum(len(json.dumps(d, separators=(",", ":"))) for d in docs), len(docs))
+
     async def _write(self, container: CosmosContainer, name: str, doc: dict[str, Any], etag: str | None, *,
                      upsert: bool = False) -> dict[str, Any]:
         try:
@@ -142,6 +146,7 @@ class CosmosLiveStateStore:
 
     async def list_spaces(self, building: BuildingRef) -> list[SpaceState]:
         docs = await self._query_building(self._spaces, building, _STATE_ONLY)
+        self._meter_query("spaces", docs)
         return sorted((documents.space_from_doc(d) for d in docs), key=lambda s: s.space_id)
 
     async def list_spaces_due(self, now: datetime, limit: int = 1000) -> list[SpaceState]:
@@ -158,8 +163,7 @@ class CosmosLiveStateStore:
     async def list_floor_summaries(self, building: BuildingRef) -> list[FloorSummary]:
         docs = await self._query_building(self._spaces, building, f"AND c.{documents.KIND_FIELD} = @kind",
                                           {"@kind": documents.FLOOR_SUMMARY_KIND})
-        # one query: metered as one read of everything it returned (documents.estimated_query_ru)
-        self.meter.read("spaces", sum(len(json.dumps(d, separators=(",", ":"))) for d in docs))
+        self._meter_query("spaces", docs)
         return sorted((documents.floor_summary_from_doc(d) for d in docs), key=lambda s: s.floor_id)
 
     async def save_floor(self, summary: FloorSummary,

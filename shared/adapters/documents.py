@@ -336,15 +336,18 @@ def estimated_write_ru(size_bytes: int) -> float:
 
 @dataclass
 class StoreMeter:
-    """Reads and writes per container with their estimated request units."""
+    """Reads and writes per container with their estimated request units, and the documents the reads returned (a
+    point read one or none, a query as many as it returned; it is metered as one read of them all)."""
 
     reads: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     writes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     ru: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    documents: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
-    def read(self, container: str, size_bytes: int) -> None:
+    def read(self, container: str, size_bytes: int, documents: int | None = None) -> None:
         self.reads[container] += 1
         self.ru[container] += estimated_read_ru(size_bytes)
+        self.documents[container] += (1 if size_bytes else 0) if documents is None else documents
 
     def write(self, container: str, size_bytes: int) -> None:
         self.writes[container] += 1
@@ -354,6 +357,7 @@ class StoreMeter:
         self.reads.clear()
         self.writes.clear()
         self.ru.clear()
+        self.documents.clear()
 
 
 def tenant_to_doc(t: Tenant) -> dict[str, Any]:

@@ -157,6 +157,10 @@ class InMemoryLiveStateStore:
         self.meter.read(container, len(text))
         return json.loads(text)  # type: ignore[no-any-return]
 
+    def _meter_query(self, container: str, docs: list[Document]) -> None:
+        """One query, metered as Cosmos's store meters it: one read of everything it returned."""
+        self.meter.read(container, sum(len(json.dumps(d, separators=(",", ":"))) for d in docs), len(docs))
+
     def _save(self, container: str, partition: str, doc: Document, etag: str | None,
               upsert: bool = False) -> Document:
         key = (partition, doc["id"])
@@ -224,6 +228,7 @@ class InMemoryLiveStateStore:
 
     async def list_spaces(self, building: BuildingRef) -> list[SpaceState]:
         docs = self._partition("spaces", building)
+        self._meter_query("spaces", docs)
         return sorted((documents.space_from_doc(d) for d in docs), key=lambda s: s.space_id)
 
     async def get_floor_summary(self, building: BuildingRef, floor_id: str) -> FloorSummary | None:
@@ -234,6 +239,7 @@ class InMemoryLiveStateStore:
         # by the ids written (Cosmos finds them by the indexed kind), not a scan of the whole container
         spaces = self._docs["spaces"]
         docs = [copy.deepcopy(spaces[key]) for key in sorted(self._summaries.get(building.key, ()))]
+        self._meter_query("spaces", docs)
         return [documents.floor_summary_from_doc(d) for d in docs]
 
     async def save_floor(self, summary: FloorSummary,

@@ -1,10 +1,12 @@
 """Live state as a stream: Server-Sent Events of the spaces whose state changes, and the same changes for clients
 that poll (docs/streaming.md).
 
-The stream works across instances because it never listens to the pipeline: it polls the live-state store (one
-`list_spaces` of the building, the query the spaces listing makes) every `STREAM_POLL_SECONDS` and emits the
-spaces whose visible state (what `GET .../spaces/{spaceId}` answers) differs from what it sent last. Whichever
-instance's pipeline changed the state, the next poll sees it.
+The stream works across instances because it never listens to the pipeline: it polls the live-state store every
+`STREAM_POLL_SECONDS` and emits the spaces whose visible state (what `GET .../spaces/{spaceId}` answers) differs
+from what it sent last. Whichever instance's pipeline changed the state, the next poll sees it. A poll reads the
+building's floor summaries and the bookings running now, and the space documents only of the spaces whose visible
+state the summaries show changed (their `last_change` makes the event's id); opening, resuming and `changes`
+read every space document, since they need every space's cursor.
 
 Each event's id is a cursor: the last change time of the newest state it carries and that space's id
 (`2026-01-05T10:00:00.000000Z~r-oak`). A state's last change only moves forward, so "every state whose
@@ -160,14 +162,13 @@ class EventStream:
             self.close()
 
     async def poll(self) -> list[bytes]:
-        """The `space` events of what changed since the last poll (one read of the building's live state)."""
-        views = await self._service.queries.views(await self._service.queries.building(self._ref))
-        changed = []
-        for view in views:
-            seen = visible(view)
-            if self._sent.get(view.space.id) != seen:
-                self._sent[view.space.id] = seen
-                changed.append(view)
+        """The `space` events of what changed since the last poll: the floor summaries and the bookings running
+        now, then the documents of the spaces whose visible state changed (QueryService.changed_views)."""
+        queries = self._service.queries
+        changed = await queries.changed_views(await queries.building(self._ref),
+                                              lambda view: self._sent.get(view.space.id) != visible(view))
+        for view in changed:
+            self._sent[view.space.id] = visible(view)
         ordered = sorted(changed, key=lambda v: cursor_of(v) or START)
         out = []
         for view in ordered:

@@ -221,3 +221,227 @@ async def test_a_disconnected_client_ends_the_stream_and_no_stream_holds_a_work_
     assert set(in_use) <= {0}  # the slot was given back when the response started
     leftovers = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
     assert not [t for t in leftovers if "stream" in repr(t.get_coro())]
+
+
+# --- a poll reads the floor summaries, and only the documents of the spaces that changed ------------------------
+#
+# Each test plays occupancy changes through the processor's OccupancyWriter (which writes the floor summaries with
+# the spaces) and polls two streams opened together: the stream as it is, and the poll as it was before summaries
+# (every space document and the bookings, each poll: `old_poll`). A client must get the same bytes from both.
+
+TOWER = BuildingRef("acme", "bench-tower")
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class NoSummaries:
+    """A live-state store whose floor summaries the queries never find (a building from before summaries that
+    cannot be summarised): every poll falls back to the space documents."""
+
+    def __init__(self, store) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str):
+        return getattr(self._store, name)
+
+    async def list_floor_summaries(self, building):
+        return []
+
+    async def save_floor(self, summary, spaces=()):
+        from shared.domain.ports import PreconditionFailed
+
+        raise PreconditionFailed("no summaries here")
+
+
+async def old_poll(stream, queries, render) -> list[bytes]:
+    """The poll before floor summaries, on the stream's own record of what it sent (the reference)."""
+    from shared.services.stream import START, _json, cursor_of, frame, visible
+
+    views = await queries.views(await queries.building(stream._ref))
+    changed = []
+    for view in views:
+        seen = visible(view)
+        if stream._sent.get(view.space.id) != seen:
+            stream._sent[view.space.id] = seen
+            changed.append(view)
+    out = []
+    for view in sorted(changed, key=lambda v: cursor_of(v) or START):
+        stream.cursor = max(stream.cursor, cursor_of(view) or START)
+        out.append(frame(_json(render(view)), event="space", id_=str(stream.cursor)))
+    return out
+
+
+@pytest.fixture(params=["memory", "cosmos"])
+async def live_stores(request):
+    """(live-state store, booking store): the in-memory fakes, then Cosmos on the emulator."""
+    from shared.adapters.cosmos_bookings import CosmosBookingStore
+    from shared.adapters.cosmos_live_state import CosmosLiveStateStore
+    from shared.adapters.memory import InMemoryBookingStore, InMemoryLiveStateStore
+    from tests.integration.conftest import emulator_database
+
+    if request.param == "memory":
+        store = InMemoryLiveStateStore()
+        yield store, InMemoryBookingStore(store)
+        return
+    async with emulator_database(request, "stream") as database:
+        yield CosmosLiveStateStore(database), CosmosBookingStore(database)
+
+
+class Tower:
+    """A two-floor office of 99 spaces, its writer, and a stream service over a given view of its live state."""
+
+    def __init__(self, store, bookings) -> None:
+        from devkit.benchmarks.queries import big_building
+        from shared.adapters.memory import InMemorySiteModelStore
+        from shared.domain.site import parse_site_model
+        from shared.services.sites import SiteDirectory
+
+        self.site = parse_site_model(big_building(floors=2, units=1, seed=3))
+        self.sites = InMemorySiteModelStore()
+        self.directory = SiteDirectory(self.sites)
+        self.store = store
+        self.bookings = bookings
+        self.clock = Clock(T0)
+        self.rooms = [s.id for s in self.site.spaces if s.kind.value != "walkway"]
+        self.booked = [s.id for s in self.site.spaces if s.bookable]
+        self.read_by_poll = 0
+
+    async def put(self) -> None:
+        await self.sites.put(TOWER, self.site)
+
+    def writer(self, summaries: bool = True):
+        from shared.services.pipeline import OccupancyWriter
+        from shared.services.transitions import SiteFacts
+
+        return OccupancyWriter(self.store, facts=SiteFacts(self.directory) if summaries else None)
+
+    def streams(self, live=None):
+        from shared.services.queries import QueryService
+
+        queries = QueryService(self.directory, live or self.store, clock=self.clock, bookings=self.bookings)
+        return queries, StreamService(queries, clock=FakeTime().clock)
+
+    def change(self, space_id: str, device: str, kind: str, seconds: float):
+        from shared.domain.presence import OccupancyChange
+
+        return OccupancyChange(TOWER, space_id, device, kind, T0 + timedelta(seconds=seconds))
+
+    def space_documents_read(self) -> int:
+        """Documents of the spaces container read so far, floor summaries not counted."""
+        return self.store.meter.documents["spaces"]
+
+
+def _render(view) -> dict:
+    from functions.routes.stream import _render as render
+
+    return render(view)
+
+
+async def _both_polls(tower: Tower, new, old, queries) -> list[bytes]:
+    """The new poll's events, checked against the reference's; `tower.read_by_poll` is what the new poll read of
+    the spaces container (documents: floor summaries and space documents)."""
+    before = tower.store.meter.documents["spaces"]
+    got = await new.poll()
+    tower.read_by_poll = tower.store.meter.documents["spaces"] - before
+    assert got == await old_poll(old, queries, _render)
+    assert new.cursor == old.cursor
+    return got
+
+
+async def _play_scripted_day(tower: Tower, new, old, queries, summaries_kept: bool) -> None:
+    """Occupancy changes of every kind a client can see or must not see, polled after each step: the same events
+    from both polls, and (when the summaries are read) a quiet poll reads no space document."""
+    from shared.domain.bookings import Booking
+
+    writer = tower.writer()
+    floors = len(tower.site.floors)
+    oak, elm, ash = tower.rooms[3], tower.rooms[60], tower.rooms[61]  # ash and elm on the second floor
+
+    async def quiet() -> None:
+        assert await _both_polls(tower, new, old, queries) == []
+        if summaries_kept:  # the floor summaries and no space document
+            assert tower.read_by_poll == floors, "a quiet poll read space documents"
+        else:  # every space document, as before summaries
+            assert tower.read_by_poll == len(await tower.store.list_spaces(TOWER))
+
+    await quiet()
+    # one person walks in: one event, for that room
+    await writer.apply([tower.change(oak, "p1", "enter", 10)])
+    [event] = await _both_polls(tower, new, old, queries)
+    assert b"event: space" in event and oak.encode() in event and b'"headcount":1' in event
+    if summaries_kept:
+        assert tower.read_by_poll == floors + 1  # the summaries and the one room's document
+    await quiet()
+    # a second one, then one of the two leaves while a third walks in: the same headcount and since, no event
+    await writer.apply([tower.change(oak, "p2", "enter", 20)])
+    assert len(await _both_polls(tower, new, old, queries)) == 1
+    await writer.apply([tower.change(oak, "p1", "leave", 30), tower.change(oak, "p3", "enter", 30)])
+    await quiet()
+    # two floors at once, a room emptied and others filled
+    await writer.apply([tower.change(elm, "p4", "enter", 40), tower.change(ash, "p5", "enter", 41),
+                        tower.change(oak, "p2", "leave", 42), tower.change(oak, "p3", "leave", 42)])
+    got = await _both_polls(tower, new, old, queries)
+    assert len(got) == 3 and b'"status":"free"' in got[-1]  # oak's change is the newest
+    await quiet()
+    # more rooms change than point reads are worth: the building's space documents in one query, same events
+    crowd = [tower.change(room, f"c{n}", "enter", 50 + n) for n, room in enumerate(tower.rooms[10:30])]
+    await writer.apply(crowd)
+    assert len(await _both_polls(tower, new, old, queries)) == 20
+    if summaries_kept:
+        assert tower.read_by_poll == floors + len(await tower.store.list_spaces(TOWER))
+    await quiet()
+    # a booking starts in a free room: booked without any change of its live state; then it ends
+    room = next(r for r in tower.booked if r not in tower.rooms[10:30] and r not in (oak, elm, ash))
+    await tower.bookings.save(Booking("acme", TOWER.building_id, room, "b1", T0 + timedelta(minutes=5),
+                                      T0 + timedelta(minutes=35)))
+    await quiet()
+    tower.clock.now = T0 + timedelta(minutes=5)
+    [booked] = await _both_polls(tower, new, old, queries)
+    assert room.encode() in booked and b'"status":"booked"' in booked
+    await quiet()
+    await writer.apply([tower.change(room, "p6", "enter", 301)])  # someone comes: occupied
+    assert b'"status":"occupied"' in (await _both_polls(tower, new, old, queries))[0]
+    await writer.apply([tower.change(room, "p6", "leave", 302)])  # gone again, the booking still runs: booked
+    assert b'"status":"booked"' in (await _both_polls(tower, new, old, queries))[0]
+    tower.clock.now = T0 + timedelta(minutes=35)
+    assert b'"status":"free"' in (await _both_polls(tower, new, old, queries))[0]
+    await quiet()
+
+
+async def _open_two(tower: Tower, live=None):
+    queries, service = tower.streams(live)
+    new = await service.open(TOWER, _render)
+    old = await service.open(TOWER, _render)
+    return queries, new, old
+
+
+async def test_a_poll_sends_what_the_full_read_sent_and_reads_only_the_changed_spaces(live_stores):
+    store, bookings = live_stores
+    tower = Tower(store, bookings)
+    await tower.put()
+    # live state from before summaries (a writer that keeps none): the first poll reads the space documents and
+    # writes the summaries; from then on the writer keeps them and polls read them
+    await tower.writer(summaries=False).apply([tower.change(r, f"early{n}", "enter", 1)
+                                               for n, r in enumerate(tower.rooms[40:45])])
+    assert await store.list_floor_summaries(TOWER) == []
+    queries, new, old = await _open_two(tower)
+    assert await _both_polls(tower, new, old, queries) == []
+    assert len(await store.list_floor_summaries(TOWER)) == len(tower.site.floors)
+    await _play_scripted_day(tower, new, old, queries, summaries_kept=True)
+    # the snapshot and resume still carry every space: a stream opened now agrees with what the polls sent
+    fresh = await _open_two(tower)
+    assert fresh[1]._sent == new._sent
+
+
+async def test_a_building_without_summaries_streams_from_the_space_documents(live_stores):
+    store, bookings = live_stores
+    tower = Tower(store, bookings)
+    await tower.put()
+    queries, new, old = await _open_two(tower, NoSummaries(store))
+    await _play_scripted_day(tower, new, old, queries, summaries_kept=False)
