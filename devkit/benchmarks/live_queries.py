@@ -8,6 +8,12 @@ estimated from the sizes of the documents each path reads (shared/adapters/docum
 of everything it returns), under the pipeline's rule (1 RU per KB) and under Azure's documented point-read costs
 (`documented_read_ru`); with `--cosmos-people` the same day is also played against the Cosmos emulator and the
 sizes are those of the documents it returns (system properties included).
+
+`stream_poll`: a live stream's poll (shared/services/stream.py) on the tower after the day, with bookings through
+the day in the bookable rooms: as it is (floor summaries and the bookings running now, then the documents of the
+spaces that changed) and as it was (`full_read_poll`: every space document and the next 24 h of bookings), both
+on the same state, with nothing changed and after each 2 s of the next trigger call's moves; the events of the two
+must be identical (`identical_events`).
 """
 from __future__ import annotations
 
@@ -135,6 +141,7 @@ async def _measure(site_data: dict[str, Any], args: argparse.Namespace, stats_ms
     store = InMemoryLiveStateStore()
     day = _day(site, args.people, args.calls, args.seed)
     play_s = await _play(store, directory, day)
+    writer_meter = {"writes": store.meter.writes.get("spaces", 0), "ru": store.meter.ru.get("spaces", 0.0)}
     # the same day written without summaries (a writer that knows no floors): what the summaries add to writing
     plain = InMemoryLiveStateStore()
     await _play(plain, None, day)
@@ -168,7 +175,7 @@ async def _measure(site_data: dict[str, Any], args: argparse.Namespace, stats_ms
             [(n.view.space.id, n.view.status, n.view.headcount, n.view.since, n.distance_m) for n in b]
     identical &= (await summaries.occupancy(ref))[1] == (await spaces.occupancy(ref))[1]
     summary_docs, space_docs = await _memory_docs(store, ref)
-    meter = store.meter
+    stream_poll = await _stream_poll(site, directory, store, day, args, stats_ms)
     changes = sum(len(c) for c in day)
     return {
         "spaces": len(site.spaces), "floors": len(site.floors), "people": args.people, "trigger_calls": args.calls,
@@ -184,11 +191,183 @@ async def _measure(site_data: dict[str, Any], args: argparse.Namespace, stats_ms
                             "occupancy": stats_ms(timings["space_documents_occupancy"]),
                             "read": _ru(_sizes(space_docs))},
         # what keeping the summaries costs the writer: the spaces container's writes of the day, summaries included
-        "writer": {"space_writes": meter.writes.get("spaces", 0), "est_ru": round(meter.ru.get("spaces", 0.0), 1),
-                   "est_ru_per_change": round(meter.ru.get("spaces", 0.0) / max(1, changes), 2),
+        "writer": {"space_writes": writer_meter["writes"], "est_ru": round(writer_meter["ru"], 1),
+                   "est_ru_per_change": round(writer_meter["ru"] / max(1, changes), 2),
                    "without_summaries_space_writes": plain_writes,
                    "without_summaries_est_ru": round(plain_ru, 1)},
+        "stream_poll": stream_poll,
     }
+
+
+def full_read_poll(stream: Any, queries: Any, render: Any) -> Any:
+    """The stream's poll as it was before floor summaries (every space document and the bookings of the next
+    24 h, each poll), on `stream`'s own record of what it sent: the reference the new poll is measured and tested
+    against (tests/functions/test_stream.py)."""
+    from shared.services.stream import START, _json, cursor_of, frame, visible
+
+    async def poll() -> list[bytes]:
+        views = await queries.views(await queries.building(stream._ref))
+        changed = []
+        for view in views:
+            seen = visible(view)
+            if stream._sent.get(view.space.id) != seen:
+                stream._sent[view.space.id] = seen
+                changed.append(view)
+        out = []
+        for view in sorted(changed, key=lambda v: cursor_of(v) or START):
+            stream.cursor = max(stream.cursor, cursor_of(view) or START)
+            out.append(frame(_json(render(view)), event="space", id_=str(stream.cursor)))
+        return out
+
+    return poll()
+
+
+class _Sizes:
+    """What reads returned, read by read, as (part, bytes, documents); a query is one read of all it returned. `meter` is
+    installed as the live-state store's meter; `bookings(store)` records a booking store's queries the same way."""
+
+    def __init__(self) -> None:
+        from shared.adapters.documents import StoreMeter
+
+        reads: list[tuple[str, int, int]] = []
+
+        class Recording(StoreMeter):
+            def read(self, container: str, size_bytes: int, documents: int | None = None) -> None:
+                super().read(container, size_bytes, documents)
+                reads.append(("live_state", size_bytes, (1 if size_bytes else 0) if documents is None else documents))
+
+        self.meter = Recording()
+        self.reads = reads
+
+    def bookings(self, store: Any) -> Any:
+        from shared.adapters import documents
+
+        reads = self.reads
+
+        class Recorded:
+            def __getattr__(self, name: str) -> Any:
+                return getattr(store, name)
+
+            async def list_bookings(self, *args: Any, **kwargs: Any) -> Any:
+                found = await store.list_bookings(*args, **kwargs)
+                reads.append(("bookings", sum(len(json.dumps({**documents.booking_to_doc(b), "_etag": b.etag},
+                                                             separators=(",", ":"))) for b in found), len(found)))
+                return found
+
+        return Recorded()
+
+    def take(self) -> list[tuple[str, int, int]]:
+        taken = list(self.reads)
+        self.reads.clear()
+        return taken
+
+
+def _cost(polls: list[list[tuple[str, int, int]]]) -> dict[str, Any]:
+    """Documents, KB and estimated RU of a poll, the mean over `polls` (each poll's reads), and the documents and KB
+    of its two parts: the live state (summaries, space documents) and the bookings."""
+    from shared.adapters import documents
+
+    n = max(1, len(polls))
+    reads = [r for poll in polls for r in poll]
+
+    def part(name: str) -> dict[str, float]:
+        mine = [(s, d) for p, s, d in reads if p == name]
+        return {"documents": round(sum(d for _s, d in mine) / n, 1), "kb": round(sum(s for s, _d in mine) / 1024 / n, 1)}
+
+    return {"documents": round(sum(d for _p, _s, d in reads) / n, 1),
+            "kb": round(sum(s for _p, s, _d in reads) / 1024 / n, 1),
+            "est_ru": round(sum(documents.estimated_read_ru(s) for _p, s, _d in reads) / n, 1),
+            "est_ru_documented": round(sum(documents.documented_read_ru(s) for _p, s, _d in reads) / n, 1),
+            "live_state": part("live_state"), "bookings": part("bookings")}
+
+
+async def _stream_poll(site: Any, directory: Any, store: Any, day: list[list[Any]], args: argparse.Namespace,
+                       stats_ms: Any) -> dict[str, Any]:
+    """A live stream's poll on the tower after the day, as it is (floor summaries, then the changed spaces'
+    documents) and as it was (every space document), with nothing changed and after each 2 s of the next trigger
+    call's moves (played through the OccupancyWriter), with bookings through the day in the bookable rooms."""
+    from functions.routes.stream import _render
+    from shared.adapters.memory import InMemoryBookingStore
+    from shared.domain.bookings import Booking
+    from shared.services.pipeline import OccupancyWriter
+    from shared.services.queries import QueryService
+    from shared.services.stream import STREAM_POLL_SECONDS, StreamService
+    from shared.services.transitions import SiteFacts
+
+    rng = random.Random(args.seed)
+    booking_store = InMemoryBookingStore(store)
+    booked = 0
+    for space in site.spaces:
+        if space.bookable:
+            for hour in range(8, 18):
+                if rng.random() < 0.4:
+                    start = T0.replace(hour=hour, minute=0)
+                    await booking_store.save(Booking(TENANT, site.building_id, space.id, f"b{hour}", start,
+                                                     start + timedelta(minutes=50)))
+                    booked += 1
+    sizes = _Sizes()
+    store.meter, meter = sizes.meter, store.meter
+    now = [T0 + timedelta(minutes=args.calls)]
+    queries = QueryService(directory, store, clock=lambda: now[0], bookings=sizes.bookings(booking_store))
+    service = StreamService(queries)
+    ref = (await queries.buildings(TENANT))[0].ref
+    new, old = await service.open(ref, _render), await service.open(ref, _render)
+    sizes.take()
+    writer_changes = _day(site, args.people, args.calls + 1, args.seed)[-1]  # the day's next call
+    writer = OccupancyWriter(store, facts=SiteFacts(directory))
+    costs: dict[str, list[list[tuple[str, int, int]]]] = {"quiet_new": [], "quiet_old": [], "typical_new": [],
+                                                     "typical_old": []}
+    timings: dict[str, list[float]] = {name: [] for name in costs}
+    events: list[int] = []
+    identical = True
+
+    async def poll_both(kind: str) -> int:
+        nonlocal identical
+        got = await _timed(timings[f"{kind}_new"], new.poll())
+        costs[f"{kind}_new"].append(sizes.take())
+        reference = await _timed(timings[f"{kind}_old"], full_read_poll(old, queries, _render))
+        costs[f"{kind}_old"].append(sizes.take())
+        identical &= got == reference
+        return len(got)
+
+    for _ in range(50):
+        identical &= await poll_both("quiet") == 0
+    # the same quiet poll without a booking store: the stream's own work, without the in-memory booking store's
+    # scan and copy of the bookings running now (most of the time above)
+    alone = await StreamService(QueryService(directory, store, clock=lambda: now[0])).open(ref, _render)
+    alone_ms: list[float] = []
+    for _ in range(50):
+        identical &= await _timed(alone_ms, alone.poll()) == []
+    sizes.take()
+    # the next call's moves in 2 s slices, a poll after each: what a poll sees at the day's pace
+    writer_changes.sort(key=lambda c: c.at)
+    start = writer_changes[0].at.replace(second=0, microsecond=0)
+    slices: dict[int, list[Any]] = {}
+    for change in writer_changes:
+        slices.setdefault(int((change.at - start).total_seconds() // STREAM_POLL_SECONDS), []).append(change)
+    for n in sorted(slices):
+        store.meter = meter  # the writer's writes and reads are not the poll's
+        await writer.apply(slices[n])
+        store.meter = sizes.meter
+        sizes.take()
+        now[0] = start + timedelta(seconds=(n + 1) * STREAM_POLL_SECONDS)
+        events.append(await poll_both("typical"))
+    store.meter = meter
+    return {
+        "spaces": len(site.spaces), "bookings_today": booked,
+        "identical_events": identical, "polls_quiet": len(costs["quiet_new"]), "polls_typical": len(events),
+        "changes_per_poll": round(len(writer_changes) / max(1, len(events)), 1),
+        "events_per_poll": round(sum(events) / max(1, len(events)), 1),
+        "quiet": {"new": {**_cost(costs["quiet_new"]), **_ms(stats_ms(timings["quiet_new"])),
+                          "without_bookings": _ms(stats_ms(alone_ms))},
+                  "old": {**_cost(costs["quiet_old"]), **_ms(stats_ms(timings["quiet_old"]))}},
+        "typical": {"new": {**_cost(costs["typical_new"]), **_ms(stats_ms(timings["typical_new"]))},
+                    "old": {**_cost(costs["typical_old"]), **_ms(stats_ms(timings["typical_old"]))}},
+    }
+
+
+def _ms(stats: dict[str, float]) -> dict[str, float]:
+    return {"p50_ms": stats["p50_ms"], "p95_ms": stats["p95_ms"]}
 
 
 async def _cosmos(site_data: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:

@@ -7,7 +7,8 @@ Routes run between random places (spaces and points, mostly on other floors, som
 cache cleared before each one; the free-rooms query is `distances_from` + filter (meeting rooms, a minimum
 capacity, half the rooms occupied) + sort by walking distance + the first 10, cold and with a warm cache.
 `live` (devkit/benchmarks/live_queries.py): free rooms and occupancy through the QueryService with live state,
-from the floor summaries and from the space documents, with their estimated request units.
+from the floor summaries and from the space documents, with their estimated request units, and a live stream's
+poll before and after it read the summaries (`live.stream_poll`).
 """
 from __future__ import annotations
 

@@ -594,7 +594,7 @@ class InMemoryBookingStore:
         docs = [d for d in self._bookings() if d[documents.PARTITION_KEY_FIELD] == building.key
                 and d["start"] < high and d["end"] > low and (space_id is None or d["spaceId"] == space_id)]
         docs.sort(key=lambda d: (d["start"], d["spaceId"], d["bookingId"]))
-        return [documents.booking_from_doc(copy.deepcopy(d)) for d in docs]
+        return [documents.booking_from_doc(json.loads(json.dumps(d))) for d in docs]  # a copy, as _get's
 
     async def list_checks_due(self, started_before: datetime, limit: int = 1000) -> list[Booking]:
         cutoff = documents.iso(started_before) or ""

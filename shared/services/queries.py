@@ -6,7 +6,7 @@ import base64
 import json
 import re
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -189,38 +189,55 @@ class QueryService:
         views, _bookings = await self._views(building, NEXT_BOOKING_HORIZON if with_bookings else None)
         return views
 
-    async def changed_views(self, building: Building, changed: Callable[[SpaceView], bool]) -> list[SpaceView]:
+    async def changed_views(self, building: Building, changed: Callable[[SpaceView], bool],
+                            unchanged: dict[str, object] | None = None) -> list[SpaceView]:
         """The spaces for which `changed(view)` holds, in site order, each with its space document and the booking
         running now (no next booking), reading as little as the floor summaries allow (docs/streaming.md): each
         space is judged from its floor summary first (a view with a `snapshot`), then the documents of those that
         look changed are read by id, concurrently, and judged again. `changed` must judge by what a summary holds
         (status, headcount, since, the space and its booking). From the space documents of the whole building in
-        one query instead when more spaces look changed than point reads are cheaper for (`_point_reads_up_to`), and
-        when the building has no usable summaries (`_live_state`'s fallback, which writes them)."""
+        one query instead when more spaces look changed than point reads are cheaper for (`_point_reads_up_to`),
+        and when the building has no usable summaries (`_live_state`'s fallback, which writes them).
+
+        `unchanged`, kept by the caller from call to call: each space's summary entry, booking and site version
+        when `changed` last said no for it, so a space whose entry is still the same is not decoded and judged
+        again. What `changed` judges by may only change for the spaces returned (their entries are dropped)."""
         now = self._clock()
         live, bookings = await asyncio.gather(self._live_state(building),
                                               self._bookings_ahead(building, now, RUNNING_NOW))
+        memo: dict[str, object] = {} if unchanged is None else unchanged
 
-        def view(space: Space, state: SpaceState | None) -> SpaceView:
-            return SpaceView(space, state, running_booking(bookings.get(space.id, ()), now))
+        def running(space: Space) -> Booking | None:
+            held = bookings.get(space.id)
+            return running_booking(held, now) if held else None
+
+        def found(views: Iterable[SpaceView]) -> list[SpaceView]:
+            out = [v for v in views if changed(v)]
+            for view in out:
+                memo.pop(view.space.id, None)
+            return out
 
         spaces = building.site.spaces
         if live.summaries is None:
-            return [v for space in spaces if changed(v := view(space, live.states.get(space.id)))]
+            return found(SpaceView(space, live.states.get(space.id), running(space)) for space in spaces)
         looks_changed = []
         for space in spaces:
-            summarised = SpaceView(space, None, running_booking(bookings.get(space.id, ()), now),
-                                   snapshot=live.snapshot(space.id))
-            if changed(summarised):
-                looks_changed.append(space)
+            booking = running(space)
+            entry = (live.codes.get(space.id), booking, space)
+            if memo.get(space.id) == entry:
+                continue
+            if changed(SpaceView(space, None, booking, snapshot=live.snapshot(space.id))):
+                looks_changed.append((space, booking))
+            else:
+                memo[space.id] = entry
         if not looks_changed:
             return []
         if len(looks_changed) > _point_reads_up_to(len(spaces)):
             states = {s.space_id: s for s in await self._live.list_spaces(building.ref)}
-            return [v for space in spaces if changed(v := view(space, states.get(space.id)))]
-        read = await asyncio.gather(*(self._live.get_space(building.ref, space.id) for space in looks_changed))
-        # judged again on the document: read after the summary it is as new or newer (then this is what is sent)
-        return [v for space, state in zip(looks_changed, read) if changed(v := view(space, state))]
+            return found(SpaceView(space, states.get(space.id), running(space)) for space in spaces)
+        read = await asyncio.gather(*(self._live.get_space(building.ref, space.id) for space, _b in looks_changed))
+        # judged again on the document: read after the summary it is as new or newer (then it is what is sent)
+        return found(SpaceView(space, state, booking) for (space, booking), state in zip(looks_changed, read))
 
     async def _views(self, building: Building,
                      ahead: timedelta | None) -> tuple[list[SpaceView], dict[str, list[Booking]]]:

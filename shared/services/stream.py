@@ -130,6 +130,7 @@ class EventStream:
         self._render = render
         self._first = first
         self._sent = sent
+        self._unchanged: dict[str, object] = {}  # QueryService.changed_views' record, from poll to poll
         self.cursor = cursor
         self._deadline = service.clock() + lifetime_s
         self._closed = False
@@ -166,7 +167,8 @@ class EventStream:
         now, then the documents of the spaces whose visible state changed (QueryService.changed_views)."""
         queries = self._service.queries
         changed = await queries.changed_views(await queries.building(self._ref),
-                                              lambda view: self._sent.get(view.space.id) != visible(view))
+                                              lambda view: self._sent.get(view.space.id) != visible(view),
+                                              self._unchanged)
         for view in changed:
             self._sent[view.space.id] = visible(view)
         ordered = sorted(changed, key=lambda v: cursor_of(v) or START)

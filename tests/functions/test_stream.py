@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from devkit.benchmarks.live_queries import full_read_poll
 from functions.http_api import create_api
 from functions.overload import AdmissionControl
 from shared.domain.presence import SpaceState
@@ -227,7 +228,8 @@ async def test_a_disconnected_client_ends_the_stream_and_no_stream_holds_a_work_
 #
 # Each test plays occupancy changes through the processor's OccupancyWriter (which writes the floor summaries with
 # the spaces) and polls two streams opened together: the stream as it is, and the poll as it was before summaries
-# (every space document and the bookings, each poll: `old_poll`). A client must get the same bytes from both.
+# (every space document and the bookings, each poll: `full_read_poll`, the reference `bench queries` measures the
+# poll against). A client must get the same bytes from both.
 
 TOWER = BuildingRef("acme", "bench-tower")
 
@@ -257,24 +259,6 @@ class NoSummaries:
         from shared.domain.ports import PreconditionFailed
 
         raise PreconditionFailed("no summaries here")
-
-
-async def old_poll(stream, queries, render) -> list[bytes]:
-    """The poll before floor summaries, on the stream's own record of what it sent (the reference)."""
-    from shared.services.stream import START, _json, cursor_of, frame, visible
-
-    views = await queries.views(await queries.building(stream._ref))
-    changed = []
-    for view in views:
-        seen = visible(view)
-        if stream._sent.get(view.space.id) != seen:
-            stream._sent[view.space.id] = seen
-            changed.append(view)
-    out = []
-    for view in sorted(changed, key=lambda v: cursor_of(v) or START):
-        stream.cursor = max(stream.cursor, cursor_of(view) or START)
-        out.append(frame(_json(render(view)), event="space", id_=str(stream.cursor)))
-    return out
 
 
 @pytest.fixture(params=["memory", "cosmos"])
@@ -349,7 +333,7 @@ async def _both_polls(tower: Tower, new, old, queries) -> list[bytes]:
     before = tower.store.meter.documents["spaces"]
     got = await new.poll()
     tower.read_by_poll = tower.store.meter.documents["spaces"] - before
-    assert got == await old_poll(old, queries, _render)
+    assert got == await full_read_poll(old, queries, _render)
     assert new.cursor == old.cursor
     return got
 
@@ -380,6 +364,12 @@ async def _play_scripted_day(tower: Tower, new, old, queries, summaries_kept: bo
     await quiet()
     # a second one, then one of the two leaves while a third walks in: the same headcount and since, no event
     await writer.apply([tower.change(oak, "p2", "enter", 20)])
+    assert len(await _both_polls(tower, new, old, queries)) == 1
+    # gone by the next poll: the room is as its summary entry was at the quiet poll before, and that is an event
+    await writer.apply([tower.change(oak, "p2", "leave", 25)])
+    [event] = await _both_polls(tower, new, old, queries)
+    assert b'"headcount":1' in event
+    await writer.apply([tower.change(oak, "p2", "enter", 27)])
     assert len(await _both_polls(tower, new, old, queries)) == 1
     await writer.apply([tower.change(oak, "p1", "leave", 30), tower.change(oak, "p3", "enter", 30)])
     await quiet()
