@@ -12,7 +12,7 @@ from azure.cosmos.exceptions import CosmosBatchOperationError, CosmosHttpRespons
 
 from shared.adapters import documents
 from shared.adapters.cosmos import SPACES, ContainerSource, unavailable
-from shared.domain.bookings import Booking, BookingSettings, CalendarSource
+from shared.domain.bookings import Booking, BookingHold, BookingSettings, CalendarSource
 from shared.domain.events import CloudEvent
 from shared.domain.ports import PreconditionFailed
 from shared.domain.tenancy import BuildingRef
@@ -82,6 +82,16 @@ class CosmosBookingStore:
         docs = await self._query(query, parameters, partition=building.key)
         docs.sort(key=lambda d: (d["start"], d["spaceId"], d["bookingId"]))
         return [documents.booking_from_doc(d) for d in docs]
+
+    async def list_running(self, building: BuildingRef, at: datetime) -> list[BookingHold]:
+        query = (f"SELECT {documents.BOOKING_HOLD_SELECT} FROM c WHERE c.{documents.PARTITION_KEY_FIELD} = @key "
+                 f"AND c.tenantId = @tenant AND c.{documents.KIND_FIELD} = @kind AND c.start <= @at "
+                 "AND c['end'] > @at")
+        docs = await self._query(query, {"@key": building.key, "@tenant": building.tenant_id,
+                                         "@kind": documents.BOOKING_KIND, "@at": documents.iso(at)},
+                                 partition=building.key)
+        docs.sort(key=lambda d: (d["start"], d["spaceId"], d["bookingId"]))
+        return [documents.booking_hold_from_doc(d) for d in docs]
 
     async def list_checks_due(self, started_before: datetime, limit: int = 1000) -> list[Booking]:
         # Cross-partition on purpose, like the presence sweep: one timer serves every building; kind, checkOpen and

@@ -9,7 +9,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.domain.bookings import Booking, BookingSettings, BookingSourceKind, CalendarSource, ReleaseState
+from shared.domain.bookings import (
+    Booking,
+    BookingHold,
+    BookingSettings,
+    BookingSourceKind,
+    CalendarSource,
+    ReleaseState,
+)
 from shared.domain.events import BeaconAlerts, CloudEvent, EventType, parse_event
 from shared.domain.floor_summary import FloorSummary
 from shared.domain.identity import IdentityConfig, issuer_key
@@ -513,6 +520,22 @@ def booking_to_doc(b: Booking) -> dict[str, Any]:
             # queried across buildings by the no-show timer and the releaser: plain flags, indexed
             "checkOpen": not b.decided, "releaseState": b.release_state.value,
             "releaseClaimedUntil": iso(b.release_claimed_until), "releaseError": b.release_error}
+
+
+# What BookingStore.list_running reads of a booking document (a Cosmos projection; `end` is a reserved word there).
+BOOKING_HOLD_SELECT = "c.spaceId, c.bookingId, c.start, c['end'] AS ends, c.released, c.noShowAt"
+
+
+def booking_hold_projection(doc: dict[str, Any]) -> dict[str, Any]:
+    """A booking document as BOOKING_HOLD_SELECT projects it."""
+    return {"spaceId": doc["spaceId"], "bookingId": doc["bookingId"], "start": doc["start"], "ends": doc["end"],
+            "released": doc.get("released"), "noShowAt": doc.get("noShowAt")}
+
+
+def booking_hold_from_doc(doc: dict[str, Any]) -> BookingHold:
+    return BookingHold(space_id=doc["spaceId"], booking_id=doc["bookingId"], start=require_time(doc, "start"),
+                       end=require_time(doc, "ends"),
+                       gives_room_back=bool(doc.get("released")) or doc.get("noShowAt") is not None)
 
 
 def booking_from_doc(doc: dict[str, Any]) -> Booking:

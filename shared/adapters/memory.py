@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.adapters import documents
-from shared.domain.bookings import Booking, BookingSettings, CalendarSource
+from shared.domain.bookings import Booking, BookingHold, BookingSettings, CalendarSource
 from shared.domain.events import BeaconAlerts, CloudEvent
 from shared.domain.floor_summary import FloorSummary
 from shared.domain.identity import IdentityConfig
@@ -595,6 +595,13 @@ class InMemoryBookingStore:
                 and d["start"] < high and d["end"] > low and (space_id is None or d["spaceId"] == space_id)]
         docs.sort(key=lambda d: (d["start"], d["spaceId"], d["bookingId"]))
         return [documents.booking_from_doc(json.loads(json.dumps(d))) for d in docs]  # a copy, as _get's
+
+    async def list_running(self, building: BuildingRef, at: datetime) -> list[BookingHold]:
+        moment = documents.iso(at) or ""
+        docs = [d for d in self._bookings() if d[documents.PARTITION_KEY_FIELD] == building.key
+                and d["start"] <= moment < d["end"]]
+        docs.sort(key=lambda d: (d["start"], d["spaceId"], d["bookingId"]))
+        return [documents.booking_hold_from_doc(documents.booking_hold_projection(d)) for d in docs]
 
     async def list_checks_due(self, started_before: datetime, limit: int = 1000) -> list[Booking]:
         cutoff = documents.iso(started_before) or ""

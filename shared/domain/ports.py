@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from shared.domain.bookings import Booking, BookingSettings, CalendarChanges, CalendarSource
+from shared.domain.bookings import Booking, BookingHold, BookingSettings, CalendarChanges, CalendarSource
 from shared.domain.errors import DomainError
 from shared.domain.events import BeaconAlerts, CloudEvent
 from shared.domain.floor_summary import FloorSummary
@@ -237,6 +237,10 @@ class BookingStore(Protocol):
     async def list_bookings(self, building: BuildingRef, start: datetime, end: datetime,
                             space_id: str | None = None) -> list[Booking]:
         """The building's (or one space's) bookings overlapping [start, end), by start."""
+
+    async def list_running(self, building: BuildingRef, at: datetime) -> list[BookingHold]:
+        """The building's bookings running at `at` (start <= at < end), as much of each as a room's status needs,
+        by start."""
 
     async def list_checks_due(self, started_before: datetime, limit: int = 1000) -> list[Booking]:
         """Bookings (of every building) started before the cutoff whose no-show question is still open."""

@@ -14,6 +14,7 @@ from shared.domain import space_kinds
 from shared.domain.bookings import (
     NEXT_BOOKING_HORIZON,
     Booking,
+    BookingHold,
     SpaceStatus,
     free_for,
     next_booking,
@@ -39,7 +40,6 @@ from shared.services.sites import Building, SiteDirectory
 MEETING_KINDS = space_kinds.MEETING_ROOMS
 SILENT_AFTER = timedelta(hours=24)
 DEFAULT_FREE_FOR = timedelta(minutes=30)  # free-rooms: free now and for this long (no booking holds the room)
-RUNNING_NOW = timedelta(microseconds=1)  # a bookings query from now to this after: the bookings running now
 # changed_views reads the space documents of the spaces that look changed by id while they are at most this share
 # of the building's spaces (and at least this many): a point read of a space document (~0.4 KB) is 1 RU, a query of
 # the building's space documents costs what its bytes do, which by Azure's documented read costs is under
@@ -59,7 +59,7 @@ class SpaceView:
 
     space: Space
     state: SpaceState | None
-    booking: Booking | None = None  # running now
+    booking: Booking | BookingHold | None = None  # running now
     next_booking: Booking | None = None  # the first booking holding the room that starts later
     snapshot: SpaceSnapshot | None = None  # instead of `state`, when the answer came from the floor summaries
 
@@ -192,7 +192,7 @@ class QueryService:
     async def changed_views(self, building: Building, changed: Callable[[SpaceView], bool],
                             unchanged: dict[str, object] | None = None) -> list[SpaceView]:
         """The spaces for which `changed(view)` holds, in site order, each with its space document and the booking
-        running now (no next booking), reading as little as the floor summaries allow (docs/streaming.md): each
+        running now (as much of it as the status needs: BookingStore.list_running; no next booking), reading as little as the floor summaries allow (docs/streaming.md): each
         space is judged from its floor summary first (a view with a `snapshot`), then the documents of those that
         look changed are read by id, concurrently, and judged again. `changed` must judge by what a summary holds
         (status, headcount, since, the space and its booking). From the space documents of the whole building in
@@ -203,11 +203,13 @@ class QueryService:
         when `changed` last said no for it, so a space whose entry is still the same is not decoded and judged
         again. What `changed` judges by may only change for the spaces returned (their entries are dropped)."""
         now = self._clock()
-        live, bookings = await asyncio.gather(self._live_state(building),
-                                              self._bookings_ahead(building, now, RUNNING_NOW))
+        live, holds = await asyncio.gather(self._live_state(building), self._running(building, now))
         memo: dict[str, object] = {} if unchanged is None else unchanged
+        bookings: dict[str, list[BookingHold]] = {}
+        for hold in holds:
+            bookings.setdefault(hold.space_id, []).append(hold)
 
-        def running(space: Space) -> Booking | None:
+        def running(space: Space) -> BookingHold | None:
             held = bookings.get(space.id)
             return running_booking(held, now) if held else None
 
@@ -334,6 +336,9 @@ class QueryService:
                     else SpaceView(space, None, running_booking(held, now), next_booking(held, now), state))
             nearest.append(Nearby(view, distance, eta))
         return nearest
+
+    async def _running(self, building: Building, now: datetime) -> list[BookingHold]:
+        return await self._bookings.list_running(building.ref, now) if self._bookings is not None else []
 
     async def _bookings_ahead(self, building: Building, now: datetime,
                               ahead: timedelta) -> dict[str, list[Booking]]:

@@ -15,7 +15,14 @@ import pytest
 from shared.adapters.cosmos_bookings import CosmosBookingStore
 from shared.adapters.cosmos_live_state import CosmosLiveStateStore
 from shared.adapters.memory import InMemoryBookingStore, InMemoryLiveStateStore
-from shared.domain.bookings import Booking, BookingSettings, BookingSourceKind, CalendarSource, ReleaseState
+from shared.domain.bookings import (
+    Booking,
+    BookingHold,
+    BookingSettings,
+    BookingSourceKind,
+    CalendarSource,
+    ReleaseState,
+)
 from shared.domain.events import BookingEventData, EventType, booking_subject, make_event
 from shared.domain.ports import PreconditionFailed
 from shared.domain.presence import SpaceState
@@ -94,6 +101,26 @@ async def test_lists_what_overlaps_a_range_by_start_per_building_and_space(store
                                                              T0 + timedelta(minutes=120))] == ["other-room"]
     assert [b.booking_id for b in await store.list_bookings(A_HQ, T0, T0 + timedelta(days=1), "r-oak")] == [
         "early", "late"]
+
+
+async def test_running_bookings_as_much_as_a_status_needs_per_building(stores):
+    store, _live = stores
+    await store.save(booking(booking_id="early", minutes=0))
+    await store.save(booking(booking_id="next", minutes=60))  # starts as "early" ends
+    await store.save(booking(booking_id="gone", minutes=0, length=30, space_id="r-elm", no_show_at=T0))
+    await store.save(booking(booking_id="given", minutes=10, space_id="r-ash", released=True))
+    await store.save(booking(BuildingRef("tenant-a", "annex"), booking_id="annex", minutes=0))
+    await store.save(booking(B_HQ, booking_id="theirs", minutes=0))
+    at = T0 + timedelta(minutes=20)
+    running = await store.list_running(A_HQ, at)
+    assert running == [BookingHold("r-elm", "gone", T0, T0 + timedelta(minutes=30), True),
+                       BookingHold("r-oak", "early", T0, T0 + timedelta(minutes=60), False),
+                       BookingHold("r-ash", "given", T0 + timedelta(minutes=10), T0 + timedelta(minutes=70), True)]
+    # start <= at < end: at the hour "early" has ended and "next" runs; "gone" ended at half past
+    assert [(h.booking_id, h.space_id) for h in await store.list_running(A_HQ, T0 + timedelta(minutes=60))] == [
+        ("given", "r-ash"), ("next", "r-oak")]
+    assert [h.booking_id for h in await store.list_running(B_HQ, at)] == ["theirs"]
+    assert await store.list_running(A_HQ, T0 - timedelta(microseconds=1)) == []
 
 
 async def test_open_checks_and_pending_releases_are_found_across_buildings(stores):
