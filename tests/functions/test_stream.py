@@ -388,8 +388,8 @@ async def _play_scripted_day(tower: Tower, new, old, queries, summaries_kept: bo
     await quiet()
     # a booking starts in a free room: booked without any change of its live state; then it ends
     room = next(r for r in tower.booked if r not in tower.rooms[10:30] and r not in (oak, elm, ash))
-    await tower.bookings.save(Booking("acme", TOWER.building_id, room, "b1", T0 + timedelta(minutes=5),
-                                      T0 + timedelta(minutes=35)))
+    held = await tower.bookings.save(Booking("acme", TOWER.building_id, room, "b1", T0 + timedelta(minutes=5),
+                                             T0 + timedelta(minutes=35)))
     await quiet()
     tower.clock.now = T0 + timedelta(minutes=5)
     [booked] = await _both_polls(tower, new, old, queries)
@@ -399,6 +399,11 @@ async def _play_scripted_day(tower: Tower, new, old, queries, summaries_kept: bo
     assert b'"status":"occupied"' in (await _both_polls(tower, new, old, queries))[0]
     await writer.apply([tower.change(room, "p6", "leave", 302)])  # gone again, the booking still runs: booked
     assert b'"status":"booked"' in (await _both_polls(tower, new, old, queries))[0]
+    # nobody came: a no-show gives the room back, and that is an event too
+    await tower.bookings.save(replace(held, no_show_at=T0 + timedelta(minutes=15)))
+    tower.clock.now = T0 + timedelta(minutes=15)
+    assert b'"status":"reclaimable"' in (await _both_polls(tower, new, old, queries))[0]
+    await quiet()
     tower.clock.now = T0 + timedelta(minutes=35)
     assert b'"status":"free"' in (await _both_polls(tower, new, old, queries))[0]
     await quiet()
