@@ -192,9 +192,10 @@ class QueryService:
     async def changed_views(self, building: Building, changed: Callable[[SpaceView], bool],
                             unchanged: dict[str, object] | None = None) -> list[SpaceView]:
         """The spaces for which `changed(view)` holds, in site order, each with its space document and the booking
-        running now (as much of it as the status needs: BookingStore.list_running; no next booking), reading as little as the floor summaries allow (docs/streaming.md): each
-        space is judged from its floor summary first (a view with a `snapshot`), then the documents of those that
-        look changed are read by id, concurrently, and judged again. `changed` must judge by what a summary holds
+        running now (as much of it as the status needs: BookingStore.list_running; no next booking), reading as
+        little as the floor summaries allow (docs/streaming.md): each space is judged from its floor summary first
+        (a view with a `snapshot`), then the documents of those that look changed are read by id, concurrently, and
+        judged again. `changed` must judge by what a summary holds
         (status, headcount, since, the space and its booking). From the space documents of the whole building in
         one query instead when more spaces look changed than point reads are cheaper for (`_point_reads_up_to`),
         and when the building has no usable summaries (`_live_state`'s fallback, which writes them).
