@@ -50,6 +50,8 @@ class Inputs:
     ru_per_sighting_steady: float = 0.12
     queries_per_s_per_1000_phones: float = 1.0
     ru_per_query: float = 10.0
+    open_streams_per_building: float = 2.0
+    stream_ru_s_per_1000_spaces: float = 18.3
     device_doc_bytes: float = 1_765.0
     space_doc_bytes: float = 776.0
     visit_doc_bytes: float = 336.0
@@ -101,6 +103,9 @@ SOURCES: dict[str, str] = {
     "ru_per_sighting_steady": "issue #15: ~0.12 RU a sighting in steady state (steady_est_ru_per_sighting)",
     "queries_per_s_per_1000_phones": "assumption: dashboards, kiosks and apps asking for free rooms or occupancy",
     "ru_per_query": "issue #15 target for free rooms/occupancy (today a free-rooms query reads every space)",
+    "open_streams_per_building": "assumption: live dashboards (facilities, lobby screens) open all day per building",
+    "stream_ru_s_per_1000_spaces": "bench queries --json: live.stream_poll quiet new est_ru (1 RU/KB rule) per "
+                                   "2 s poll on the 1,990-space tower, / 2 s, / 1.99",
     "device_doc_bytes": "bench scale --json: documents_at_end.devices.bytes_mean",
     "space_doc_bytes": "bench scale --json: documents_at_end.spaces.bytes_mean (spaces and their outbox events)",
     "visit_doc_bytes": "bench scale --json: documents_at_end.visits.bytes_mean",
@@ -162,7 +167,11 @@ def model(inputs: Inputs, phones: int) -> dict[str, Any]:
     functions_usd = processing_usd + ingest_usd
 
     # Cosmos DB: RU/s at the peak (arrivals), RU in a month, autoscale and serverless, storage
-    query_ru_s = phones / 1000 * i.queries_per_s_per_1000_phones * i.ru_per_query
+    spaces = phones / i.phones_per_space
+    # each open stream polls its building's summaries and running bookings: a cost per space of the building, so
+    # summed over the buildings it is the streams a building times all spaces
+    stream_ru_s = i.open_streams_per_building * spaces / 1000 * i.stream_ru_s_per_1000_spaces
+    query_ru_s = phones / 1000 * i.queries_per_s_per_1000_phones * i.ru_per_query + stream_ru_s
     peak_ru_s = sightings_per_s * i.ru_per_sighting_arrivals + query_ru_s
     steady_ru_s = sightings_per_s * i.ru_per_sighting_steady + query_ru_s
     autoscale_max = max(1000, math.ceil(peak_ru_s / 1000) * 1000)
@@ -175,7 +184,6 @@ def model(inputs: Inputs, phones: int) -> dict[str, Any]:
     autoscale_usd = autoscale_ru_s_hours / 100 * i.price_100_ru_s_hour_autoscale
     ru_month = (arrival_h * peak_ru_s + steady_h * steady_ru_s) * 3600
     serverless_usd = ru_month / 1e6 * i.price_million_ru_serverless
-    spaces = phones / i.phones_per_space
     visits_kept = phones * i.visits_per_phone_per_day * i.visits_retention_days * i.office_days_per_month / 30.4
     cosmos_bytes = (phones * (i.device_doc_bytes + i.cosmos_system_bytes)
                     + spaces * (i.space_doc_bytes + i.cosmos_system_bytes)
@@ -209,6 +217,7 @@ def model(inputs: Inputs, phones: int) -> dict[str, Any]:
         "instance_memory_fits": instance_mb <= i.instance_memory_mb,
         "device_cache_evicts": devices_per_instance > PIPELINE_CACHE_DEVICES,
         "peak_ru_s": round(peak_ru_s), "steady_ru_s": round(steady_ru_s), "query_ru_s": round(query_ru_s),
+        "stream_ru_s": round(stream_ru_s, 1),
         "autoscale_max_ru_s": autoscale_max,
         "serverless_viable": peak_ru_s <= SERVERLESS_MAX_RU_S,
         "ru_month_millions": round(ru_month / 1e6, 1),
@@ -244,7 +253,10 @@ ROWS: list[tuple[str, str, str]] = [
     ("HTTP ingest instances", "ingest_instances", "ceil(events/s x ingest_cpu_s_per_request / instance_utilization)"),
     ("Cosmos RU/s at the peak (arrivals)", "peak_ru_s", "sightings/s x ru_per_sighting_arrivals + queries"),
     ("Cosmos RU/s steady", "steady_ru_s", "sightings/s x ru_per_sighting_steady + queries"),
-    ("of which queries", "query_ru_s", "phones / 1000 x queries_per_s_per_1000_phones x ru_per_query"),
+    ("of which queries and live streams", "query_ru_s",
+     "phones / 1000 x queries_per_s_per_1000_phones x ru_per_query + streams"),
+    ("of which live streams", "stream_ru_s",
+     "open_streams_per_building x spaces / 1000 x stream_ru_s_per_1000_spaces"),
     ("autoscale max RU/s", "autoscale_max_ru_s", "peak rounded up to 1,000"),
     ("serverless possible (peak <= 5,000 RU/s)", "serverless_viable", "a serverless container's limit"),
     ("Cosmos storage (GB)", "cosmos_storage_gb",

@@ -15,6 +15,7 @@ HAND = Inputs(
     instance_utilization=0.5, memory_per_device_bytes=1000, instance_base_memory_mb=100, instance_memory_mb=1024,
     invocations_per_partition_per_s=1, ingest_cpu_s_per_request=0.01, tu_utilization=0.5,
     ru_per_sighting_arrivals=0.5, ru_per_sighting_steady=0.1, queries_per_s_per_1000_phones=1, ru_per_query=10,
+    open_streams_per_building=0, stream_ru_s_per_1000_spaces=20,
     device_doc_bytes=800, space_doc_bytes=300, visit_doc_bytes=100, cosmos_system_bytes=100, phones_per_space=2,
     visits_per_phone_per_day=10, office_days_per_month=30.4, visits_retention_days=10, phones_per_building=1000,
     rollup_bytes_per_space_hour=100, rollup_files_per_building_hour=4, dead_letter_share=0,
@@ -53,6 +54,14 @@ def test_a_thousand_phones_computed_by_hand() -> None:
     assert usd["blob"] == pytest.approx(14.42, abs=0.005)  # 0.00076 + 288.304 x 0.05
     assert usd["total"] == 114.68  # 22.908 + 58.752 + 18.6 + 0.0053 + 14.416
     assert c["usd_per_million_sightings"] == 0.1593  # 114.68 / 720
+
+
+def test_live_streams_add_their_polls_to_the_query_load() -> None:
+    import dataclasses
+
+    c = model(dataclasses.replace(HAND, open_streams_per_building=3), 1000)
+    # 1,000 phones / 2 = 500 spaces; 3 streams x 500 / 1000 x 20 RU/s = 30 RU/s on top of the 10 of the queries
+    assert (c["stream_ru_s"], c["query_ru_s"], c["peak_ru_s"], c["steady_ru_s"]) == (30, 40, 1040, 240)
 
 
 def test_beyond_standard_limits_the_model_says_so() -> None:
