@@ -135,7 +135,7 @@ def _prepare(index: SiteIndex, signal: SignalModel, request: PosteriorRequest, p
     silent = np.zeros(0, dtype=np.int64)
     if signal.detect_max > 0:
         heard = set(local.tolist())
-        silent = np.array([j for j in grid.near_beacons[local[0]] if j not in heard], dtype=np.int64)
+        silent = np.array([j for j in grid.near_beacons[first].tolist() if j not in heard], dtype=np.int64)
     return _Prepared(position, beacons, rssi, power, var, local, rows, silent)
 
 
@@ -242,37 +242,53 @@ def _floor_posteriors(index: SiteIndex, signal: SignalModel, grid: FloorGrid, fl
         extra = (loglik - readings_loglik)[wanted]  # silence and motion prior; -inf on padding
         s1_b = s1w[:, :, None] - e * aw[:, None, :]
         shrink_b = 1.0 / (1.0 / np.maximum(prior_db[wanted], 1e-3)[:, None] ** 2 + a_sum[wanted][:, None] - aw)
-        ll_b = -0.5 * (s2w[:, :, None] - e * e * aw[:, None, :] - shrink_b[:, None, :] * s1_b * s1_b)
+        # -0.5 * (s2 - e*e*a - shrink*s1_b*s1_b) + extra, then its weights over the points: the same operations
+        # in the same order as written out, in place (these (device, point, beacon) arrays are the largest)
+        ll_b = e * e
+        ll_b *= aw[:, None, :]
+        np.subtract(s2w[:, :, None], ll_b, out=ll_b)
+        shrunk = shrink_b[:, None, :] * s1_b
+        s1_b *= shrunk
+        ll_b -= s1_b
+        ll_b *= -0.5
         ll_b += extra[:, :, None]
-        w_b = np.exp(ll_b - ll_b.max(axis=1, keepdims=True))
+        ll_b -= ll_b.max(axis=1, keepdims=True)
+        w_b = np.exp(ll_b, out=ll_b)
         w_b /= w_b.sum(axis=1, keepdims=True)
-        held = dict(zip(wanted, (w_b * (e - shrink_b[:, None, :] * s1_b)).sum(axis=1)))
+        np.subtract(e, shrunk, out=shrunk)
+        shrunk *= w_b
+        held = dict(zip(wanted, shrunk.sum(axis=1)))
     out: list[Posterior] = []
     loglik_all = known = None
     if space_loglik_all is not None:
         num, den, top = space_loglik_all
         known = den > 0
         loglik_all = np.log(np.maximum(num, 1e-300)) - np.log(np.where(known, den, 1.0)) + top[:, None]
-    # per device, only the spaces that count (in space order): picked by numpy, not a loop over the floor's spaces
-    held_mass = mass > 1e-4 if mass is not None else None
+    # per device, only the spaces that count (in space order): picked by numpy for the whole chunk at once
+    space_probabilities = _row_dicts(mass > 1e-4, mass, present) if mass is not None else [{} for _ in items]
+    space_logliks: list[dict[int, float]] | list[None] = [None] * n
+    if loglik_all is not None and known is not None:
+        space_logliks = _row_dicts(known, loglik_all, present)
+    elif space_likelihood:
+        space_logliks = [{} for _ in items]
+    means, spreads = mean.tolist(), uncertainty.tolist()
     for d, p in enumerate(items):
         kk = len(p.local)
-        space_probabilities: dict[int, float] = {}
-        if mass is not None and held_mass is not None:
-            which = np.flatnonzero(held_mass[d])
-            space_probabilities = dict(zip(present[which].tolist(), mass[d, which].tolist()))
-        space_loglik = None
-        if loglik_all is not None and known is not None:
-            which = np.flatnonzero(known[d])
-            space_loglik = dict(zip(present[which].tolist(), loglik_all[d, which].tolist()))
-        elif space_likelihood:
-            space_loglik = {}
         held_d = held[d][:kk] if held is not None and d in held else None
         m = len(p.rows)
         out.append(Posterior(
-            floor, (float(mean[d, 0]), float(mean[d, 1])), float(uncertainty[d]), space_probabilities, kk,
-            p.beacons, residuals[d, :kk].astype(np.float64), p.var, held_d, space_loglik,
+            floor, (means[d][0], means[d][1]), spreads[d], space_probabilities[d], kk,
+            p.beacons, residuals[d, :kk].astype(np.float64), p.var, held_d, space_logliks[d],
             points[d, :m] if space_likelihood else None, weights[d, :m] if space_likelihood else None,
             owners[d, :m] if space_likelihood else None,
         ))
     return out
+
+
+def _row_dicts(keep: NDArray[np.bool_], values: NDArray[np.float64], present: NDArray[np.int64],
+               ) -> list[dict[int, float]]:
+    """Per row d: {present[s]: values[d, s] for the columns s kept in that row}, in column order."""
+    rows, cols = np.nonzero(keep)  # row-major: each row's columns ascending
+    keys, kept = present[cols].tolist(), values[rows, cols].tolist()
+    bounds = np.searchsorted(rows, np.arange(len(keep) + 1)).tolist()
+    return [dict(zip(keys[a:b], kept[a:b])) for a, b in itertools.pairwise(bounds)]
