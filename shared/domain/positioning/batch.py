@@ -82,9 +82,11 @@ def posterior_many(index: SiteIndex, signal: SignalModel, requests: Sequence[Pos
         items.sort(key=lambda p: len(p.rows))  # similar sizes share a chunk: less padding
         start = 0
         while start < len(items):
-            end = start + 1
-            while end < len(items) and (end + 1 - start) * len(items[end].rows) * MAX_BEACONS_PER_ESTIMATE \
-                    <= MAX_CHUNK_ELEMENTS:
+            # a chunk is as wide as its most readings (padded readings weigh nothing but are computed)
+            end, width = start + 1, len(items[start].local)
+            while end < len(items) and (end + 1 - start) * len(items[end].rows) \
+                    * max(width, len(items[end].local)) <= MAX_CHUNK_ELEMENTS:
+                width = max(width, len(items[end].local))
                 end += 1
             chunk = items[start:end]
             posts = _floor_posteriors(index, signal, grid, floor, chunk, [requests[p.position] for p in chunk],
@@ -266,9 +268,9 @@ def _floor_posteriors(index: SiteIndex, signal: SignalModel, grid: FloorGrid, fl
         loglik_all = np.log(np.maximum(num, 1e-300)) - np.log(np.where(known, den, 1.0)) + top[:, None]
     # per device, only the spaces that count (in space order): picked by numpy for the whole chunk at once
     space_probabilities = _row_dicts(mass > 1e-4, mass, present) if mass is not None else [{} for _ in items]
-    space_logliks: list[dict[int, float]] | list[None] = [None] * n
+    space_logliks: list[dict[int, float] | None] = [None] * n
     if loglik_all is not None and known is not None:
-        space_logliks = _row_dicts(known, loglik_all, present)
+        space_logliks = list(_row_dicts(known, loglik_all, present))
     elif space_likelihood:
         space_logliks = [{} for _ in items]
     means, spreads = mean.tolist(), uncertainty.tolist()
