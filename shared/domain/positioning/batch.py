@@ -194,18 +194,21 @@ def _floor_posteriors(index: SiteIndex, signal: SignalModel, grid: FloorGrid, fl
             term = silence @ chosen  # (M, members): every point of the floor
             loglik[members] += term[rows[members], np.arange(len(members))[:, None]]
     points = grid.points[rows]  # (N, R, 2)
+    squared = grid.squared_norms()[rows]  # (N, R)
     with_prior = [d for d, r in enumerate(requests) if r.prior_xy is not None and r.prior_sigma_m is not None]
+    # the devices with a motion prior: usually all of them, then no copies of their rows are taken
+    prior_rows: slice | list[int] = slice(None) if len(with_prior) == n else with_prior
     room_where = np.ones((n, r_max)) if space_likelihood else None
     motion = None
     if with_prior:
         centres = np.array([requests[d].prior_xy for d in with_prior], dtype=np.float64)
         sigmas = np.array([requests[d].prior_sigma_m for d in with_prior], dtype=np.float64)
         # |p - c|^2 = |p|^2 - 2 p.c + |c|^2, (P, R)
-        d2 = grid.squared_norms()[rows[with_prior]] - 2.0 * np.matmul(points[with_prior], centres[:, :, None])[:, :, 0]
+        d2 = squared[prior_rows] - 2.0 * np.matmul(points[prior_rows], centres[:, :, None])[:, :, 0]
         d2 += (centres * centres).sum(axis=1)[:, None]
         if room_where is not None:
             broad = np.hypot(sigmas, ROOM_PRIOR_MIN_SIGMA_M)
-            room_where[with_prior] = np.exp(-0.5 * d2 / (broad * broad)[:, None]) + ROOM_PRIOR_FLOOR
+            room_where[prior_rows] = np.exp(-0.5 * d2 / (broad * broad)[:, None]) + ROOM_PRIOR_FLOOR
         motion = -0.5 * d2 / (sigmas * sigmas)[:, None]
     owners = grid.space_of_point[rows]  # (N, R)
     slot_of_point, present = grid.space_slots()
@@ -225,13 +228,13 @@ def _floor_posteriors(index: SiteIndex, signal: SignalModel, grid: FloorGrid, fl
         lik = np.exp(masked - top[:, None]) * room_where
         space_loglik_all = (per_space(lik), per_space(room_where), top)
     if motion is not None:
-        loglik[with_prior] += motion
+        loglik[prior_rows] += motion
     loglik = np.where(valid, loglik, -np.inf)
     weights = np.exp(loglik - loglik.max(axis=1, keepdims=True))
     weights /= weights.sum(axis=1, keepdims=True)
     mean = np.einsum("nr,nrc->nc", weights, points)
     # E|p - mean|^2 = E|p|^2 - |mean|^2: the points' squared norms are per floor
-    spread = (weights * grid.squared_norms()[rows]).sum(axis=1) - (mean * mean).sum(axis=1)
+    spread = (weights * squared).sum(axis=1) - (mean * mean).sum(axis=1)
     uncertainty = np.sqrt(np.maximum(spread, 0.0) + index.step_m**2 / 6.0)
     residuals = np.matmul(weights[:, None, :], error)[:, 0, :]
     mass = per_space(weights) if n_spaces else None
@@ -240,8 +243,10 @@ def _floor_posteriors(index: SiteIndex, signal: SignalModel, grid: FloorGrid, fl
               and (held_out_within_m is None or uncertainty[d] <= held_out_within_m)]
     if wanted:
         # the posterior without each reading in turn: its terms dropped from the closed-form sums
-        e, aw, s1w, s2w = error[wanted].astype(np.float64), a[wanted].astype(np.float64), s1[wanted], s2[wanted]
-        extra = (loglik - readings_loglik)[wanted]  # silence and motion prior; -inf on padding
+        chosen_rows: slice | list[int] = slice(None) if len(wanted) == n else wanted
+        e, aw = error[chosen_rows].astype(np.float64), a[chosen_rows].astype(np.float64)
+        s1w, s2w = s1[chosen_rows], s2[chosen_rows]
+        extra = (loglik - readings_loglik)[chosen_rows]  # silence and motion prior; -inf on padding
         s1_b = s1w[:, :, None] - e * aw[:, None, :]
         shrink_b = 1.0 / (1.0 / np.maximum(prior_db[wanted], 1e-3)[:, None] ** 2 + a_sum[wanted][:, None] - aw)
         # -0.5 * (s2 - e*e*a - shrink*s1_b*s1_b) + extra, then its weights over the points: the same operations
