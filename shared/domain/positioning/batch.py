@@ -170,7 +170,7 @@ def _floor_posteriors(index: SiteIndex, signal: SignalModel, grid: FloorGrid, fl
     a_sum = a.sum(axis=1, dtype=np.float64)
     shrink = 1.0 / (1.0 / np.maximum(prior_db, 1e-3) ** 2 + a_sum)
     readings_loglik = -0.5 * (s2 - shrink[:, None] * s1 * s1)
-    loglik = readings_loglik.copy()
+    loglik = np.where(valid, readings_loglik, -np.inf)  # padding: -inf from here on (no mass)
     silent_any = [d for d, p in enumerate(items) if len(p.silent)]
     if silent_any:
         # the silent beacons' 1 m level falls back to the readings' median only where the site has none
@@ -223,14 +223,14 @@ def _floor_posteriors(index: SiteIndex, signal: SignalModel, grid: FloorGrid, fl
 
     space_loglik_all = None
     if space_likelihood and n_spaces and room_where is not None:
-        masked = np.where(valid, loglik, -np.inf)
-        top = masked.max(axis=1)
-        lik = np.exp(masked - top[:, None]) * room_where
+        top = loglik.max(axis=1)
+        lik = np.exp(loglik - top[:, None])
+        lik *= room_where
         space_loglik_all = (per_space(lik), per_space(room_where), top)
     if motion is not None:
         loglik[prior_rows] += motion
-    loglik = np.where(valid, loglik, -np.inf)
-    weights = np.exp(loglik - loglik.max(axis=1, keepdims=True))
+    weights = loglik - loglik.max(axis=1, keepdims=True)
+    np.exp(weights, out=weights)
     weights /= weights.sum(axis=1, keepdims=True)
     mean = np.einsum("nr,nrc->nc", weights, points)
     # E|p - mean|^2 = E|p|^2 - |mean|^2: the points' squared norms are per floor
