@@ -141,7 +141,7 @@ class _CachedDevice:
         if tracking is None and stored.tracking:
             tracking = TrackingState.from_json(stored.tracking)
         # ids shared by many devices are kept once (the store hands out new strings with every document)
-        kept = replace(stored, tracking={}, recent_batches=(), tenant_id=sys.intern(stored.tenant_id),
+        kept = stored.copy_with(tracking={}, recent_batches=(), tenant_id=sys.intern(stored.tenant_id),
                        building_id=sys.intern(stored.building_id),
                        model=sys.intern(stored.model) if stored.model is not None else None)
         return cls(kept, stored.last_seen, stored.space_id, stored.floor, sys.intern(partition), epoch, tracking,
@@ -149,13 +149,13 @@ class _CachedDevice:
 
     def holding(self, state: DeviceState, tracking: TrackingState | None) -> _CachedDevice:
         """This entry with the device as folded since (not written: nothing anyone reads changed)."""
-        return replace(self, state=replace(state, recent_batches=()), tracking=tracking,
-                       batches=_joined(state.recent_batches))
+        return _CachedDevice(state.copy_with(recent_batches=()), self.persisted_last_seen, self.persisted_space,
+                             self.persisted_floor, self.partition, self.epoch, tracking, _joined(state.recent_batches))
 
     @property
     def device(self) -> DeviceState:
         """The device as cached, its dedupe window unpacked."""
-        return replace(self.state, recent_batches=tuple(self.batches.split())) if self.batches else self.state
+        return self.state.copy_with(recent_batches=tuple(self.batches.split())) if self.batches else self.state
 
 
 def _joined(keys: tuple[str, ...]) -> str:
@@ -457,7 +457,7 @@ class PipelineService:
         item.tracking = item.cached.tracking if item.cached else None
         if state is not None and state.leaving_space_id is not None:
             item.transitions.append(_finish_leave(state))
-            state = replace(state, leaving_space_id=None, leaving_since=None)
+            state = state.copy_with(leaving_space_id=None, leaving_since=None)
             item.changed = True
         item.state = state
 
@@ -556,13 +556,13 @@ class PipelineService:
             state = DeviceState(tenant_id=building.tenant_id, building_id=building.building_id,
                                 device_id=batch.device_id, last_seen=event_time)
         if estimate is None:
-            return replace(state, last_seen=event_time, user_id=batch.user_id, model=batch.model)
+            return state.copy_with(last_seen=event_time, user_id=batch.user_id, model=batch.model)
         space_since = state.space_since if estimate.space_id == state.space_id else event_time
-        return replace(state, last_seen=event_time, user_id=batch.user_id, model=batch.model,
-                       x=round(estimate.x, 2), y=round(estimate.y, 2), floor=estimate.floor,
-                       uncertainty_m=round(estimate.uncertainty_m, 2), space_id=estimate.space_id,
-                       space_since=space_since if estimate.space_id else None,
-                       space_confidence=round(estimate.space_confidence, 3))
+        return state.copy_with(last_seen=event_time, user_id=batch.user_id, model=batch.model,
+                               x=round(estimate.x, 2), y=round(estimate.y, 2), floor=estimate.floor,
+                               uncertainty_m=round(estimate.uncertainty_m, 2), space_id=estimate.space_id,
+                               space_since=space_since if estimate.space_id else None,
+                               space_confidence=round(estimate.space_confidence, 3))
 
     async def _calibration(self, building: Building) -> SiteCalibration:
         """The building's beacon drift estimates: restored from beacon health the first time, then in memory (an

@@ -123,3 +123,18 @@ def test_tracking_state_keys_packing_does_not_know_are_kept():
     grown = {**device.tracking, "newField": [1, 2], "x": None}
     doc = documents.device_to_doc(replace(device, tracking=grown))
     assert documents.device_from_doc(doc).tracking == grown
+
+
+def test_copy_with_gives_what_dataclasses_replace_gives_and_leaves_the_original():
+    from shared.domain.presence import DeviceState
+
+    device = DeviceState("t1", "b1", "d1", datetime(2024, 5, 1, 8, 30, tzinfo=UTC), tracking={"ts": 1.0},
+                         floor="L1", recent_batches=("k1",), etag="e1")
+    changes = {"x": 3.5, "floor": "L2", "space_id": "s1", "recent_batches": ("k1", "k2")}
+    copied = device.copy_with(**changes)
+    assert copied == replace(device, **changes)
+    assert (device.floor, device.x, device.recent_batches) == ("L1", None, ("k1",))  # the original is untouched
+    with pytest.raises(TypeError, match="no field"):
+        device.copy_with(spaceId="s1")
+    with pytest.raises(AttributeError):  # still frozen
+        copied.x = 1.0  # type: ignore[misc]

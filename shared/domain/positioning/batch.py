@@ -82,9 +82,11 @@ def posterior_many(index: SiteIndex, signal: SignalModel, requests: Sequence[Pos
         items.sort(key=lambda p: len(p.rows))  # similar sizes share a chunk: less padding
         start = 0
         while start < len(items):
-            end = start + 1
-            while end < len(items) and (end + 1 - start) * len(items[end].rows) * MAX_BEACONS_PER_ESTIMATE \
-                    <= MAX_CHUNK_ELEMENTS:
+            # a chunk is as wide as its most readings (padded readings weigh nothing but are computed)
+            end, width = start + 1, len(items[start].local)
+            while end < len(items) and (end + 1 - start) * len(items[end].rows) \
+                    * max(width, len(items[end].local)) <= MAX_CHUNK_ELEMENTS:
+                width = max(width, len(items[end].local))
                 end += 1
             chunk = items[start:end]
             posts = _floor_posteriors(index, signal, grid, floor, chunk, [requests[p.position] for p in chunk],
@@ -135,7 +137,7 @@ def _prepare(index: SiteIndex, signal: SignalModel, request: PosteriorRequest, p
     silent = np.zeros(0, dtype=np.int64)
     if signal.detect_max > 0:
         heard = set(local.tolist())
-        silent = np.array([j for j in grid.near_beacons[local[0]] if j not in heard], dtype=np.int64)
+        silent = np.array([j for j in grid.near_beacons[first].tolist() if j not in heard], dtype=np.int64)
     return _Prepared(position, beacons, rssi, power, var, local, rows, silent)
 
 
@@ -168,7 +170,7 @@ def _floor_posteriors(index: SiteIndex, signal: SignalModel, grid: FloorGrid, fl
     a_sum = a.sum(axis=1, dtype=np.float64)
     shrink = 1.0 / (1.0 / np.maximum(prior_db, 1e-3) ** 2 + a_sum)
     readings_loglik = -0.5 * (s2 - shrink[:, None] * s1 * s1)
-    loglik = readings_loglik.copy()
+    loglik = np.where(valid, readings_loglik, -np.inf)  # padding: -inf from here on (no mass)
     silent_any = [d for d, p in enumerate(items) if len(p.silent)]
     if silent_any:
         # the silent beacons' 1 m level falls back to the readings' median only where the site has none
@@ -192,18 +194,21 @@ def _floor_posteriors(index: SiteIndex, signal: SignalModel, grid: FloorGrid, fl
             term = silence @ chosen  # (M, members): every point of the floor
             loglik[members] += term[rows[members], np.arange(len(members))[:, None]]
     points = grid.points[rows]  # (N, R, 2)
+    squared = grid.squared_norms()[rows]  # (N, R)
     with_prior = [d for d, r in enumerate(requests) if r.prior_xy is not None and r.prior_sigma_m is not None]
+    # the devices with a motion prior: usually all of them, then no copies of their rows are taken
+    prior_rows: slice | list[int] = slice(None) if len(with_prior) == n else with_prior
     room_where = np.ones((n, r_max)) if space_likelihood else None
     motion = None
     if with_prior:
         centres = np.array([requests[d].prior_xy for d in with_prior], dtype=np.float64)
         sigmas = np.array([requests[d].prior_sigma_m for d in with_prior], dtype=np.float64)
         # |p - c|^2 = |p|^2 - 2 p.c + |c|^2, (P, R)
-        d2 = grid.squared_norms()[rows[with_prior]] - 2.0 * np.matmul(points[with_prior], centres[:, :, None])[:, :, 0]
+        d2 = squared[prior_rows] - 2.0 * np.matmul(points[prior_rows], centres[:, :, None])[:, :, 0]
         d2 += (centres * centres).sum(axis=1)[:, None]
         if room_where is not None:
             broad = np.hypot(sigmas, ROOM_PRIOR_MIN_SIGMA_M)
-            room_where[with_prior] = np.exp(-0.5 * d2 / (broad * broad)[:, None]) + ROOM_PRIOR_FLOOR
+            room_where[prior_rows] = np.exp(-0.5 * d2 / (broad * broad)[:, None]) + ROOM_PRIOR_FLOOR
         motion = -0.5 * d2 / (sigmas * sigmas)[:, None]
     owners = grid.space_of_point[rows]  # (N, R)
     slot_of_point, present = grid.space_slots()
@@ -218,18 +223,18 @@ def _floor_posteriors(index: SiteIndex, signal: SignalModel, grid: FloorGrid, fl
 
     space_loglik_all = None
     if space_likelihood and n_spaces and room_where is not None:
-        masked = np.where(valid, loglik, -np.inf)
-        top = masked.max(axis=1)
-        lik = np.exp(masked - top[:, None]) * room_where
+        top = loglik.max(axis=1)
+        lik = np.exp(loglik - top[:, None])
+        lik *= room_where
         space_loglik_all = (per_space(lik), per_space(room_where), top)
     if motion is not None:
-        loglik[with_prior] += motion
-    loglik = np.where(valid, loglik, -np.inf)
-    weights = np.exp(loglik - loglik.max(axis=1, keepdims=True))
+        loglik[prior_rows] += motion
+    weights = loglik - loglik.max(axis=1, keepdims=True)
+    np.exp(weights, out=weights)
     weights /= weights.sum(axis=1, keepdims=True)
     mean = np.einsum("nr,nrc->nc", weights, points)
     # E|p - mean|^2 = E|p|^2 - |mean|^2: the points' squared norms are per floor
-    spread = (weights * grid.squared_norms()[rows]).sum(axis=1) - (mean * mean).sum(axis=1)
+    spread = (weights * squared).sum(axis=1) - (mean * mean).sum(axis=1)
     uncertainty = np.sqrt(np.maximum(spread, 0.0) + index.step_m**2 / 6.0)
     residuals = np.matmul(weights[:, None, :], error)[:, 0, :]
     mass = per_space(weights) if n_spaces else None
@@ -238,41 +243,59 @@ def _floor_posteriors(index: SiteIndex, signal: SignalModel, grid: FloorGrid, fl
               and (held_out_within_m is None or uncertainty[d] <= held_out_within_m)]
     if wanted:
         # the posterior without each reading in turn: its terms dropped from the closed-form sums
-        e, aw, s1w, s2w = error[wanted].astype(np.float64), a[wanted].astype(np.float64), s1[wanted], s2[wanted]
-        extra = (loglik - readings_loglik)[wanted]  # silence and motion prior; -inf on padding
+        chosen_rows: slice | list[int] = slice(None) if len(wanted) == n else wanted
+        e, aw = error[chosen_rows].astype(np.float64), a[chosen_rows].astype(np.float64)
+        s1w, s2w = s1[chosen_rows], s2[chosen_rows]
+        extra = (loglik - readings_loglik)[chosen_rows]  # silence and motion prior; -inf on padding
         s1_b = s1w[:, :, None] - e * aw[:, None, :]
         shrink_b = 1.0 / (1.0 / np.maximum(prior_db[wanted], 1e-3)[:, None] ** 2 + a_sum[wanted][:, None] - aw)
-        ll_b = -0.5 * (s2w[:, :, None] - e * e * aw[:, None, :] - shrink_b[:, None, :] * s1_b * s1_b)
+        # -0.5 * (s2 - e*e*a - shrink*s1_b*s1_b) + extra, then its weights over the points: the same operations
+        # in the same order as written out, in place (these (device, point, beacon) arrays are the largest)
+        ll_b = e * e
+        ll_b *= aw[:, None, :]
+        np.subtract(s2w[:, :, None], ll_b, out=ll_b)
+        shrunk = shrink_b[:, None, :] * s1_b
+        s1_b *= shrunk
+        ll_b -= s1_b
+        ll_b *= -0.5
         ll_b += extra[:, :, None]
-        w_b = np.exp(ll_b - ll_b.max(axis=1, keepdims=True))
+        ll_b -= ll_b.max(axis=1, keepdims=True)
+        w_b = np.exp(ll_b, out=ll_b)
         w_b /= w_b.sum(axis=1, keepdims=True)
-        held = dict(zip(wanted, (w_b * (e - shrink_b[:, None, :] * s1_b)).sum(axis=1)))
+        np.subtract(e, shrunk, out=shrunk)
+        shrunk *= w_b
+        held = dict(zip(wanted, shrunk.sum(axis=1)))
     out: list[Posterior] = []
     loglik_all = known = None
     if space_loglik_all is not None:
         num, den, top = space_loglik_all
         known = den > 0
         loglik_all = np.log(np.maximum(num, 1e-300)) - np.log(np.where(known, den, 1.0)) + top[:, None]
-    # per device, only the spaces that count (in space order): picked by numpy, not a loop over the floor's spaces
-    held_mass = mass > 1e-4 if mass is not None else None
+    # per device, only the spaces that count (in space order): picked by numpy for the whole chunk at once
+    space_probabilities = _row_dicts(mass > 1e-4, mass, present) if mass is not None else [{} for _ in items]
+    space_logliks: list[dict[int, float] | None] = [None] * n
+    if loglik_all is not None and known is not None:
+        space_logliks = list(_row_dicts(known, loglik_all, present))
+    elif space_likelihood:
+        space_logliks = [{} for _ in items]
+    means, spreads = mean.tolist(), uncertainty.tolist()
     for d, p in enumerate(items):
         kk = len(p.local)
-        space_probabilities: dict[int, float] = {}
-        if mass is not None and held_mass is not None:
-            which = np.flatnonzero(held_mass[d])
-            space_probabilities = dict(zip(present[which].tolist(), mass[d, which].tolist()))
-        space_loglik = None
-        if loglik_all is not None and known is not None:
-            which = np.flatnonzero(known[d])
-            space_loglik = dict(zip(present[which].tolist(), loglik_all[d, which].tolist()))
-        elif space_likelihood:
-            space_loglik = {}
         held_d = held[d][:kk] if held is not None and d in held else None
         m = len(p.rows)
         out.append(Posterior(
-            floor, (float(mean[d, 0]), float(mean[d, 1])), float(uncertainty[d]), space_probabilities, kk,
-            p.beacons, residuals[d, :kk].astype(np.float64), p.var, held_d, space_loglik,
+            floor, (means[d][0], means[d][1]), spreads[d], space_probabilities[d], kk,
+            p.beacons, residuals[d, :kk].astype(np.float64), p.var, held_d, space_logliks[d],
             points[d, :m] if space_likelihood else None, weights[d, :m] if space_likelihood else None,
             owners[d, :m] if space_likelihood else None,
         ))
     return out
+
+
+def _row_dicts(keep: NDArray[np.bool_], values: NDArray[np.float64], present: NDArray[np.int64],
+               ) -> list[dict[int, float]]:
+    """Per row d: {present[s]: values[d, s] for the columns s kept in that row}, in column order."""
+    rows, cols = np.nonzero(keep)  # row-major: each row's columns ascending
+    keys, kept = present[cols].tolist(), values[rows, cols].tolist()
+    bounds = np.searchsorted(rows, np.arange(len(keep) + 1)).tolist()
+    return [dict(zip(keys[a:b], kept[a:b])) for a, b in itertools.pairwise(bounds)]

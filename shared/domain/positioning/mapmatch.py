@@ -60,21 +60,25 @@ def step(
     candidates = list(space_loglik)
     prior: dict[int, float] = {}
     if probabilities:
-        reach = math.hypot(uncertainty_m, policy.door_sigma_m) + policy.walking_speed_mps * max(dt_s, 0.0)
+        elapsed = max(dt_s, 0.0)
+        reach = math.hypot(uncertainty_m, policy.door_sigma_m) + policy.walking_speed_mps * elapsed
+        reach2 = reach * reach
+        # the chance to stay, per kind of space (the same exp for every space of a kind)
+        stay_passage = math.exp(-elapsed / policy.passage_dwell_s)
+        stay_room = math.exp(-elapsed / policy.room_dwell_s)
+        spaces, space_links = index.spaces, index.space_links
         for space, p in probabilities.items():
-            kind = index.spaces[space].kind
-            dwell = policy.passage_dwell_s if kind in PASSAGES else policy.room_dwell_s
-            stay = math.exp(-max(dt_s, 0.0) / dwell)
+            stay = stay_passage if spaces[space].kind in PASSAGES else stay_room
             prior[space] = prior.get(space, 0.0) + p * stay
-            links = index.space_links[space]
+            links = space_links[space]
             if not links:
                 prior[space] += p * (1.0 - stay)
                 continue
             if xy is None:
                 weights = [1.0] * len(links)
             else:
-                weights = [math.exp(-0.5 * ((xy[0] - dx) ** 2 + (xy[1] - dy) ** 2) / (reach * reach))
-                           for _j, dx, dy in links]
+                x, y = xy
+                weights = [math.exp(-0.5 * ((x - dx) ** 2 + (y - dy) ** 2) / reach2) for _j, dx, dy in links]
             total = sum(weights)
             if total <= 1e-12:
                 prior[space] += p * (1.0 - stay)

@@ -191,6 +191,10 @@ class SiteIndex:
         self.beacon_measured_power = np.array(
             [np.nan if b.measured_power is None else b.measured_power for b in beacons], dtype=np.float64
         )
+        # the same per beacon id, for the tracker's per-reading loop: ids by position, the site's 1 m levels
+        self.beacon_ids: list[str] = [b.id for b in beacons]
+        self.site_measured_power: dict[str, float] = {
+            b.id: float(p) for b, p in zip(beacons, self.beacon_measured_power) if not math.isnan(p)}
         self.local_of_beacon = np.zeros(len(beacons), dtype=np.int64)
         for grid in grids.values():
             self.local_of_beacon[grid.beacons] = np.arange(len(grid.beacons))

@@ -32,7 +32,7 @@ from shared.domain.positioning.selfcal import (
     measured_offset,
     update_device_offset,
 )
-from shared.domain.positioning.signal import RssiFilter, SignalModel, SmoothedRssi
+from shared.domain.positioning.signal import RssiFilter, SignalModel
 from shared.domain.positioning.site_index import SiteIndex
 from shared.domain.positioning.space import SpacePolicy, decide_space
 
@@ -248,7 +248,7 @@ def track_many(
     return [job.result if job.result is not None else (job.new_state, None) for job in jobs]
 
 
-@dataclass
+@dataclass(slots=True)
 class _Job:
     """One device's update between `_prepare` and `_finish`."""
 
@@ -258,10 +258,10 @@ class _Job:
     phone_model: str | None
     result: tuple[TrackingState, Estimate | None] | None = None
     request: PosteriorRequest | None = None
-    live: dict[str, SmoothedRssi] = field(default_factory=dict)
-    ids: list[str] = field(default_factory=list)
-    drift: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    device: DeviceOffset = field(default_factory=lambda: DeviceOffset(0.0, 1.0))
+    live: dict[str, tuple[float, float, float]] | None = None  # beacon -> (smoothed rssi, variance, time)
+    ids: list[str] | None = None
+    drift: list[float] | None = None
+    device: DeviceOffset | None = None
     applied: float = 0.0
     readings: Readings | None = None
     offset_prior: float = 0.0
@@ -275,9 +275,9 @@ def _readings_in_order(sightings: Iterable[Sighting | Any] | ReadingColumns, ind
                        ) -> Iterable[tuple[str, float, float, float | None]]:
     """(beacon, rssi, epoch seconds, tx power) of each sighting, in time order."""
     if isinstance(sightings, ReadingColumns):
-        specs = index.beacons
         times = sightings.ts
-        rows = zip([specs[b].id for b in sightings.beacon], sightings.rssi, times, sightings.tx_power)
+        rows = zip(list(map(index.beacon_ids.__getitem__, sightings.beacon)), sightings.rssi, times,
+                   sightings.tx_power)
         if any(later < earlier for earlier, later in itertools.pairwise(times)):
             return sorted(rows, key=lambda r: r[2])
         return rows
@@ -329,34 +329,38 @@ def _prepare(index: SiteIndex, signal: SignalModel, policy: TrackingPolicy, site
     for beacon, tx_power in advertised.items():
         powers[beacon] = _power(index, signal, beacon, tx_power) + phone
     loudest = sorted(((b, v) for b, v in smoothed.items() if not now_s - v[2] > expire_s), key=lambda kv: -kv[1][0])
-    live = {b: SmoothedRssi(*v) for b, v in loudest[: policy.max_beacons]}
+    live = dict(loudest[: policy.max_beacons])
     new_state = state.copy()
     new_state.beacons = {
-        b: (round(s.value, 2), round(s.variance, 2), round(s.ts, 3), round(powers[b], 1)) for b, s in live.items()
+        b: (round(v[0], 2), round(v[1], 2), round(v[2], 3), round(powers[b], 1)) for b, v in live.items()
     }
     job = _Job(state, new_state, now_s, phone_model)
     if not live:
         job.result = (new_state, None)
         return job
     ids = list(live)
-    fast_var = np.array([flt.variance_at(live[b], now_s) for b in ids])
     cal = policy.selfcal
     device = _device_offset(state, signal, phone_model, cal)
     reference = site_cal.device_reference() if site_cal is not None and cal.enabled else None
     applied = device.mean - reference if reference is not None else 0.0
-    drift = np.array([site_cal.offset(b) for b in ids]) if site_cal is not None and cal.enabled \
-        else np.zeros(len(ids))
+    drift = [site_cal.offset(b) for b in ids] if site_cal is not None and cal.enabled else [0.0] * len(ids)
+    # the readings as plain floats first, then one array each: (power + applied) + drift and the variances are
+    # the same sums numpy would take over arrays of a few elements, without a dozen tiny arrays per device
+    beacons = [known[b] for b in ids]
+    values = [live[b][0] for b in ids]
+    shadowing = policy.shadowing_db**2
+    # RssiFilter.variance_at, inlined on the (value, variance, time) tuples
     readings = Readings(
-        beacons=np.array([known[b] for b in ids], dtype=np.int64),
-        rssi=np.array([live[b].value for b in ids]),
-        measured_power=np.array([powers[b] for b in ids]) + applied + drift,
-        variance=policy.shadowing_db**2 + fast_var,
+        beacons=np.array(beacons, dtype=np.int64),
+        rssi=np.array(values),
+        measured_power=np.array([powers[b] + applied + d for b, d in zip(ids, drift)]),
+        variance=np.array([shadowing + (live[b][1] + q * max(now_s - live[b][2], 0.0)) for b in ids]),
     )
     offset_prior = device.prior_db(cal) if reference is not None else signal.offset_prior_for(phone_model)
     last_xy = (state.x, state.y) if state.x is not None and state.y is not None else None
     decision = decide_floor(
         index,
-        _floor_shares(index, [known[b] for b in ids], [live[b].value for b in ids]),
+        _floor_shares(index, beacons, values),
         now_s,
         current=state.floor,
         candidate=state.floor_candidate,
@@ -461,6 +465,8 @@ def _finish(index: SiteIndex, signal: SignalModel, policy: TrackingPolicy, site_
             policy=space_policy,
         )
     device = job.device
+    if device is None or job.ids is None or job.drift is None or job.live is None:  # _prepare fills them with readings
+        raise RuntimeError("a tracking job reached its posterior without its device offset")
     if cal.enabled and post.uncertainty_m <= cal.confident_m and len(post.beacons) >= cal.min_beacons:
         common, common_var = measured_offset(post.residuals, post.reading_var)
         observed = job.applied + common  # the residuals are against the model with `applied` added
@@ -475,7 +481,7 @@ def _finish(index: SiteIndex, signal: SignalModel, policy: TrackingPolicy, site_
                 beacon = index.beacons[b].id
                 # only beacons expected well above the phone's sensitivity: a weak one is heard (and kept among
                 # the loudest) only when it fades up, which would hide a drop
-                if job.live[beacon].value - fitted >= cal.observe_above_dbm:
+                if job.live[beacon][0] - fitted >= cal.observe_above_dbm:
                     site_cal.observe(beacon, residual + used.get(b, 0.0))
     if cal.enabled:
         new_state.offset = (round(device.mean, 2), round(device.variance, 3))
@@ -528,9 +534,9 @@ def _power(index: SiteIndex, signal: SignalModel, beacon: str, tx_power: float |
     fitted = signal.beacon_measured_power_dbm.get(beacon)
     if fitted is not None:
         return fitted
-    site_value = index.beacon_measured_power[index.beacon_index[beacon]]
-    if not math.isnan(site_value):
-        return float(site_value)
+    site_value = index.site_measured_power.get(beacon)
+    if site_value is not None:
+        return site_value
     if tx_power is not None:
         return float(tx_power)
     return signal.default_measured_power_dbm
