@@ -30,30 +30,30 @@ class Inputs:
     # traffic
     batch_interval_s: float = 30.0
     sightings_per_batch: float = 23.8
-    event_body_bytes: float = 3_073.0
+    event_body_bytes: float = 3_100.0
     busy_hours_per_month: float = 198.0
     arrival_hours_per_day: float = 1.0
     office_hours_per_day: float = 9.0
     # processing
-    instance_sightings_per_s: float = 12_494.0
-    scaling_efficiency: float = 0.95
+    instance_sightings_per_s: float = 45_530.0
+    scaling_efficiency: float = 1.0
     instance_utilization: float = 0.7
-    memory_per_device_bytes: float = 5_200.0  # PLACEHOLDER until bench pipeline reports memory_per_device_bytes
-    instance_base_memory_mb: float = 222.0
+    memory_per_device_bytes: float = 2_820.0
+    instance_base_memory_mb: float = 225.0
     instance_memory_mb: float = 2_048.0
     invocations_per_partition_per_s: float = 1.0
-    ingest_cpu_s_per_request: float = 0.0025
+    ingest_cpu_s_per_request: float = 0.0023
     # Event Hubs
     tu_utilization: float = 0.8
     # Cosmos DB
-    ru_per_sighting_arrivals: float = 0.445
-    ru_per_sighting_steady: float = 0.12
+    ru_per_sighting_arrivals: float = 0.271
+    ru_per_sighting_steady: float = 0.025
     queries_per_s_per_1000_phones: float = 1.0
-    ru_per_query: float = 10.0
+    ru_per_query: float = 28.0
     open_streams_per_building: float = 2.0
     stream_ru_s_per_1000_spaces: float = 18.3
-    device_doc_bytes: float = 1_765.0
-    space_doc_bytes: float = 776.0
+    device_doc_bytes: float = 816.0
+    space_doc_bytes: float = 771.0
     visit_doc_bytes: float = 336.0
     cosmos_system_bytes: float = 200.0
     phones_per_space: float = 2.5
@@ -80,34 +80,37 @@ class Inputs:
 # where each input comes from: the command that measured it, the document it is taken from, or the price page
 SOURCES: dict[str, str] = {
     "batch_interval_s": "the SDK's cadence assumed in docs/deploy.md's high case (the simulator sends every 10 s)",
-    "sightings_per_batch": "bench pipeline --json: sightings_per_batch (500 phones; main 12849f8)",
+    "sightings_per_batch": "bench pipeline --json: sightings_per_batch (500 phones)",
     "event_body_bytes": "bench scale --json: event_body_bytes_mean (the ingest event body of a 23.8-sighting batch)",
     "busy_hours_per_month": "every phone in the office 9 h a day, 22 days a month (docs/deploy.md; an upper bound)",
     "arrival_hours_per_day": "assumption: the morning arrival hour runs at the arrivals' RU per sighting",
     "office_hours_per_day": "docs/deploy.md",
-    "instance_sightings_per_s": "bench pipeline --json: cosmos_sightings_per_s (one process against the Cosmos "
-                                "emulator on the same 2 cores; in memory one core does 33,567/s)",
-    "scaling_efficiency": "bench scale --json: cpu_scaling_efficiency of the 2-worker runs (workers = cores; "
-                          "an instance has its own core): 1.01, 0.95, 0.82 on a busy machine, the median",
+    "instance_sightings_per_s": "bench pipeline --json: cosmos_sightings_per_s, median of 3 (43,615-46,288; one "
+                                "process against the Cosmos emulator on the same 2 cores; in memory one core does "
+                                "67,350-73,219/s)",
+    "scaling_efficiency": "bench scale --json on an idle machine: 2 workers on 2 cores did 2.02 x one worker "
+                          "(scaling_efficiency 1.01, cpu_scaling_efficiency 1.03), taken as 1.0",
     "instance_utilization": "assumption: plan the peak at 70 % of an instance (bursts, retries, redone devices)",
-    "memory_per_device_bytes": "issue #15: 5.2 KB a tracked device today; PLACEHOLDER for bench pipeline's "
-                               "memory_per_device_bytes",
+    "memory_per_device_bytes": "bench pipeline --json: memory_per_device_bytes (deep sizeof of the device "
+                               "cache / devices; 5.2 KB before issue #15)",
     "instance_base_memory_mb": "bench scale --json: max_rss_mb of a worker (the interpreter, numpy, the app, "
                                "its events; the same with 500 or 125 devices)",
     "instance_memory_mb": "Bicep instanceMemoryMB default (Flex Consumption: 2,048 MB = 1 core)",
     "invocations_per_partition_per_s": "docs/deploy.md: one processing invocation per partition per second",
-    "ingest_cpu_s_per_request": "bench scale --json: ingest.cpu_ms_per_request (0.36-0.53 ms, the route in "
+    "ingest_cpu_s_per_request": "bench scale --json: ingest.cpu_ms_per_request (0.30 ms, the route in "
                                 "process) + 2 ms assumed for the Functions host, TLS and the Event Hubs send",
     "tu_utilization": "assumption: plan the peak at 80 % of the throughput units",
-    "ru_per_sighting_arrivals": "bench pipeline --json: est_ru_per_sighting (first 4,000 events: arrivals)",
-    "ru_per_sighting_steady": "issue #15: ~0.12 RU a sighting in steady state (steady_est_ru_per_sighting)",
+    "ru_per_sighting_arrivals": "bench pipeline --json: arrivals_est_ru_per_sighting (simulated minutes 0-3, "
+                                "phones arriving; 0.094 over the whole run)",
+    "ru_per_sighting_steady": "bench pipeline --json: steady_est_ru_per_sighting (simulated minute 3 on)",
     "queries_per_s_per_1000_phones": "assumption: dashboards, kiosks and apps asking for free rooms or occupancy",
-    "ru_per_query": "issue #15 target for free rooms/occupancy (today a free-rooms query reads every space)",
+    "ru_per_query": "bench queries --json: live.summaries.read.est_ru, free rooms/occupancy on the 1,990-space "
+                    "tower by the 1 RU/KB rule (3.4 by Azure's documented point-read costs)",
     "open_streams_per_building": "assumption: live dashboards (facilities, lobby screens) open all day per building",
     "stream_ru_s_per_1000_spaces": "bench queries --json: live.stream_poll quiet new est_ru (1 RU/KB rule) per "
                                    "2 s poll on the 1,990-space tower, / 2 s, / 1.99",
     "device_doc_bytes": "bench scale --json: documents_at_end.devices.bytes_mean",
-    "space_doc_bytes": "bench scale --json: documents_at_end.spaces.bytes_mean (spaces and their outbox events)",
+    "space_doc_bytes": "bench scale --json: documents_at_end.spaces.bytes_mean (spaces, their outbox events, floor summaries)",
     "visit_doc_bytes": "bench scale --json: documents_at_end.visits.bytes_mean",
     "cosmos_system_bytes": "Cosmos DB adds _rid, _self, _etag, _attachments, _ts to every document",
     "phones_per_space": "assumption (the simulated office: 500 phones in ~200 rooms and passages)",
