@@ -3,9 +3,10 @@
 `posterior_many(index, signal, requests)` gives, for each request, the posterior of `estimator.posterior(...,
 wide=True)` (the candidate points within the tracking reach of the loudest beacon, the readings' likelihood with
 their common offset integrated out, the silent beacons, the motion prior, residuals, held-out residuals and the
-per-space likelihood), computed for all the devices on one floor together: each device's candidate points are a
-row of a padded (device, point) array, the readings' sums are products over (device, point, beacon), the silent
-beacons' term is one matrix product per floor. A request may narrow its candidate points to a disc around the
+per-space likelihood), computed for all the devices on one floor together: over the union of their candidate
+points (the whole floor when that is most of it), each device masked to its own; the readings' Gaussian sums are
+dense float64 matrix products of the devices' (device, floor beacon) weights with the floor's path loss, as are
+the residuals, the posterior moments, the per-space sums and the silent beacons' term. A request may narrow its candidate points to a disc around the
 motion prior (`within_m`: points the step cap would refuse anyway), and ask for held-out residuals only when its
 posterior is confident (`held_out_within_m`, what self-calibration uses). `track` and `track_many` both run
 through it, so one device or a call's worth give the same answers (docs/positioning.md: the profile).
@@ -31,8 +32,9 @@ from shared.domain.positioning.estimator import (
 from shared.domain.positioning.signal import SignalModel
 from shared.domain.positioning.site_index import FloorGrid, SiteIndex
 
-# (device, point, beacon) elements of one chunk of a floor's devices: bounds the memory of a call (a few MB)
-MAX_CHUNK_ELEMENTS = 60_000
+# (device, candidate point) elements of one chunk of a floor's devices: bounds the memory of a call (a few MB: the
+# held-out residuals take a (device, point, reading) array of the confident devices)
+MAX_CHUNK_ELEMENTS = 32_000
 
 
 @dataclass(frozen=True)
@@ -82,11 +84,8 @@ def posterior_many(index: SiteIndex, signal: SignalModel, requests: Sequence[Pos
         items.sort(key=lambda p: len(p.rows))  # similar sizes share a chunk: less padding
         start = 0
         while start < len(items):
-            # a chunk is as wide as its most readings (padded readings weigh nothing but are computed)
-            end, width = start + 1, len(items[start].local)
-            while end < len(items) and (end + 1 - start) * len(items[end].rows) \
-                    * max(width, len(items[end].local)) <= MAX_CHUNK_ELEMENTS:
-                width = max(width, len(items[end].local))
+            end = start + 1
+            while end < len(items) and (end + 1 - start) * len(items[end].rows) <= MAX_CHUNK_ELEMENTS:
                 end += 1
             chunk = items[start:end]
             posts = _floor_posteriors(index, signal, grid, floor, chunk, [requests[p.position] for p in chunk],
@@ -145,32 +144,60 @@ def _floor_posteriors(index: SiteIndex, signal: SignalModel, grid: FloorGrid, fl
                       items: Sequence[_Prepared], requests: Sequence[PosteriorRequest], held_out: bool,
                       held_out_within_m: float | None, space_likelihood: bool) -> list[Posterior]:
     n = len(items)
-    r_max = max(len(p.rows) for p in items)
+    n_beacons = len(grid.beacons)
+    lens = np.array([len(p.rows) for p in items])
     k = max(len(p.local) for p in items)
-    loss = grid.path_loss(signal.path_loss_exponent, signal.height_m, signal.wall_loss_db)
-    rows = np.zeros((n, r_max), dtype=np.int64)
-    valid = np.zeros((n, r_max), dtype=bool)
     cols = np.zeros((n, k), dtype=np.int64)
-    level = np.zeros((n, k), dtype=np.float32)
-    a = np.zeros((n, k), dtype=np.float32)
+    level = np.zeros((n, k))
+    a = np.zeros((n, k))
     prior_db = np.empty(n)
     for d, (p, r) in enumerate(zip(items, requests)):
-        rows[d, : len(p.rows)] = p.rows
-        valid[d, : len(p.rows)] = True
         kk = len(p.local)
         cols[d, :kk] = p.local
         level[d, :kk] = p.rssi - p.power
         a[d, :kk] = 1.0 / p.var
         prior_db[d] = signal.offset_prior_db if r.offset_prior_db is None else r.offset_prior_db
-    # (N, R, K) float32: reading minus the model's expectation, rssi - (power - loss); a padded beacon has a = 0,
-    # so it adds nothing to the sums (its columns of residuals are dropped)
-    error = level[:, None, :] + np.take(loss, (rows * loss.shape[1])[:, :, None] + cols[:, None, :])
-    s1 = np.matmul(error, a[:, :, None])[:, :, 0].astype(np.float64)
-    s2 = np.matmul(error * error, a[:, :, None])[:, :, 0].astype(np.float64)
-    a_sum = a.sum(axis=1, dtype=np.float64)
+    # the chunk's points: the union of its devices' candidate rows (the whole floor when that is most of it, its
+    # products kept per floor), each device masked to its own (-inf elsewhere)
+    concat_rows = np.concatenate([p.rows for p in items]) if n > 1 else items[0].rows
+    marked = np.zeros(len(grid.points), dtype=bool)
+    marked[concat_rows] = True
+    u = int(np.count_nonzero(marked))
+    loss = grid.path_loss(signal.path_loss_exponent, signal.height_m, signal.wall_loss_db)
+    if 4 * u >= 3 * len(grid.points):
+        u = len(grid.points)
+        union: NDArray[np.int64] | slice = slice(None)
+        at_all = concat_rows
+        loss_t, loss2_t, member = _floor_products(grid, loss)
+        points, squared = grid.points, grid.squared_norms()
+    else:
+        union = np.flatnonzero(marked)
+        at_all = (np.cumsum(marked) - 1)[concat_rows]
+        loss_t, loss2_t, member = _floor_products(grid, loss)
+        loss_t, loss2_t, member = loss_t[:, union], loss2_t[:, union], member[union]
+        points, squared = grid.points[union], grid.squared_norms()[union]
+    owner = np.repeat(np.arange(n), lens)
+    valid = np.zeros((n, u), dtype=bool)
+    valid[owner, at_all] = True
+    bounds = np.concatenate([[0], np.cumsum(lens)]).tolist()
+    # the readings' sums as products over the floor's beacons: error(p, k) = level_k + loss[p, b_k], so with the
+    # weights a and weighted levels a*level spread over the floor's beacons (a padded reading weighs nothing),
+    # s1 = sum(a level) + A @ loss.T and s2 = sum(a level^2) + 2 (A level) @ loss.T + A @ (loss^2).T
+    weight_of = np.zeros((n, n_beacons))
+    weighted_level = np.zeros((n, n_beacons))
+    flat = (np.arange(n)[:, None] * n_beacons + cols).ravel()
+    np.add.at(weight_of.ravel(), flat, a.ravel())
+    np.add.at(weighted_level.ravel(), flat, (a * level).ravel())
+    s1 = weight_of @ loss_t
+    s1 += (a * level).sum(axis=1)[:, None]
+    s2 = weighted_level @ loss_t
+    s2 *= 2.0
+    s2 += weight_of @ loss2_t
+    s2 += (a * level * level).sum(axis=1)[:, None]
+    a_sum = a.sum(axis=1)
     shrink = 1.0 / (1.0 / np.maximum(prior_db, 1e-3) ** 2 + a_sum)
     readings_loglik = -0.5 * (s2 - shrink[:, None] * s1 * s1)
-    loglik = np.where(valid, readings_loglik, -np.inf)  # padding: -inf from here on (no mass)
+    loglik = np.where(valid, readings_loglik, -np.inf)  # outside a device's candidates: -inf from here on
     silent_any = [d for d, p in enumerate(items) if len(p.silent)]
     if silent_any:
         # the silent beacons' 1 m level falls back to the readings' median only where the site has none
@@ -188,38 +215,32 @@ def _floor_posteriors(index: SiteIndex, signal: SignalModel, grid: FloorGrid, fl
                     grid.site_silence[key] = silence
             else:
                 silence = _silence(index, grid, signal, loss, float(np.median(items[members[0]].power)), True)
-            chosen = np.zeros((len(grid.beacons), len(members)))
+            chosen = np.zeros((n_beacons, len(members)))
             for j, d in enumerate(members):
                 chosen[items[d].silent, j] = 1.0
-            term = silence @ chosen  # (M, members): every point of the floor
-            loglik[members] += term[rows[members], np.arange(len(members))[:, None]]
-    points = grid.points[rows]  # (N, R, 2)
-    squared = grid.squared_norms()[rows]  # (N, R)
+            loglik[members] += (silence[union] @ chosen).T  # (members, U)
     with_prior = [d for d, r in enumerate(requests) if r.prior_xy is not None and r.prior_sigma_m is not None]
-    # the devices with a motion prior: usually all of them, then no copies of their rows are taken
     prior_rows: slice | list[int] = slice(None) if len(with_prior) == n else with_prior
-    room_where = np.ones((n, r_max)) if space_likelihood else None
+    # outside a device's candidates: no room weight either (its per-space sums are over its own points)
+    room_where = valid.astype(np.float64) if space_likelihood else None
     motion = None
     if with_prior:
         centres = np.array([requests[d].prior_xy for d in with_prior], dtype=np.float64)
         sigmas = np.array([requests[d].prior_sigma_m for d in with_prior], dtype=np.float64)
-        # |p - c|^2 = |p|^2 - 2 p.c + |c|^2, (P, R)
-        d2 = squared[prior_rows] - 2.0 * np.matmul(points[prior_rows], centres[:, :, None])[:, :, 0]
+        # |p - c|^2 = |p|^2 - 2 p.c + |c|^2, (P, U)
+        d2 = squared[None, :] - 2.0 * (centres @ points.T)
         d2 += (centres * centres).sum(axis=1)[:, None]
         if room_where is not None:
             broad = np.hypot(sigmas, ROOM_PRIOR_MIN_SIGMA_M)
-            room_where[prior_rows] = np.exp(-0.5 * d2 / (broad * broad)[:, None]) + ROOM_PRIOR_FLOOR
+            room_where[prior_rows] *= np.exp(-0.5 * d2 / (broad * broad)[:, None]) + ROOM_PRIOR_FLOOR
         motion = -0.5 * d2 / (sigmas * sigmas)[:, None]
-    owners = grid.space_of_point[rows]  # (N, R)
-    slot_of_point, present = grid.space_slots()
-    slots = slot_of_point[rows]
+    present = grid.space_slots()[1]
     n_spaces = len(present)
-    # per (device, space) sums by one bincount: bin d * S + s, padding and points outside spaces to a last bin
-    bins = np.where(valid & (slots >= 0), np.arange(n)[:, None] * n_spaces + slots, n * n_spaces).ravel()
 
     def per_space(values: NDArray[np.float64]) -> NDArray[np.float64]:
-        summed = np.bincount(bins, weights=values.ravel(), minlength=n * n_spaces + 1)
-        return np.asarray(summed[:-1], dtype=np.float64).reshape(n, n_spaces)
+        # per (device, space) sums by one product with the points' space memberships; the values are 0 off
+        # each device's candidates
+        return np.asarray(values @ member, dtype=np.float64)
 
     space_loglik_all = None
     if space_likelihood and n_spaces and room_where is not None:
@@ -232,46 +253,47 @@ def _floor_posteriors(index: SiteIndex, signal: SignalModel, grid: FloorGrid, fl
     weights = loglik - loglik.max(axis=1, keepdims=True)
     np.exp(weights, out=weights)
     weights /= weights.sum(axis=1, keepdims=True)
-    mean = np.einsum("nr,nrc->nc", weights, points)
-    # E|p - mean|^2 = E|p|^2 - |mean|^2: the points' squared norms are per floor
-    spread = (weights * squared).sum(axis=1) - (mean * mean).sum(axis=1)
+    mean = weights @ points
+    # E|p - mean|^2 = E|p|^2 - |mean|^2
+    spread = weights @ squared - (mean * mean).sum(axis=1)
     uncertainty = np.sqrt(np.maximum(spread, 0.0) + index.step_m**2 / 6.0)
-    residuals = np.matmul(weights[:, None, :], error)[:, 0, :]
+    # residual_k = sum_p w(p) (level_k + loss[p, b_k]) = level_k + (W @ loss)[b_k]
+    residuals = level + np.take_along_axis(weights @ loss_t.T, cols, axis=1)
     mass = per_space(weights) if n_spaces else None
     held = None
     wanted = [d for d, p in enumerate(items) if held_out and len(p.local) >= 3
               and (held_out_within_m is None or uncertainty[d] <= held_out_within_m)]
     if wanted:
-        # the posterior without each reading in turn: its terms dropped from the closed-form sums
-        chosen_rows: slice | list[int] = slice(None) if len(wanted) == n else wanted
-        e, aw = error[chosen_rows].astype(np.float64), a[chosen_rows].astype(np.float64)
-        s1w, s2w = s1[chosen_rows], s2[chosen_rows]
-        extra = (loglik - readings_loglik)[chosen_rows]  # silence and motion prior; -inf on padding
-        s1_b = s1w[:, :, None] - e * aw[:, None, :]
-        shrink_b = 1.0 / (1.0 / np.maximum(prior_db[wanted], 1e-3)[:, None] ** 2 + a_sum[wanted][:, None] - aw)
-        # -0.5 * (s2 - e*e*a - shrink*s1_b*s1_b) + extra, then its weights over the points: the same operations
-        # in the same order as written out, in place (these (device, point, beacon) arrays are the largest)
+        # the posterior without each reading in turn: its terms dropped from the closed-form sums, as (device,
+        # reading, point) arrays over the chunk's points (a device's others are -inf in `extra`)
+        aw = a[wanted][:, :, None]
+        e = loss_t[cols[wanted]]  # (W, K, U)
+        e += level[wanted][:, :, None]
+        s1_b = s1[wanted][:, None, :] - e * aw
+        shrink_b = 1.0 / (1.0 / np.maximum(prior_db[wanted], 1e-3)[:, None] ** 2 + a_sum[wanted][:, None]
+                          - a[wanted])
+        # -0.5 * (s2 - e*e*a - shrink*s1_b*s1_b) + extra, then its weights over the points: in place (these
+        # (device, reading, point) arrays are the largest)
         ll_b = e * e
-        ll_b *= aw[:, None, :]
-        np.subtract(s2w[:, :, None], ll_b, out=ll_b)
-        shrunk = shrink_b[:, None, :] * s1_b
+        ll_b *= aw
+        np.subtract(s2[wanted][:, None, :], ll_b, out=ll_b)
+        shrunk = shrink_b[:, :, None] * s1_b
         s1_b *= shrunk
         ll_b -= s1_b
         ll_b *= -0.5
-        ll_b += extra[:, :, None]
-        ll_b -= ll_b.max(axis=1, keepdims=True)
+        ll_b += (loglik - readings_loglik)[wanted][:, None, :]  # silence and motion prior; -inf off the candidates
+        ll_b -= ll_b.max(axis=2, keepdims=True)
         w_b = np.exp(ll_b, out=ll_b)
-        w_b /= w_b.sum(axis=1, keepdims=True)
+        w_b /= w_b.sum(axis=2, keepdims=True)
         np.subtract(e, shrunk, out=shrunk)
         shrunk *= w_b
-        held = dict(zip(wanted, shrunk.sum(axis=1)))
+        held = dict(zip(wanted, shrunk.sum(axis=2)))
     out: list[Posterior] = []
     loglik_all = known = None
     if space_loglik_all is not None:
         num, den, top = space_loglik_all
         known = den > 0
         loglik_all = np.log(np.maximum(num, 1e-300)) - np.log(np.where(known, den, 1.0)) + top[:, None]
-    # per device, only the spaces that count (in space order): picked by numpy for the whole chunk at once
     space_probabilities = _row_dicts(mass > 1e-4, mass, present) if mass is not None else [{} for _ in items]
     space_logliks: list[dict[int, float] | None] = [None] * n
     if loglik_all is not None and known is not None:
@@ -279,17 +301,36 @@ def _floor_posteriors(index: SiteIndex, signal: SignalModel, grid: FloorGrid, fl
     elif space_likelihood:
         space_logliks = [{} for _ in items]
     means, spreads = mean.tolist(), uncertainty.tolist()
+    if space_likelihood:  # each device's candidate points, in its own order: one gather for the chunk
+        kept_points, kept_owners = grid.points[concat_rows], grid.space_of_point[concat_rows]
+        kept_weights = weights[owner, at_all]
     for d, p in enumerate(items):
         kk = len(p.local)
         held_d = held[d][:kk] if held is not None and d in held else None
-        m = len(p.rows)
+        lo, hi = bounds[d], bounds[d + 1]
         out.append(Posterior(
             floor, (means[d][0], means[d][1]), spreads[d], space_probabilities[d], kk,
-            p.beacons, residuals[d, :kk].astype(np.float64), p.var, held_d, space_logliks[d],
-            points[d, :m] if space_likelihood else None, weights[d, :m] if space_likelihood else None,
-            owners[d, :m] if space_likelihood else None,
+            p.beacons, residuals[d, :kk], p.var, held_d, space_logliks[d],
+            kept_points[lo:hi] if space_likelihood else None, kept_weights[lo:hi] if space_likelihood else None,
+            kept_owners[lo:hi] if space_likelihood else None,
         ))
     return out
+
+
+def _floor_products(grid: FloorGrid, loss: NDArray[np.float32]) -> tuple[NDArray[np.float64], ...]:
+    """(loss.T, (loss^2).T, the points' space memberships (M, S)) of a floor in float64, kept per path loss."""
+    kept = grid.products.get(id(loss))
+    if kept is None or kept[0] is not loss:
+        loss64 = loss.astype(np.float64)
+        slots, present = grid.space_slots()
+        member = np.zeros((len(grid.points), len(present)))
+        inside = np.flatnonzero(slots >= 0)
+        member[inside, slots[inside]] = 1.0
+        kept = (loss, np.ascontiguousarray(loss64.T), np.ascontiguousarray((loss64 * loss64).T), member)
+        if len(grid.products) > 8:
+            grid.products.clear()
+        grid.products[id(loss)] = kept
+    return kept[1], kept[2], kept[3]
 
 
 def _row_dicts(keep: NDArray[np.bool_], values: NDArray[np.float64], present: NDArray[np.int64],

@@ -94,6 +94,8 @@ class FloorGrid:
     _wide_points: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     # silence log-likelihood at the site model's own beacon levels, per signal parameters (batch.py)
     site_silence: dict[tuple[float, ...], np.ndarray] = field(default_factory=dict)
+    # per path-loss array (by id, the array kept beside): its float64 products and the space memberships (batch.py)
+    products: dict[int, tuple[np.ndarray, ...]] = field(default_factory=dict)
 
     def squared_norms(self) -> np.ndarray:
         """|p|^2 of every candidate point (a posterior's spread from its first two moments)."""
