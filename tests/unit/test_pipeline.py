@@ -2,7 +2,7 @@
 redelivery, reordering, crashes between writes and silent phones."""
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -238,16 +238,12 @@ async def test_one_call_for_many_devices_gives_what_a_call_per_device_gives():
 
 
 async def test_the_periodic_re_read_does_not_rewind_a_device_held_in_memory():
-    """A device heard with nothing that anyone reads changing is kept in memory (its write skipped); when the
-    instance's copy is older than the persist interval it is read again. That read must not replace the newer
+    """A device heard with nothing that anyone reads changing is kept in memory (its write skipped); when its
+    partition comes back to the instance after a while, it is read again. That read must not replace the newer
     state in memory with the older stored one: it would move last_seen back and drop the ids of the batches
     folded since from the dedupe window, so a redelivered batch would be counted again."""
-    sites = InMemorySiteModelStore()
-    await add_small_site(sites)
-    store = InMemoryLiveStateStore()
-    ticks = {"now": 0.0}
-    pipeline = PipelineService(SiteDirectory(sites), store, PipelinePolicy(persist_interval_s=600.0),
-                               monotonic=lambda: ticks["now"])
+    clocked = await _clocked()
+    store, pipeline = clocked.store, clocked.instance(PipelinePolicy(persist_interval_s=600.0))
     events = walk(T0, [("r-oak", 8)], every_s=10)
     await pipeline.process(events[:4])  # placed in the room: written
     stored = await store.get_device(HQ, "install-0001")
@@ -255,7 +251,7 @@ async def test_the_periodic_re_read_does_not_rewind_a_device_held_in_memory():
         await pipeline.process([event])
     assert pipeline.stats.device_writes_skipped >= 3
     assert (await store.get_device(HQ, "install-0001")).last_seen == stored.last_seen
-    ticks["now"] += 601.0  # the instance's copy is due to be read again
+    clocked.now += 601.0  # no call of the partition for longer than partition_idle_s: the copy is read again
     duplicates = pipeline.stats.duplicates
     await pipeline.process([events[5]])  # a redelivery of a batch folded in memory only
     assert pipeline.stats.duplicates == duplicates + 1, "the redelivered batch was counted again"
@@ -274,19 +270,34 @@ def _on_partition(events, partition: str):
     return [(replace(event, partition_id=partition), decoded) for event, decoded in events]
 
 
-async def _instance(sites, store, ticks, policy: PipelinePolicy = PipelinePolicy()) -> PipelineService:
-    return PipelineService(SiteDirectory(sites), store, policy, monotonic=lambda: ticks["now"])
+@dataclass
+class _Clocked:
+    """Pipeline instances over the small site and one store, on a monotonic clock the test moves by hand."""
+
+    sites: InMemorySiteModelStore
+    store: InMemoryLiveStateStore = field(default_factory=InMemoryLiveStateStore)
+    now: float = 0.0
+
+    def instance(self, policy: PipelinePolicy = PipelinePolicy()) -> PipelineService:
+        return PipelineService(SiteDirectory(self.sites), self.store, policy, monotonic=lambda: self.now)
+
+    async def play(self, pipeline: PipelineService, events, every_s: float = 10.0) -> None:
+        """The events one call each, `every_s` apart on the instance's clock."""
+        for event in events:
+            self.now += every_s
+            await pipeline.process([event])
+
+
+async def _clocked() -> _Clocked:
+    sites = InMemorySiteModelStore()
+    await add_small_site(sites)
+    return _Clocked(sites)
 
 
 async def test_a_device_whose_partition_stays_with_the_instance_is_read_once():
-    sites = InMemorySiteModelStore()
-    await add_small_site(sites)
-    store = InMemoryLiveStateStore()
-    ticks = {"now": 0.0}
-    pipeline = await _instance(sites, store, ticks)
-    for event in walk(T0, [("r-oak", 60), ("k-0", 60)], every_s=10):  # 20 minutes, a call every 10 s
-        ticks["now"] += 10.0
-        await pipeline.process([event])
+    clocked = await _clocked()
+    store, pipeline = clocked.store, clocked.instance()
+    await clocked.play(pipeline, walk(T0, [("r-oak", 60), ("k-0", 60)], every_s=10))  # 20 minutes, a call every 10 s
     assert store.meter.reads["devices"] == 1  # the first batch's: nothing was stored yet
     assert await headcounts(store) == {"r-oak": 0, "k-0": 1}
     # written when it entered, moved, and every persist interval (150 s) between: not every batch
@@ -296,18 +307,13 @@ async def test_a_device_whose_partition_stays_with_the_instance_is_read_once():
 async def test_a_batch_redelivered_while_the_device_is_only_held_in_memory_is_a_duplicate():
     """The cache keeps the dedupe window packed (one string a device): the batches folded since the last write,
     whose ids are in no document yet, must still be recognised when they come again."""
-    sites = InMemorySiteModelStore()
-    await add_small_site(sites)
-    store = InMemoryLiveStateStore()
-    ticks = {"now": 0.0}
-    pipeline = await _instance(sites, store, ticks)
+    clocked = await _clocked()
+    store, pipeline = clocked.store, clocked.instance()
     events = walk(T0, [("r-oak", 8)], every_s=10)
-    for event in events:
-        ticks["now"] += 10.0
-        await pipeline.process([event])
+    await clocked.play(pipeline, events)
     assert pipeline.stats.device_writes_skipped >= 6  # the later batches were only held in memory
     state = (await store.get_device(HQ, "install-0001"), await headcounts(store), pipeline.stats.transitions)
-    ticks["now"] += 10.0
+    clocked.now += 10.0
     await pipeline.process(events[-4:])  # redelivered
     assert pipeline.stats.duplicates == 4
     assert (await store.get_device(HQ, "install-0001"), await headcounts(store),
@@ -340,15 +346,10 @@ async def test_the_presence_sweep_never_takes_out_a_phone_still_heard(timeout_s,
 async def test_a_phone_swept_out_and_heard_again_in_the_same_room_is_counted_again():
     """The instance's copy still says the room (the sweep wrote the device, not the instance); the next batch is
     due to be written, the write fails on the etag, and the device is redone from the stored one."""
-    sites = InMemorySiteModelStore()
-    await add_small_site(sites)
-    store = InMemoryLiveStateStore()
-    ticks = {"now": 0.0}
-    pipeline = await _instance(sites, store, ticks)
+    clocked = await _clocked()
+    store, pipeline = clocked.store, clocked.instance()
     events = walk(T0, [("r-oak", 20)], every_s=10)
-    for event in events:
-        ticks["now"] += 10.0
-        await pipeline.process([event])
+    await clocked.play(pipeline, events)
     stored = await store.get_device(HQ, "install-0001")
     heard = events[-1][1].parsed.batch.sent_at
     assert heard - timedelta(seconds=PipelinePolicy().persist_interval_s) <= stored.last_seen < heard - timedelta(
@@ -356,7 +357,7 @@ async def test_a_phone_swept_out_and_heard_again_in_the_same_room_is_counted_aga
     assert await PresenceSweepService(store, timedelta(minutes=5)).sweep(stored.last_seen + timedelta(minutes=6)) == 1
     assert await headcounts(store) == {"r-oak": 0}
     back = stored.last_seen + timedelta(minutes=7)
-    ticks["now"] += 10.0  # the partition kept coming to this instance (other phones): its copy was not dropped
+    clocked.now += 10.0  # the partition kept coming to this instance (other phones): its copy was not dropped
     await pipeline.process(walk(back, [("r-oak", 1)]))
     assert await headcounts(store) == {"r-oak": 1}
     device = await store.get_device(HQ, "install-0001")
@@ -374,23 +375,16 @@ async def test_a_partition_that_went_to_another_instance_and_came_back_is_read_a
     copy A would see no move and, within the persist interval, write nothing. Away long (no call of the partition
     for longer than partition_idle_s): A drops its copy and reads the device again. Away briefly: A's copy fails
     at its next write (due within the persist interval) and is redone. Either way the counts end right."""
-    sites = InMemorySiteModelStore()
-    await add_small_site(sites)
-    store = InMemoryLiveStateStore()
-    ticks = {"now": 0.0}
-    a, b = await _instance(sites, store, ticks), await _instance(sites, store, ticks)
+    clocked = await _clocked()
+    store, a, b = clocked.store, clocked.instance(), clocked.instance()
     events = _on_partition(walk(T0, [("r-oak", 4), ("k-0", 6), ("r-oak", 14)], every_s=10), "3")
-    for event in events[:4]:  # A: in the oak room
-        ticks["now"] += 10.0
-        await a.process([event])
-    for event in events[4:10]:  # B: to the kitchen, written
-        await b.process([event])
+    await clocked.play(a, events[:4])  # A: in the oak room
+    await clocked.play(b, events[4:10], every_s=0.0)  # B: to the kitchen, written
     assert await headcounts(store) == {"r-oak": 0, "k-0": 1}
-    ticks["now"] += away_s
+    clocked.now += away_s
     reads = store.meter.reads["devices"]
     for n, event in enumerate(events[10:]):  # back at A: the oak room again
-        ticks["now"] += 10.0
-        await a.process([event])
+        await clocked.play(a, [event])
         if n == 4 and away_s > PipelinePolicy().partition_idle_s:
             # read again: the move back is seen and written at once, not a persist interval later
             assert await headcounts(store) == {"r-oak": 1, "k-0": 0}
@@ -406,22 +400,20 @@ async def test_beacon_health_waits_for_its_interval_but_a_low_battery_does_not()
     from shared.domain.events import BATTERY_LOW_MV, EventType
     from tests.unit.test_transition_events import telemetry_event
 
-    sites = InMemorySiteModelStore()
-    await add_small_site(sites)
-    store = InMemoryLiveStateStore()
-    ticks = {"now": 0.0}
-    pipeline = await _instance(sites, store, ticks)
+    clocked = await _clocked()
+    store, pipeline = clocked.store, clocked.instance()
+
     async def battery() -> int | None:
         return next(h.battery_mv for h in await store.list_beacon_health(HQ) if h.beacon_id == OAK_BEACON)
 
     await pipeline.process([telemetry_event(T0, 2900)])
     assert await battery() == 2900
-    ticks["now"] += 60.0
+    clocked.now += 60.0
     await pipeline.process([telemetry_event(T0 + timedelta(minutes=1), BATTERY_LOW_MV - 100)])
     assert await battery() == 2900  # health: not yet
     low = [e for e in await store.pending() if e.type == EventType.beacon_battery_low]
     assert len(low) == 1  # the alert: at once
-    ticks["now"] += PipelinePolicy().beacon_health_interval_s
+    clocked.now += PipelinePolicy().beacon_health_interval_s
     await pipeline.process([telemetry_event(T0 + timedelta(minutes=16), BATTERY_LOW_MV - 120)])
     assert await battery() == BATTERY_LOW_MV - 120
 
