@@ -46,10 +46,10 @@ class Inputs:
     # Event Hubs
     tu_utilization: float = 0.8
     # Cosmos DB
-    ru_per_sighting_arrivals: float = 0.271
+    ru_per_sighting_arrivals: float = 0.274
     ru_per_sighting_steady: float = 0.025
     queries_per_s_per_1000_phones: float = 1.0
-    ru_per_query: float = 28.0
+    ru_per_query: float = 7.0
     open_streams_per_building: float = 2.0
     stream_ru_s_per_1000_spaces: float = 18.3
     device_doc_bytes: float = 816.0
@@ -101,11 +101,12 @@ SOURCES: dict[str, str] = {
                                 "process) + 2 ms assumed for the Functions host, TLS and the Event Hubs send",
     "tu_utilization": "assumption: plan the peak at 80 % of the throughput units",
     "ru_per_sighting_arrivals": "bench pipeline --json: arrivals_est_ru_per_sighting (simulated minutes 0-3, "
-                                "phones arriving; 0.094 over the whole run)",
+                                "phones arriving; 0.095 over the whole run)",
     "ru_per_sighting_steady": "bench pipeline --json: steady_est_ru_per_sighting (simulated minute 3 on)",
     "queries_per_s_per_1000_phones": "assumption: dashboards, kiosks and apps asking for free rooms or occupancy",
-    "ru_per_query": "bench queries --json: live.summaries.read.est_ru, free rooms/occupancy on the 1,990-space "
-                    "tower by the 1 RU/KB rule (3.4 by Azure's documented point-read costs)",
+    "ru_per_query": "bench queries --json: live.cosmos.free_rooms_read.est_ru_max, free rooms on the 1,990-space "
+                    "tower as the Cosmos emulator returns the documents, by the 1 RU/KB rule (occupancy 6; 2.4 by "
+                    "Azure's documented point-read costs)",
     "open_streams_per_building": "assumption: live dashboards (facilities, lobby screens) open all day per building",
     "stream_ru_s_per_1000_spaces": "bench queries --json: live.stream_poll quiet new est_ru (1 RU/KB rule) per "
                                    "2 s poll on the 1,990-space tower, / 2 s, / 1.99",

@@ -4,10 +4,11 @@ answered from the floor summaries and, in the same run, from the space documents
 A working day is played through the processor's OccupancyWriter (one `apply` per simulated trigger call, people
 moving between random rooms), so nearly every space has a document and a `since`: the summaries are as large as
 they get. Latency is measured against the in-memory store (no network: the query's own work). Request units are
-estimated from the sizes of the documents each path reads (shared/adapters/documents.py, a query charged as a read
-of everything it returns), under the pipeline's rule (1 RU per KB) and under Azure's documented point-read costs
-(`documented_read_ru`); with `--cosmos-people` the same day is also played against the Cosmos emulator and the
-sizes are those of the documents it returns (system properties included).
+estimated from the sizes of what each query read, read by read (`free_rooms_read`, `occupancy_read`: the store's
+meter recorded per query; shared/adapters/documents.py, a query charged as a read of everything it returns),
+under the pipeline's rule (1 RU per KB) and under Azure's documented point-read costs (`documented_read_ru`);
+unless `--cosmos-calls 0` a shorter day is also played against the Cosmos emulator and the same is recorded as
+the documents come back from it (system properties included: `cosmos`).
 
 `stream_poll`: a live stream's poll (shared/services/stream.py) on the tower after the day, with bookings through
 the day in the bookable rooms: as it is (floor summaries and the bookings running now, as much of each as a status
@@ -48,7 +49,7 @@ class SpacesOnly:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
-    async def list_floor_summaries(self, building: Any) -> list[Any]:
+    async def list_floor_summaries(self, building: Any, *, sinces: bool = False) -> list[Any]:
         return []
 
     async def save_floor(self, summary: Any, spaces: Any = ()) -> Any:
@@ -109,12 +110,49 @@ def _ru(sizes: list[int]) -> dict[str, Any]:
             "est_ru_documented": round(documents.estimated_query_ru(sizes, documents.documented_read_ru), 2)}
 
 
+async def _per_query(store: Any, queries: Any, ref: Any, asks: list[tuple[str, Any, bool]]) -> dict[str, Any]:
+    """What each free-rooms and occupancy query read from the summaries path, read by read (`_Sizes`): its
+    documents, bytes and estimated RU (each read by the pipeline's rule and by the documented one), as statistics
+    over the asks."""
+    import numpy as np
+
+    from shared.adapters import documents
+
+    sizes = _Sizes()
+    kept, store.meter = store.meter, sizes.meter
+    per: dict[str, list[tuple[int, int, float, float]]] = {"free_rooms": [], "occupancy": []}
+    try:
+        for near, min_capacity, accessible in asks:
+            for name, call in (("free_rooms", queries.free_rooms(ref, near, min_capacity=min_capacity,
+                                                                accessible=accessible)),
+                               ("occupancy", queries.occupancy(ref))):
+                await call
+                reads = sizes.take()
+                per[name].append((sum(d for _p, _s, d in reads), sum(s for _p, s, _d in reads),
+                                  sum(documents.estimated_read_ru(s) for _p, s, _d in reads),
+                                  sum(documents.documented_read_ru(s) for _p, s, _d in reads)))
+    finally:
+        store.meter = kept
+
+    def stats(rows: list[tuple[int, int, float, float]]) -> dict[str, Any]:
+        docs, size, ru, documented = (np.array(column, dtype=float) for column in zip(*rows))
+        return {"queries": len(rows), "documents_mean": round(float(docs.mean()), 1),
+                "bytes_mean": round(float(size.mean())), "est_ru_mean": round(float(ru.mean()), 2),
+                "est_ru_p95": round(float(np.percentile(ru, 95)), 2), "est_ru_max": round(float(ru.max()), 2),
+                "est_ru_documented_mean": round(float(documented.mean()), 2),
+                "est_ru_documented_max": round(float(documented.max()), 2)}
+
+    return {"free_rooms_read": stats(per["free_rooms"]), "occupancy_read": stats(per["occupancy"])}
+
+
 async def _memory_docs(store: Any, ref: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The documents each path reads, as the in-memory store keeps them (with their etag)."""
+    """The documents each path reads, as the in-memory store keeps them (with their etag): every summary
+    document (counts and sinces), and every space document."""
     from shared.adapters import documents
 
     summaries = [{**documents.floor_summary_to_doc(s), "_etag": s.etag}
-                 for s in await store.list_floor_summaries(ref)]
+                 for s in await store.list_floor_summaries(ref, sinces=True)]
+    summaries += [{**documents.floor_sinces_to_doc(s), "_etag": s.etag} for s in await store.list_floor_summaries(ref, sinces=True)]
     spaces = [{**documents.space_to_doc(s), "_etag": s.etag} for s in await store.list_spaces(ref)]
     return summaries, spaces
 
@@ -127,6 +165,7 @@ async def _timed(samples: list[float], call: Any) -> Any:
 
 
 async def _measure(site_data: dict[str, Any], args: argparse.Namespace, stats_ms: Any) -> dict[str, Any]:
+    from shared.adapters import documents
     from shared.adapters.memory import InMemoryLiveStateStore, InMemorySiteModelStore
     from shared.domain.site import parse_site_model
     from shared.domain.tenancy import BuildingRef
@@ -174,6 +213,7 @@ async def _measure(site_data: dict[str, Any], args: argparse.Namespace, stats_ms
         identical &= [(n.view.space.id, n.view.status, n.view.headcount, n.view.since, n.distance_m) for n in a] == \
             [(n.view.space.id, n.view.status, n.view.headcount, n.view.since, n.distance_m) for n in b]
     identical &= (await summaries.occupancy(ref))[1] == (await spaces.occupancy(ref))[1]
+    per_query = await _per_query(store, summaries, ref, asks[:200])
     summary_docs, space_docs = await _memory_docs(store, ref)
     stream_poll = await _stream_poll(site, directory, store, day, args, stats_ms)
     changes = sum(len(c) for c in day)
@@ -184,8 +224,12 @@ async def _measure(site_data: dict[str, Any], args: argparse.Namespace, stats_ms
         "identical_answers": identical,
         "summaries": {"free_rooms": stats_ms(timings["summaries_free"]),
                       "free_rooms_cold_distances": stats_ms(timings["summaries_cold"]),
-                      "occupancy": stats_ms(timings["summaries_occupancy"]), "read": _ru(_sizes(summary_docs)),
-                      "largest_summary_bytes": max(_sizes(summary_docs))},
+                      "occupancy": stats_ms(timings["summaries_occupancy"]), **per_query,
+                      "all_summaries_read": _ru(_sizes(summary_docs)),
+                      "largest_counts_bytes": max(_sizes([d for d in summary_docs
+                                                          if d["kind"] == documents.FLOOR_SUMMARY_KIND])),
+                      "largest_sinces_bytes": max(_sizes([d for d in summary_docs
+                                                          if d["kind"] == documents.FLOOR_SINCES_KIND]))},
         "space_documents": {"free_rooms": stats_ms(timings["space_documents_free"]),
                             "free_rooms_cold_distances": stats_ms(timings["space_documents_cold"]),
                             "occupancy": stats_ms(timings["space_documents_occupancy"]),
@@ -412,15 +456,21 @@ async def _cosmos(site_data: dict[str, Any], args: argparse.Namespace) -> dict[s
             container = database.get_container_client(SPACES)
             base = f"SELECT * FROM c WHERE c.{documents.PARTITION_KEY_FIELD} = @key AND c.tenantId = @t"
             params = {"@key": ref.key, "@t": TENANT}
-            summary_docs = await query_all(container, f"{base} AND c.kind = '{documents.FLOOR_SUMMARY_KIND}'",
-                                           params, partition=ref.key)
+            counts_docs = await query_all(container, f"{base} AND c.kind = '{documents.FLOOR_SUMMARY_KIND}'",
+                                          params, partition=ref.key)
+            sinces_docs = await query_all(container, f"{base} AND c.kind = '{documents.FLOOR_SINCES_KIND}'",
+                                          params, partition=ref.key)
+            rng = random.Random(args.seed)
+            asks = [(rng.choice(rooms), rng.choice([None, 4, 8]), rng.random() < 0.3) for _ in range(20)]
+            per_query = await _per_query(store, queries, ref, asks)  # the documents as Cosmos returns them
             space_docs = await query_all(container, f"{base} AND NOT IS_DEFINED(c.kind)", params,
                                          partition=ref.key)
             writes = store.meter.writes.get("spaces", 0)
             return {"trigger_calls": args.cosmos_calls, "occupancy_changes": sum(len(c) for c in day),
                     "play_s": round(play_s, 2), "spaces_with_a_document": len(space_docs),
                     "free_rooms_over_the_emulator_ms": round(1000 * query_s, 1),
-                    "summaries_read": _ru(_sizes(summary_docs)), "space_documents_read": _ru(_sizes(space_docs)),
+                    **per_query, "counts_read": _ru(_sizes(counts_docs)), "sinces_read": _ru(_sizes(sinces_docs)),
+                    "space_documents_read": _ru(_sizes(space_docs)),
                     "writer_space_writes": writes,
                     "writer_est_ru_per_change": round(store.meter.ru.get("spaces", 0.0)
                                                       / max(1, sum(len(c) for c in day)), 2)}

@@ -276,13 +276,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _live_targets(live: dict[str, Any]) -> dict[str, Any]:
-    """Issue #15: free rooms and occupancy from the summaries at most 10 RU a query and a p95 of 5 ms (warm
-    distance cache: people asking again from where they sit), with the same answers as the space documents."""
+    """Issue #15: free rooms and occupancy from the summaries at most 10 RU a query (the most any query of the
+    run read) and a p95 of 5 ms (warm distance cache: people asking again from where they sit), with the same
+    answers as the space documents."""
     summaries = live["summaries"]
-    ru = summaries["read"]["est_ru"]
+    reads = (summaries["free_rooms_read"], summaries["occupancy_read"])
+    ru = max(r["est_ru_max"] for r in reads)
+    documented = max(r["est_ru_documented_max"] for r in reads)
     p95 = max(summaries["free_rooms"]["p95_ms"], summaries["occupancy"]["p95_ms"])
-    return {"ru_per_query": 10.0, "p95_ms": 5.0, "est_ru": ru,
-            "est_ru_documented": summaries["read"]["est_ru_documented"], "p95_ms_measured": p95,
-            "met": ru <= 10.0 and p95 <= 5.0 and live["identical_answers"],
-            "met_documented": summaries["read"]["est_ru_documented"] <= 10.0 and p95 <= 5.0
-            and live["identical_answers"]}
+    return {"ru_per_query": 10.0, "p95_ms": 5.0, "est_ru_max": ru, "est_ru_documented_max": documented,
+            "p95_ms_measured": p95, "met": ru <= 10.0 and p95 <= 5.0 and live["identical_answers"],
+            "met_documented": documented <= 10.0 and p95 <= 5.0 and live["identical_answers"]}

@@ -1,9 +1,11 @@
 """Live state in Cosmos DB: devices, spaces, visits and beacons, each container partitioned by `tenantId|buildingId`."""
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -23,7 +25,7 @@ from shared.adapters.cosmos import (
     unavailable,
 )
 from shared.domain.events import BeaconAlerts, CloudEvent
-from shared.domain.floor_summary import FloorSummary
+from shared.domain.floor_summary import FloorSummary, SpaceSnapshot
 from shared.domain.ports import PreconditionFailed
 from shared.domain.presence import BeaconHealth, DeviceState, SpaceState, Visit
 from shared.domain.tenancy import BuildingRef
@@ -156,27 +158,48 @@ class CosmosLiveStateStore:
         docs.sort(key=lambda d: d["headcountDueAt"])
         return [documents.space_from_doc(d) for d in docs[:limit]]
 
-    async def get_floor_summary(self, building: BuildingRef, floor_id: str) -> FloorSummary | None:
-        doc = await self._read(self._spaces, "spaces", documents.floor_summary_id(floor_id), building.key)
-        return documents.floor_summary_from_doc(doc) if doc else None
-
-    async def list_floor_summaries(self, building: BuildingRef) -> list[FloorSummary]:
-        docs = await self._query_building(self._spaces, building, f"AND c.{documents.KIND_FIELD} = @kind",
-                                          {"@kind": documents.FLOOR_SUMMARY_KIND})
+    async def get_snapshots(self, building: BuildingRef, space_ids: Sequence[str]) -> dict[str, SpaceSnapshot]:
+        if not space_ids:
+            return {}
+        docs = await query_all(
+            self._spaces, f"SELECT {documents.SNAPSHOT_PROJECTION} FROM c WHERE c.{documents.PARTITION_KEY_FIELD} = "
+            f"@key AND c.tenantId = @tenant AND ARRAY_CONTAINS(@ids, c.id) {_STATE_ONLY}",
+            {"@key": building.key, "@tenant": building.tenant_id, "@ids": list(dict.fromkeys(space_ids))},
+            partition=building.key)
         self._meter_query("spaces", docs)
-        return sorted((documents.floor_summary_from_doc(d) for d in docs), key=lambda s: s.floor_id)
+        return dict(documents.snapshot_from_doc(d) for d in docs)
+
+    async def get_floor_summary(self, building: BuildingRef, floor_id: str) -> FloorSummary | None:
+        counts, sinces = await asyncio.gather(
+            self._read(self._spaces, "spaces", documents.floor_summary_id(floor_id), building.key),
+            self._read(self._spaces, "spaces", documents.floor_sinces_id(floor_id), building.key))
+        return documents.floor_summary_from_docs(counts, sinces) if counts else None
+
+    async def list_floor_summaries(self, building: BuildingRef, *, sinces: bool = False) -> list[FloorSummary]:
+        kinds = {"@counts": documents.FLOOR_SUMMARY_KIND, "@sinces": documents.FLOOR_SINCES_KIND}
+        condition = f"AND (c.{documents.KIND_FIELD} = @counts OR c.{documents.KIND_FIELD} = @sinces)" if sinces \
+            else f"AND c.{documents.KIND_FIELD} = @counts"
+        docs = await self._query_building(self._spaces, building, condition,
+                                          kinds if sinces else {"@counts": kinds["@counts"]})
+        self._meter_query("spaces", docs)
+        found = {d["floor"]: d for d in docs if d.get(documents.KIND_FIELD) == documents.FLOOR_SINCES_KIND}
+        counts = sorted((d for d in docs if d.get(documents.KIND_FIELD) == documents.FLOOR_SUMMARY_KIND),
+                        key=lambda d: str(d["floor"]))
+        return [documents.floor_summary_from_docs(d, found.get(d["floor"])) for d in counts]
 
     async def save_floor(self, summary: FloorSummary,
                          spaces: Sequence[tuple[SpaceState, Sequence[CloudEvent]]] = ()) -> FloorSummary:
         partition = summary.building.key
         operations = [_guarded(documents.floor_summary_to_doc(summary), summary.etag)]
+        if not summary.sinces_saved:
+            operations.append(("upsert", (documents.floor_sinces_to_doc(summary),)))
         for space, events in spaces:
             if space.building.key != partition:
                 raise ValueError(f"space {space.space_id} is of another building than the floor summary")
             operations += [_guarded(documents.space_to_doc(space), space.etag),
                            *self._outbox_operations(partition, events)]
         results = await self._batch(self._spaces, "spaces", partition, operations)
-        return documents.floor_summary_from_doc(results[0]["resourceBody"])
+        return replace(summary, etag=results[0]["resourceBody"]["_etag"], sinces_saved=True)
 
     async def save_visit(self, visit: Visit) -> None:
         await self._write(self._visits, "visits", documents.visit_to_doc(visit), None, upsert=True)

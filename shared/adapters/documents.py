@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from shared.domain.bookings import (
     ReleaseState,
 )
 from shared.domain.events import BeaconAlerts, CloudEvent, EventType, parse_event
-from shared.domain.floor_summary import FloorSummary
+from shared.domain.floor_summary import BadSummary, FloorSummary, SpaceSnapshot, decode_counts, encode_counts
 from shared.domain.identity import IdentityConfig, issuer_key
 from shared.domain.people import AuditEntry, Sharing, SharingChange, SharingLevel, Tenant
 from shared.domain.presence import BeaconDrift, BeaconHealth, DeviceState, SpaceState, Visit, batch_key
@@ -236,6 +237,20 @@ def space_from_doc(doc: dict[str, Any]) -> SpaceState:
                       headcount_reported=int(doc.get("headcountReported", len(doc.get("occupants") or {}))),
                       headcount_reported_at=parse_time(doc.get("headcountReportedAt")),
                       headcount_due_at=parse_time(doc.get("headcountDueAt")), etag=doc.get("_etag"))
+
+
+# What a free-rooms answer needs of a space document (a query's projection: the bytes it returns are its cost).
+SNAPSHOT_PROJECTION = "c.id, c.headcount, c.since"
+
+
+def snapshot_fields(doc: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a space document SNAPSHOT_PROJECTION returns (an absent field is left out, as Cosmos does)."""
+    return {k: doc[k] for k in ("id", "headcount", "since") if k in doc}
+
+
+def snapshot_from_doc(doc: dict[str, Any]) -> tuple[str, SpaceSnapshot]:
+    headcount = doc.get("headcount")
+    return str(doc["id"]), SpaceSnapshot(headcount if isinstance(headcount, int) else 0, parse_time(doc.get("since")))
 
 
 def visit_to_doc(v: Visit) -> dict[str, Any]:
@@ -589,26 +604,57 @@ def calendar_from_doc(doc: dict[str, Any]) -> CalendarSource:
                           etag=doc.get("_etag"))
 
 
-# Floor summaries (docs/data-model.md): one per floor beside the space documents in the building's partition of
-# the spaces container, written in the same transactional batch as the spaces it summarises.
+# Floor summaries (docs/data-model.md): two documents per floor beside the space documents in the building's
+# partition of the spaces container, written in the same transactional batch as the spaces they summarise: the
+# counts (what free rooms and occupancy read) and the sinces (what the live streams and the writer read too).
 FLOOR_SUMMARY_KIND = "floor-summary"
+FLOOR_SINCES_KIND = "floor-sinces"
+_SINCES = re.compile(r"(?:-?[0-9a-z]{1,14})?(?:,(?:-?[0-9a-z]{1,14})?)*")
 
 
 def floor_summary_id(floor_id: str) -> str:
     return f"floor:{floor_id}"  # no space id has a ':'
 
 
+def floor_sinces_id(floor_id: str) -> str:
+    return f"floor-sinces:{floor_id}"
+
+
 def floor_summary_to_doc(s: FloorSummary) -> dict[str, Any]:
+    """The counts document: the floor's lock (every batch writes it over its etag)."""
     return {"id": floor_summary_id(s.floor_id), PARTITION_KEY_FIELD: s.building.key, "tenantId": s.tenant_id,
             "buildingId": s.building_id, KIND_FIELD: FLOOR_SUMMARY_KIND, "floor": s.floor_id, "order": s.order,
-            "base": s.base, "codes": ",".join(s.codes)}
+            "counts": encode_counts(s.counts)}
 
 
-def floor_summary_from_doc(doc: dict[str, Any]) -> FloorSummary:
-    # a floor has at least one space, so "" is one space without a document, never none
-    return FloorSummary(tenant_id=doc["tenantId"], building_id=doc["buildingId"], floor_id=doc["floor"],
-                        order=doc.get("order") or "", base=int(doc.get("base") or 0),
-                        codes=tuple(str(doc.get("codes") or "").split(",")), etag=doc.get("_etag"))
+def floor_sinces_to_doc(s: FloorSummary) -> dict[str, Any]:
+    if s.sinces is None:
+        raise ValueError(f"summary of floor {s.floor_id} has no sinces to write")
+    return {"id": floor_sinces_id(s.floor_id), PARTITION_KEY_FIELD: s.building.key, "tenantId": s.tenant_id,
+            "buildingId": s.building_id, KIND_FIELD: FLOOR_SINCES_KIND, "floor": s.floor_id, "order": s.order,
+            "base": s.base, "sinces": ",".join(s.sinces)}
+
+
+def floor_summary_from_docs(counts: dict[str, Any], sinces: dict[str, Any] | None = None) -> FloorSummary:
+    """The summary of a counts document and, when read, its sinces document. A counts document that cannot be
+    read (from before the counts, or damaged) is a summary that fits no floor, so it is rebuilt over its etag;
+    a sinces document that is not the counts' (another order, another length, damaged) is as if not read."""
+    tenant_id, building_id, floor_id = counts["tenantId"], counts["buildingId"], counts["floor"]
+    order, text = counts.get("order"), counts.get("counts")
+    try:
+        if not isinstance(order, str) or not isinstance(text, str):
+            raise BadSummary("no order and counts")
+        values = decode_counts(text)
+    except BadSummary:
+        return FloorSummary(tenant_id, building_id, floor_id, "", (), etag=counts.get("_etag"))
+    base, codes = 0, None
+    if sinces is not None and sinces.get("order") == order and isinstance(sinces.get("base"), int):
+        text = sinces.get("sinces")
+        if isinstance(text, str) and _SINCES.fullmatch(text):
+            split = tuple(text.split(","))
+            if len(split) == len(values):
+                base, codes = sinces["base"], split
+    return FloorSummary(tenant_id, building_id, floor_id, order, values, base, codes, counts.get("_etag"))
 
 
 # Queries have no documented size rule; what the read estimate above charges for the same bytes is taken as their

@@ -7,13 +7,14 @@ import json
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from shared.adapters import documents
 from shared.domain.bookings import Booking, BookingHold, BookingSettings, CalendarSource
 from shared.domain.events import BeaconAlerts, CloudEvent
-from shared.domain.floor_summary import FloorSummary
+from shared.domain.floor_summary import FloorSummary, SpaceSnapshot
 from shared.domain.identity import IdentityConfig
 from shared.domain.people import AuditEntry, Sharing, SharingChange, Tenant
 from shared.domain.ports import (
@@ -144,7 +145,7 @@ class InMemoryLiveStateStore:
 
     def __init__(self) -> None:
         self._docs: dict[str, dict[tuple[str, str], Document]] = defaultdict(dict)
-        self._summaries: dict[str, set[tuple[str, str]]] = {}  # partition -> keys of its floor summaries
+        self._summaries: dict[str, set[str]] = {}  # partition -> the floors with a summary
         self.meter = documents.StoreMeter()
 
     def _get(self, container: str, partition: str, item_id: str) -> Document | None:
@@ -231,16 +232,31 @@ class InMemoryLiveStateStore:
         self._meter_query("spaces", docs)
         return sorted((documents.space_from_doc(d) for d in docs), key=lambda s: s.space_id)
 
-    async def get_floor_summary(self, building: BuildingRef, floor_id: str) -> FloorSummary | None:
-        doc = self._get("spaces", building.key, documents.floor_summary_id(floor_id))
-        return documents.floor_summary_from_doc(doc) if doc else None
+    async def get_snapshots(self, building: BuildingRef, space_ids: Sequence[str]) -> dict[str, SpaceSnapshot]:
+        spaces = self._docs["spaces"]
+        docs = [documents.snapshot_fields(doc) for space_id in dict.fromkeys(space_ids)
+                if (doc := spaces.get((building.key, space_id))) is not None and documents.KIND_FIELD not in doc]
+        self._meter_query("spaces", docs)  # what the projection returns
+        return dict(documents.snapshot_from_doc(d) for d in docs)
 
-    async def list_floor_summaries(self, building: BuildingRef) -> list[FloorSummary]:
+    async def get_floor_summary(self, building: BuildingRef, floor_id: str) -> FloorSummary | None:
+        counts = self._get("spaces", building.key, documents.floor_summary_id(floor_id))
+        if counts is None:
+            return None
+        return documents.floor_summary_from_docs(
+            counts, self._get("spaces", building.key, documents.floor_sinces_id(floor_id)))
+
+    async def list_floor_summaries(self, building: BuildingRef, *, sinces: bool = False) -> list[FloorSummary]:
         # by the ids written (Cosmos finds them by the indexed kind), not a scan of the whole container
         spaces = self._docs["spaces"]
-        docs = [copy.deepcopy(spaces[key]) for key in sorted(self._summaries.get(building.key, ()))]
-        self._meter_query("spaces", docs)
-        return [documents.floor_summary_from_doc(d) for d in docs]
+        floors = sorted(self._summaries.get(building.key, ()))
+        counts = [copy.deepcopy(spaces[(building.key, documents.floor_summary_id(f))]) for f in floors]
+        found = ({f: copy.deepcopy(doc) for f in floors
+                  if (doc := spaces.get((building.key, documents.floor_sinces_id(f)))) is not None}
+                 if sinces else {})
+        self._meter_query("spaces", counts + list(found.values()))
+        return [documents.floor_summary_from_docs(doc, found.get(f)) if sinces
+                else documents.floor_summary_from_docs(doc) for f, doc in zip(floors, counts)]
 
     async def save_floor(self, summary: FloorSummary,
                          spaces: Sequence[tuple[SpaceState, Sequence[CloudEvent]]] = ()) -> FloorSummary:
@@ -256,16 +272,19 @@ class InMemoryLiveStateStore:
             current = self._docs["spaces"].get((partition, doc["id"]))
             if (etag is None) != (current is None) or (current is not None and current["_etag"] != etag):
                 raise PreconditionFailed(f"spaces/{doc['id']} changed since it was read")
+        sinces = None if summary.sinces_saved else documents.floor_sinces_to_doc(summary)
         events = [event for _space, made in spaces for event in made]
-        if len(writes) + len(events) > FLOOR_BATCH_OPERATIONS:  # as Cosmos refuses a larger transactional batch
-            raise ValueError(f"{len(writes) + len(events)} operations in one floor's batch")
+        if len(writes) + (sinces is not None) + len(events) > FLOOR_BATCH_OPERATIONS:
+            raise ValueError(f"{len(writes) + len(events)} operations in one floor's batch")  # as Cosmos refuses
         self._check_outbox_free("spaces", partition, events)
         if len({event.id for event in events}) != len(events):
             raise PreconditionFailed("one event twice in a floor's batch")
         saved = [self._save("spaces", partition, doc, etag) for doc, etag in writes]
-        self._summaries.setdefault(partition, set()).add((partition, saved[0]["id"]))
+        if sinces is not None:
+            self._save("spaces", partition, sinces, None, upsert=True)
+        self._summaries.setdefault(partition, set()).add(summary.floor_id)
         self._put_outbox("spaces", events)
-        return documents.floor_summary_from_doc(saved[0])
+        return replace(summary, etag=saved[0]["_etag"], sinces_saved=True)
 
     async def save_visit(self, visit: Visit) -> None:
         self._save("visits", visit.building.key, documents.visit_to_doc(visit), None, upsert=True)

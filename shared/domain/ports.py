@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from shared.domain.bookings import Booking, BookingHold, BookingSettings, CalendarChanges, CalendarSource
 from shared.domain.errors import DomainError
 from shared.domain.events import BeaconAlerts, CloudEvent
-from shared.domain.floor_summary import FloorSummary
+from shared.domain.floor_summary import FloorSummary, SpaceSnapshot
 from shared.domain.identity import IdentityConfig
 from shared.domain.people import AuditEntry, Sharing, SharingChange, Tenant
 from shared.domain.presence import BeaconHealth, DeviceState, SpaceState, Visit
@@ -175,17 +175,25 @@ class LiveStateStore(Protocol):
     async def list_spaces_due(self, now: datetime, limit: int = 1000) -> list[SpaceState]:
         """Spaces (of every building) with a held-back headcount event due by `now`."""
 
-    async def get_floor_summary(self, building: BuildingRef, floor_id: str) -> FloorSummary | None: ...
+    async def get_snapshots(self, building: BuildingRef, space_ids: Sequence[str]) -> dict[str, SpaceSnapshot]:
+        """What the space documents of these spaces say of their headcount and since, by id, for those that have
+        one (one single-partition query returning only those fields)."""
 
-    async def list_floor_summaries(self, building: BuildingRef) -> list[FloorSummary]:
-        """The building's floor summaries (one single-partition query), by floor id."""
+    async def get_floor_summary(self, building: BuildingRef, floor_id: str) -> FloorSummary | None:
+        """The floor's summary with its sinces (complete() says whether they could be read); None without
+        one."""
+
+    async def list_floor_summaries(self, building: BuildingRef, *, sinces: bool = False) -> list[FloorSummary]:
+        """The building's floor summaries (one single-partition query), by floor id: only the counts unless
+        `sinces`."""
 
     async def save_floor(self, summary: FloorSummary,
                          spaces: Sequence[tuple[SpaceState, Sequence[CloudEvent]]] = ()) -> FloorSummary:
         """Write the floor's summary and these spaces of it, each with its events into the outbox, atomically:
         all or none (one transactional batch in the building's partition: at most FLOOR_BATCH_OPERATIONS
-        documents in all). Each document over its etag, or
-        created when its etag is None (PreconditionFailed otherwise). Returns the saved summary."""
+        documents in all). The counts and each space over their etag, or created when it is None
+        (PreconditionFailed otherwise); the sinces as they are when `summary.sinces_saved` is False. Returns the
+        saved summary."""
 
     async def save_visit(self, visit: Visit) -> None:
         """Upsert by the visit's deterministic id."""

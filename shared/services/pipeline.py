@@ -171,7 +171,8 @@ class OccupancyWriter:
     so each transition has exactly one event.
 
     The spaces of one floor are written together with the floor's summary (shared/domain/floor_summary.py) in one
-    transactional batch over the summary's etag as well, so the summary always says what the space documents say;
+    transactional batch over the etag of the summary's counts as well, so the summary always says what the space
+    documents say;
     a floor without a summary (data from before summaries) or with one written for another order of its spaces
     is summarised again from its space documents. The summary last written is kept per floor (a write over a
     stale copy fails on its etag and is redone from the stored one). Without site facts (some tests) a space's
@@ -246,13 +247,14 @@ class OccupancyWriter:
         key = (building, floor_id)
         for attempt in range(self._max_retries):
             summary = self._summaries.get(key)
-            if summary is None or not summary.fits(space_ids):
+            if summary is None or not summary.fits(space_ids) or not summary.complete():
                 summary = await self._store.get_floor_summary(building, floor_id)
             ids = list(changes)
             # read after the summary: a writer in between changes the summary's etag and fails this batch
             currents = dict(zip(ids, await asyncio.gather(*(self._store.get_space(building, s) for s in ids))))
-            if summary is None or not summary.fits(space_ids):
-                # none yet, or written for another order of the floor's spaces: summarise the space documents
+            if summary is None or not summary.fits(space_ids) or not summary.complete():
+                # none yet, written for another order of the floor's spaces, or its sinces unreadable: summarise
+                # the space documents
                 wanted = set(space_ids)
                 states = {s.space_id: s for s in await self._store.list_spaces(building) if s.space_id in wanted}
                 states.update({s: state for s, state in currents.items() if state is not None})
@@ -292,12 +294,12 @@ class OccupancyWriter:
 def _floor_batches(writes: list[tuple[SpaceState, list[CloudEvent]]]) -> list[list[tuple[SpaceState, list[CloudEvent]]]]:
     """The spaces in batches that fit a transactional batch with the summary (each space with its events)."""
     batches: list[list[tuple[SpaceState, list[CloudEvent]]]] = [[]]
-    used = 1  # the summary
+    used = 2  # the summary's counts and sinces
     for space, events in writes:
         size = 1 + len(events)
         if batches[-1] and used + size > FLOOR_BATCH_OPERATIONS:
             batches.append([])
-            used = 1
+            used = 2
         batches[-1].append((space, events))
         used += size
     return batches

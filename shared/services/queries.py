@@ -21,14 +21,7 @@ from shared.domain.bookings import (
     running_booking,
 )
 from shared.domain.errors import ContractViolation, FieldError, NotFound
-from shared.domain.floor_summary import (
-    FloorSummary,
-    SpaceSnapshot,
-    code_occupied,
-    decode_code,
-    floor_space_ids,
-    order_key,
-)
+from shared.domain.floor_summary import FloorSummary, SpaceSnapshot, floor_space_ids, order_key
 from shared.domain.ports import BookingStore, LiveStateStore, PreconditionFailed
 from shared.domain.presence import SpaceState
 from shared.domain.site import Space, SpaceKind
@@ -119,37 +112,46 @@ class BeaconStatus:
     drift_flagged: bool = False
 
 
+_Candidate = tuple[float, str, float, Space]  # a free room found: distance, id, eta, the space
+
+
 @dataclass(frozen=True)
 class _Layout:
     floors: dict[str, tuple[tuple[str, ...], str]]  # floor -> its space ids in site order, their order_key
     kinds: tuple[str, ...]  # each space's kind, in site order
+    position: dict[str, tuple[str, int]]  # space id -> its floor and its place in the floor's summary
 
 
 @dataclass(frozen=True)
 class _LiveState:
-    """The building's live state as free rooms and occupancy read it: the space documents, or the floor
-    summaries' codes (each with its summary's base), decoded only for the spaces an answer shows."""
+    """The building's live state as free rooms, occupancy and the streams read it: the space documents, or the
+    floor summaries (read by each space's place in its floor's summary)."""
 
     states: dict[str, SpaceState]
-    codes: dict[str, tuple[str, int]]
-    summaries: dict[str, FloorSummary] | None  # by floor, when the codes came from them
+    summaries: dict[str, FloorSummary] | None  # by floor, when the live state came from them
+    position: dict[str, tuple[str, int]]
 
     def occupied(self, space_id: str) -> bool:
-        state = self.states.get(space_id)
-        if state is not None:
-            return state.status == "occupied"
-        code = self.codes.get(space_id)
-        return code is not None and code_occupied(code[0])
-
-    def state(self, space_id: str) -> SpaceState | SpaceSnapshot | None:
-        state = self.states.get(space_id)
-        return state if state is not None else self.snapshot(space_id)
+        if self.summaries is None:
+            state = self.states.get(space_id)
+            return state is not None and state.status == "occupied"
+        floor, index = self.position[space_id]
+        return self.summaries[floor].occupied(index)
 
     def snapshot(self, space_id: str) -> SpaceSnapshot | None:
-        """What the summary says of a space; None for a space without a document (or when the codes did not come
-        from summaries)."""
-        code = self.codes.get(space_id)
-        return decode_code(*code) if code is not None and code[0] else None
+        """What the summary says of a space (its sinces must have been read); None for a space without a
+        document."""
+        if self.summaries is None:
+            return None
+        floor, index = self.position[space_id]
+        return self.summaries[floor].snapshot(index)
+
+    def entry(self, space_id: str) -> object:
+        """The space's summary entry: equal entries, equal live states."""
+        if self.summaries is None:
+            return None
+        floor, index = self.position[space_id]
+        return self.summaries[floor].entry(index)
 
 
 class QueryService:
@@ -204,7 +206,7 @@ class QueryService:
         when `changed` last said no for it, so a space whose entry is still the same is not decoded and judged
         again. What `changed` judges by may only change for the spaces returned (their entries are dropped)."""
         now = self._clock()
-        live, holds = await asyncio.gather(self._live_state(building), self._running(building, now))
+        live, holds = await asyncio.gather(self._live_state(building, sinces=True), self._running(building, now))
         memo: dict[str, object] = {} if unchanged is None else unchanged
         bookings: dict[str, list[BookingHold]] = {}
         for hold in holds:
@@ -226,7 +228,7 @@ class QueryService:
         looks_changed = []
         for space in spaces:
             booking = running(space)
-            entry = (live.codes.get(space.id), booking, space)
+            entry = (live.entry(space.id), booking, space)
             if memo.get(space.id) == entry:
                 continue
             if changed(SpaceView(space, None, booking, snapshot=live.snapshot(space.id))):
@@ -314,7 +316,7 @@ class QueryService:
         now = self._clock()
         live = await self._live_state(building)
         bookings = await self._bookings_ahead(building, now, max(free_for_, NEXT_BOOKING_HORIZON))
-        found = []
+        found: list[_Candidate] = []
         for space, kind in zip(building.site.spaces, self._layout(building).kinds):
             if (kind not in wanted or space.id not in distances
                     or (min_capacity is not None and space.capacity < min_capacity)
@@ -326,17 +328,33 @@ class QueryService:
                                            and not free_for(None, bookings[space.id], now, free_for_)):
                 continue
             distance, eta = distances[space.id]
-            found.append((distance, space.id, eta, space))
-        found.sort(key=lambda n: (n[0] or 0.0, n[1]))
+            found.append((distance, space.id, eta, space))  # a _Candidate
+        found.sort(key=lambda n: (n[0], n[1]))
         nearest = []
-        for distance, space_id, eta, space in found[:limit]:  # decoded only for the rooms the answer shows
+        for (distance, space_id, eta, space), state in await self._still_free(building, live, found, limit):
             held = bookings.get(space_id, [])
-            state = live.state(space_id)
             view = (SpaceView(space, state, running_booking(held, now), next_booking(held, now))
                     if not isinstance(state, SpaceSnapshot)
                     else SpaceView(space, None, running_booking(held, now), next_booking(held, now), state))
             nearest.append(Nearby(view, distance, eta))
         return nearest
+
+    async def _still_free(self, building: Building, live: _LiveState, found: list[_Candidate],
+                          limit: int) -> list[tuple[_Candidate, SpaceState | SpaceSnapshot | None]]:
+        """The first `limit` rooms found free, each with its live state (None: no space document). From the floor
+        summaries, whose counts hold no since, the shown rooms' headcount and since are read from their space
+        documents (one query, `limit` rooms at most, returning only those fields); a room someone entered since
+        the counts were read is passed over for the next."""
+        if live.summaries is None:
+            return [(candidate, live.states.get(candidate[1])) for candidate in found[:limit]]
+        shown: list[tuple[_Candidate, SpaceState | SpaceSnapshot | None]] = []
+        at = 0
+        while len(shown) < limit and at < len(found):
+            ask = found[at:at + limit - len(shown)]
+            at += len(ask)
+            snapshots = await self._live.get_snapshots(building.ref, [c[1] for c in ask])
+            shown += [(c, snapshots.get(c[1])) for c in ask if not (c[1] in snapshots and snapshots[c[1]].headcount)]
+        return shown
 
     async def _running(self, building: Building, now: datetime) -> list[BookingHold]:
         return await self._bookings.list_running(building.ref, now) if self._bookings is not None else []
@@ -350,25 +368,22 @@ class QueryService:
                 per_space.setdefault(booking.space_id, []).append(booking)
         return per_space
 
-    async def _live_state(self, building: Building) -> _LiveState:
-        """What free rooms and occupancy need of each space that has a space document: from the building's floor
-        summaries (one single-partition query) when every floor with spaces has one that follows the floor's
-        spaces as the site model orders them now. Otherwise (a building from before summaries, a floor nobody
-        was seen on yet, a site model changed since) from the space documents, as every query once did, and the
-        floors' summaries are written from them for the next query. Summaries are read before the spaces: a
-        writer in between changes a summary's etag, and this one is then not written."""
-        floors = self._layout(building).floors
-        summaries = {s.floor_id: s for s in await self._live.list_floor_summaries(building.ref)}
+    async def _live_state(self, building: Building, *, sinces: bool = False) -> _LiveState:
+        """Each space's live state: from the building's floor summaries (one single-partition query; the counts,
+        and the sinces too when `sinces`) when every floor with spaces has one that follows the floor's spaces as
+        the site model orders them now. Otherwise (a building from before summaries, a floor nobody was seen on
+        yet, a site model changed since) from the space documents, as every query once did, and the floors'
+        summaries are written from them for the next query. Summaries are read before the spaces: a writer in
+        between changes a summary's etag, and this one is then not written."""
+        layout = self._layout(building)
+        summaries = {s.floor_id: s for s in await self._live.list_floor_summaries(building.ref, sinces=sinces)}
         stale: list[tuple[str, tuple[str, ...], FloorSummary | None]] = []
-        codes: dict[str, tuple[str, int]] = {}
-        for floor_id, (space_ids, order) in floors.items():
+        for floor_id, (space_ids, order) in layout.floors.items():
             summary = summaries.get(floor_id)
-            if summary is None or summary.order != order or len(summary.codes) != len(space_ids):
+            if summary is None or not summary.fits(space_ids, order) or (sinces and not summary.complete()):
                 stale.append((floor_id, space_ids, summary))
-            elif not stale:
-                codes.update(zip(space_ids, ((code, summary.base) for code in summary.codes)))
         if not stale:
-            return _LiveState({}, codes, {f: summaries[f] for f in floors})
+            return _LiveState({}, {f: summaries[f] for f in layout.floors}, layout.position)
         states = {s.space_id: s for s in await self._live.list_spaces(building.ref)}
         for floor_id, space_ids, summary in stale:
             try:
@@ -376,7 +391,7 @@ class QueryService:
                                                                etag=summary.etag if summary else None))
             except PreconditionFailed:
                 pass  # a writer wrote the floor meanwhile, with its summary
-        return _LiveState(states, {}, None)
+        return _LiveState(states, None, layout.position)
 
     def _layout(self, building: Building) -> _Layout:
         """Each floor's space ids in site order with their order key, and each space's kind, per version of the
@@ -385,7 +400,8 @@ class QueryService:
         layout = self._layouts.get(key)
         if layout is None:
             floors = {f: (ids, order_key(ids)) for f, ids in floor_space_ids(building.site.spaces).items()}
-            layout = _Layout(floors, tuple(s.kind.value for s in building.site.spaces))
+            position = {space_id: (f, i) for f, (ids, _order) in floors.items() for i, space_id in enumerate(ids)}
+            layout = _Layout(floors, tuple(s.kind.value for s in building.site.spaces), position)
             self._layouts[key] = layout
             while len(self._layouts) > 64:
                 self._layouts.popitem(last=False)

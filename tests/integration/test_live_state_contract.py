@@ -271,8 +271,13 @@ async def test_a_floor_summary_and_its_spaces_are_written_together_or_not_at_all
     oak, events = occupied(A_HQ, space(A_HQ, "r-oak"), "install-1", T0)
     summary = FloorSummary.build(A_HQ, "f0", ids, {"r-oak": oak})
     saved = await store.save_floor(summary, [(oak, events)])
-    assert saved.etag and replace(saved, etag=None) == summary
+    assert saved.etag and saved.sinces_saved and replace(saved, etag=None, sinces_saved=False) == summary
     assert (await store.get_floor_summary(A_HQ, "f0")).snapshots(ids) == {"r-oak": SpaceSnapshot(1, T0)}
+    # the counts alone unless the sinces are asked for
+    [counts] = await store.list_floor_summaries(A_HQ)
+    assert not counts.complete() and counts.counts == (1, None) and counts.etag == saved.etag
+    [whole] = await store.list_floor_summaries(A_HQ, sinces=True)
+    assert whole == saved
     assert [e.id for e in await store.pending()] == [events[0].id]
     # neither the summary nor the outbox is a space; the summary is not another tenant's
     assert [s.space_id for s in await store.list_spaces(A_HQ)] == ["r-oak"]
@@ -298,6 +303,44 @@ async def test_a_floor_summary_and_its_spaces_are_written_together_or_not_at_all
     assert (await store.get_floor_summary(A_HQ, "f0")).etag == again.etag
 
 
+async def test_the_sinces_are_written_only_when_one_of_them_changed(store):
+    ids = ["r-oak", "k-0"]
+    oak, events = occupied(A_HQ, space(A_HQ, "r-oak"), "install-1", T0)
+    saved = await store.save_floor(FloorSummary.build(A_HQ, "f0", ids, {"r-oak": oak}), [(oak, events)])
+    oak = await store.get_space(A_HQ, "r-oak")
+    second = replace(oak, occupants={**oak.occupants, "install-2": T0.isoformat()})  # two in, since unchanged
+    writes = store.meter.writes["spaces"]
+    saved = await store.save_floor(saved.updated(ids, {"r-oak": second}), [(second, [])])
+    assert store.meter.writes["spaces"] - writes == 2  # the counts and the space
+    assert (await store.get_floor_summary(A_HQ, "f0")).snapshots(ids) == {"r-oak": SpaceSnapshot(2, T0)}
+    second = await store.get_space(A_HQ, "r-oak")
+    left = replace(second, occupants={}, since=T0 + timedelta(minutes=3))
+    writes = store.meter.writes["spaces"]
+    await store.save_floor(saved.updated(ids, {"r-oak": left}), [(left, [])])
+    assert store.meter.writes["spaces"] - writes == 3  # and the sinces
+    assert (await store.get_floor_summary(A_HQ, "f0")).snapshots(ids) == {
+        "r-oak": SpaceSnapshot(0, T0 + timedelta(minutes=3))}
+
+
+async def test_snapshots_are_read_by_id_in_their_own_building_only(store):
+    ids = ["r-oak", "k-0"]
+    oak, events = occupied(A_HQ, space(A_HQ, "r-oak"), "install-1", T0)
+    await store.save_floor(FloorSummary.build(A_HQ, "f0", ids, {"r-oak": oak}), [(oak, events)])
+    await store.save_space(space(B_HQ, "k-0"))
+    found = await store.get_snapshots(A_HQ, ["r-oak", "k-0", "r-oak", "floor:f0", "floor-sinces:f0",
+                                             f"outbox:{events[0].id}", "nowhere"])
+    assert found == {"r-oak": SpaceSnapshot(1, T0)}
+    assert await store.get_snapshots(B_HQ, ids) == {"k-0": SpaceSnapshot(0, None)}
+    assert await store.get_snapshots(A_HQ, []) == {}
+    # only the fields asked for come back: a small read whatever the room holds
+    crowded = replace(await store.get_space(A_HQ, "r-oak"), etag=None, space_id="r-elm",
+                      occupants={f"install-{i:04d}": T0.isoformat() for i in range(200)})
+    await store.save_space(crowded)
+    before = store.meter.ru["spaces"]
+    assert await store.get_snapshots(A_HQ, ["r-elm"]) == {"r-elm": SpaceSnapshot(200, T0)}
+    assert store.meter.ru["spaces"] - before == 1  # a 200-occupant document is over 6 KB
+
+
 class SpacesOnly:
     """The live state without floor summaries: queries answer from the space documents, as before summaries."""
 
@@ -307,7 +350,7 @@ class SpacesOnly:
     def __getattr__(self, name):
         return getattr(self._store, name)
 
-    async def list_floor_summaries(self, building):
+    async def list_floor_summaries(self, building, *, sinces=False):
         return []
 
     async def save_floor(self, summary, spaces=()):
@@ -366,7 +409,7 @@ async def test_summaries_written_by_racing_writers_answer_as_the_space_documents
     for building in (A_HQ, B_HQ):
         documents_say = {s.space_id: SpaceSnapshot.of(s) for s in await store.list_spaces(building)}
         summaries_say = {}
-        for summary in await store.list_floor_summaries(building):
+        for summary in await store.list_floor_summaries(building, sinces=True):
             ids = [s.id for s in site.spaces if s.floor == summary.floor_id]
             summaries_say.update(summary.snapshots(ids))
         assert summaries_say == documents_say and documents_say
@@ -421,7 +464,7 @@ async def test_a_call_that_changes_more_of_a_floor_than_one_batch_holds_is_writt
     # each room entered makes a document and an event: more than 100 operations for the floor in this one call
     await writer.apply([OccupancyChange(A_HQ, space_id, f"d{i}", "enter", T0 + timedelta(microseconds=i))
                         for i, space_id in enumerate(floor)])
-    [summary] = await store.list_floor_summaries(A_HQ)
+    [summary] = await store.list_floor_summaries(A_HQ, sinces=True)
     assert summary.snapshots(floor) == {s.space_id: SpaceSnapshot.of(s) for s in await store.list_spaces(A_HQ)}
     assert len(await store.pending()) == len(floor)  # every space's event, once
     assert (await QueryService(directory, store).occupancy(A_HQ))[1]["L1"] == len(floor)
@@ -450,6 +493,39 @@ async def test_a_summary_a_writer_wrote_first_is_kept_and_the_query_still_answer
     assert (await racing.occupancy(A_HQ))[1][room.floor] == 0  # what the space documents said when it asked
     # the writer's summary of that floor stands; the query's own did not overwrite it
     assert (await QueryService(directory, store).occupancy(A_HQ))[1][room.floor] == 1
-    [written] = [s for s in await store.list_floor_summaries(A_HQ) if s.floor_id == room.floor]
+    [written] = [s for s in await store.list_floor_summaries(A_HQ, sinces=True) if s.floor_id == room.floor]
     ids = [s.id for s in site.spaces if s.floor == room.floor]
     assert written.snapshots(ids) == {room.id: SpaceSnapshot(1, T0)}
+
+
+async def test_free_rooms_pass_over_a_room_taken_after_the_counts_were_read(store):
+    sites = InMemorySiteModelStore()
+    site = _tower("hq")
+    await sites.put(A_HQ, site)
+    directory = SiteDirectory(sites)
+    rooms = [s for s in site.spaces if s.kind.value == "conferenceroom"]
+    writer = OccupancyWriter(store, facts=SiteFacts(directory))
+    await writer.apply([OccupancyChange(A_HQ, rooms[-1].id, "phone-0", "enter", T0)])  # every floor summarised
+    queries = QueryService(directory, store)
+    await queries.occupancy(A_HQ)
+    before = [n.view.space.id for n in await queries.free_rooms(A_HQ, rooms[0].id, limit=3)]
+    taken = before[0]
+
+    class TakenMeanwhile(SpacesOnly):
+        """Someone walks into the nearest free room between the query's read of the counts and of the rooms."""
+
+        async def list_floor_summaries(self, building, *, sinces=False):
+            return await self._store.list_floor_summaries(building, sinces=sinces)
+
+        async def get_snapshots(self, building, space_ids):
+            if taken in space_ids:
+                await writer.apply([OccupancyChange(A_HQ, taken, "phone-1", "enter", T0 + timedelta(seconds=1))])
+            return await self._store.get_snapshots(building, space_ids)
+
+    racing = QueryService(directory, TakenMeanwhile(store))
+    found = await racing.free_rooms(A_HQ, rooms[0].id, limit=3)
+    assert [n.view.space.id for n in found] == [*before[1:], found[-1].view.space.id]
+    assert taken not in [n.view.space.id for n in found] and len(found) == 3
+    assert all(n.view.status == "free" for n in found)
+    # and from now on the counts say so too
+    assert taken not in [n.view.space.id for n in await queries.free_rooms(A_HQ, rooms[0].id, limit=3)]
