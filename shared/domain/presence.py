@@ -7,6 +7,7 @@ and two processors changing one space at once cannot lose a count as long as the
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
@@ -17,6 +18,7 @@ from shared.domain.tenancy import BuildingRef
 RECENT_BATCHES_KEPT = 16
 
 
+@functools.lru_cache(maxsize=4096)  # the pipeline asks twice per batch: has_seen, then remember
 def batch_key(batch_id: str) -> str:
     """The short key a batch id is remembered by in a device's dedupe window: 8 bytes of its BLAKE2b hash,
     base64url (11 characters instead of a UUID's 36). Two different batches of one device share a key with

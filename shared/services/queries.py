@@ -328,7 +328,7 @@ class QueryService:
                                            and not free_for(None, bookings[space.id], now, free_for_)):
                 continue
             distance, eta = distances[space.id]
-            found.append((distance, space.id, eta, space))  # a _Candidate
+            found.append((distance, space.id, eta, space))
         found.sort(key=lambda n: (n[0], n[1]))
         nearest = []
         for (distance, space_id, eta, space), state in await self._still_free(building, live, found, limit):
