@@ -84,6 +84,20 @@ def _day(site: Any, people: int, calls: int, seed: int) -> list[list[Any]]:
     return day
 
 
+async def _site(site_data: dict[str, Any]) -> tuple[Any, Any, Any]:
+    """The tower parsed, its building of the bench tenant, and a site directory that has it."""
+    from shared.adapters.memory import InMemorySiteModelStore
+    from shared.domain.site import parse_site_model
+    from shared.domain.tenancy import BuildingRef
+    from shared.services.sites import SiteDirectory
+
+    site = parse_site_model(site_data)
+    ref = BuildingRef(TENANT, site.building_id)
+    sites = InMemorySiteModelStore()
+    await sites.put(ref, site)
+    return site, ref, SiteDirectory(sites)
+
+
 async def _play(store: Any, directory: Any, day: list[list[Any]]) -> float:
     from shared.services.pipeline import OccupancyWriter
     from shared.services.transitions import SiteFacts
@@ -166,17 +180,10 @@ async def _timed(samples: list[float], call: Any) -> Any:
 
 async def _measure(site_data: dict[str, Any], args: argparse.Namespace, stats_ms: Any) -> dict[str, Any]:
     from shared.adapters import documents
-    from shared.adapters.memory import InMemoryLiveStateStore, InMemorySiteModelStore
-    from shared.domain.site import parse_site_model
-    from shared.domain.tenancy import BuildingRef
+    from shared.adapters.memory import InMemoryLiveStateStore
     from shared.services.queries import QueryService
-    from shared.services.sites import SiteDirectory
 
-    site = parse_site_model(site_data)
-    ref = BuildingRef(TENANT, site.building_id)
-    sites = InMemorySiteModelStore()
-    await sites.put(ref, site)
-    directory = SiteDirectory(sites)
+    site, ref, directory = await _site(site_data)
     store = InMemoryLiveStateStore()
     day = _day(site, args.people, args.calls, args.seed)
     play_s = await _play(store, directory, day)
@@ -430,17 +437,9 @@ async def _cosmos(site_data: dict[str, Any], args: argparse.Namespace) -> dict[s
     from shared.adapters import documents
     from shared.adapters.cosmos import SPACES, ensure_cosmos_schema, query_all
     from shared.adapters.cosmos_live_state import CosmosLiveStateStore
-    from shared.adapters.memory import InMemorySiteModelStore
-    from shared.domain.site import parse_site_model
-    from shared.domain.tenancy import BuildingRef
     from shared.services.queries import QueryService
-    from shared.services.sites import SiteDirectory
 
-    site = parse_site_model(site_data)
-    ref = BuildingRef(TENANT, site.building_id)
-    sites = InMemorySiteModelStore()
-    await sites.put(ref, site)
-    directory = SiteDirectory(sites)
+    site, ref, directory = await _site(site_data)
     emulator = start_cosmos()
     try:
         async with cosmos_aio_client(emulator.port) as client:

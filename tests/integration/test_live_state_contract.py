@@ -363,6 +363,15 @@ def _tower(building_id: str) -> SiteModel:
     return parse_site_model(data)
 
 
+async def _towers(*buildings: BuildingRef) -> tuple[InMemorySiteModelStore, SiteModel, SiteDirectory]:
+    """The same 3-floor tower as each of these buildings: the site store, the site, the directory over it."""
+    sites = InMemorySiteModelStore()
+    site = _tower("hq")
+    for building in buildings:
+        await sites.put(building, site)
+    return sites, site, SiteDirectory(sites)
+
+
 async def _answers(queries: QueryService, building: BuildingRef, origins: list[str]):
     """Occupancy per floor and free rooms (from a few places, with and without filters), as the API renders them."""
     _at, floors = await queries.occupancy(building)
@@ -376,11 +385,7 @@ async def _answers(queries: QueryService, building: BuildingRef, origins: list[s
 
 
 async def test_summaries_written_by_racing_writers_answer_as_the_space_documents_do(store):
-    sites = InMemorySiteModelStore()
-    site = _tower("hq")
-    for building in (A_HQ, B_HQ):
-        await sites.put(building, site)
-    directory = SiteDirectory(sites)
+    _sites, site, directory = await _towers(A_HQ, B_HQ)
     writers = [OccupancyWriter(store, facts=SiteFacts(directory)) for _ in range(2)]
     summaries, spaces_only = QueryService(directory, store), QueryService(directory, SpacesOnly(store))
     rng = random.Random(11)
@@ -420,10 +425,7 @@ async def test_summaries_written_by_racing_writers_answer_as_the_space_documents
 
 
 async def test_a_building_without_summaries_answers_from_its_spaces_and_gets_them(store):
-    sites = InMemorySiteModelStore()
-    site = _tower("hq")
-    await sites.put(A_HQ, site)
-    directory = SiteDirectory(sites)
+    sites, site, directory = await _towers(A_HQ)
     rooms = [s for s in site.spaces if s.kind.value == "conferenceroom"]
     # live state from before summaries: space documents only
     for room in rooms[:5]:
@@ -454,10 +456,7 @@ async def test_a_building_without_summaries_answers_from_its_spaces_and_gets_the
 
 
 async def test_a_call_that_changes_more_of_a_floor_than_one_batch_holds_is_written_in_several(store):
-    sites = InMemorySiteModelStore()
-    site = _tower("hq")
-    await sites.put(A_HQ, site)
-    directory = SiteDirectory(sites)
+    _sites, site, directory = await _towers(A_HQ)
     floor = [s.id for s in site.spaces if s.floor == "L1"]
     assert 1 + 2 * len(floor) > FLOOR_BATCH_OPERATIONS  # the summary, each space and its event
     writer = OccupancyWriter(store, facts=SiteFacts(directory))
@@ -471,10 +470,7 @@ async def test_a_call_that_changes_more_of_a_floor_than_one_batch_holds_is_writt
 
 
 async def test_a_summary_a_writer_wrote_first_is_kept_and_the_query_still_answers(store):
-    sites = InMemorySiteModelStore()
-    site = _tower("hq")
-    await sites.put(A_HQ, site)
-    directory = SiteDirectory(sites)
+    _sites, site, directory = await _towers(A_HQ)
     room = next(s for s in site.spaces if s.kind.value == "conferenceroom")
 
     class WriterFirst(SpacesOnly):
@@ -499,10 +495,7 @@ async def test_a_summary_a_writer_wrote_first_is_kept_and_the_query_still_answer
 
 
 async def test_free_rooms_pass_over_a_room_taken_after_the_counts_were_read(store):
-    sites = InMemorySiteModelStore()
-    site = _tower("hq")
-    await sites.put(A_HQ, site)
-    directory = SiteDirectory(sites)
+    _sites, site, directory = await _towers(A_HQ)
     rooms = [s for s in site.spaces if s.kind.value == "conferenceroom"]
     writer = OccupancyWriter(store, facts=SiteFacts(directory))
     await writer.apply([OccupancyChange(A_HQ, rooms[-1].id, "phone-0", "enter", T0)])  # every floor summarised
