@@ -24,6 +24,7 @@ from shared.domain.positioning.estimator import (
     MAX_BEACONS_PER_ESTIMATE,
     ROOM_PRIOR_FLOOR,
     ROOM_PRIOR_MIN_SIGMA_M,
+    CandidateWeights,
     Posterior,
     Readings,
     _silence,
@@ -301,9 +302,6 @@ def _floor_posteriors(index: SiteIndex, signal: SignalModel, grid: FloorGrid, fl
     elif space_likelihood:
         space_logliks = [{} for _ in items]
     means, spreads = mean.tolist(), uncertainty.tolist()
-    if space_likelihood:  # each device's candidate points, in its own order: one gather for the chunk
-        kept_points, kept_owners = grid.points[concat_rows], grid.space_of_point[concat_rows]
-        kept_weights = weights[owner, at_all]
     for d, p in enumerate(items):
         kk = len(p.local)
         held_d = held[d][:kk] if held is not None and d in held else None
@@ -311,8 +309,8 @@ def _floor_posteriors(index: SiteIndex, signal: SignalModel, grid: FloorGrid, fl
         out.append(Posterior(
             floor, (means[d][0], means[d][1]), spreads[d], space_probabilities[d], kk,
             p.beacons, residuals[d, :kk], p.var, held_d, space_logliks[d],
-            kept_points[lo:hi] if space_likelihood else None, kept_weights[lo:hi] if space_likelihood else None,
-            kept_owners[lo:hi] if space_likelihood else None,
+            CandidateWeights(grid.points, grid.space_of_point, p.rows, weights[d], at_all[lo:hi])
+            if space_likelihood else None,
         ))
     return out
 

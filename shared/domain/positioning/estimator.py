@@ -69,19 +69,33 @@ class Posterior:
     # with `space_likelihood`: log P(readings | phone in that space), position within the space after a broadened
     # motion prior (what map-matched tracking weighs its room hypotheses with)
     space_loglik: dict[int, float] | None = None
-    points: np.ndarray | None = None  # with `space_likelihood`: the candidate points and their posterior weights
-    weights: np.ndarray | None = None
-    owners: np.ndarray | None = None
+    candidates: CandidateWeights | None = None  # with `space_likelihood`: the candidate points and their weights
 
     def mean_in(self, space: int) -> tuple[float, float] | None:
         """The posterior mean restricted to one space (None when it holds no mass or the points were not kept)."""
-        if self.points is None or self.weights is None or self.owners is None:
-            return None
-        inside = self.owners == space
-        mass = float(self.weights[inside].sum())
+        return None if self.candidates is None else self.candidates.mean_in(space)
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateWeights:
+    """A posterior's candidate points (`rows` of the floor's points) and their weights (`weights[columns]`, in
+    the rows' order), kept as views of the arrays the posterior was computed on: a batch of posteriors gathers
+    nothing until the tracker asks for one room's mean."""
+
+    floor_points: np.ndarray  # (M, 2): the floor grid's points
+    space_of_point: np.ndarray  # (M,): the floor grid's space of each point, -1 for none
+    rows: np.ndarray  # the candidate points, into floor_points
+    weights: np.ndarray  # the posterior weights, at `columns`
+    columns: np.ndarray  # where each candidate's weight sits in `weights`
+
+    def mean_in(self, space: int) -> tuple[float, float] | None:
+        """The weighted mean of the candidate points inside one space (None when they hold no mass there)."""
+        inside = self.space_of_point[self.rows] == space
+        weights = self.weights[self.columns[inside]]
+        mass = float(weights.sum())
         if mass <= 1e-9:
             return None
-        mean = self.weights[inside] @ self.points[inside] / mass
+        mean = weights @ self.floor_points[self.rows[inside]] / mass
         return float(mean[0]), float(mean[1])
 
 
@@ -217,8 +231,8 @@ def posterior(
             space_probabilities[int(i)] = float(mass[i])
     return Posterior(floor, (float(mean[0]), float(mean[1])), uncertainty, space_probabilities, len(beacons),
                      beacons, weights @ error, noise_var, held_out_residuals, space_loglik,
-                     points if space_likelihood else None, weights if space_likelihood else None,
-                     owners if space_likelihood else None)
+                     CandidateWeights(grid.points, grid.space_of_point, rows, weights, np.arange(len(rows)))
+                     if space_likelihood else None)
 
 
 ROOM_PRIOR_FLOOR = 0.05  # the within-space position prior never drops below this share of its peak

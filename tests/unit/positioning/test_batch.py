@@ -125,6 +125,16 @@ def test_batched_posteriors_match_the_single_estimate_posterior(sim_site, sim_in
         np.testing.assert_allclose(many.residuals, one.residuals, atol=1e-3)
         if one.held_out_residuals is not None:
             np.testing.assert_allclose(many.held_out_residuals, one.held_out_residuals, atol=1e-3)
+        # the mean within each room (what map-matched tracking places the phone at), from the kept views
+        for space in one.space_probabilities:
+            inside = one.mean_in(space)
+            assert inside is not None and sim_index.spaces[space].floor == request.floor
+            assert many.mean_in(space) == pytest.approx(inside, abs=1e-3)
+            room = sim_index.spaces[space]
+            xs, ys = [p[0] for p in room.polygon], [p[1] for p in room.polygon]
+            assert min(xs) - 0.5 <= inside[0] <= max(xs) + 0.5 and min(ys) - 0.5 <= inside[1] <= max(ys) + 0.5
+        elsewhere = next(i for i, s in enumerate(sim_index.spaces) if s.floor != request.floor)
+        assert many.mean_in(elsewhere) is None and one.mean_in(elsewhere) is None
 
 
 def test_a_request_narrowed_to_its_motion_prior_keeps_its_estimate_near_it(sim_index):
