@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 # command -> module exposing add_arguments(parser) and main(args) -> int; imported only when chosen so that
@@ -28,6 +29,9 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    # the Functions worker's setting (local.settings.json, the Bicep's app settings), before a command loads numpy:
+    # the benchmarks measure the processing as it runs there, on one BLAS thread
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     parser = argparse.ArgumentParser(prog="python -m devkit", description=__doc__)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (_module, help_text) in COMMANDS.items():

@@ -46,8 +46,8 @@ KEY_VAULT_REFERENCES = {"ADMIN_API_KEY"}
 # Local-only host settings of local.settings.json (Flex Consumption sets the runtime in functionAppConfig).
 LOCAL_HOST_SETTINGS = {"FUNCTIONS_WORKER_RUNTIME", "AzureWebJobsStorage"}
 # Settings of the Python worker, the same locally and in Azure: HTTP streams need the worker to index the app at
-# start (function_app.py, docs/streaming.md).
-WORKER_SETTINGS = {"PYTHON_ENABLE_INIT_INDEXING": "1"}
+# start (function_app.py, docs/streaming.md); numpy's BLAS computes on the worker's one thread (docs/capacity.md).
+WORKER_SETTINGS = {"PYTHON_ENABLE_INIT_INDEXING": "1", "OPENBLAS_NUM_THREADS": "1"}
 # Outputs azd itself uses (written to .azure/<env>/.env) besides those named like app settings.
 AZD_OUTPUTS = {"AZURE_LOCATION", "AZURE_TENANT_ID", "AZURE_RESOURCE_GROUP", "AZURE_FUNCTION_APP_NAME",
                "AZURE_FUNCTION_APP_URL", "AZURE_KEY_VAULT_NAME"}
@@ -911,7 +911,7 @@ def test_app_settings_are_the_settings_the_code_reads():
     assert not (set(bicep_app_settings()) & connection_string_forms(names)), "a connection string setting in Azure"
 
 
-def test_the_worker_serves_http_streams_locally_and_in_azure():
+def test_the_worker_settings_are_the_same_locally_and_in_azure():
     for name, value in WORKER_SETTINGS.items():
         assert LOCAL_VALUES[name] == value
         assert host_app_settings()[name] == value

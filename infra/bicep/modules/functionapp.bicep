@@ -62,9 +62,12 @@ resource applicationInsights 'Microsoft.Insights/components@2020-02-02' existing
 // the component's local auth off, telemetry is accepted only with the identity's token (the authentication string).
 // PYTHON_ENABLE_INIT_INDEXING=1 lets the Python worker index the app at start and serve its HTTP function with
 // HTTP streams (function_app.py, docs/streaming.md): without it no HTTP request is answered.
+// OPENBLAS_NUM_THREADS=1: numpy's OpenBLAS would start a thread per core that spins beside the one thread the
+// processing function computes on (measured: 15.2 s of CPU instead of 8.4 s for the same 7.7 s of work).
 var hostSettings = {
   APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsights.properties.ConnectionString
   PYTHON_ENABLE_INIT_INDEXING: '1'
+  OPENBLAS_NUM_THREADS: '1'
 }
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
