@@ -23,7 +23,13 @@ from shared.domain.ingest_event import IngestEvent
 from shared.domain.ports import FLOOR_BATCH_OPERATIONS, InboundEvent, LiveStateStore, PreconditionFailed
 from shared.domain.positioning.estimator import Estimate
 from shared.domain.positioning.selfcal import DriftEstimate, SiteCalibration
-from shared.domain.positioning.tracking import ReadingColumns, TrackingState, TrackInput, track_many
+from shared.domain.positioning.tracking import (
+    ReadingColumns,
+    TrackingState,
+    TrackInput,
+    newest_per_beacon,
+    track_many,
+)
 from shared.domain.presence import (
     BeaconDrift,
     BeaconHealth,
@@ -677,7 +683,7 @@ class PipelineService:
                 continue
             buildings[building.ref] = building
             latest = heard.setdefault(building.ref, {})
-            for beacon, at in zip(columns.beacon, columns.ts):
+            for beacon, at in newest_per_beacon(columns.beacon, columns.ts).items():
                 if latest.get(beacon, -math.inf) < at:
                     latest[beacon] = at
             known = building.index.beacon_index

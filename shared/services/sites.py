@@ -104,11 +104,10 @@ class SiteDirectory:
     async def building_for(self, tenant_id: str, beacon_ids: Iterable[str]) -> Building | None:
         """The tenant's positioned building whose beacons were heard most in this batch; None when none is known."""
         sites = await self._tenant(tenant_id)
-        votes = Counter(sites.beacon_owner[b] for b in beacon_ids if b in sites.beacon_owner)
-        if not votes:
-            return None
-        building_id = max(votes.items(), key=lambda kv: (kv[1], kv[0]))[0]
-        return sites.buildings[building_id]
+        votes = Counter(map(sites.beacon_owner.get, beacon_ids))  # one C-level pass over a batch's readings
+        # the most heard; on a tie the larger id, so the answer never depends on the readings' order
+        best = max(((count, building) for building, count in votes.items() if building is not None), default=None)
+        return None if best is None else sites.buildings[best[1]]
 
     async def known_beacons(self, tenant_id: str) -> dict[str, str]:
         """Beacon id -> building id, for every positioned building of the tenant."""

@@ -15,6 +15,7 @@ from shared.services.sites import SiteDirectory
 from tests.support.sites import small_site, store_site
 
 HQ, ANNEX = BuildingRef("tenant-a", "hq"), BuildingRef("tenant-a", "annex")
+ANNEX_UUID = "0b5f2d1e-7c3a-4e29-9a41-5d6c8e7f9012"
 
 
 class CountingStore(InMemorySiteModelStore):
@@ -155,3 +156,24 @@ def test_inline_documents_are_capped_below_the_cosmos_item_limit(monkeypatch):
     with pytest.raises(site_documents.SiteTooLarge, match="Blob storage"):
         site_documents.inline_document(HQ, site)
     assert issubclass(site_documents.SiteTooLarge, ValueError)
+
+
+async def test_a_batch_goes_to_the_building_whose_beacons_it_heard_most_whatever_their_order():
+    store = InMemorySiteModelStore()
+    annex = small_site("annex")
+    for number, beacon in enumerate(annex["beacons"]):
+        beacon["id"] = f"{ANNEX_UUID}:200:{number}"
+    await store_site(store, "tenant-a", parse_site_model(small_site("hq")))
+    await store_site(store, "tenant-a", parse_site_model(annex))
+    directory = SiteDirectory(store)
+    hq_beacon = small_site("hq")["beacons"][0]["id"]
+    annex_beacons = [f"{ANNEX_UUID}:200:{number}" for number in range(3)]
+    heard = [hq_beacon, annex_beacons[0], f"{ANNEX_UUID}:999:9", hq_beacon, annex_beacons[1], annex_beacons[2]]
+    chosen = await directory.building_for("tenant-a", heard)
+    assert chosen is not None and chosen.ref == ANNEX  # three of the annex's against two of the headquarters'
+    for tie in ([hq_beacon, annex_beacons[0]], [annex_beacons[0], hq_beacon]):
+        chosen = await directory.building_for("tenant-a", tie)
+        assert chosen is not None and chosen.ref == HQ  # a tie goes to the larger id, in either order
+    assert await directory.building_for("tenant-a", [f"{ANNEX_UUID}:999:9"]) is None
+    assert await directory.building_for("tenant-a", []) is None
+    assert await directory.building_for("tenant-b", heard) is None  # another tenant's directory knows none of them

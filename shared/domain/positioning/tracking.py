@@ -14,10 +14,10 @@ from __future__ import annotations
 import itertools
 import math
 import operator
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import numpy as np
 
@@ -272,9 +272,24 @@ class _Job:
     dt: float = math.inf
 
 
-def _ascending(values: Sequence[float]) -> bool:
+_Beacon = TypeVar("_Beacon", bound=Hashable)  # an id or a position in the SiteIndex
+
+
+def ascending(values: Sequence[float]) -> bool:
     """Whether the values never go down: one comparison pass in C (SDK batches are in time order)."""
     return all(map(operator.le, values, itertools.islice(values, 1, None)))
+
+
+def newest_per_beacon(beacons: Sequence[_Beacon], times: Sequence[float]) -> dict[_Beacon, float]:
+    """Each beacon's latest time in a batch's columns: a batch in time order needs no comparison per reading
+    (the last time a dict keeps for a key is then its largest)."""
+    if ascending(times):
+        return dict(zip(beacons, times))
+    newest: dict[_Beacon, float] = {}
+    for beacon, at in zip(beacons, times):
+        if newest.get(beacon, -math.inf) < at:
+            newest[beacon] = at
+    return newest
 
 
 def _readings_in_order(sightings: Iterable[Sighting | Any] | ReadingColumns, index: SiteIndex,
@@ -284,7 +299,7 @@ def _readings_in_order(sightings: Iterable[Sighting | Any] | ReadingColumns, ind
         times = sightings.ts
         rows = zip(list(map(index.beacon_ids.__getitem__, sightings.beacon)), sightings.rssi, times,
                    sightings.tx_power)
-        if not _ascending(times):
+        if not ascending(times):
             return sorted(rows, key=lambda r: r[2])
         return rows
     out = []

@@ -10,7 +10,7 @@ from devkit.simulator import Phone, RadioSimulator, RadioSpec, Trajectory, batch
 from shared.domain import geometry
 from shared.domain.positioning import SignalModel, locate
 from shared.domain.positioning.estimator import locate_many
-from shared.domain.positioning.tracking import Sighting, TrackingState, track
+from shared.domain.positioning.tracking import Sighting, TrackingState, newest_per_beacon, track
 
 T0 = 1_700_000_000.0
 
@@ -126,3 +126,14 @@ def test_batch_and_single_call_give_the_same_estimates(sim_site, sim_index):
         assert (batch.floor, batch.space_id) == (one.floor, one.space_id)
         assert batch.x == pytest.approx(one.x, abs=1e-3) and batch.y == pytest.approx(one.y, abs=1e-3)
         assert batch.uncertainty_m == pytest.approx(one.uncertainty_m, abs=1e-3)
+
+
+def test_newest_per_beacon_is_each_beacons_latest_time_in_or_out_of_order():
+    beacons = ["a", "b", "a", "c", "b", "a"]
+    times = [1.0, 2.0, 3.0, 3.0, 5.0, 6.0]
+    assert newest_per_beacon(beacons, times) == {"a": 6.0, "b": 5.0, "c": 3.0}
+    shuffled = [5, 0, 3, 1, 4, 2]  # the same readings in another order: the latest still wins
+    assert newest_per_beacon([beacons[i] for i in shuffled], [times[i] for i in shuffled]) == {
+        "a": 6.0, "b": 5.0, "c": 3.0}
+    assert newest_per_beacon([7, 7], [4.0, 4.0]) == {7: 4.0}
+    assert newest_per_beacon([], []) == {}
