@@ -14,6 +14,7 @@ from azurefunctions.extensions.http.fastapi import Request, Response
 
 from functions import asgi_bridge, events, processing, timers
 from functions.http_api import create_api
+from shared.runtime import configure_worker_gc
 from shared.telemetry import configure_telemetry
 
 configure_telemetry()
@@ -38,3 +39,6 @@ async def http_app_func(req: Request) -> Response:
 app.register_functions(processing.bp)
 app.register_functions(timers.bp)
 app.register_functions(events.bp)
+
+if os.environ.get("FUNCTIONS_WORKER_RUNTIME"):  # the worker process, not a test importing the app
+    configure_worker_gc()

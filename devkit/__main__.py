@@ -6,6 +6,8 @@ import importlib
 import os
 import sys
 
+from shared.runtime import configure_worker_gc
+
 # command -> module exposing add_arguments(parser) and main(args) -> int; imported only when chosen so that
 # one command's heavy imports do not slow the others.
 COMMANDS = {
@@ -27,7 +29,9 @@ COMMANDS = {
 }
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, worker_gc: bool = False) -> int:
+    """Run one command; `worker_gc`: set up the garbage collector as the Functions worker does (shared/runtime.py),
+    which the command line does and a test calling this in its own process does not."""
     argv = sys.argv[1:] if argv is None else argv
     # the Functions worker's setting (local.settings.json, the Bicep's app settings), before a command loads numpy:
     # the benchmarks measure the processing as it runs there, on one BLAS thread
@@ -40,10 +44,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0 if not argv or argv[0] in ("-h", "--help") else 2
     module = importlib.import_module(COMMANDS[argv[0]][0])
+    if worker_gc:
+        configure_worker_gc()
     command_parser = argparse.ArgumentParser(prog=f"python -m devkit {argv[0]}", description=COMMANDS[argv[0]][1])
     module.add_arguments(command_parser)
     return int(module.main(command_parser.parse_args(argv[1:])) or 0)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(worker_gc=True))

@@ -263,6 +263,9 @@ def _worker(worker: int, partitions: list[int], calls: list[list[InboundEvent]],
     from devkit.benchmarks.pipeline import TENANT, _process_all
     from shared.adapters.memory import InMemoryLiveStateStore
     from shared.domain.tenancy import BuildingRef
+    from shared.runtime import configure_worker_gc
+
+    configure_worker_gc()  # a spawned worker starts with the collector's defaults: set up as a Functions worker's
 
     # bench pipeline's services take a clock today; once they run on its simulated clock by themselves (issue #15)
     # they take none: pass one only where it is asked for, so this keeps running the pipeline bench's way
