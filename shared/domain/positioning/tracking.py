@@ -259,7 +259,7 @@ class _Job:
     phone_model: str | None
     result: tuple[TrackingState, Estimate | None] | None = None
     request: PosteriorRequest | None = None
-    live: dict[str, tuple[float, float, float]] | None = None  # beacon -> (smoothed rssi, variance, time)
+    live: dict[str, tuple[float, float, float, float]] | None = None  # beacon -> (rssi, variance, time, power)
     ids: list[str] | None = None
     drift: list[float] | None = None
     device: DeviceOffset | None = None
@@ -322,9 +322,12 @@ def _prepare(index: SiteIndex, signal: SignalModel, policy: TrackingPolicy, site
     phone_model = item.phone_model
     now_s = _seconds(item.now)
     flt = policy.filter
-    # the RSSI filters (RssiFilter.update, inlined on (value, variance, time) tuples: the one loop per reading)
-    smoothed = {b: (v[0], v[1], v[2]) for b, v in state.beacons.items()}
-    powers = {b: v[3] for b, v in state.beacons.items()}
+    # the RSSI filters (RssiFilter.update, inlined on (value, variance, time) tuples: the one loop per reading).
+    # A beacon not heard in this batch keeps the state's own (value, variance, time, power), already rounded as
+    # the state stores it: only the beacons a reading updated (3-tuples) are rounded again below.
+    stored = state.beacons
+    smoothed: dict[str, tuple[float, float, float] | tuple[float, float, float, float]] = dict(stored)
+    powers: dict[str, float] = {}  # the levels this batch's advertised powers set
     phone = signal.phone_offset(phone_model)
     known = index.beacon_index
     latest, expire_s = now_s + policy.future_tolerance_s, flt.expire_s
@@ -338,23 +341,29 @@ def _prepare(index: SiteIndex, signal: SignalModel, policy: TrackingPolicy, site
         if current is None:
             smoothed[beacon] = (float(rssi), r, at)
         else:
-            value, variance, since = current
+            value, variance, since = current[0], current[1], current[2]
             if at >= since:
                 prior_var, reading_var, new_ts = variance + q * (at - since), r, at
             else:
                 prior_var, reading_var, new_ts = variance, r + q * (since - at), since
             gain = prior_var / (prior_var + reading_var)
             smoothed[beacon] = (value + gain * (rssi - value), (1 - gain) * prior_var, new_ts)
-        if tx_power is not None or (beacon not in powers and beacon not in advertised):
+        if tx_power is not None or (beacon not in stored and beacon not in advertised):
             advertised[beacon] = tx_power  # the latest advertised power sets the beacon's level
     for beacon, tx_power in advertised.items():
         powers[beacon] = _power(index, signal, beacon, tx_power) + phone
     loudest = sorted(((b, v) for b, v in smoothed.items() if not now_s - v[2] > expire_s), key=lambda kv: -kv[1][0])
-    live = dict(loudest[: policy.max_beacons])
+    live: dict[str, tuple[float, float, float, float]] = {}  # (value, variance, time, power) of the loudest
+    kept: dict[str, tuple[float, float, float, float]] = {}  # the same as the state stores them
+    for b, v in loudest[: policy.max_beacons]:
+        if len(v) == 4:  # not heard in this batch: stored rounded, and round(round(x, n), n) == round(x, n)
+            live[b] = kept[b] = v
+        else:  # updated by a reading: its power is this batch's level or the stored one
+            power = powers[b] if b in powers else stored[b][3]
+            live[b] = (v[0], v[1], v[2], power)
+            kept[b] = (round(v[0], 2), round(v[1], 2), round(v[2], 3), round(power, 1))
     new_state = state.copy()
-    new_state.beacons = {
-        b: (round(v[0], 2), round(v[1], 2), round(v[2], 3), round(powers[b], 1)) for b, v in live.items()
-    }
+    new_state.beacons = kept
     job = _Job(state, new_state, now_s, phone_model)
     if not live:
         job.result = (new_state, None)
@@ -374,7 +383,7 @@ def _prepare(index: SiteIndex, signal: SignalModel, policy: TrackingPolicy, site
     readings = Readings(
         beacons=np.array(beacons, dtype=np.int64),
         rssi=np.array(values),
-        measured_power=np.array([powers[b] + applied + d for b, d in zip(ids, drift)]),
+        measured_power=np.array([live[b][3] + applied + d for b, d in zip(ids, drift)]),
         variance=np.array([shadowing + (live[b][1] + q * max(now_s - live[b][2], 0.0)) for b in ids]),
     )
     offset_prior = device.prior_db(cal) if reference is not None else signal.offset_prior_for(phone_model)

@@ -137,3 +137,21 @@ def test_newest_per_beacon_is_each_beacons_latest_time_in_or_out_of_order():
         "a": 6.0, "b": 5.0, "c": 3.0}
     assert newest_per_beacon([7, 7], [4.0, 4.0]) == {7: 4.0}
     assert newest_per_beacon([], []) == {}
+
+
+def test_a_beacon_not_heard_keeps_its_stored_filter_and_a_heard_one_is_stored_rounded(sim_index):
+    beacons = [b.id for b in sim_index.beacons if b.floor == "L0"][:3]
+    readings = [Sighting(b, -60.123456 - 3 * i, T0 + 10.0001 + i, -59) for i, b in enumerate(beacons)]
+    state, _ = track(None, readings, sim_index, T0 + 13)
+    # the next batch hears only the first beacon, with a new advertised power
+    after, _ = track(state, [Sighting(beacons[0], -70.987654, T0 + 14.0004, -55)], sim_index, T0 + 15)
+    for beacon in beacons[1:]:
+        assert after.beacons[beacon] == state.beacons[beacon]  # not heard: as stored
+    heard = after.beacons[beacons[0]]
+    assert heard != state.beacons[beacons[0]]
+    assert heard == (round(heard[0], 2), round(heard[1], 2), round(heard[2], 3), round(heard[3], 1))
+    assert heard[0] < state.beacons[beacons[0]][0] and heard[2] == round(T0 + 14.0004, 3)
+    # what the state stores is all the next batch needs: the same answer from its JSON
+    again, _ = track(TrackingState.from_json(json.loads(json.dumps(state.to_json()))),
+                     [Sighting(beacons[0], -70.987654, T0 + 14.0004, -55)], sim_index, T0 + 15)
+    assert again == after
