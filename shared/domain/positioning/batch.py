@@ -52,15 +52,24 @@ class PosteriorRequest:
 
 
 @dataclass(frozen=True)
-class _Prepared:
-    position: int  # in the request list
-    beacons: NDArray[np.int64]
+class _FloorGroup:
+    """The requests of one floor that hold readings of it, as flat columns: device d's readings are
+    `starts[d]:starts[d + 1]`, that floor's only, loudest first, at most 16 (as `posterior` orders them); with
+    each device's candidate points and silent beacons as rows of masks over the floor's points and beacons."""
+
+    positions: list[int]  # each device's position in the request list
+    requests: list[PosteriorRequest]
+    beacons: NDArray[np.int64]  # site beacon indices
     rssi: NDArray[np.float64]
     power: NDArray[np.float64]
-    var: NDArray[np.float64]
-    local: NDArray[np.int64]
-    rows: NDArray[np.int64]
-    silent: NDArray[np.int64]
+    var: NDArray[np.float64]  # NaN (unknown) replaced by the signal model's noise
+    local: NDArray[np.int64]  # the beacons' positions among the floor's
+    device: NDArray[np.int64]  # each reading's device
+    slot: NDArray[np.int64]  # each reading's place among its device's
+    counts: NDArray[np.int64]  # readings per device
+    starts: list[int]  # (n + 1) bounds of the devices' readings
+    candidates: NDArray[np.bool_]  # (n, M): each device's candidate points
+    silent: NDArray[np.bool_] | None  # (n, Bf): each device's informative silent beacons (None: no silence term)
 
 
 def posterior_many(index: SiteIndex, signal: SignalModel, requests: Sequence[PosteriorRequest], *,
@@ -75,112 +84,131 @@ def posterior_many(index: SiteIndex, signal: SignalModel, requests: Sequence[Pos
                                wide=True, offset_prior_db=r.offset_prior_db, held_out=held_out,
                                space_likelihood=space_likelihood)
         return out
-    by_floor: dict[str, list[_Prepared]] = {}
+    by_floor: dict[str, list[int]] = {}
     for i, r in enumerate(requests):
-        prepared = _prepare(index, signal, r, i)
-        if prepared is not None:
-            by_floor.setdefault(r.floor, []).append(prepared)
-    for floor, items in by_floor.items():
+        if r.floor in index.grids:
+            by_floor.setdefault(r.floor, []).append(i)
+    for floor, positions in by_floor.items():
         grid = index.grids[floor]
-        items.sort(key=lambda p: len(p.rows))  # similar sizes share a chunk: less padding
+        group = _prepare(index, signal, grid, floor, positions, [requests[i] for i in positions])
+        if group is None:
+            continue
+        sizes = group.candidates.sum(axis=1)
+        order = np.argsort(sizes, kind="stable").tolist()  # similar sizes share a chunk: less padding
+        sizes_in_order = sizes[order].tolist()
         start = 0
-        while start < len(items):
+        while start < len(order):
             end = start + 1
-            while end < len(items) and (end + 1 - start) * len(items[end].rows) <= MAX_CHUNK_ELEMENTS:
+            while end < len(order) and (end + 1 - start) * sizes_in_order[end] <= MAX_CHUNK_ELEMENTS:
                 end += 1
-            chunk = items[start:end]
-            posts = _floor_posteriors(index, signal, grid, floor, chunk, [requests[p.position] for p in chunk],
-                                      held_out, held_out_within_m, space_likelihood)
-            for p, post in zip(chunk, posts):
-                out[p.position] = post
+            chunk = order[start:end]
+            posts = _floor_posteriors(index, signal, grid, floor, group, chunk, held_out, held_out_within_m,
+                                      space_likelihood)
+            for d, post in zip(chunk, posts):
+                out[group.positions[d]] = post
             start = end
     return out
 
 
-def _prepare(index: SiteIndex, signal: SignalModel, request: PosteriorRequest, position: int) -> _Prepared | None:
-    """The request's readings of its floor, loudest first (at most 16), as `posterior` orders them, and its
-    candidate points."""
-    grid = index.grids.get(request.floor)
-    if grid is None:
-        return None
-    readings = request.readings
-    floor_i = index.floor_ids.index(request.floor)
-    on_floor = index.floor_of_beacon[readings.beacons] == floor_i
-    if on_floor.all():
-        rssi, beacons = readings.rssi, readings.beacons
-        power, var = readings.measured_power, readings.variance
-    elif on_floor.any():
-        rssi, beacons = readings.rssi[on_floor], readings.beacons[on_floor]
-        power, var = readings.measured_power[on_floor], readings.variance[on_floor]
-    else:
-        return None
-    values = rssi.tolist()
-    if len(values) > MAX_BEACONS_PER_ESTIMATE or any(b > a for a, b in itertools.pairwise(values)):
-        order = np.argsort(-rssi)[:MAX_BEACONS_PER_ESTIMATE]  # the tracker passes them loudest first already
-        rssi, beacons, power, var = rssi[order], beacons[order], power[order], var[order]
+def _prepare(index: SiteIndex, signal: SignalModel, grid: FloorGrid, floor: str, positions: list[int],
+             requests: list[PosteriorRequest]) -> _FloorGroup | None:
+    """The requests' readings of the floor as flat columns, and their candidate points: the points within the
+    tracking reach of each device's loudest beacon, narrowed to `within_m` of its motion prior where that leaves
+    any. Whole-group array operations: a device costs no numpy call of its own."""
+    floor_i = index.floor_ids.index(floor)
+    given = [r.readings for r in requests]
+    beacons = np.concatenate([r.beacons for r in given])
+    rssi = np.concatenate([r.rssi for r in given])
+    power = np.concatenate([r.measured_power for r in given])
+    var = np.concatenate([r.variance for r in given])
+    device = np.repeat(np.arange(len(given)), [len(r.beacons) for r in given])
+    on_floor = index.floor_of_beacon[beacons] == floor_i
+    if not on_floor.all():
+        beacons, rssi, power, var, device = (beacons[on_floor], rssi[on_floor], power[on_floor], var[on_floor],
+                                             device[on_floor])
+    counts = np.bincount(device, minlength=len(given))
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    louder_later = np.flatnonzero((rssi[1:] > rssi[:-1]) & (device[1:] == device[:-1]))
+    unordered = set(device[louder_later].tolist()) | set(np.flatnonzero(counts > MAX_BEACONS_PER_ESTIMATE).tolist())
+    if unordered:  # the tracker passes them loudest first already: other callers' devices are ordered one by one
+        take = [np.arange(starts[d], starts[d + 1]) if d not in unordered
+                else starts[d] + np.argsort(-rssi[starts[d]:starts[d + 1]])[:MAX_BEACONS_PER_ESTIMATE]
+                for d in range(len(given))]
+        picked = np.concatenate(take)
+        beacons, rssi, power, var, device = beacons[picked], rssi[picked], power[picked], var[picked], device[picked]
+        counts = np.bincount(device, minlength=len(given))
+    if not counts.all():  # a device without readings of this floor has no posterior on it
+        heard = counts > 0
+        if not heard.any():
+            return None
+        positions = [p for p, h in zip(positions, heard.tolist()) if h]
+        requests = [r for r, h in zip(requests, heard.tolist()) if h]
+        device = (np.cumsum(heard) - 1)[device]
+        counts = counts[heard]
+    starts = np.concatenate([[0], np.cumsum(counts)])
     var = np.where(np.isnan(var), signal.noise_db**2, var)
     local = index.local_of_beacon[beacons]
-    first = int(local[0])
-    rows = grid.near_points_wide[first]
-    if len(rows):
-        points, squared = grid.wide_points(first) if request.within_m is not None else (None, None)
-    else:
-        rows = np.arange(len(grid.points))
-        points, squared = grid.points, grid.squared_norms()
-    if request.within_m is not None and request.prior_xy is not None and points is not None \
-            and squared is not None:
-        px, py = request.prior_xy
-        d2 = squared - 2.0 * (points @ np.array([px, py])) + (px * px + py * py)
-        near = rows[d2 <= request.within_m**2]
-        if len(near):
-            rows = near
-    silent = np.zeros(0, dtype=np.int64)
+    first = local[starts[:-1]]
+    candidates = grid.wide_mask()[first]
+    narrowed = [d for d, r in enumerate(requests) if r.within_m is not None and r.prior_xy is not None]
+    if narrowed:
+        centres = np.array([requests[d].prior_xy for d in narrowed], dtype=np.float64)
+        reach = np.array([requests[d].within_m for d in narrowed], dtype=np.float64)
+        # |p - c|^2 = |p|^2 - 2 p.c + |c|^2 over the floor's points, (narrowed, M)
+        d2 = grid.squared_norms()[None, :] - 2.0 * (centres @ grid.points.T)
+        d2 += (centres * centres).sum(axis=1)[:, None]
+        near = candidates[narrowed] & (d2 <= (reach * reach)[:, None])
+        kept = near.any(axis=1)  # none left: the whole reach
+        candidates[np.array(narrowed)[kept]] = near[kept]
+    silent = None
     if signal.detect_max > 0:
-        heard = set(local.tolist())
-        silent = np.array([j for j in grid.near_beacons[first].tolist() if j not in heard], dtype=np.int64)
-    return _Prepared(position, beacons, rssi, power, var, local, rows, silent)
+        silent = grid.near_beacon_mask()[first]
+        silent[device, local] = False
+    return _FloorGroup(positions, requests, beacons, rssi, power, var, local, device,
+                       np.arange(len(device)) - starts[device], counts, starts.tolist(), candidates, silent)
 
 
-def _floor_posteriors(index: SiteIndex, signal: SignalModel, grid: FloorGrid, floor: str,
-                      items: Sequence[_Prepared], requests: Sequence[PosteriorRequest], held_out: bool,
-                      held_out_within_m: float | None, space_likelihood: bool) -> list[Posterior]:
-    n = len(items)
+def _floor_posteriors(index: SiteIndex, signal: SignalModel, grid: FloorGrid, floor: str, group: _FloorGroup,
+                      chunk: list[int], held_out: bool, held_out_within_m: float | None,
+                      space_likelihood: bool) -> list[Posterior]:
+    n = len(chunk)
     n_beacons = len(grid.beacons)
-    lens = np.array([len(p.rows) for p in items])
-    k = max(len(p.local) for p in items)
+    requests = [group.requests[d] for d in chunk]
+    picked = np.array(chunk)
+    k = int(group.counts[picked].max())
+    # the chunk's readings as (device, reading) matrices, padded with readings that weigh nothing
+    reading: NDArray[np.int64] | slice
+    if n == len(group.requests):
+        row, slot, reading = picked.argsort()[group.device], group.slot, slice(None)
+    else:
+        row_of = np.full(len(group.requests), -1)
+        row_of[picked] = np.arange(n)
+        row = row_of[group.device]
+        reading = np.flatnonzero(row >= 0)
+        row, slot = row[reading], group.slot[reading]
     cols = np.zeros((n, k), dtype=np.int64)
     level = np.zeros((n, k))
     a = np.zeros((n, k))
-    prior_db = np.empty(n)
-    for d, (p, r) in enumerate(zip(items, requests)):
-        kk = len(p.local)
-        cols[d, :kk] = p.local
-        level[d, :kk] = p.rssi - p.power
-        a[d, :kk] = 1.0 / p.var
-        prior_db[d] = signal.offset_prior_db if r.offset_prior_db is None else r.offset_prior_db
-    # the chunk's points: the union of its devices' candidate rows (the whole floor when that is most of it, its
+    cols[row, slot] = group.local[reading]
+    level[row, slot] = group.rssi[reading] - group.power[reading]
+    a[row, slot] = 1.0 / group.var[reading]
+    prior_db = np.array([signal.offset_prior_db if r.offset_prior_db is None else r.offset_prior_db
+                         for r in requests], dtype=np.float64)
+    # the chunk's points: the union of its devices' candidates (the whole floor when that is most of it, its
     # products kept per floor), each device masked to its own (-inf elsewhere)
-    concat_rows = np.concatenate([p.rows for p in items]) if n > 1 else items[0].rows
-    marked = np.zeros(len(grid.points), dtype=bool)
-    marked[concat_rows] = True
+    valid = group.candidates[picked]
+    marked = valid.any(axis=0)
     u = int(np.count_nonzero(marked))
     loss = grid.path_loss(signal.path_loss_exponent, signal.height_m, signal.wall_loss_db)
+    loss_t, loss2_t, member = _floor_products(grid, loss)
     if 4 * u >= 3 * len(grid.points):
-        u = len(grid.points)
         union: NDArray[np.int64] | slice = slice(None)
-        at_all = concat_rows
-        loss_t, loss2_t, member = _floor_products(grid, loss)
-        points, squared = grid.points, grid.squared_norms()
+        points, squared, space_of = grid.points, grid.squared_norms(), grid.space_of_point
     else:
         union = np.flatnonzero(marked)
-        at_all = (np.cumsum(marked) - 1)[concat_rows]
-        loss_t, loss2_t, member = _floor_products(grid, loss)
+        valid = valid[:, union]
         loss_t, loss2_t, member = loss_t[:, union], loss2_t[:, union], member[union]
-        points, squared = grid.points[union], grid.squared_norms()[union]
-    owner = np.repeat(np.arange(n), lens)
-    valid = np.zeros((n, u), dtype=bool)
-    valid[owner, at_all] = True
-    bounds = np.concatenate([[0], np.cumsum(lens)]).tolist()
+        points, squared, space_of = grid.points[union], grid.squared_norms()[union], grid.space_of_point[union]
     # the readings' sums as products over the floor's beacons: error(p, k) = level_k + loss[p, b_k], so with the
     # weights a and weighted levels a*level spread over the floor's beacons (a padded reading weighs nothing),
     # s1 = sum(a level) + A @ loss.T and s2 = sum(a level^2) + 2 (A level) @ loss.T + A @ (loss^2).T
@@ -199,13 +227,14 @@ def _floor_posteriors(index: SiteIndex, signal: SignalModel, grid: FloorGrid, fl
     shrink = 1.0 / (1.0 / np.maximum(prior_db, 1e-3) ** 2 + a_sum)
     readings_loglik = -0.5 * (s2 - shrink[:, None] * s1 * s1)
     loglik = np.where(valid, readings_loglik, -np.inf)  # outside a device's candidates: -inf from here on
-    silent_any = [d for d, p in enumerate(items) if len(p.silent)]
-    if silent_any:
+    silent_rows = group.silent[picked] if group.silent is not None else None
+    silent_any = np.flatnonzero(silent_rows.any(axis=1)).tolist() if silent_rows is not None else []
+    if silent_any and silent_rows is not None:
         # the silent beacons' 1 m level falls back to the readings' median only where the site has none
         uniform_power = not np.isnan(index.beacon_measured_power[grid.beacons]).any()
         groups: dict[float, list[int]] = {}
         for d in silent_any:
-            groups.setdefault(0.0 if uniform_power else float(np.median(items[d].power)), []).append(d)
+            groups.setdefault(0.0 if uniform_power else _median_power(group, chunk[d]), []).append(d)
         for members in groups.values():
             if uniform_power:  # the site's own levels: one matrix per floor and signal model, kept
                 key = (signal.path_loss_exponent, signal.height_m, signal.wall_loss_db, signal.sensitivity_dbm,
@@ -215,10 +244,8 @@ def _floor_posteriors(index: SiteIndex, signal: SignalModel, grid: FloorGrid, fl
                     silence = _silence(index, grid, signal, loss, 0.0, True)
                     grid.site_silence[key] = silence
             else:
-                silence = _silence(index, grid, signal, loss, float(np.median(items[members[0]].power)), True)
-            chosen = np.zeros((n_beacons, len(members)))
-            for j, d in enumerate(members):
-                chosen[items[d].silent, j] = 1.0
+                silence = _silence(index, grid, signal, loss, _median_power(group, chunk[members[0]]), True)
+            chosen = np.ascontiguousarray(silent_rows[members].T, dtype=np.float64)  # (Bf, members)
             loglik[members] += (silence[union] @ chosen).T  # (members, U)
     with_prior = [d for d, r in enumerate(requests) if r.prior_xy is not None and r.prior_sigma_m is not None]
     prior_rows: slice | list[int] = slice(None) if len(with_prior) == n else with_prior
@@ -262,7 +289,8 @@ def _floor_posteriors(index: SiteIndex, signal: SignalModel, grid: FloorGrid, fl
     residuals = level + np.take_along_axis(weights @ loss_t.T, cols, axis=1)
     mass = per_space(weights) if n_spaces else None
     held = None
-    wanted = [d for d, p in enumerate(items) if held_out and len(p.local) >= 3
+    chunk_counts = group.counts[picked].tolist()
+    wanted = [d for d, c in enumerate(chunk_counts) if held_out and c >= 3
               and (held_out_within_m is None or uncertainty[d] <= held_out_within_m)]
     if wanted:
         # the posterior without each reading in turn: its terms dropped from the closed-form sums, as (device,
@@ -295,24 +323,27 @@ def _floor_posteriors(index: SiteIndex, signal: SignalModel, grid: FloorGrid, fl
         num, den, top = space_loglik_all
         known = den > 0
         loglik_all = np.log(np.maximum(num, 1e-300)) - np.log(np.where(known, den, 1.0)) + top[:, None]
-    space_probabilities = _row_dicts(mass > 1e-4, mass, present) if mass is not None else [{} for _ in items]
+    space_probabilities = _row_dicts(mass > 1e-4, mass, present) if mass is not None else [{} for _ in chunk]
     space_logliks: list[dict[int, float] | None] = [None] * n
     if loglik_all is not None and known is not None:
         space_logliks = list(_row_dicts(known, loglik_all, present))
     elif space_likelihood:
-        space_logliks = [{} for _ in items]
+        space_logliks = [{} for _ in chunk]
     means, spreads = mean.tolist(), uncertainty.tolist()
-    for d, p in enumerate(items):
-        kk = len(p.local)
+    for d, g in enumerate(chunk):
+        lo, hi = group.starts[g], group.starts[g + 1]
+        kk = hi - lo
         held_d = held[d][:kk] if held is not None and d in held else None
-        lo, hi = bounds[d], bounds[d + 1]
         out.append(Posterior(
             floor, (means[d][0], means[d][1]), spreads[d], space_probabilities[d], kk,
-            p.beacons, residuals[d, :kk], p.var, held_d, space_logliks[d],
-            CandidateWeights(grid.points, grid.space_of_point, p.rows, weights[d], at_all[lo:hi])
-            if space_likelihood else None,
+            group.beacons[lo:hi], residuals[d, :kk], group.var[lo:hi], held_d, space_logliks[d],
+            CandidateWeights(points, space_of, weights[d], valid[d]) if space_likelihood else None,
         ))
     return out
+
+
+def _median_power(group: _FloorGroup, device: int) -> float:
+    return float(np.median(group.power[group.starts[device]:group.starts[device + 1]]))
 
 
 def _floor_products(grid: FloorGrid, loss: NDArray[np.float32]) -> tuple[NDArray[np.float64], ...]:

@@ -78,24 +78,25 @@ class Posterior:
 
 @dataclass(frozen=True, slots=True)
 class CandidateWeights:
-    """A posterior's candidate points (`rows` of the floor's points) and their weights (`weights[columns]`, in
-    the rows' order), kept as views of the arrays the posterior was computed on: a batch of posteriors gathers
-    nothing until the tracker asks for one room's mean."""
+    """A posterior's points and their weights, kept as the arrays (or views of them) the posterior was computed
+    on: a batch of posteriors shares one set of points per chunk, each device's own candidates marked by
+    `valid`, and gathers nothing until the tracker asks for one room's mean."""
 
-    floor_points: np.ndarray  # (M, 2): the floor grid's points
-    space_of_point: np.ndarray  # (M,): the floor grid's space of each point, -1 for none
-    rows: np.ndarray  # the candidate points, into floor_points
-    weights: np.ndarray  # the posterior weights, at `columns`
-    columns: np.ndarray  # where each candidate's weight sits in `weights`
+    points: np.ndarray  # (U, 2)
+    space_of_point: np.ndarray  # (U,): each point's space (SiteIndex.spaces position), -1 for none
+    weights: np.ndarray  # (U,): the posterior weights
+    valid: np.ndarray | None = None  # (U,) bool: the posterior's own candidate points among them (None: all)
 
     def mean_in(self, space: int) -> tuple[float, float] | None:
         """The weighted mean of the candidate points inside one space (None when they hold no mass there)."""
-        inside = self.space_of_point[self.rows] == space
-        weights = self.weights[self.columns[inside]]
+        inside = self.space_of_point == space
+        if self.valid is not None:
+            inside &= self.valid
+        weights = self.weights[inside]
         mass = float(weights.sum())
         if mass <= 1e-9:
             return None
-        mean = weights @ self.floor_points[self.rows[inside]] / mass
+        mean = weights @ self.points[inside] / mass
         return float(mean[0]), float(mean[1])
 
 
@@ -231,7 +232,7 @@ def posterior(
             space_probabilities[int(i)] = float(mass[i])
     return Posterior(floor, (float(mean[0]), float(mean[1])), uncertainty, space_probabilities, len(beacons),
                      beacons, weights @ error, noise_var, held_out_residuals, space_loglik,
-                     CandidateWeights(grid.points, grid.space_of_point, rows, weights, np.arange(len(rows)))
+                     CandidateWeights(points, owners, weights)
                      if space_likelihood else None)
 
 

@@ -91,7 +91,8 @@ class FloorGrid:
     _silence: dict[_SilenceKey, np.ndarray] = field(default_factory=dict)
     _space_slots: tuple[np.ndarray, np.ndarray] | None = None
     _squared_norms: np.ndarray | None = None
-    _wide_points: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    _wide_mask: np.ndarray | None = None
+    _near_beacon_mask: np.ndarray | None = None
     # silence log-likelihood at the site model's own beacon levels, per signal parameters (batch.py)
     site_silence: dict[tuple[float, ...], np.ndarray] = field(default_factory=dict)
     # per path-loss array (by id, the array kept beside): its float64 products and the space memberships (batch.py)
@@ -103,15 +104,24 @@ class FloorGrid:
             self._squared_norms = (self.points * self.points).sum(axis=1)
         return self._squared_norms
 
-    def wide_points(self, local: int) -> tuple[np.ndarray, np.ndarray]:
-        """(points, their |p|^2) of `near_points_wide[local]`: the tracker narrows them around its motion prior on
-        every update, so the gather is kept per beacon."""
-        kept = self._wide_points.get(local)
-        if kept is None:
-            rows = self.near_points_wide[local]
-            kept = (self.points[rows], self.squared_norms()[rows])
-            self._wide_points[local] = kept
-        return kept
+    def wide_mask(self) -> np.ndarray:
+        """(Bf, M) bool: per local beacon, the points within the tracking reach (`near_points_wide`; every point
+        where none is): a batch of posteriors picks its devices' candidates by their loudest beacon's row."""
+        if self._wide_mask is None:
+            mask = np.zeros((len(self.near_points_wide), len(self.points)), dtype=bool)
+            for local, rows in enumerate(self.near_points_wide):
+                mask[local, rows if len(rows) else slice(None)] = True
+            self._wide_mask = mask
+        return self._wide_mask
+
+    def near_beacon_mask(self) -> np.ndarray:
+        """(Bf, Bf) bool: per local beacon, the local beacons whose silence is informative (`near_beacons`)."""
+        if self._near_beacon_mask is None:
+            mask = np.zeros((len(self.near_beacons), len(self.beacons)), dtype=bool)
+            for local, near in enumerate(self.near_beacons):
+                mask[local, near] = True
+            self._near_beacon_mask = mask
+        return self._near_beacon_mask
 
     def space_slots(self) -> tuple[np.ndarray, np.ndarray]:
         """(slot of each point: its space's position among the floor's spaces, -1 outside any; the spaces, as

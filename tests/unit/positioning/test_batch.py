@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from devkit.simulator import Phone, RadioSimulator, RadioSpec, Trajectory, batches, room_points
-from shared.domain.positioning import SignalModel
+from shared.domain.positioning import SignalModel, batch
 from shared.domain.positioning.batch import PosteriorRequest, posterior_many
 from shared.domain.positioning.estimator import Readings, floor_scores, posterior
 from shared.domain.positioning.selfcal import SiteCalibration
@@ -88,11 +88,13 @@ def test_columns_give_what_sighting_objects_give(sim_site, sim_index):
     assert compared > 50
 
 
-def test_batched_posteriors_match_the_single_estimate_posterior(sim_site, sim_index):
-    radio = RadioSimulator(sim_site, RadioSpec(), seed=8)
-    rng = np.random.default_rng(2)
+def _scanned_requests(site, index, count, seed, keep=10):
+    """Requests from simulated scans on both floors: each scan's beacons by mean RSSI, loudest first (the
+    `keep` loudest; None: every one heard), the floor the readings favour, a motion prior on two in three."""
+    radio = RadioSimulator(site, RadioSpec(), seed=seed + 6)
+    rng = np.random.default_rng(seed)
     requests = []
-    for i in range(60):
+    for i in range(count):
         floor = ("L0", "L1")[i % 2]
         scan = radio.scan(floor, rng.uniform(1, 59), rng.uniform(1, 18), 0.0, 3.0, Phone("p"), rng)
         heard: dict[str, list[int]] = {}
@@ -100,41 +102,86 @@ def test_batched_posteriors_match_the_single_estimate_posterior(sim_site, sim_in
             heard.setdefault(r.beacon, []).append(r.rssi)
         if not heard:
             continue
-        ids = sorted(heard, key=lambda b: -np.mean(heard[b]))[:10]
-        readings = Readings(np.array([sim_index.beacon_index[b] for b in ids]), np.array([np.mean(heard[b]) for b in ids]),
+        ids = sorted(heard, key=lambda b: -np.mean(heard[b]))[:keep]
+        readings = Readings(np.array([index.beacon_index[b] for b in ids]), np.array([np.mean(heard[b]) for b in ids]),
                             np.full(len(ids), -59.0), np.full(len(ids), 12.0))
-        best = sim_index.floor_ids[int(np.argmax(floor_scores(sim_index, readings)))]
+        best = index.floor_ids[int(np.argmax(floor_scores(index, readings)))]
         prior = (rng.uniform(5, 55), rng.uniform(2, 17)) if i % 3 else None
         requests.append(PosteriorRequest(readings, best, prior, 4.0 if prior else None, 5.0))
+    return requests
+
+
+def _assert_same_posterior(many, one, floor, index):
+    assert (one is None) == (many is None)
+    if one is None:
+        return
+    assert many.mean == pytest.approx(one.mean, abs=1e-3)
+    assert many.uncertainty_m == pytest.approx(one.uncertainty_m, abs=1e-3)
+    assert many.space_probabilities.keys() == one.space_probabilities.keys()
+    for space, p in one.space_probabilities.items():
+        assert many.space_probabilities[space] == pytest.approx(p, abs=1e-4)
+    for space, value in one.space_loglik.items():
+        assert many.space_loglik[space] == pytest.approx(value, abs=1e-3)
+    np.testing.assert_array_equal(many.beacons, one.beacons)
+    np.testing.assert_allclose(many.residuals, one.residuals, atol=1e-3)
+    if one.held_out_residuals is not None:
+        np.testing.assert_allclose(many.held_out_residuals, one.held_out_residuals, atol=1e-3)
+    # the mean within each room (what map-matched tracking places the phone at), from the kept views
+    for space in one.space_probabilities:
+        inside = one.mean_in(space)
+        assert inside is not None and index.spaces[space].floor == floor
+        assert many.mean_in(space) == pytest.approx(inside, abs=1e-3)
+        room = index.spaces[space]
+        xs, ys = [p[0] for p in room.polygon], [p[1] for p in room.polygon]
+        assert min(xs) - 0.5 <= inside[0] <= max(xs) + 0.5 and min(ys) - 0.5 <= inside[1] <= max(ys) + 0.5
+    elsewhere = next(i for i, s in enumerate(index.spaces) if s.floor != floor)
+    assert many.mean_in(elsewhere) is None and one.mean_in(elsewhere) is None
+
+
+def _single(index, signal, request):
+    return posterior(index, signal, request.readings, request.floor, prior_xy=request.prior_xy,
+                     prior_sigma_m=request.prior_sigma_m, wide=True, offset_prior_db=request.offset_prior_db,
+                     held_out=True, space_likelihood=True)
+
+
+def test_batched_posteriors_match_the_single_estimate_posterior(sim_site, sim_index):
+    requests = _scanned_requests(sim_site, sim_index, 60, seed=2)
     signal = SignalModel()
     batched = posterior_many(sim_index, signal, requests, held_out=True, space_likelihood=True)
     for request, many in zip(requests, batched):
-        one = posterior(sim_index, signal, request.readings, request.floor, prior_xy=request.prior_xy,
-                        prior_sigma_m=request.prior_sigma_m, wide=True, offset_prior_db=request.offset_prior_db,
-                        held_out=True, space_likelihood=True)
-        assert (one is None) == (many is None)
-        if one is None:
-            continue
-        assert many.mean == pytest.approx(one.mean, abs=1e-3)
-        assert many.uncertainty_m == pytest.approx(one.uncertainty_m, abs=1e-3)
-        assert many.space_probabilities.keys() == one.space_probabilities.keys()
-        for space, p in one.space_probabilities.items():
-            assert many.space_probabilities[space] == pytest.approx(p, abs=1e-4)
-        for space, value in one.space_loglik.items():
-            assert many.space_loglik[space] == pytest.approx(value, abs=1e-3)
-        np.testing.assert_allclose(many.residuals, one.residuals, atol=1e-3)
-        if one.held_out_residuals is not None:
-            np.testing.assert_allclose(many.held_out_residuals, one.held_out_residuals, atol=1e-3)
-        # the mean within each room (what map-matched tracking places the phone at), from the kept views
-        for space in one.space_probabilities:
-            inside = one.mean_in(space)
-            assert inside is not None and sim_index.spaces[space].floor == request.floor
-            assert many.mean_in(space) == pytest.approx(inside, abs=1e-3)
-            room = sim_index.spaces[space]
-            xs, ys = [p[0] for p in room.polygon], [p[1] for p in room.polygon]
-            assert min(xs) - 0.5 <= inside[0] <= max(xs) + 0.5 and min(ys) - 0.5 <= inside[1] <= max(ys) + 0.5
-        elsewhere = next(i for i, s in enumerate(sim_index.spaces) if s.floor != request.floor)
-        assert many.mean_in(elsewhere) is None and one.mean_in(elsewhere) is None
+        _assert_same_posterior(many, _single(sim_index, signal, request), request.floor, sim_index)
+
+
+@pytest.mark.parametrize("chunk_elements", [batch.MAX_CHUNK_ELEMENTS, 2_500])
+def test_batched_posteriors_take_readings_in_any_order_of_any_floor(sim_site, sim_index, monkeypatch,
+                                                                    chunk_elements):
+    """Readings out of order, more than the 16 an estimate uses, of both floors, or none of the floor asked: each
+    posterior is still the single-estimate one, the floor's devices in one chunk or split across several."""
+    monkeypatch.setattr(batch, "MAX_CHUNK_ELEMENTS", chunk_elements)
+    rng = np.random.default_rng(11)
+    requests = []
+    for r in _scanned_requests(sim_site, sim_index, 40, seed=5, keep=None):
+        order = rng.permutation(len(r.readings.beacons))
+        shuffled = Readings(*(values[order] for values in (r.readings.beacons, r.readings.rssi,
+                                                           r.readings.measured_power, r.readings.variance)))
+        requests.append(PosteriorRequest(shuffled, r.floor, r.prior_xy, r.prior_sigma_m, r.offset_prior_db))
+    on_l0 = [b for b, beacon in enumerate(sim_index.beacons) if beacon.floor == "L0"][:3]
+    only_l0 = Readings(np.array(on_l0), np.array([-60.0, -70.0, -65.0]), np.full(3, -59.0), np.full(3, np.nan))
+    requests.insert(7, PosteriorRequest(only_l0, "L1"))  # none of its readings is on the floor asked
+    requests.insert(9, PosteriorRequest(only_l0, "L0"))  # unknown variances: the signal model's noise
+    every_l0 = [b for b, beacon in enumerate(sim_index.beacons) if beacon.floor == "L0"] * 2  # two scans' worth
+    loud = Readings(np.array(every_l0), rng.uniform(-95, -55, len(every_l0)), np.full(len(every_l0), -59.0),
+                    np.full(len(every_l0), 12.0))
+    requests.insert(12, PosteriorRequest(loud, "L0", (20.0, 9.0), 5.0))  # every beacon heard twice, in no order
+    floor_of = sim_index.floor_of_beacon.tolist()
+    on_floor = [sum(floor_of[b] == sim_index.floor_ids.index(r.floor) for b in r.readings.beacons.tolist())
+                for r in requests]
+    assert max(on_floor) > 16 and any(f < len(r.readings.beacons) for f, r in zip(on_floor, requests))
+    signal = SignalModel()
+    batched = posterior_many(sim_index, signal, requests, held_out=True, space_likelihood=True)
+    assert batched[7] is None
+    for request, many in zip(requests, batched):
+        _assert_same_posterior(many, _single(sim_index, signal, request), request.floor, sim_index)
 
 
 def test_a_request_narrowed_to_its_motion_prior_keeps_its_estimate_near_it(sim_index):
