@@ -27,6 +27,7 @@ from shared.domain.positioning.estimator import (
     CandidateWeights,
     Posterior,
     Readings,
+    SpaceMass,
     _silence,
     posterior,
 )
@@ -287,7 +288,6 @@ def _floor_posteriors(index: SiteIndex, signal: SignalModel, grid: FloorGrid, fl
     uncertainty = np.sqrt(np.maximum(spread, 0.0) + index.step_m**2 / 6.0)
     # residual_k = sum_p w(p) (level_k + loss[p, b_k]) = level_k + (W @ loss)[b_k]
     residuals = level + np.take_along_axis(weights @ loss_t.T, cols, axis=1)
-    mass = per_space(weights) if n_spaces else None
     held = None
     chunk_counts = group.counts[picked].tolist()
     wanted = [d for d, c in enumerate(chunk_counts) if held_out and c >= 3
@@ -323,7 +323,6 @@ def _floor_posteriors(index: SiteIndex, signal: SignalModel, grid: FloorGrid, fl
         num, den, top = space_loglik_all
         known = den > 0
         loglik_all = np.log(np.maximum(num, 1e-300)) - np.log(np.where(known, den, 1.0)) + top[:, None]
-    space_probabilities = _row_dicts(mass > 1e-4, mass, present) if mass is not None else [{} for _ in chunk]
     space_logliks: list[dict[int, float] | None] = [None] * n
     if loglik_all is not None and known is not None:
         space_logliks = list(_row_dicts(known, loglik_all, present))
@@ -335,7 +334,8 @@ def _floor_posteriors(index: SiteIndex, signal: SignalModel, grid: FloorGrid, fl
         kk = hi - lo
         held_d = held[d][:kk] if held is not None and d in held else None
         out.append(Posterior(
-            floor, (means[d][0], means[d][1]), spreads[d], space_probabilities[d], kk,
+            floor, (means[d][0], means[d][1]), spreads[d],
+            SpaceMass(weights[d], member, present) if n_spaces else {}, kk,
             group.beacons[lo:hi], residuals[d, :kk], group.var[lo:hi], held_d, space_logliks[d],
             CandidateWeights(points, space_of, weights[d], valid[d]) if space_likelihood else None,
         ))

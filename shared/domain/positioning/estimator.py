@@ -8,7 +8,7 @@ uncertainty is the posterior RMS spread in metres; space probabilities are the p
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -56,7 +56,7 @@ class Posterior:
     floor: str
     mean: tuple[float, float]
     uncertainty_m: float
-    space_probabilities: dict[int, float]  # SiteIndex.spaces position -> probability
+    space_probabilities: Mapping[int, float]  # SiteIndex.spaces position -> probability
     beacons_used: int
     # per beacon used (site indices): the reading minus the model's expectation, averaged over the posterior,
     # and the reading's variance: what self-calibration learns from (empty from locate_many)
@@ -74,6 +74,33 @@ class Posterior:
     def mean_in(self, space: int) -> tuple[float, float] | None:
         """The posterior mean restricted to one space (None when it holds no mass or the points were not kept)."""
         return None if self.candidates is None else self.candidates.mean_in(space)
+
+
+class SpaceMass(Mapping[int, float]):
+    """A batched posterior's probability of each space (above 1e-4), summed from its weights over the points'
+    space memberships only when first asked: map-matched tracking weighs rooms by `space_loglik` and never asks."""
+
+    __slots__ = ("_mass", "_member", "_present", "_weights")
+
+    def __init__(self, weights: np.ndarray, member: np.ndarray, present: np.ndarray) -> None:
+        self._weights, self._member, self._present = weights, member, present  # (U,), (U, S), (S,)
+        self._mass: dict[int, float] | None = None
+
+    def _summed(self) -> dict[int, float]:
+        if self._mass is None:
+            mass = self._weights @ self._member
+            kept = np.flatnonzero(mass > 1e-4)
+            self._mass = dict(zip(self._present[kept].tolist(), mass[kept].tolist()))
+        return self._mass
+
+    def __getitem__(self, space: int) -> float:
+        return self._summed()[space]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._summed())
+
+    def __len__(self) -> int:
+        return len(self._summed())
 
 
 @dataclass(frozen=True, slots=True)

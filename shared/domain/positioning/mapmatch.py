@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from operator import itemgetter
 
 from shared.domain import space_kinds
 from shared.domain.positioning.site_index import SiteIndex
@@ -114,7 +115,7 @@ def _update(prior: Mapping[int, float], space_loglik: Mapping[int, float], polic
     if total <= 0:
         posterior = {space: math.exp(policy.likelihood_power * (v - top)) for space, v in space_loglik.items()}
         total = sum(posterior.values())
-    kept = sorted(posterior.items(), key=lambda kv: -kv[1])[: policy.keep]
+    kept = sorted(posterior.items(), key=itemgetter(1), reverse=True)[: policy.keep]  # ties keep their order
     kept = [(s, p / total) for s, p in kept if p / total >= policy.min_probability] or [kept[0]]
     norm = sum(p for _s, p in kept)
     return {s: p / norm for s, p in kept}

@@ -20,7 +20,7 @@ tracking state, the beacon estimates with beacon health.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -124,11 +124,21 @@ class SiteCalibration:
     _pending_devices: list[float] = field(default_factory=list)
 
     def offset(self, beacon: str) -> float:
-        est = self.estimates.get(beacon)
-        if est is None:
-            return 0.0
-        drift = est.drift
-        return math.copysign(max(abs(drift) - 2.0 * est.sd, 0.0), drift)
+        return self.offsets([beacon])[0]
+
+    def offsets(self, beacons: Iterable[str]) -> list[float]:
+        """`offset` of each beacon (what the tracker asks for every beacon of every update: one call, the
+        estimates' drift and spread read inline)."""
+        out = []
+        estimates = self.estimates
+        for beacon in beacons:
+            est = estimates.get(beacon)
+            if est is None:
+                out.append(0.0)
+                continue
+            drift = 0.0 if est.baseline is None else est.level - est.baseline
+            out.append(math.copysign(max(abs(drift) - 2.0 * math.sqrt(est.variance), 0.0), drift))
+        return out
 
     def device_reference(self) -> float | None:
         """The building's device level once enough devices were heard from confident positions, else None."""

@@ -373,7 +373,7 @@ def _prepare(index: SiteIndex, signal: SignalModel, policy: TrackingPolicy, site
     device = _device_offset(state, signal, phone_model, cal)
     reference = site_cal.device_reference() if site_cal is not None and cal.enabled else None
     applied = device.mean - reference if reference is not None else 0.0
-    drift = [site_cal.offset(b) for b in ids] if site_cal is not None and cal.enabled else [0.0] * len(ids)
+    drift = site_cal.offsets(ids) if site_cal is not None and cal.enabled else [0.0] * len(ids)
     # the readings as plain floats first, then one array each: (power + applied) + drift and the variances are
     # the same sums numpy would take over arrays of a few elements, without a dozen tiny arrays per device
     beacons = [known[b] for b in ids]

@@ -70,6 +70,16 @@ def test_beacon_drift_is_the_change_from_the_settled_level_not_the_level():
     assert cal.flagged("b1")
 
 
+def test_offsets_shrink_each_beacons_drift_by_two_spreads():
+    cal = SiteCalibration()
+    cal.restore("up", DriftEstimate(6.0, 1.0, 1.0, 80, 1.0))  # drift +5, sd 1: +3 applied
+    cal.restore("down", DriftEstimate(-4.0, 4.0, 0.0, 80, 1.0))  # drift -4, sd 2: no more than noise
+    cal.restore("down2", DriftEstimate(-9.0, 0.25, -1.0, 80, 1.0))  # drift -8, sd 0.5: -7 applied
+    cal.restore("unsettled", DriftEstimate(7.0, 0.25, None, 3, 1.0))  # no baseline yet: no drift
+    assert cal.offsets(["up", "down", "down2", "unsettled", "unknown"]) == pytest.approx([3.0, 0.0, -7.0, 0.0, 0.0])
+    assert [cal.offset(b) for b in ("up", "down2", "unknown")] == pytest.approx([3.0, -7.0, 0.0])
+
+
 def test_restored_drift_is_bounded():
     cal = SiteCalibration()
     cal.restore("b1", DriftEstimate(80.0, 0.0, -80.0, 12, 1.0))
