@@ -28,6 +28,7 @@ from shared.domain.positioning.estimator import (
     Posterior,
     Readings,
     SpaceMass,
+    SpacePoints,
     _silence,
     posterior,
 )
@@ -329,6 +330,7 @@ def _floor_posteriors(index: SiteIndex, signal: SignalModel, grid: FloorGrid, fl
     elif space_likelihood:
         space_logliks = [{} for _ in chunk]
     means, spreads = mean.tolist(), uncertainty.tolist()
+    in_space = SpacePoints(space_of)
     for d, g in enumerate(chunk):
         lo, hi = group.starts[g], group.starts[g + 1]
         kk = hi - lo
@@ -337,7 +339,7 @@ def _floor_posteriors(index: SiteIndex, signal: SignalModel, grid: FloorGrid, fl
             floor, (means[d][0], means[d][1]), spreads[d],
             SpaceMass(weights[d], member, present) if n_spaces else {}, kk,
             group.beacons[lo:hi], residuals[d, :kk], group.var[lo:hi], held_d, space_logliks[d],
-            CandidateWeights(points, space_of, weights[d], valid[d]) if space_likelihood else None,
+            CandidateWeights(points, in_space, weights[d], valid[d]) if space_likelihood else None,
         ))
     return out
 

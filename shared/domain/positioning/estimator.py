@@ -103,6 +103,23 @@ class SpaceMass(Mapping[int, float]):
         return len(self._summed())
 
 
+class SpacePoints:
+    """Which of a set of points lie in each space (ascending positions), found on first use and kept: shared by
+    the posteriors of one batch chunk, which ask for a room each."""
+
+    __slots__ = ("_of_space", "space_of_point")
+
+    def __init__(self, space_of_point: np.ndarray) -> None:
+        self.space_of_point = space_of_point  # (U,): each point's space (SiteIndex.spaces position), -1 for none
+        self._of_space: dict[int, np.ndarray] = {}
+
+    def __call__(self, space: int) -> np.ndarray:
+        found = self._of_space.get(space)
+        if found is None:
+            found = self._of_space[space] = np.flatnonzero(self.space_of_point == space)
+        return found
+
+
 @dataclass(frozen=True, slots=True)
 class CandidateWeights:
     """A posterior's points and their weights, kept as the arrays (or views of them) the posterior was computed
@@ -110,15 +127,15 @@ class CandidateWeights:
     `valid`, and gathers nothing until the tracker asks for one room's mean."""
 
     points: np.ndarray  # (U, 2)
-    space_of_point: np.ndarray  # (U,): each point's space (SiteIndex.spaces position), -1 for none
+    in_space: SpacePoints  # the points of each space
     weights: np.ndarray  # (U,): the posterior weights
     valid: np.ndarray | None = None  # (U,) bool: the posterior's own candidate points among them (None: all)
 
     def mean_in(self, space: int) -> tuple[float, float] | None:
         """The weighted mean of the candidate points inside one space (None when they hold no mass there)."""
-        inside = self.space_of_point == space
+        inside = self.in_space(space)
         if self.valid is not None:
-            inside &= self.valid
+            inside = inside[self.valid[inside]]
         weights = self.weights[inside]
         mass = float(weights.sum())
         if mass <= 1e-9:
@@ -259,7 +276,7 @@ def posterior(
             space_probabilities[int(i)] = float(mass[i])
     return Posterior(floor, (float(mean[0]), float(mean[1])), uncertainty, space_probabilities, len(beacons),
                      beacons, weights @ error, noise_var, held_out_residuals, space_loglik,
-                     CandidateWeights(points, owners, weights)
+                     CandidateWeights(points, SpacePoints(owners), weights)
                      if space_likelihood else None)
 
 

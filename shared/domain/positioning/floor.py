@@ -1,9 +1,8 @@
 """Floor decision with hysteresis, and floor changes gated to stairs and elevators."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-
-import numpy as np
 
 from shared.domain.positioning.site_index import SiteIndex
 
@@ -32,7 +31,7 @@ class FloorDecision:
 
 def decide_floor(
     index: SiteIndex,
-    scores: np.ndarray,
+    scores: Sequence[float],
     now: float,
     *,
     current: str | None,
@@ -43,7 +42,7 @@ def decide_floor(
     policy: FloorPolicy = FloorPolicy(),
 ) -> FloorDecision:
     """Keep `current` unless another floor has clearly and durably taken over and the move is physically possible."""
-    best = index.floor_ids[int(np.argmax(scores))]
+    best = index.floor_ids[max(range(len(scores)), key=scores.__getitem__)]  # the first of equals, as argmax
     if current is None or current not in index.floor_ids:
         return FloorDecision(best, None, None)
     if best == current:

@@ -199,6 +199,7 @@ class SiteIndex:
         self.reach_m = reach_m
         self.floor_ids = [f.id for f in floors]
         self.floor_of_beacon = np.array([self.floor_ids.index(b.floor) for b in beacons], dtype=np.int64)
+        self.floor_of_beacon_list: list[int] = self.floor_of_beacon.tolist()  # (the tracker's few readings)
         self.beacon_xy = np.array([(b.x, b.y) for b in beacons], dtype=np.float64).reshape(-1, 2)
         self.beacon_measured_power = np.array(
             [np.nan if b.measured_power is None else b.measured_power for b in beacons], dtype=np.float64

@@ -333,11 +333,12 @@ def _prepare(index: SiteIndex, signal: SignalModel, policy: TrackingPolicy, site
     latest, expire_s = now_s + policy.future_tolerance_s, flt.expire_s
     r, q = flt.reading_noise_db**2, flt.drift_db_per_s**2
     advertised: dict[str, float | None] = {}
+    isfinite, current_of = math.isfinite, smoothed.get  # (bound once: this loop runs once per reading)
     for beacon, rssi, ts, tx_power in _readings_in_order(item.sightings, index):
-        if beacon not in known or not math.isfinite(rssi) or ts > latest or now_s - ts > expire_s:
+        if beacon not in known or not isfinite(rssi) or ts > latest or now_s - ts > expire_s:
             continue
-        at = min(ts, now_s)
-        current = smoothed.get(beacon)
+        at = min(ts, now_s)  # min(ts, now_s), without the call
+        current = current_of(beacon)
         if current is None:
             smoothed[beacon] = (float(rssi), r, at)
         else:
@@ -539,15 +540,15 @@ def _finish(index: SiteIndex, signal: SignalModel, policy: TrackingPolicy, site_
 
 
 
-def _floor_shares(index: SiteIndex, beacons: list[int], rssi: list[float]) -> np.ndarray:
+def _floor_shares(index: SiteIndex, beacons: list[int], rssi: list[float]) -> list[float]:
     """`floor_scores` for the tracker's few readings (at most `max_beacons`, loudest first): plain Python."""
     scores = [0.0] * len(index.floor_ids)
     loudest = max(rssi)
-    floor_of = index.floor_of_beacon
+    floor_of = index.floor_of_beacon_list
     for b, v in zip(beacons, rssi):
-        scores[int(floor_of[b])] += 10 ** ((v - loudest) / 10)
+        scores[floor_of[b]] += 10 ** ((v - loudest) / 10)
     total = sum(scores)
-    return np.array([x / total for x in scores])
+    return [x / total for x in scores]
 
 
 def _device_offset(state: TrackingState, signal: SignalModel, phone_model: str | None,
