@@ -353,6 +353,9 @@ class PipelineService:
         self._partitions = _Partitions(policy.partition_idle_s)
         self._cache_size = cache_size
         self._beacons_written: dict[tuple[BuildingRef, str], tuple[float, BeaconHealth]] = {}
+        # the beacon health form of each beacon's drift estimate, kept while the estimate is the same object
+        # (a fold replaces the estimates it changes): beacon health looks at every beacon heard in every call
+        self._drifts: dict[tuple[BuildingRef, str], tuple[DriftEstimate, BeaconDrift]] = {}
         # per building: every beacon's measured-power drift (positioning's self-calibration), restored from
         # beacon health on first use, folded once per call, written with beacon health
         self._calibrations: dict[BuildingRef, SiteCalibration] = {}
@@ -603,8 +606,13 @@ class PipelineService:
         est = calibration.estimates.get(beacon) if calibration is not None else None
         if calibration is None or est is None or est.ts is None:
             return None
-        return BeaconDrift(est.level, est.baseline, est.sd, est.observations,
-                           datetime.fromtimestamp(est.ts, tz=UTC), calibration.flagged(beacon))
+        kept = self._drifts.get((ref, beacon))
+        if kept is not None and kept[0] is est:
+            return kept[1]
+        drift = BeaconDrift(est.level, est.baseline, est.sd, est.observations,
+                            datetime.fromtimestamp(est.ts, tz=UTC), calibration.flagged(beacon))
+        self._drifts[(ref, beacon)] = (est, drift)
+        return drift
 
     async def _load(self, building: Building, device_id: str, partition: str) -> _CachedDevice | None:
         key = (building.ref, device_id)

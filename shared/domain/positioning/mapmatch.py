@@ -67,10 +67,10 @@ def step(
         # the chance to stay, per kind of space (the same exp for every space of a kind)
         stay_passage = math.exp(-elapsed / policy.passage_dwell_s)
         stay_room = math.exp(-elapsed / policy.room_dwell_s)
-        spaces, space_links = index.spaces, index.space_links
+        spaces, space_links, exp, mass_of = index.spaces, index.space_links, math.exp, prior.get
         for space, p in probabilities.items():
             stay = stay_passage if spaces[space].kind in PASSAGES else stay_room
-            prior[space] = prior.get(space, 0.0) + p * stay
+            prior[space] = mass_of(space, 0.0) + p * stay
             links = space_links[space]
             if not links:
                 prior[space] += p * (1.0 - stay)
@@ -79,16 +79,17 @@ def step(
                 weights = [1.0] * len(links)
             else:
                 x, y = xy
-                weights = [math.exp(-0.5 * ((x - dx) ** 2 + (y - dy) ** 2) / reach2) for _j, dx, dy in links]
+                weights = [exp(-0.5 * ((x - dx) ** 2 + (y - dy) ** 2) / reach2) for _j, dx, dy in links]
             total = sum(weights)
             if total <= 1e-12:
                 prior[space] += p * (1.0 - stay)
                 continue
+            leaving = p * (1.0 - stay)
             for (j, _dx, _dy), w in zip(links, weights):
-                prior[j] = prior.get(j, 0.0) + p * (1.0 - stay) * w / total
+                prior[j] = mass_of(j, 0.0) + leaving * w / total
         recovery = policy.recovery / len(candidates)
         for space in candidates:
-            prior[space] = prior.get(space, 0.0) + recovery
+            prior[space] = mass_of(space, 0.0) + recovery
     else:
         prior = {space: 1.0 for space in candidates}
     return _update(prior, space_loglik, policy)
@@ -107,15 +108,18 @@ def _update(prior: Mapping[int, float], space_loglik: Mapping[int, float], polic
     if not space_loglik:
         return {}
     top = max(space_loglik.values())
-    posterior = {
-        space: p * math.exp(policy.likelihood_power * (space_loglik[space] - top))
-        for space, p in prior.items() if space in space_loglik and p > 0
-    }
+    power, exp, loglik_of = policy.likelihood_power, math.exp, space_loglik.get
+    posterior = {}
+    for space, p in prior.items():
+        value = loglik_of(space)
+        if value is not None and p > 0:
+            posterior[space] = p * exp(power * (value - top))
     total = sum(posterior.values())
     if total <= 0:
-        posterior = {space: math.exp(policy.likelihood_power * (v - top)) for space, v in space_loglik.items()}
+        posterior = {space: exp(power * (v - top)) for space, v in space_loglik.items()}
         total = sum(posterior.values())
     kept = sorted(posterior.items(), key=itemgetter(1), reverse=True)[: policy.keep]  # ties keep their order
-    kept = [(s, p / total) for s, p in kept if p / total >= policy.min_probability] or [kept[0]]
-    norm = sum(p for _s, p in kept)
+    floor = policy.min_probability
+    kept = [(s, p / total) for s, p in kept if p / total >= floor] or [kept[0]]
+    norm = sum([p for _s, p in kept])
     return {s: p / norm for s, p in kept}
