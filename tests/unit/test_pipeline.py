@@ -209,6 +209,10 @@ async def test_beacon_drift_is_learnt_from_confident_positions_and_kept_with_bea
         await first.process(events)
     learnt = {h.beacon_id: h.drift for h in await store.list_beacon_health(ref) if h.drift is not None}
     assert len(learnt) >= 3 and all(d.observations > 0 and not d.flagged for d in learnt.values())
+    # what beacon health holds is the estimate as last folded, not one from an earlier call
+    estimates = first._calibrations[ref].estimates
+    assert {b: d.observations for b, d in learnt.items()} == {b: estimates[b].observations for b in learnt}
+    assert all(d.level_db == pytest.approx(estimates[b].level, abs=0.005) for b, d in learnt.items())
     second = PipelineService(SiteDirectory(sites), store, every_call)  # a new instance (scale-out, restart)
     await second.process(rounds[-1])
     again = {h.beacon_id: h.drift for h in await store.list_beacon_health(ref) if h.drift is not None}
