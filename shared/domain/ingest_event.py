@@ -18,7 +18,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
-from typing import Annotated, Final, Literal
+from typing import Annotated, Final, Literal, cast
 
 import msgspec
 
@@ -198,10 +198,15 @@ def _decode_trusted(body: bytes) -> IngestEvent | None:
     if not oldest <= batch.sent_at <= newest:
         return None
     readings = batch.sightings
-    try:
-        beacons = [canonical_beacon_id(s.beacon) for s in readings]
-    except ValueError:
-        return None
+    seen = _BEACON_IDS.get  # the canonical ids already seen, without a call of ours per reading
+    known = [seen(s.beacon) for s in readings]
+    if None not in known:
+        beacons = cast(list[str], known)
+    else:
+        try:
+            beacons = [canonical_beacon_id(s.beacon) for s in readings]
+        except ValueError:
+            return None
     # the time window in epoch seconds, one comparison per reading; a reading outside it (a tampered or a very late
     # event) sends the event to the full path, which drops exactly those readings
     times = [s.ts.timestamp() for s in readings]
