@@ -72,6 +72,10 @@ class _FloorGroup:
     starts: list[int]  # (n + 1) bounds of the devices' readings
     candidates: NDArray[np.bool_]  # (n, M): each device's candidate points
     silent: NDArray[np.bool_] | None  # (n, Bf): each device's informative silent beacons (None: no silence term)
+    # |p - prior|^2 over the floor's points of the devices narrowed to their motion prior (`prior_row`: each
+    # device's row, -1 for none): the chunks' motion priors take them from here
+    prior_d2: NDArray[np.float64] | None
+    prior_row: list[int]
 
 
 def posterior_many(index: SiteIndex, signal: SignalModel, requests: Sequence[PosteriorRequest], *,
@@ -153,7 +157,11 @@ def _prepare(index: SiteIndex, signal: SignalModel, grid: FloorGrid, floor: str,
     first = local[starts[:-1]]
     candidates = grid.wide_mask()[first]
     narrowed = [d for d, r in enumerate(requests) if r.within_m is not None and r.prior_xy is not None]
+    prior_row = [-1] * len(requests)
+    d2 = None
     if narrowed:
+        for row, d in enumerate(narrowed):
+            prior_row[d] = row
         centres = np.array([requests[d].prior_xy for d in narrowed], dtype=np.float64)
         reach = np.array([requests[d].within_m for d in narrowed], dtype=np.float64)
         # |p - c|^2 = |p|^2 - 2 p.c + |c|^2 over the floor's points, (narrowed, M)
@@ -167,7 +175,8 @@ def _prepare(index: SiteIndex, signal: SignalModel, grid: FloorGrid, floor: str,
         silent = grid.near_beacon_mask()[first]
         silent[device, local] = False
     return _FloorGroup(positions, requests, beacons, rssi, power, var, local, device,
-                       np.arange(len(device)) - starts[device], counts, starts.tolist(), candidates, silent)
+                       np.arange(len(device)) - starts[device], counts, starts.tolist(), candidates, silent, d2,
+                       prior_row)
 
 
 def _floor_posteriors(index: SiteIndex, signal: SignalModel, grid: FloorGrid, floor: str, group: _FloorGroup,
@@ -248,7 +257,8 @@ def _floor_posteriors(index: SiteIndex, signal: SignalModel, grid: FloorGrid, fl
             else:
                 silence = _silence(index, grid, signal, loss, _median_power(group, chunk[members[0]]), True)
             chosen = np.ascontiguousarray(silent_rows[members].T, dtype=np.float64)  # (Bf, members)
-            loglik[members] += (silence[union] @ chosen).T  # (members, U)
+            rows: slice | list[int] = slice(None) if len(members) == n else members  # (a view: no copy back)
+            loglik[rows] += (silence[union] @ chosen).T  # (members, U)
     with_prior = [d for d, r in enumerate(requests) if r.prior_xy is not None and r.prior_sigma_m is not None]
     prior_rows: slice | list[int] = slice(None) if len(with_prior) == n else with_prior
     # outside a device's candidates: no room weight either (its per-space sums are over its own points)
@@ -257,9 +267,12 @@ def _floor_posteriors(index: SiteIndex, signal: SignalModel, grid: FloorGrid, fl
     if with_prior:
         centres = np.array([requests[d].prior_xy for d in with_prior], dtype=np.float64)
         sigmas = np.array([requests[d].prior_sigma_m for d in with_prior], dtype=np.float64)
-        # |p - c|^2 = |p|^2 - 2 p.c + |c|^2, (P, U)
-        d2 = squared[None, :] - 2.0 * (centres @ points.T)
-        d2 += (centres * centres).sum(axis=1)[:, None]
+        rows_of = [group.prior_row[chunk[d]] for d in with_prior]
+        if group.prior_d2 is not None and min(rows_of) >= 0:  # computed with the candidates
+            d2 = group.prior_d2[rows_of] if isinstance(union, slice) else group.prior_d2[np.ix_(np.array(rows_of), union)]
+        else:  # |p - c|^2 = |p|^2 - 2 p.c + |c|^2, (P, U)
+            d2 = squared[None, :] - 2.0 * (centres @ points.T)
+            d2 += (centres * centres).sum(axis=1)[:, None]
         if room_where is not None:
             broad = np.hypot(sigmas, ROOM_PRIOR_MIN_SIGMA_M)
             room_where[prior_rows] *= np.exp(-0.5 * d2 / (broad * broad)[:, None]) + ROOM_PRIOR_FLOOR
