@@ -362,7 +362,7 @@ def _prepare(index: SiteIndex, signal: SignalModel, policy: TrackingPolicy, site
         else:  # updated by a reading: its power is this batch's level or the stored one
             power = powers[b] if b in powers else stored[b][3]
             live[b] = (v[0], v[1], v[2], power)
-            kept[b] = (round(v[0], 2), round(v[1], 2), round(v[2], 3), round(power, 1))
+            kept[b] = (round(v[0], 2), round(v[1], 2), round(v[2], 3), _rounded_power(power))
     new_state = state.copy()
     new_state.beacons = kept
     job = _Job(state, new_state, now_s, phone_model)
@@ -538,6 +538,18 @@ def _finish(index: SiteIndex, signal: SignalModel, policy: TrackingPolicy, site_
     return new_state, estimate
 
 
+
+
+_ROUNDED_POWERS: dict[float, float] = {}  # a building's beacons share a few 1 m levels: round(power, 1) of each
+
+
+def _rounded_power(power: float) -> float:
+    rounded = _ROUNDED_POWERS.get(power)
+    if rounded is None:
+        if len(_ROUNDED_POWERS) >= 4096:
+            _ROUNDED_POWERS.clear()
+        rounded = _ROUNDED_POWERS[power] = round(power, 1)
+    return rounded
 
 
 def _floor_shares(index: SiteIndex, beacons: list[int], rssi: list[float]) -> list[float]:
