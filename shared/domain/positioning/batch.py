@@ -26,6 +26,7 @@ from shared.domain.positioning.estimator import (
     ROOM_PRIOR_MIN_SIGMA_M,
     CandidateWeights,
     Posterior,
+    ReadingLists,
     Readings,
     SpaceMass,
     SpacePoints,
@@ -45,7 +46,7 @@ class PosteriorRequest:
     """One device's posterior: its readings, the floor, the motion prior, the spread of its common offset, and
     how far from the prior's centre candidate points are worth computing (None: the whole tracking reach)."""
 
-    readings: Readings
+    readings: Readings | ReadingLists
     floor: str
     prior_xy: tuple[float, float] | None = None
     prior_sigma_m: float | None = None
@@ -86,7 +87,8 @@ def posterior_many(index: SiteIndex, signal: SignalModel, requests: Sequence[Pos
     out: list[Posterior | None] = [None] * len(requests)
     if signal.beacon_path_loss_exponent:  # calibration experiments only: no cached path loss to share
         for i, r in enumerate(requests):
-            out[i] = posterior(index, signal, r.readings, r.floor, prior_xy=r.prior_xy, prior_sigma_m=r.prior_sigma_m,
+            readings = r.readings.arrays() if isinstance(r.readings, ReadingLists) else r.readings
+            out[i] = posterior(index, signal, readings, r.floor, prior_xy=r.prior_xy, prior_sigma_m=r.prior_sigma_m,
                                wide=True, offset_prior_db=r.offset_prior_db, held_out=held_out,
                                space_likelihood=space_likelihood)
         return out
@@ -123,10 +125,17 @@ def _prepare(index: SiteIndex, signal: SignalModel, grid: FloorGrid, floor: str,
     any. Whole-group array operations: a device costs no numpy call of its own."""
     floor_i = index.floor_ids.index(floor)
     given = [r.readings for r in requests]
-    beacons = np.concatenate([r.beacons for r in given])
-    rssi = np.concatenate([r.rssi for r in given])
-    power = np.concatenate([r.measured_power for r in given])
-    var = np.concatenate([r.variance for r in given])
+    if all(isinstance(r, ReadingLists) for r in given):  # the tracker's: one conversion per column
+        beacons = np.array(list(itertools.chain.from_iterable(r.beacons for r in given)), dtype=np.int64)
+        rssi = np.array(list(itertools.chain.from_iterable(r.rssi for r in given)), dtype=np.float64)
+        power = np.array(list(itertools.chain.from_iterable(r.measured_power for r in given)), dtype=np.float64)
+        var = np.array(list(itertools.chain.from_iterable(r.variance for r in given)), dtype=np.float64)
+    else:
+        arrays = [r.arrays() if isinstance(r, ReadingLists) else r for r in given]
+        beacons = np.concatenate([r.beacons for r in arrays]).astype(np.int64, copy=False)
+        rssi = np.concatenate([r.rssi for r in arrays]).astype(np.float64, copy=False)
+        power = np.concatenate([r.measured_power for r in arrays]).astype(np.float64, copy=False)
+        var = np.concatenate([r.variance for r in arrays]).astype(np.float64, copy=False)
     device = np.repeat(np.arange(len(given)), [len(r.beacons) for r in given])
     on_floor = index.floor_of_beacon[beacons] == floor_i
     if not on_floor.all():

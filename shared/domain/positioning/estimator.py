@@ -47,6 +47,21 @@ class Readings:
     variance: np.ndarray
 
 
+@dataclass(frozen=True, slots=True)
+class ReadingLists:
+    """`Readings` as plain lists: what the tracker hands a batch of posteriors, which makes one array of each
+    column for all the devices of a floor instead of four small ones per device."""
+
+    beacons: list[int]
+    rssi: list[float]
+    measured_power: list[float]
+    variance: list[float]
+
+    def arrays(self) -> Readings:
+        return Readings(np.array(self.beacons, dtype=np.int64), np.array(self.rssi, dtype=np.float64),
+                        np.array(self.measured_power, dtype=np.float64), np.array(self.variance, dtype=np.float64))
+
+
 # One scan of a `locate_many` group: (scan position, local beacon indices, rssi, measured power, unheard fallback).
 _GroupItem = tuple[int, NDArray[np.int64], NDArray[np.float64], NDArray[np.float64], float]
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from shared.domain import space_kinds
 from shared.domain.positioning.batch import PosteriorRequest, posterior_many
-from shared.domain.positioning.estimator import Estimate, Posterior, Readings, choose_space, floor_scores
+from shared.domain.positioning.estimator import Estimate, Posterior, ReadingLists, choose_space, floor_scores
 from shared.domain.positioning.floor import FloorDecision, FloorPolicy, decide_floor, may_change_floor
 from shared.domain.positioning.mapmatch import MapMatchPolicy, arrive, step
 from shared.domain.positioning.selfcal import (
@@ -264,7 +264,7 @@ class _Job:
     drift: list[float] | None = None
     device: DeviceOffset | None = None
     applied: float = 0.0
-    readings: Readings | None = None
+    readings: ReadingLists | None = None
     offset_prior: float = 0.0
     last_xy: tuple[float, float] | None = None
     decision: FloorDecision | None = None
@@ -375,17 +375,17 @@ def _prepare(index: SiteIndex, signal: SignalModel, policy: TrackingPolicy, site
     reference = site_cal.device_reference() if site_cal is not None and cal.enabled else None
     applied = device.mean - reference if reference is not None else 0.0
     drift = site_cal.offsets(ids) if site_cal is not None and cal.enabled else [0.0] * len(ids)
-    # the readings as plain floats first, then one array each: (power + applied) + drift and the variances are
-    # the same sums numpy would take over arrays of a few elements, without a dozen tiny arrays per device
+    # the readings as plain floats: (power + applied) + drift and the variances are the same sums numpy would
+    # take over arrays of a few elements; the batch of posteriors makes one array per column of all the devices
     beacons = [known[b] for b in ids]
     values = [live[b][0] for b in ids]
     shadowing = policy.shadowing_db**2
     # RssiFilter.variance_at, inlined on the (value, variance, time) tuples
-    readings = Readings(
-        beacons=np.array(beacons, dtype=np.int64),
-        rssi=np.array(values),
-        measured_power=np.array([live[b][3] + applied + d for b, d in zip(ids, drift)]),
-        variance=np.array([shadowing + (live[b][1] + q * max(now_s - live[b][2], 0.0)) for b in ids]),
+    readings = ReadingLists(
+        beacons=beacons,
+        rssi=values,
+        measured_power=[live[b][3] + applied + d for b, d in zip(ids, drift)],
+        variance=[shadowing + (live[b][1] + q * max(now_s - live[b][2], 0.0)) for b in ids],
     )
     offset_prior = device.prior_db(cal) if reference is not None else signal.offset_prior_for(phone_model)
     last_xy = (state.x, state.y) if state.x is not None and state.y is not None else None
@@ -429,7 +429,7 @@ def _finish(index: SiteIndex, signal: SignalModel, policy: TrackingPolicy, site_
     if post is None:
         # none of the decided floor's beacons is live any more: move to the loudest floor if that is possible
         # from where the phone was (stairs, elevator, or not seen for long), else hold the last estimate
-        loudest = index.floor_ids[int(np.argmax(floor_scores(index, readings)))]
+        loudest = index.floor_ids[int(np.argmax(floor_scores(index, readings.arrays())))]
         lost = state.ts is None or now_s - state.ts > policy.floor.lost_after_s
         if state.floor is not None and last_xy is not None and not lost and not may_change_floor(
             index, state.floor, last_xy, policy.floor

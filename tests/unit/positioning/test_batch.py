@@ -9,7 +9,7 @@ import pytest
 from devkit.simulator import Phone, RadioSimulator, RadioSpec, Trajectory, batches, room_points
 from shared.domain.positioning import SignalModel, batch
 from shared.domain.positioning.batch import PosteriorRequest, posterior_many
-from shared.domain.positioning.estimator import Readings, floor_scores, posterior
+from shared.domain.positioning.estimator import ReadingLists, Readings, floor_scores, posterior
 from shared.domain.positioning.selfcal import SiteCalibration
 from shared.domain.positioning.tracking import ReadingColumns, Sighting, TrackInput, track, track_many
 
@@ -184,6 +184,30 @@ def test_batched_posteriors_take_readings_in_any_order_of_any_floor(sim_site, si
     assert batched[7] is None
     for request, many in zip(requests, batched):
         _assert_same_posterior(many, _single(sim_index, signal, request), request.floor, sim_index)
+
+
+def test_reading_lists_give_what_reading_arrays_give(sim_site, sim_index):
+    """The tracker hands its readings over as lists: the same posteriors as arrays, also mixed in one call and on
+    the per-request path of a signal model with per-beacon path loss."""
+    requests = _scanned_requests(sim_site, sim_index, 24, seed=7)
+
+    def as_lists(r):
+        lists = ReadingLists(r.readings.beacons.tolist(), r.readings.rssi.tolist(),
+                             r.readings.measured_power.tolist(), r.readings.variance.tolist())
+        return PosteriorRequest(lists, r.floor, r.prior_xy, r.prior_sigma_m, r.offset_prior_db, r.within_m)
+
+    listed = [as_lists(r) for r in requests]
+    mixed = [as_lists(r) if i % 2 else r for i, r in enumerate(requests)]
+    some_beacon = sim_index.beacons[int(requests[0].readings.beacons[0])].id
+    for signal in (SignalModel(), SignalModel(beacon_path_loss_exponent={some_beacon: 2.6})):
+        by_arrays = posterior_many(sim_index, signal, requests, held_out=True, space_likelihood=True)
+        for other in (listed, mixed):
+            for a, b in zip(by_arrays, posterior_many(sim_index, signal, other, held_out=True, space_likelihood=True)):
+                assert (a is None) == (b is None)
+                if a is not None:
+                    assert (a.mean, a.uncertainty_m, dict(a.space_loglik)) == (b.mean, b.uncertainty_m,
+                                                                               dict(b.space_loglik))
+                    np.testing.assert_array_equal(a.beacons, b.beacons)
 
 
 def test_a_request_narrowed_to_its_motion_prior_keeps_its_estimate_near_it(sim_index):
