@@ -35,10 +35,10 @@ class Inputs:
     arrival_hours_per_day: float = 1.0
     office_hours_per_day: float = 9.0
     # processing
-    instance_sightings_per_s: float = 36_029.0
-    scaling_efficiency: float = 1.0
+    instance_sightings_per_s: float = 48_329.0
+    scaling_efficiency: float = 0.88
     instance_utilization: float = 0.7
-    memory_per_device_bytes: float = 2_820.0
+    memory_per_device_bytes: float = 2_707.0
     instance_base_memory_mb: float = 225.0
     instance_memory_mb: float = 2_048.0
     invocations_per_partition_per_s: float = 1.0
@@ -85,11 +85,12 @@ SOURCES: dict[str, str] = {
     "busy_hours_per_month": "every phone in the office 9 h a day, 22 days a month (docs/deploy.md; an upper bound)",
     "arrival_hours_per_day": "assumption: the morning arrival hour runs at the arrivals' RU per sighting",
     "office_hours_per_day": "docs/deploy.md",
-    "instance_sightings_per_s": "bench pipeline --json: cosmos_sightings_per_s, median of 6 runs in a fast and a "
-                                "slow phase of this VM (31,135-54,892; one process against the Cosmos emulator on "
-                                "the same 2 cores; in memory one core does 61,737-112,869/s)",
-    "scaling_efficiency": "bench scale --json on an idle machine: 2 workers on 2 cores did 1.98 x one worker "
-                          "(scaling_efficiency 0.99, cpu_scaling_efficiency 1.03), taken as 1.0",
+    "instance_sightings_per_s": "bench pipeline --json: cosmos_sightings_per_s, median of 9 runs in a fast and a "
+                                "slow phase of this VM (41,172-59,168; one process against the Cosmos emulator on "
+                                "the same 2 cores; in memory one core does 73,143-110,090/s)",
+    "scaling_efficiency": "bench scale --json on an idle machine: 2 workers on 2 cores did 1.77 x one worker "
+                          "(scaling_efficiency 0.883, cpu_scaling_efficiency 0.922; 0.918 / 0.923 at load 0.9; "
+                          "0.99 / 1.03 before the fifth pass on processing), the lower taken",
     "instance_utilization": "assumption: plan the peak at 70 % of an instance (bursts, retries, redone devices)",
     "memory_per_device_bytes": "bench pipeline --json: memory_per_device_bytes (deep sizeof of the device "
                                "cache / devices; 5.2 KB before issue #15)",
