@@ -93,7 +93,8 @@ class Posterior:
 
 class SpaceMass(Mapping[int, float]):
     """A batched posterior's probability of each space (above 1e-4), summed from its weights over the points'
-    space memberships only when first asked: map-matched tracking weighs rooms by `space_loglik` and never asks."""
+    space memberships only when first asked: map-matched tracking weighs rooms by `space_loglik` and asks only
+    for a posterior without one."""
 
     __slots__ = ("_mass", "_member", "_present", "_weights")
 
