@@ -119,7 +119,7 @@ def _update(prior: Mapping[int, float], space_loglik: Mapping[int, float], polic
         posterior = {space: exp(power * (v - top)) for space, v in space_loglik.items()}
         total = sum(posterior.values())
     kept = sorted(posterior.items(), key=itemgetter(1), reverse=True)[: policy.keep]  # ties keep their order
-    floor = policy.min_probability
-    kept = [(s, p / total) for s, p in kept if p / total >= floor] or [kept[0]]
+    smallest = policy.min_probability
+    kept = [(s, p / total) for s, p in kept if p / total >= smallest] or [kept[0]]
     norm = sum([p for _s, p in kept])
     return {s: p / norm for s, p in kept}

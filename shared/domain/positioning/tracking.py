@@ -337,7 +337,7 @@ def _prepare(index: SiteIndex, signal: SignalModel, policy: TrackingPolicy, site
     for beacon, rssi, ts, tx_power in _readings_in_order(item.sightings, index):
         if beacon not in known or not isfinite(rssi) or ts > latest or now_s - ts > expire_s:
             continue
-        at = min(ts, now_s)  # min(ts, now_s), without the call
+        at = min(ts, now_s)
         current = current_of(beacon)
         if current is None:
             smoothed[beacon] = (float(rssi), r, at)
